@@ -1,0 +1,586 @@
+//! Command line: parses arguments and wires the pipeline stages together. No stage
+//! logic lives here.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::compile::{self, CompileOptions, Compiled};
+use crate::dataset::{self, Dataset, Split};
+use crate::output::{OutDir, OutTensor, safetensors_bytes, write_file_atomic};
+use crate::pack::group::Strategy;
+use crate::quant::DEFAULT_ACT_FRAC;
+use crate::reference::{argmax, run_float};
+use crate::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "ccc",
+    version,
+    about = "Column-combining compiler: packs sparse CNNs onto bit-serial systolic arrays"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Compile a model for an R x C array: quantize, pack, tile, schedule; write
+    /// OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json.
+    Compile {
+        model: PathBuf,
+        #[command(flatten)]
+        opts: PackArgs,
+        /// Output directory (replaced atomically).
+        #[arg(short, long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Accuracy of the float, 8-bit unpacked and 8-bit packed networks on a dataset.
+    Eval {
+        model: PathBuf,
+        #[command(flatten)]
+        opts: PackArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Run the bit-exact integer reference on images; print logits and class, and
+    /// optionally dump every layer's activations.
+    Infer {
+        model: PathBuf,
+        #[command(flatten)]
+        opts: PackArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Use N seeded random images instead of a dataset.
+        #[arg(long, value_name = "N")]
+        random: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Which integer network form to run.
+        #[arg(long, value_enum, default_value_t = Form::Packed)]
+        form: Form,
+        /// Write inputs, every layer's output (model channel order), pooled sums and
+        /// logits to this safetensors file.
+        #[arg(long, value_name = "FILE")]
+        dump: Option<PathBuf>,
+    },
+    /// Print a model's layers, shapes and sparsity.
+    Inspect {
+        model: PathBuf,
+        #[arg(long)]
+        graph: Option<PathBuf>,
+    },
+    /// Write a random sparse shift-CNN in the model format (for tests and benchmarks).
+    GenModel {
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Input as C,H,W.
+        #[arg(long, default_value = "1,12,12", value_delimiter = ',')]
+        input: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        /// Dense KxK stem conv as OUT,K,STRIDE,PADDING; "none" for no stem.
+        #[arg(long, default_value = "8,3,1,1")]
+        stem: String,
+        /// Shift blocks as OUT:STRIDE:ALPHA, comma separated (ALPHA may be omitted).
+        #[arg(long, default_value = "16:2:4,24:1:4")]
+        blocks: String,
+        #[arg(long, default_value_t = 0.3)]
+        density: f64,
+        #[arg(long)]
+        gamma: Option<f64>,
+        #[arg(long, value_enum, default_value_t = GenDtype::F32)]
+        dtype: GenDtype,
+        /// Use ReLU instead of ReLU6.
+        #[arg(long)]
+        relu: bool,
+        /// Conv biases instead of batchnorm.
+        #[arg(long)]
+        no_batchnorm: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Form {
+    /// 8-bit, column-combined (what the array computes).
+    Packed,
+    /// 8-bit, before packing.
+    Unpacked,
+}
+
+/// Options shared by every command that compiles.
+#[derive(Args, Clone, Debug)]
+pub struct PackArgs {
+    /// Graph TOML overriding the model's embedded `ccc.graph`.
+    #[arg(long)]
+    pub graph: Option<PathBuf>,
+    /// Array rows R (filters per tile).
+    #[arg(long, default_value_t = 32)]
+    pub rows: usize,
+    /// Array columns C (groups per tile).
+    #[arg(long, default_value_t = 32)]
+    pub cols: usize,
+    /// α: one value for every conv, or one per conv layer (comma separated).
+    /// Default: each conv's `alpha` in the graph, else 1.
+    #[arg(long, value_delimiter = ',')]
+    pub alpha: Option<Vec<usize>>,
+    /// γ, the conflict budget per row. Default: the graph's, else 1.75.
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Column-grouping strategy.
+    #[arg(long, default_value_t = Strategy::default())]
+    pub strategy: Strategy,
+    /// Group columns in sections of this many (the authors' memory-saving split; 0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub section: usize,
+    /// Dense baseline: no combining, each nonzero column its own array column.
+    #[arg(long)]
+    pub dense: bool,
+    /// Fraction bits f of inner activations (uint8 at scale 2^-f).
+    #[arg(long, default_value_t = DEFAULT_ACT_FRAC)]
+    pub act_frac: u32,
+}
+
+impl PackArgs {
+    pub fn options(&self) -> CompileOptions {
+        CompileOptions {
+            graph: self.graph.clone(),
+            rows: self.rows,
+            cols: self.cols,
+            alpha: self.alpha.clone(),
+            gamma: self.gamma,
+            strategy: self.strategy,
+            section: self.section,
+            dense: self.dense,
+            act_frac: self.act_frac,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Dataset to read (IDX files).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetName>,
+    /// Directory holding the IDX files.
+    #[arg(long, default_value = dataset::DEFAULT_FASHION_MNIST_DIR)]
+    pub data_dir: PathBuf,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// First test image to use.
+    #[arg(long, default_value_t = 0)]
+    pub skip: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetName {
+    FashionMnist,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<Dataset> {
+        let Some(DatasetName::FashionMnist) = self.dataset else {
+            bail!("no dataset given: pass --dataset fashion-mnist");
+        };
+        let need = self.limit.map(|l| l + self.skip);
+        let mut d = dataset::load_mnist_like(&self.data_dir, Split::Test, need)?;
+        d.images.drain(..self.skip.min(d.images.len()));
+        d.labels.drain(..self.skip.min(d.labels.len()));
+        Ok(d)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Compile { model, opts, out } => cmd_compile(&model, &opts, &out),
+        Command::Eval { model, opts, data } => cmd_eval(&model, &opts, &data),
+        Command::Infer {
+            model,
+            opts,
+            data,
+            random,
+            seed,
+            form,
+            dump,
+        } => cmd_infer(&model, &opts, &data, random, seed, form, dump.as_deref()),
+        Command::Inspect { model, graph } => cmd_inspect(&model, graph.as_deref()),
+        Command::GenModel {
+            out,
+            seed,
+            input,
+            classes,
+            stem,
+            blocks,
+            density,
+            gamma,
+            dtype,
+            relu,
+            no_batchnorm,
+        } => {
+            let spec = gen_spec(
+                &out,
+                seed,
+                &input,
+                classes,
+                &stem,
+                &blocks,
+                density,
+                gamma,
+                dtype,
+                relu,
+                no_batchnorm,
+            )?;
+            testgen::write(&spec, &out)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn cmd_compile(model: &Path, opts: &PackArgs, out: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    // Stage the output first: an unwritable destination fails before any work.
+    let dir = OutDir::begin(out)?;
+    let c = compile::compile(model, &opts.options())?;
+    compile::write_outputs(&c, &dir)?;
+    let out = dir.commit()?;
+    print_summary(&c);
+    println!(
+        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json}} in {:.2} s",
+        out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn print_summary(c: &Compiled) {
+    let r = &c.report;
+    println!(
+        "{}: {} conv layers on a {}x{} array ({}, γ = {})",
+        r.model,
+        r.layers.len(),
+        r.array.rows,
+        r.array.cols,
+        if r.dense {
+            "dense baseline".to_string()
+        } else {
+            format!("strategy {}", r.strategy)
+        },
+        r.gamma
+    );
+    for (name, m) in [("unpacked", &r.unpacked), ("packed", &r.packed)] {
+        println!(
+            "  {name:>8}: {:>7} nonzeros  {:>5} columns  {:>5} tiles  utilization {:.3}  pruned {} ({:.2}% of L1)  {} cycles",
+            m.nonzeros,
+            m.columns,
+            m.tiles,
+            m.utilization,
+            m.pruned,
+            100.0 * m.pruned_l1_fraction,
+            m.cycles
+        );
+    }
+}
+
+fn check_dataset_shape(c: &Compiled, d: &Dataset) -> Result<()> {
+    let i = &c.qnet.input;
+    if (i.c, i.h, i.w) != (d.channels, d.height, d.width) {
+        bail!(
+            "{}: the model takes {}x{}x{} inputs but the dataset has {}x{}x{} images",
+            c.source.display(),
+            i.c,
+            i.h,
+            i.w,
+            d.channels,
+            d.height,
+            d.width
+        );
+    }
+    Ok(())
+}
+
+fn cmd_eval(model: &Path, opts: &PackArgs, data: &DataArgs) -> Result<()> {
+    let c = compile::compile(model, &opts.options())?;
+    let d = data.load()?;
+    check_dataset_shape(&c, &d)?;
+    let t0 = Instant::now();
+    let packed = c.packed.reference();
+    // (float, 8-bit unpacked, 8-bit packed) class per image.
+    let preds: Vec<(usize, usize, usize)> = d
+        .images
+        .par_iter()
+        .map(|img| {
+            let f = argmax(&run_float(&c.lowered, img));
+            let u = c.qnet.run(img, false).class;
+            let p = packed.run(img, false).class;
+            (f, u, p)
+        })
+        .collect();
+    let n = preds.len().max(1) as f64;
+    let acc = |pick: fn(&(usize, usize, usize)) -> usize| {
+        preds
+            .iter()
+            .zip(&d.labels)
+            .filter(|(p, l)| pick(p) == **l as usize)
+            .count() as f64
+            / n
+    };
+    print_summary(&c);
+    println!(
+        "{} test images ({:.1} s):",
+        preds.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  float (f64, unquantized, unpacked): {:.2}%",
+        100.0 * acc(|p| p.0)
+    );
+    println!(
+        "  8-bit unpacked:                     {:.2}%",
+        100.0 * acc(|p| p.1)
+    );
+    println!(
+        "  8-bit packed ({}):{}{:.2}%",
+        if c.packed.options.dense {
+            "dense"
+        } else {
+            "combined"
+        },
+        " ".repeat(if c.packed.options.dense { 16 } else { 13 }),
+        100.0 * acc(|p| p.2)
+    );
+    let agree = preds.iter().filter(|p| p.1 == p.2).count();
+    println!("  unpacked/packed class agreement: {agree}/{}", preds.len());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct InferLine {
+    image: usize,
+    label: Option<u8>,
+    class: usize,
+    logits: Vec<i32>,
+}
+
+fn cmd_infer(
+    model: &Path,
+    opts: &PackArgs,
+    data: &DataArgs,
+    random: Option<usize>,
+    seed: u64,
+    form: Form,
+    dump: Option<&Path>,
+) -> Result<()> {
+    let c = compile::compile(model, &opts.options())?;
+    let i = c.qnet.input;
+    let (images, labels): (Vec<Vec<u8>>, Vec<Option<u8>>) = match random {
+        Some(n) => (
+            (0..n)
+                .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
+                .collect(),
+            vec![None; n],
+        ),
+        None => {
+            let d = data.load()?;
+            check_dataset_shape(&c, &d)?;
+            (d.images, d.labels.into_iter().map(Some).collect())
+        }
+    };
+    let packed = c.packed.reference();
+    let want_dump = dump.is_some();
+    let mut tensors: Vec<(String, OutTensor)> = Vec::new();
+    for (k, (img, label)) in images.iter().zip(&labels).enumerate() {
+        let r = match form {
+            Form::Packed => packed.run_model_order(img, want_dump),
+            Form::Unpacked => c.qnet.run(img, want_dump),
+        };
+        let line = InferLine {
+            image: data.skip + k,
+            label: *label,
+            class: r.class,
+            logits: r.logits.clone(),
+        };
+        println!("{}", serde_json::to_string(&line)?);
+        if want_dump {
+            let p = format!("image{k}");
+            tensors.push((
+                format!("{p}.input"),
+                OutTensor::u8(&[i.c, i.h, i.w], img.iter().copied()),
+            ));
+            for (l, map) in r.layers.iter().enumerate() {
+                let (ch, h, w) = map.dim();
+                tensors.push((
+                    format!("{p}.layer{l}"),
+                    OutTensor::u8(&[ch, h, w], map.iter().copied()),
+                ));
+            }
+            tensors.push((
+                format!("{p}.sums"),
+                OutTensor::i64(&[r.sums.len()], r.sums.iter().copied()),
+            ));
+            tensors.push((
+                format!("{p}.logits"),
+                OutTensor::i32(&[r.logits.len()], r.logits.iter().copied()),
+            ));
+        }
+    }
+    if let Some(path) = dump {
+        let meta = serde_json::json!({
+            "format": "ccc.activations/1",
+            "model": c.packed.name,
+            "form": format!("{form:?}").to_lowercase(),
+            "images": images.len(),
+            "layers": c.packed.layers.len(),
+            "channel_order": "model",
+        })
+        .to_string();
+        write_file_atomic(
+            path,
+            &safetensors_bytes(&tensors, Some(("ccc.activations", meta)))?,
+        )
+        .with_context(|| format!("writing activation dump {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn cmd_inspect(model: &Path, graph: Option<&Path>) -> Result<()> {
+    let net = crate::model::load(model, graph)?;
+    let lowered = crate::lower::lower(&net)?;
+    println!(
+        "{}: {} classes, input {}x{}x{}, {} graph layers, {} conv layers",
+        net.name,
+        net.classes,
+        net.input.channels,
+        net.input.height,
+        net.input.width,
+        net.layers.len(),
+        lowered.layers.len()
+    );
+    for (i, l) in lowered.layers.iter().enumerate() {
+        let nnz = l.weight.iter().filter(|&&v| v != 0.0).count();
+        let cols = (0..l.weight.ncols())
+            .filter(|&c| l.weight.column(c).iter().any(|&v| v != 0.0))
+            .count();
+        println!(
+            "  conv {i} (graph layer {}, `{}`): {}x{}x{} -> {}x{}x{}, stride {}, filter matrix {}x{}, {} nonzeros ({:.1}%), {} nonzero columns, alpha {}",
+            l.conv_index,
+            l.weight_name,
+            l.input.c,
+            l.input.h,
+            l.input.w,
+            l.output.c,
+            l.output.h,
+            l.output.w,
+            l.stride,
+            l.weight.nrows(),
+            l.weight.ncols(),
+            nnz,
+            100.0 * nnz as f64 / l.weight.len().max(1) as f64,
+            cols,
+            l.alpha.map_or("-".to_string(), |a| a.to_string())
+        );
+    }
+    let c = &lowered.classifier;
+    println!(
+        "  avgpool over {}x{}x{} + linear `{}` {}x{}",
+        c.pool_input.c,
+        c.pool_input.h,
+        c.pool_input.w,
+        c.weight_name,
+        c.weight.nrows(),
+        c.weight.ncols()
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gen_spec(
+    out: &Path,
+    seed: u64,
+    input: &[usize],
+    classes: usize,
+    stem: &str,
+    blocks: &str,
+    density: f64,
+    gamma: Option<f64>,
+    dtype: GenDtype,
+    relu: bool,
+    no_batchnorm: bool,
+) -> Result<GenSpec> {
+    let [channels, height, width] = input else {
+        bail!("--input takes C,H,W");
+    };
+    let stem = if stem == "none" {
+        None
+    } else {
+        let v: Vec<usize> = stem
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .with_context(|| format!("--stem: `{s}` is not a number"))
+            })
+            .collect::<Result<_>>()?;
+        let [out, k, stride, padding] = v[..] else {
+            bail!("--stem takes OUT,K,STRIDE,PADDING or none");
+        };
+        Some(StemSpec {
+            out,
+            k,
+            stride,
+            padding,
+        })
+    };
+    let blocks = blocks
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|b| {
+            let v: Vec<usize> = b
+                .split(':')
+                .map(|s| {
+                    s.trim()
+                        .parse()
+                        .with_context(|| format!("--blocks: `{b}` is not OUT:STRIDE[:ALPHA]"))
+                })
+                .collect::<Result<_>>()?;
+            match v[..] {
+                [out, stride] => Ok(BlockSpec {
+                    out,
+                    stride,
+                    alpha: None,
+                }),
+                [out, stride, alpha] => Ok(BlockSpec {
+                    out,
+                    stride,
+                    alpha: Some(alpha),
+                }),
+                _ => bail!("--blocks: `{b}` is not OUT:STRIDE[:ALPHA]"),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(GenSpec {
+        name: out.file_stem().map_or("generated".to_string(), |s| {
+            s.to_string_lossy().into_owned()
+        }),
+        channels: *channels,
+        height: *height,
+        width: *width,
+        classes,
+        stem,
+        blocks,
+        density,
+        batchnorm: !no_batchnorm,
+        relu6: !relu,
+        gamma,
+        dtype,
+        seed,
+    })
+}

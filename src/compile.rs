@@ -1,0 +1,203 @@
+//! The pipeline driver: ingest → lower → quantize → pack → schedule → report, as one
+//! typed value ([`Compiled`]) that the writers (and the RTL emitter) consume.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::lower::{LoweredNet, lower};
+use crate::model;
+use crate::output::{OutDir, OutTensor, safetensors_bytes};
+use crate::pack::group::Strategy;
+use crate::pack::network::{MAX_ALPHA, PackOptions, PackedNet, pack_network};
+use crate::quant::{QNet, quantize};
+use crate::report::{self, Report};
+use crate::schedule::{ArrayShape, Schedule, schedule};
+
+/// Largest array side accepted (far beyond any FPGA; keeps the arithmetic sane).
+pub const MAX_ARRAY_SIDE: usize = 4096;
+/// γ when neither the command line nor the graph gives one (the seeds' value).
+pub const DEFAULT_GAMMA: f64 = 1.75;
+
+/// Everything that selects how a model is compiled.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub graph: Option<PathBuf>,
+    pub rows: usize,
+    pub cols: usize,
+    /// One α for all layers, or one per conv layer; `None`: the graph's, else 1.
+    pub alpha: Option<Vec<usize>>,
+    pub gamma: Option<f64>,
+    pub strategy: Strategy,
+    pub section: usize,
+    pub dense: bool,
+    pub act_frac: u32,
+}
+
+/// The compiled model: every stage's output.
+pub struct Compiled {
+    pub source: PathBuf,
+    pub lowered: LoweredNet,
+    pub qnet: QNet,
+    pub packed: PackedNet,
+    pub schedule: Schedule,
+    pub report: Report,
+}
+
+pub fn check_array(rows: usize, cols: usize) -> Result<ArrayShape> {
+    for (what, v) in [("--rows", rows), ("--cols", cols)] {
+        if v == 0 || v > MAX_ARRAY_SIDE {
+            bail!("{what} = {v} is out of range (1..={MAX_ARRAY_SIDE})");
+        }
+    }
+    Ok(ArrayShape { rows, cols })
+}
+
+/// Resolves per-layer α: command line (one value or one per layer), else the graph's
+/// `alpha` on each conv, else 1 (no combining).
+pub fn resolve_alphas(cli: Option<&[usize]>, net: &LoweredNet) -> Result<Vec<usize>> {
+    let n = net.layers.len();
+    let alphas = match cli {
+        Some([a]) => vec![*a; n],
+        Some(list) if list.len() == n => list.to_vec(),
+        Some(list) => bail!(
+            "--alpha has {} values but the model has {n} conv layers (give one value, or one per layer)",
+            list.len()
+        ),
+        None => net.layers.iter().map(|l| l.alpha.unwrap_or(1)).collect(),
+    };
+    for (i, &a) in alphas.iter().enumerate() {
+        if a == 0 || a > MAX_ALPHA {
+            bail!(
+                "alpha = {a} for conv layer {i} (graph layer {}) is out of range (1..={MAX_ALPHA})",
+                net.layers[i].conv_index
+            );
+        }
+    }
+    Ok(alphas)
+}
+
+/// Loads and lowers a model (the float network every other form derives from).
+pub fn load_lowered(path: &Path, graph: Option<&Path>) -> Result<LoweredNet> {
+    let net = model::load(path, graph)?;
+    Ok(lower(&net)?)
+}
+
+pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOptions> {
+    let gamma = o.gamma.or(lowered.gamma).unwrap_or(DEFAULT_GAMMA);
+    if !(gamma.is_finite() && gamma >= 0.0) {
+        bail!("gamma = {gamma} must be a finite number >= 0");
+    }
+    Ok(PackOptions {
+        alphas: resolve_alphas(o.alpha.as_deref(), lowered)?,
+        gamma,
+        strategy: o.strategy,
+        section: o.section,
+        dense: o.dense,
+    })
+}
+
+pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
+    let array = check_array(o.rows, o.cols)?;
+    let lowered = load_lowered(path, o.graph.as_deref())?;
+    let qnet = quantize(&lowered, o.act_frac)?;
+    let popts = pack_options(&lowered, o)?;
+    let packed = pack_network(&qnet, &popts)?;
+    let schedule = schedule(&packed, array);
+    let report = report::build(&packed, array, &path.display().to_string());
+    Ok(Compiled {
+        source: path.to_path_buf(),
+        lowered,
+        qnet,
+        packed,
+        schedule,
+        report,
+    })
+}
+
+#[derive(Serialize)]
+struct PackedMeta<'a> {
+    format: &'static str,
+    generator: String,
+    net: &'a PackedNet,
+    array: ArrayShape,
+}
+
+/// The packed network as safetensors: per layer (physical row order) `weight` i8 [N,G],
+/// `selector` u8 [N,G], `bias` i32 [N], `taps` i32 [T,3] (channel, dy, dx),
+/// `group_offsets` i32 [G+1], `row_perm` i32 [N]; the classifier's `weight` i8 and
+/// `bias` i32; all scalar parameters as JSON under the `ccc.packed` metadata key.
+pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>> {
+    let mut t: Vec<(String, OutTensor)> = Vec::new();
+    let as_i32 = |v: usize| i32::try_from(v).expect("sizes fit i32 (bounded at ingest)");
+    for (i, l) in net.layers.iter().enumerate() {
+        let (n, g) = l.weight.dim();
+        let p = format!("layers.{i}");
+        t.push((
+            format!("{p}.weight"),
+            OutTensor::i8(&[n, g], l.weight.iter().map(|&v| v as i8)),
+        ));
+        t.push((
+            format!("{p}.selector"),
+            OutTensor::u8(&[n, g], l.selector.iter().copied()),
+        ));
+        t.push((
+            format!("{p}.bias"),
+            OutTensor::i32(&[n], l.bias.iter().copied()),
+        ));
+        t.push((
+            format!("{p}.taps"),
+            OutTensor::i32(
+                &[l.taps.len(), 3],
+                l.taps
+                    .iter()
+                    .flat_map(|tp| [as_i32(tp.channel), tp.dy as i32, tp.dx as i32]),
+            ),
+        ));
+        t.push((
+            format!("{p}.group_offsets"),
+            OutTensor::i32(&[g + 1], l.group_offsets.iter().map(|&v| as_i32(v))),
+        ));
+        t.push((
+            format!("{p}.row_perm"),
+            OutTensor::i32(&[n], l.row_perm.iter().map(|&v| as_i32(v))),
+        ));
+    }
+    let c = &net.classifier;
+    t.push((
+        "classifier.weight".into(),
+        OutTensor::i8(
+            &[c.weight.nrows(), c.weight.ncols()],
+            c.weight.iter().map(|&v| v as i8),
+        ),
+    ));
+    t.push((
+        "classifier.bias".into(),
+        OutTensor::i32(&[c.bias.len()], c.bias.iter().copied()),
+    ));
+    let meta = serde_json::to_string(&PackedMeta {
+        format: "ccc.packed/1",
+        generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
+        net,
+        array,
+    })
+    .context("serializing packed metadata")?;
+    safetensors_bytes(&t, Some(("ccc.packed", meta)))
+}
+
+/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors and OUT/schedule.json
+/// into a staged output directory (the caller commits it).
+pub fn write_outputs(c: &Compiled, out: &OutDir) -> Result<()> {
+    out.write("report.json", c.report.to_json().as_bytes())?;
+    out.write("report.md", c.report.to_markdown().as_bytes())?;
+    out.write(
+        "packed.safetensors",
+        &packed_safetensors(&c.packed, c.schedule.array)?,
+    )?;
+    out.write(
+        "schedule.json",
+        (serde_json::to_string_pretty(&c.schedule)? + "\n").as_bytes(),
+    )?;
+    Ok(())
+}

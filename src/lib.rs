@@ -1,0 +1,20 @@
+//! `ccc`, the column-combining compiler: packs a trained sparse CNN by column combining
+//! and maps it onto a bit-serial, weight-stationary systolic array of MX cells.
+//!
+//! Pipeline (one module per stage): [`model`] (ingest) → [`lower`] → [`quant`] →
+//! [`pack`] → [`schedule`] → [`report`], driven by [`compile`]; [`reference`] is the
+//! bit-exact software model every hardware form is checked against.
+
+pub mod cli;
+pub mod compile;
+pub mod dataset;
+pub mod error;
+pub mod lower;
+pub mod model;
+pub mod output;
+pub mod pack;
+pub mod quant;
+pub mod reference;
+pub mod report;
+pub mod schedule;
+pub mod testgen;

@@ -1,0 +1,336 @@
+//! Lowering (DESIGN.md §3): turns the float [`Network`] into a chain of 1x1 layers
+//! over *virtual channels* (taps), folds batchnorm into the conv before it, and checks
+//! that the layer sequence is one the array can run.
+//!
+//! Accepted structure: `([shift] conv [batchnorm] relu6|relu)* avgpool linear`. A shift
+//! may only precede a 1x1 conv (a shift before a padded KxK conv zero-fills twice, which
+//! one (dy, dx) per tap cannot express).
+
+use std::path::PathBuf;
+
+use ndarray::{Array1, Array2, Axis};
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::model::{InputSpec, Network, Op};
+
+/// One column of a layer's filter matrix: input `channel` read at (y·s + dy, x·s + dx).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Tap {
+    pub channel: usize,
+    pub dy: i64,
+    pub dx: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu6,
+    Relu,
+}
+
+/// Feature-map shape (channels, height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Dims {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    pub fn pixels(&self) -> usize {
+        self.h * self.w
+    }
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A conv block as a 1x1 convolution over taps: out = act(F · taps + bias).
+#[derive(Clone, Debug)]
+pub struct LoweredLayer {
+    /// Graph index of the conv, for messages and reports.
+    pub conv_index: usize,
+    /// Graph index of the activation that closes the block.
+    pub act_index: usize,
+    pub weight_name: String,
+    pub input: Dims,
+    pub output: Dims,
+    pub stride: usize,
+    pub taps: Vec<Tap>,
+    /// N x T filter matrix, batchnorm folded in (f64).
+    pub weight: Array2<f64>,
+    pub bias: Array1<f64>,
+    pub act: Activation,
+    pub alpha: Option<usize>,
+}
+
+/// Global average pool followed by the classifier.
+#[derive(Clone, Debug)]
+pub struct LoweredClassifier {
+    pub linear_index: usize,
+    pub weight_name: String,
+    /// [classes, channels], still without the 1/(H·W) pooling factor.
+    pub weight: Array2<f64>,
+    pub bias: Array1<f64>,
+    /// Shape of the map the pool reduces.
+    pub pool_input: Dims,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoweredNet {
+    pub name: String,
+    pub classes: usize,
+    pub input: InputSpec,
+    pub gamma: Option<f64>,
+    pub layers: Vec<LoweredLayer>,
+    pub classifier: LoweredClassifier,
+    pub path: PathBuf,
+}
+
+impl LoweredNet {
+    pub fn input_dims(&self) -> Dims {
+        Dims {
+            c: self.input.channels,
+            h: self.input.height,
+            w: self.input.width,
+        }
+    }
+}
+
+pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
+    let path = net.path.clone();
+    let unsupported = |layer: usize, kind: &str, reason: String| ModelError::Unsupported {
+        path: path.clone(),
+        layer,
+        kind: kind.to_string(),
+        reason,
+    };
+    let mut dims = Dims {
+        c: net.input.channels,
+        h: net.input.height,
+        w: net.input.width,
+    };
+    let mut layers = Vec::new();
+    let mut i = 0;
+    let ops = &net.layers;
+    while i < ops.len() {
+        let layer = &ops[i];
+        match &layer.op {
+            Op::Shift(_) | Op::Conv(_) => {
+                let shift = if let Op::Shift(s) = &layer.op {
+                    i += 1;
+                    match ops.get(i).map(|l| &l.op) {
+                        Some(Op::Conv(_)) => Some((layer.index, s)),
+                        Some(other) => {
+                            return Err(unsupported(
+                                layer.index,
+                                "shift",
+                                format!(
+                                    "a shift must be followed by a 1x1 conv, found {}",
+                                    other.kind()
+                                ),
+                            ));
+                        }
+                        None => {
+                            return Err(unsupported(
+                                layer.index,
+                                "shift",
+                                "a shift cannot end the network".into(),
+                            ));
+                        }
+                    }
+                } else {
+                    None
+                };
+                let conv_layer = &ops[i];
+                let Op::Conv(conv) = &conv_layer.op else {
+                    unreachable!("checked above")
+                };
+                let (n, cin, k, _) = conv.weight.dim();
+                if let Some((shift_index, _)) = shift
+                    && k != 1
+                {
+                    return Err(unsupported(
+                        conv_layer.index,
+                        "conv",
+                        format!(
+                            "the shift at layer {shift_index} precedes a {k}x{k} conv; shifts may only precede 1x1 convs"
+                        ),
+                    ));
+                }
+                let p = conv.padding as i64;
+                let mut taps = Vec::with_capacity(cin * k * k);
+                for c in 0..cin {
+                    let (sy, sx) = shift.map_or((0, 0), |(_, s)| s.shifts[c]);
+                    for ky in 0..k as i64 {
+                        for kx in 0..k as i64 {
+                            taps.push(Tap {
+                                channel: c,
+                                dy: ky - p + sy,
+                                dx: kx - p + sx,
+                            });
+                        }
+                    }
+                }
+                // PyTorch's weight.view(out, -1) order: (in, ky, kx) — the same as `taps`.
+                let mut weight = conv
+                    .weight
+                    .clone()
+                    .into_shape_with_order((n, cin * k * k))
+                    .expect("contiguous conv weight");
+                let mut bias = conv.bias.clone().unwrap_or_else(|| Array1::zeros(n));
+                let output = Dims {
+                    c: n,
+                    h: (dims.h + 2 * conv.padding - k) / conv.stride + 1,
+                    w: (dims.w + 2 * conv.padding - k) / conv.stride + 1,
+                };
+                i += 1;
+                if let Some(Op::BatchNorm(bn)) = ops.get(i).map(|l| &l.op) {
+                    // Fold in f64: w' = w·γ/σ, b' = (b − μ)·γ/σ + β.
+                    for r in 0..n {
+                        let scale = bn.weight[r] / (bn.var[r] + bn.eps).sqrt();
+                        weight.row_mut(r).mapv_inplace(|w| w * scale);
+                        bias[r] = (bias[r] - bn.mean[r]) * scale + bn.bias[r];
+                    }
+                    i += 1;
+                }
+                let (act, act_index) = match ops.get(i) {
+                    Some(l) if matches!(l.op, Op::Relu6) => (Activation::Relu6, l.index),
+                    Some(l) if matches!(l.op, Op::Relu) => (Activation::Relu, l.index),
+                    other => {
+                        return Err(unsupported(
+                            conv_layer.index,
+                            "conv",
+                            format!(
+                                "a conv (with optional batchnorm) must be followed by relu6 or relu, because activations are uint8; found {}",
+                                other.map_or("the end of the network", |l| l.op.kind())
+                            ),
+                        ));
+                    }
+                };
+                i += 1;
+                for (what, finite) in [
+                    ("weight", weight.iter().all(|x| x.is_finite())),
+                    ("bias", bias.iter().all(|x| x.is_finite())),
+                ] {
+                    if !finite {
+                        return Err(ModelError::BadTensor {
+                            path: path.clone(),
+                            layer: conv_layer.index,
+                            kind: "conv".into(),
+                            tensor: conv.weight_name.clone(),
+                            reason: format!("folding batchnorm made the {what} non-finite"),
+                        });
+                    }
+                }
+                layers.push(LoweredLayer {
+                    conv_index: conv_layer.index,
+                    act_index,
+                    weight_name: conv.weight_name.clone(),
+                    input: dims,
+                    output,
+                    stride: conv.stride,
+                    taps,
+                    weight,
+                    bias,
+                    act,
+                    alpha: conv.alpha,
+                });
+                dims = output;
+            }
+            Op::AvgPool => {
+                let pool_input = dims;
+                let Some(lin_layer) = ops.get(i + 1) else {
+                    return Err(unsupported(
+                        layer.index,
+                        "avgpool",
+                        "avgpool must be followed by the linear classifier".into(),
+                    ));
+                };
+                let Op::Linear(lin) = &lin_layer.op else {
+                    return Err(unsupported(
+                        lin_layer.index,
+                        lin_layer.op.kind(),
+                        "only a linear classifier may follow avgpool".into(),
+                    ));
+                };
+                if let Some(extra) = ops.get(i + 2) {
+                    return Err(unsupported(
+                        extra.index,
+                        extra.op.kind(),
+                        "nothing may follow the linear classifier".into(),
+                    ));
+                }
+                let classes = lin.weight.len_of(Axis(0));
+                return Ok(LoweredNet {
+                    name: net.name.clone(),
+                    classes,
+                    input: net.input.clone(),
+                    gamma: net.gamma,
+                    layers,
+                    classifier: LoweredClassifier {
+                        linear_index: lin_layer.index,
+                        weight_name: lin.weight_name.clone(),
+                        weight: lin.weight.clone(),
+                        bias: lin.bias.clone().unwrap_or_else(|| Array1::zeros(classes)),
+                        pool_input,
+                    },
+                    path: net.path.clone(),
+                });
+            }
+            other => {
+                return Err(unsupported(
+                    layer.index,
+                    other.kind(),
+                    match other {
+                        Op::BatchNorm(_) => "batchnorm must directly follow a conv".into(),
+                        Op::Relu6 | Op::Relu => {
+                            "an activation must close a conv block (conv [batchnorm] relu)".into()
+                        }
+                        _ => "a linear layer must follow a global avgpool".into(),
+                    },
+                ));
+            }
+        }
+    }
+    Err(ModelError::Graph {
+        path,
+        reason: "the network has no `avgpool` + `linear` classifier at its end".into(),
+    })
+}
+
+impl LoweredNet {
+    /// Applies a row permutation per layer: `perms[l][i]` is the original output channel
+    /// of layer l that moves to slot i. Later layers' taps are relabelled so the network
+    /// computes the same values; tap order is kept, so float sums are bit-identical.
+    pub fn permuted(&self, perms: &[Vec<usize>]) -> LoweredNet {
+        let mut out = self.clone();
+        for (l, perm) in perms.iter().enumerate().take(out.layers.len()) {
+            let inv = invert(perm);
+            let layer = &mut out.layers[l];
+            layer.weight = layer.weight.select(Axis(0), perm);
+            layer.bias = layer.bias.select(Axis(0), perm);
+            if let Some(next) = out.layers.get_mut(l + 1) {
+                for t in &mut next.taps {
+                    t.channel = inv[t.channel];
+                }
+            } else {
+                out.classifier.weight = out.classifier.weight.select(Axis(1), perm);
+            }
+        }
+        out
+    }
+}
+
+/// Inverse of a permutation given as "slot i holds element perm[i]".
+pub fn invert(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (slot, &orig) in perm.iter().enumerate() {
+        inv[orig] = slot;
+    }
+    inv
+}

@@ -1,0 +1,1065 @@
+//! Column grouping: which columns of a layer's filter matrix share one array column.
+//!
+//! This module owns the grouping half of column combining (DESIGN.md §4): the
+//! admissibility rule (at most α columns, at most ⌊γ·N⌋ conflicts), the authors'
+//! greedy procedure reproduced exactly ([`Strategy::Reference`]), the default
+//! [`Strategy::Auto`] that is never worse than it, and a magnitude-aware best-fit
+//! ([`Strategy::BestFit`]) kept selectable for comparison. Pruning and the packed
+//! matrix live in [`super::combine`].
+//!
+//! Matrix convention: F is N x T (rows = filters, columns = taps); an entry that is
+//! exactly `0.0` is structurally zero. All-zero columns are never grouped.
+//!
+//! Everything here is deterministic: candidate scans run in fixed orders, ties are
+//! broken by index, and rayon is only used for evaluations whose reduction is a
+//! minimum under a total order (so the thread schedule cannot change the result).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::bitset::RowSet;
+use super::combine;
+
+/// Largest accepted α: a selector names a column of its group in 8 bits.
+pub const MAX_ALPHA: usize = 256;
+
+/// How columns are grouped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The authors' greedy procedure, reproduced exactly (groups, members and order).
+    Reference,
+    /// Default: the best of several constructions refined by local search, accepted
+    /// only where it is at least as good as `Reference` on both group count and
+    /// pruned L1 magnitude (otherwise the `Reference` grouping is returned).
+    #[default]
+    Auto,
+    /// Magnitude-aware best-fit decreasing plus local search, with no guarantee
+    /// relative to `Reference` (for comparisons).
+    BestFit,
+}
+
+impl Strategy {
+    /// Every strategy, in a fixed order (for CLIs, reports and tests).
+    pub const ALL: [Strategy; 3] = [Strategy::Reference, Strategy::Auto, Strategy::BestFit];
+
+    /// The name used on the command line and in serialized output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Reference => "reference",
+            Strategy::Auto => "auto",
+            Strategy::BestFit => "best-fit",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = PackError;
+
+    fn from_str(s: &str) -> Result<Self, PackError> {
+        let key = s.trim().to_ascii_lowercase().replace('_', "-");
+        Strategy::ALL
+            .into_iter()
+            .find(|st| st.name() == key || (key == "bestfit" && *st == Strategy::BestFit))
+            .ok_or_else(|| PackError::UnknownStrategy(s.to_string()))
+    }
+}
+
+/// Parameters of one layer's grouping.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupParams {
+    /// Maximum number of columns per group (1..=[`MAX_ALPHA`]).
+    pub alpha: usize,
+    /// Conflict budget per row: a group may prune at most ⌊γ·N⌋ weights.
+    pub gamma: f64,
+    /// Group consecutive blocks of this many (original) columns independently; 0 = off.
+    pub section: usize,
+    /// Which grouping procedure to run.
+    pub strategy: Strategy,
+}
+
+impl GroupParams {
+    /// α and γ with sections off and the default strategy.
+    pub fn new(alpha: usize, gamma: f64) -> Self {
+        Self {
+            alpha,
+            gamma,
+            section: 0,
+            strategy: Strategy::default(),
+        }
+    }
+
+    /// The same parameters with another strategy.
+    pub fn with_strategy(self, strategy: Strategy) -> Self {
+        Self { strategy, ..self }
+    }
+
+    /// The same parameters with another section length (0 = off).
+    pub fn with_section(self, section: usize) -> Self {
+        Self { section, ..self }
+    }
+
+    /// Checks the user-supplied values.
+    pub fn validate(&self) -> Result<(), PackError> {
+        if self.alpha == 0 {
+            return Err(PackError::ZeroAlpha);
+        }
+        if self.alpha > MAX_ALPHA {
+            return Err(PackError::AlphaTooLarge(self.alpha));
+        }
+        if !self.gamma.is_finite() || self.gamma < 0.0 {
+            return Err(PackError::BadGamma(self.gamma));
+        }
+        Ok(())
+    }
+}
+
+/// Why a grouping could not be computed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PackError {
+    #[error("alpha (columns per group) must be at least 1")]
+    ZeroAlpha,
+    #[error("alpha {0} exceeds the maximum of {MAX_ALPHA} (selectors are 8-bit)")]
+    AlphaTooLarge(usize),
+    #[error("gamma must be a finite number >= 0, got {0}")]
+    BadGamma(f64),
+    #[error("unknown grouping strategy {0:?} (expected reference, auto or best-fit)")]
+    UnknownStrategy(String),
+    #[error("weight at row {row}, column {col} is not finite")]
+    NonFiniteWeight { row: usize, col: usize },
+}
+
+/// A partition of a layer's nonzero columns into groups.
+///
+/// Groups are listed in creation order and members in merge order for `Reference`;
+/// other strategies list members in increasing column order and groups by their
+/// first member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouping {
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl Grouping {
+    /// Number of groups (array columns the layer needs).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether there is no group (the matrix had no nonzero).
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Number of grouped columns.
+    pub fn column_count(&self) -> usize {
+        self.groups.iter().map(Vec::len).sum()
+    }
+
+    /// For each of `cols` columns, the index of its group (`None` if ungrouped).
+    pub fn group_of(&self, cols: usize) -> Vec<Option<usize>> {
+        let mut of = vec![None; cols];
+        for (g, members) in self.groups.iter().enumerate() {
+            for &c in members {
+                if let Some(slot) = of.get_mut(c) {
+                    *slot = Some(g);
+                }
+            }
+        }
+        of
+    }
+}
+
+/// The per-group conflict budget ⌊γ·N⌋ (N = all rows of F, empty ones included).
+pub fn conflict_budget(rows: usize, gamma: f64) -> usize {
+    // `as` saturates, so an absurdly large γ just means "no limit".
+    (gamma * rows as f64).floor().max(0.0) as usize
+}
+
+/// Groups the nonzero columns of `m` (N x T) with the chosen strategy.
+pub fn group_columns(m: ArrayView2<f64>, p: &GroupParams) -> Result<Grouping, PackError> {
+    p.validate()?;
+    check_finite(m)?;
+    let budget = conflict_budget(m.nrows(), p.gamma);
+    let blocks = Block::split(m, p.section);
+    let per_block: Vec<Vec<Vec<usize>>> = blocks
+        .par_iter()
+        .map(|b| match p.strategy {
+            Strategy::Reference => b.to_original(reference_block(b, p.alpha, budget)),
+            Strategy::Auto => auto_block(m, b, p.alpha, budget),
+            Strategy::BestFit => {
+                let abs = b.dense_abs();
+                let mut s = best_fit(b, &abs, p.alpha, budget, 0);
+                s.local_search(f64::NEG_INFINITY);
+                b.to_original(s.into_groups())
+            }
+        })
+        .collect();
+    let mut groups: Vec<Vec<usize>> = per_block.into_iter().flatten().collect();
+    if p.strategy != Strategy::Reference {
+        canonical_order(&mut groups);
+    }
+    let grouping = Grouping { groups };
+    if p.strategy == Strategy::Auto {
+        // Blocks are accepted one by one, so a sum in another order could in principle
+        // differ by an ulp; the guarantee is checked on the whole layer, as callers see it.
+        let reference = Grouping {
+            groups: blocks
+                .iter()
+                .flat_map(|b| b.to_original(reference_block(b, p.alpha, budget)))
+                .collect(),
+        };
+        if !pareto_le(m, &grouping, &reference) {
+            return Ok(reference);
+        }
+    }
+    Ok(grouping)
+}
+
+/// The authors' procedure restated naively, as their Python does it: dense per-row
+/// counts per group, and every pair of groups re-evaluated after every merge.
+/// Kept to check `Reference` against it and to measure the speedup.
+#[doc(hidden)]
+pub fn reference_naive(m: ArrayView2<f64>, p: &GroupParams) -> Result<Grouping, PackError> {
+    p.validate()?;
+    check_finite(m)?;
+    let (n, t) = m.dim();
+    let budget = conflict_budget(n, p.gamma);
+    let nonempty: Vec<bool> = (0..n).map(|r| m.row(r).iter().any(|&w| w != 0.0)).collect();
+    let section = if p.section == 0 { t.max(1) } else { p.section };
+    let mut out = Vec::new();
+    for start in (0..t).step_by(section) {
+        let mut groups: Vec<Vec<usize>> = (start..(start + section).min(t))
+            .filter(|&c| m.column(c).iter().any(|&w| w != 0.0))
+            .map(|c| vec![c])
+            .collect();
+        let mut counts: Vec<Vec<u32>> = groups
+            .iter()
+            .map(|g| {
+                m.column(g[0])
+                    .iter()
+                    .map(|&w| u32::from(w != 0.0))
+                    .collect()
+            })
+            .collect();
+        loop {
+            let mut chosen = None;
+            'pairs: for i in 0..groups.len() {
+                let mut best: Option<(usize, usize)> = None;
+                for j in 0..groups.len() {
+                    if i == j || groups[i].len() + groups[j].len() > p.alpha {
+                        continue;
+                    }
+                    let (mut conflicts, mut metric) = (0usize, 0usize);
+                    for r in 0..n {
+                        let s = counts[i][r] + counts[j][r];
+                        conflicts += s.saturating_sub(1) as usize;
+                        if nonempty[r] && s == 0 {
+                            metric += 1;
+                        }
+                    }
+                    if conflicts <= budget && best.is_none_or(|(bm, _)| metric < bm) {
+                        best = Some((metric, j));
+                    }
+                }
+                if let Some((_, j)) = best {
+                    chosen = Some((i, j));
+                    break 'pairs;
+                }
+            }
+            let Some((i, j)) = chosen else { break };
+            let gj = groups.remove(j);
+            let cj = counts.remove(j);
+            let i = if j < i { i - 1 } else { i };
+            groups[i].extend(gj);
+            for (a, b) in counts[i].iter_mut().zip(cj) {
+                *a += b;
+            }
+        }
+        out.extend(groups);
+    }
+    Ok(Grouping { groups: out })
+}
+
+fn check_finite(m: ArrayView2<f64>) -> Result<(), PackError> {
+    match m.indexed_iter().find(|(_, w)| !w.is_finite()) {
+        Some(((row, col), _)) => Err(PackError::NonFiniteWeight { row, col }),
+        None => Ok(()),
+    }
+}
+
+/// Lexicographic "at least as good" on (groups, pruned L1) *and* never more pruned
+/// L1: `a` may trade nothing for fewer groups, only win on one or both.
+fn pareto_le(m: ArrayView2<f64>, a: &Grouping, b: &Grouping) -> bool {
+    a.len() <= b.len() && combine::pruned_l1(m, &a.groups) <= combine::pruned_l1(m, &b.groups)
+}
+
+fn canonical_order(groups: &mut [Vec<usize>]) {
+    for g in groups.iter_mut() {
+        g.sort_unstable();
+    }
+    groups.sort_unstable_by_key(|g| g.first().copied());
+}
+
+/// The nonzero columns of one section, re-indexed `0..k` in column order.
+struct Block {
+    /// Original column index of each local column.
+    cols: Vec<usize>,
+    /// Rows of F.
+    n: usize,
+    rows: Vec<RowSet>,
+    /// (row, |w|) of each nonzero, in row order.
+    ent: Vec<Vec<(u32, f64)>>,
+}
+
+impl Block {
+    fn split(m: ArrayView2<f64>, section: usize) -> Vec<Block> {
+        let (n, t) = m.dim();
+        let section = if section == 0 { t.max(1) } else { section };
+        (0..t)
+            .step_by(section)
+            .map(|start| Block::new(m, start..(start + section).min(t)))
+            .filter(|b| !b.cols.is_empty())
+            .map(|b| Block { n, ..b })
+            .collect()
+    }
+
+    fn new(m: ArrayView2<f64>, range: std::ops::Range<usize>) -> Block {
+        let n = m.nrows();
+        let per: Vec<(usize, RowSet, Vec<(u32, f64)>)> = range
+            .into_par_iter()
+            .filter_map(|c| {
+                let col = m.column(c);
+                let ent: Vec<(u32, f64)> = col
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w != 0.0)
+                    .map(|(r, w)| (r as u32, w.abs()))
+                    .collect();
+                if ent.is_empty() {
+                    return None;
+                }
+                let mut rows = RowSet::new(n);
+                for &(r, _) in &ent {
+                    rows.insert(r as usize);
+                }
+                Some((c, rows, ent))
+            })
+            .collect();
+        let mut b = Block {
+            cols: Vec::with_capacity(per.len()),
+            n,
+            rows: Vec::with_capacity(per.len()),
+            ent: Vec::with_capacity(per.len()),
+        };
+        for (c, rows, ent) in per {
+            b.cols.push(c);
+            b.rows.push(rows);
+            b.ent.push(ent);
+        }
+        b
+    }
+
+    fn len(&self) -> usize {
+        self.cols.len()
+    }
+
+    fn nnz(&self, c: usize) -> usize {
+        self.ent[c].len()
+    }
+
+    /// |w| column-major, `k x N`: lets a swap look up "the weight of c at row r".
+    fn dense_abs(&self) -> Vec<f64> {
+        let mut abs = vec![0.0; self.len() * self.n];
+        for (c, ent) in self.ent.iter().enumerate() {
+            for &(r, w) in ent {
+                abs[c * self.n + r as usize] = w;
+            }
+        }
+        abs
+    }
+
+    fn to_original(&self, groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+        groups
+            .into_iter()
+            .map(|g| g.into_iter().map(|c| self.cols[c]).collect())
+            .collect()
+    }
+}
+
+/// The authors' procedure on one block, in local indices.
+///
+/// Restated: open a group with the first unabsorbed column and keep absorbing the
+/// admissible singleton that leaves the fewest nonempty rows uncovered (ties: lowest
+/// column) until none fits. This is the pairwise formulation exactly, because a closed
+/// group can never become admissible again: its candidates only shrink and the
+/// growing group only gains rows and conflicts.
+fn reference_block(b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
+    let k = b.len();
+    let mut used = vec![false; k];
+    let mut out = Vec::new();
+    for start in 0..k {
+        if used[start] {
+            continue;
+        }
+        used[start] = true;
+        let mut members = vec![start];
+        let mut rows = b.rows[start].clone();
+        let mut conflicts = 0usize;
+        let mut cand: Vec<usize> = (start + 1..k).filter(|&i| !used[i]).collect();
+        while members.len() < alpha && !cand.is_empty() {
+            // Minimising the rows left empty = maximising |rows(c) \ rows(g)|. A
+            // candidate over budget now stays over budget, so it is dropped for good.
+            let mut best: Option<(usize, usize, usize)> = None;
+            let mut kept = 0;
+            for idx in 0..cand.len() {
+                let c = cand[idx];
+                let inter = rows.and_count(&b.rows[c]);
+                if conflicts + inter > budget {
+                    continue;
+                }
+                let new_rows = b.nnz(c) - inter;
+                if best.is_none_or(|(bn, _, _)| new_rows > bn) {
+                    best = Some((new_rows, kept, inter));
+                }
+                cand[kept] = c;
+                kept += 1;
+            }
+            cand.truncate(kept);
+            let Some((_, pos, inter)) = best else { break };
+            let c = cand.remove(pos);
+            used[c] = true;
+            members.push(c);
+            rows.union_with(&b.rows[c]);
+            conflicts += inter;
+        }
+        out.push(members);
+    }
+    out
+}
+
+/// `Auto` on one block: several starting groupings, each refined by local search; the
+/// best one that is at least as good as the reference on both counts wins.
+fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
+    let reference = reference_block(b, alpha, budget);
+    if alpha == 1 {
+        // Singletons only: nothing to choose.
+        return b.to_original(reference);
+    }
+    let abs = b.dense_abs();
+    let ref_groups = reference.len();
+    let mut from_ref = Search::new(b, &abs, alpha, budget, reference.clone());
+    let ref_pruned = from_ref.pruned();
+    let mut candidates = Vec::new();
+    from_ref.local_search(ref_pruned);
+    candidates.push(from_ref.into_groups());
+    // Open-on-demand best fit aims at fewer groups; K-bin best fit (K = the reference
+    // count) spreads heavy columns over all groups, which is what lowers pruned L1
+    // when α, not γ, is what limits the groups.
+    for bins in [0, ref_groups] {
+        let mut s = best_fit(b, &abs, alpha, budget, bins);
+        s.local_search(ref_pruned);
+        candidates.push(s.into_groups());
+    }
+    let score = |g: &Vec<Vec<usize>>| {
+        let orig = b.to_original(g.clone());
+        (orig.len(), combine::pruned_l1(m, &orig))
+    };
+    let (ref_len, ref_l1) = score(&reference);
+    let mut best = reference;
+    let mut best_score = (ref_len, ref_l1);
+    for cand in candidates {
+        let s = score(&cand);
+        let pareto = s.0 <= ref_len && s.1 <= ref_l1;
+        let better = s.0 < best_score.0 || (s.0 == best_score.0 && s.1 < best_score.1);
+        if pareto && better {
+            best = cand;
+            best_score = s;
+        }
+    }
+    b.to_original(best)
+}
+
+/// Magnitude-aware best fit: columns by nnz descending, each into the admissible group
+/// where it adds the least pruned magnitude, else a new group. `bins` empty groups are
+/// open from the start.
+fn best_fit<'a>(
+    b: &'a Block,
+    abs: &'a [f64],
+    alpha: usize,
+    budget: usize,
+    bins: usize,
+) -> Search<'a> {
+    let mut order: Vec<usize> = (0..b.len()).collect();
+    order.sort_by_key(|&c| (std::cmp::Reverse(b.nnz(c)), c));
+    let mut s = Search::new(b, abs, alpha, budget, vec![Vec::new(); bins]);
+    for c in order {
+        let best = s
+            .groups
+            .par_iter()
+            .enumerate()
+            .filter(|(_, g)| g.members.len() < alpha)
+            .filter_map(|(h, g)| {
+                let overlap = g.rows.and_count(&b.rows[c]);
+                (g.conflicts + overlap <= budget).then(|| (g.cost(b, c), h))
+            })
+            .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        match best {
+            Some((_, h)) => s.add(c, h),
+            None => {
+                s.groups.push(Group::new(b.n));
+                let h = s.groups.len() - 1;
+                s.add(c, h);
+            }
+        }
+    }
+    s.groups.retain(|g| !g.members.is_empty());
+    for g in 0..s.groups.len() {
+        s.refresh(g);
+    }
+    s
+}
+
+/// One group under local search, with the per-row top-2 magnitudes that make the
+/// gain of removing a column and the cost of adding one O(nnz(column)).
+#[derive(Clone)]
+struct Group {
+    members: Vec<usize>,
+    rows: RowSet,
+    /// Rows with two or more nonzeros in the group.
+    multi: RowSet,
+    conflicts: usize,
+    max1: Vec<f64>,
+    max2: Vec<f64>,
+    /// Pruned L1 of the group = Σ members' L1 − Σ_r max1[r].
+    pruned: f64,
+}
+
+impl Group {
+    fn new(n: usize) -> Self {
+        Self {
+            members: Vec::new(),
+            rows: RowSet::new(n),
+            multi: RowSet::new(n),
+            conflicts: 0,
+            max1: vec![0.0; n],
+            max2: vec![0.0; n],
+            pruned: 0.0,
+        }
+    }
+
+    fn push(&mut self, b: &Block, c: usize) {
+        self.members.push(c);
+        for &(r, w) in &b.ent[c] {
+            let r = r as usize;
+            if self.rows.contains(r) {
+                self.multi.insert(r);
+                self.conflicts += 1;
+            } else {
+                self.rows.insert(r);
+            }
+            let (m1, m2) = (&mut self.max1[r], &mut self.max2[r]);
+            if w > *m1 {
+                *m2 = *m1;
+                *m1 = w;
+            } else if w > *m2 {
+                *m2 = w;
+            }
+        }
+    }
+
+    fn rebuild(&mut self, b: &Block) {
+        let members = std::mem::take(&mut self.members);
+        for r in self.rows.iter() {
+            self.max1[r] = 0.0;
+            self.max2[r] = 0.0;
+        }
+        self.rows.clear();
+        self.multi.clear();
+        self.conflicts = 0;
+        for &c in &members {
+            self.push(b, c);
+        }
+        let l1: f64 = members
+            .iter()
+            .flat_map(|&c| b.ent[c].iter().map(|e| e.1))
+            .sum();
+        let kept: f64 = self.rows.iter().map(|r| self.max1[r]).sum();
+        self.pruned = l1 - kept;
+        self.members = members;
+    }
+
+    /// Pruned magnitude added by putting column `c` into this group.
+    #[inline]
+    fn cost(&self, b: &Block, c: usize) -> f64 {
+        b.ent[c]
+            .iter()
+            .map(|&(r, w)| w.min(self.max1[r as usize]))
+            .sum()
+    }
+}
+
+/// A grouping of one block being improved in place (local column indices).
+struct Search<'a> {
+    b: &'a Block,
+    /// |w| column-major (`Block::dense_abs`).
+    abs: &'a [f64],
+    alpha: usize,
+    budget: usize,
+    groups: Vec<Group>,
+    /// Group of each column.
+    of: Vec<usize>,
+    /// Pruned magnitude saved by taking each column out of its group.
+    gain: Vec<f64>,
+    /// conflicts(g ∖ c) for each column c in group g.
+    conf_without: Vec<usize>,
+    /// rows(g ∖ c) for each column c in group g.
+    rows_without: Vec<RowSet>,
+    /// Improvements smaller than this are noise (keeps the search from cycling).
+    tol: f64,
+}
+
+/// An improving step found by the search.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Move { c: usize, to: usize },
+    Swap { c: usize, d: usize },
+}
+
+/// Groups per column whose members are tried as swap partners: enough to find most
+/// improving swaps, few enough that a pass stays O(T·(G + SWAP_GROUPS·α)·nnz).
+const SWAP_GROUPS: usize = 8;
+/// Upper bound on search rounds (each is one dissolve phase and one pass over all
+/// columns); in practice the search stops much earlier, when a round finds nothing.
+const MAX_ROUNDS: usize = 40;
+
+impl<'a> Search<'a> {
+    fn new(
+        b: &'a Block,
+        abs: &'a [f64],
+        alpha: usize,
+        budget: usize,
+        groups: Vec<Vec<usize>>,
+    ) -> Self {
+        let k = b.len();
+        let total: f64 = b.ent.iter().flatten().map(|e| e.1).sum();
+        let nnz: usize = b.ent.iter().map(Vec::len).sum();
+        let mut s = Search {
+            b,
+            abs,
+            alpha,
+            budget,
+            groups: groups
+                .into_iter()
+                .map(|members| Group {
+                    members,
+                    ..Group::new(b.n)
+                })
+                .collect(),
+            of: vec![usize::MAX; k],
+            gain: vec![0.0; k],
+            conf_without: vec![0; k],
+            rows_without: vec![RowSet::new(b.n); k],
+            tol: 1e-9 * total / nnz.max(1) as f64,
+        };
+        for g in 0..s.groups.len() {
+            s.refresh(g);
+        }
+        s.reindex();
+        s
+    }
+
+    fn reindex(&mut self) {
+        for (g, grp) in self.groups.iter().enumerate() {
+            for &c in &grp.members {
+                self.of[c] = g;
+            }
+        }
+    }
+
+    fn pruned(&self) -> f64 {
+        self.groups.iter().map(|g| g.pruned).sum()
+    }
+
+    fn add(&mut self, c: usize, g: usize) {
+        self.groups[g].push(self.b, c);
+        self.of[c] = g;
+        // Only the pruned total is needed while building; per-member data comes later.
+        let grp = &mut self.groups[g];
+        let l1: f64 = grp
+            .members
+            .iter()
+            .flat_map(|&m| self.b.ent[m].iter().map(|e| e.1))
+            .sum();
+        let kept: f64 = grp.rows.iter().map(|r| grp.max1[r]).sum();
+        grp.pruned = l1 - kept;
+    }
+
+    /// Recomputes group `g` and the per-member quantities that depend on it.
+    fn refresh(&mut self, g: usize) {
+        let b = self.b;
+        let grp = &mut self.groups[g];
+        grp.rebuild(b);
+        for &c in &grp.members {
+            self.of[c] = g;
+            self.conf_without[c] = grp.conflicts - grp.multi.and_count(&b.rows[c]);
+            let rw = &mut self.rows_without[c];
+            for (((o, &gr), &cr), &mu) in rw
+                .words_mut()
+                .iter_mut()
+                .zip(grp.rows.words())
+                .zip(b.rows[c].words())
+                .zip(grp.multi.words())
+            {
+                // A row stays covered unless c was its only nonzero.
+                *o = gr & !(cr & !mu);
+            }
+            self.gain[c] = b.ent[c]
+                .iter()
+                .map(|&(r, w)| {
+                    let r = r as usize;
+                    let other = if w == grp.max1[r] {
+                        grp.max2[r]
+                    } else {
+                        grp.max1[r]
+                    };
+                    w.min(other)
+                })
+                .sum();
+        }
+    }
+
+    /// Pruned magnitude that `d` adds to group `g` once `c` has left it.
+    #[inline]
+    fn cost_without(&self, d: usize, g: usize, c: usize) -> f64 {
+        let grp = &self.groups[g];
+        let ac = &self.abs[c * self.b.n..(c + 1) * self.b.n];
+        self.b.ent[d]
+            .iter()
+            .map(|&(r, w)| {
+                let r = r as usize;
+                let other = if ac[r] == grp.max1[r] {
+                    grp.max2[r]
+                } else {
+                    grp.max1[r]
+                };
+                w.min(other)
+            })
+            .sum()
+    }
+
+    fn swap_fits(&self, c: usize, d: usize) -> bool {
+        self.conf_without[c] + self.rows_without[c].and_count(&self.b.rows[d]) <= self.budget
+            && self.conf_without[d] + self.rows_without[d].and_count(&self.b.rows[c]) <= self.budget
+    }
+
+    /// The best improving move or swap of column `c`, if any beats the tolerance.
+    fn best_step(&self, c: usize) -> Option<(f64, Step)> {
+        let g = self.of[c];
+        if self.groups[g].members.len() == 1 {
+            // Moving a singleton empties its group: the dissolve phase's business.
+            // Swapping it is a move in disguise too.
+            return None;
+        }
+        let b = self.b;
+        // (cost of adding c to h, h, whether c may move there)
+        let mut scored: Vec<(f64, usize, bool)> = self
+            .groups
+            .par_iter()
+            .enumerate()
+            .filter(|&(h, _)| h != g)
+            .map(|(h, grp)| {
+                let fits = grp.members.len() < self.alpha
+                    && grp.conflicts + grp.rows.and_count(&b.rows[c]) <= self.budget;
+                (grp.cost(b, c), h, fits)
+            })
+            .collect();
+        let best_move = scored
+            .iter()
+            .filter(|x| x.2)
+            .map(|&(cost, h, _)| (cost - self.gain[c], Step::Move { c, to: h }))
+            .min_by(|x, y| x.0.total_cmp(&y.0));
+        // Swap partners from the groups where c would be pruned least.
+        scored.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let partners: Vec<usize> = scored
+            .iter()
+            .take(SWAP_GROUPS)
+            .flat_map(|&(_, h, _)| self.groups[h].members.iter().copied())
+            .filter(|&d| self.groups[self.of[d]].members.len() > 1)
+            .collect();
+        let best_swap = partners
+            .par_iter()
+            .enumerate()
+            .filter(|&(_, &d)| self.swap_fits(c, d))
+            .map(|(i, &d)| {
+                let delta = self.cost_without(d, g, c) + self.cost_without(c, self.of[d], d)
+                    - self.gain[c]
+                    - self.gain[d];
+                (delta, i, d)
+            })
+            .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)))
+            .map(|(delta, _, d)| (delta, Step::Swap { c, d }));
+        // Moves first on ties: they may later free a whole group.
+        let best = match (best_move, best_swap) {
+            (Some(m), Some(s)) => Some(if s.0 < m.0 { s } else { m }),
+            (m, s) => m.or(s),
+        };
+        best.filter(|x| x.0 < -self.tol)
+    }
+
+    fn apply(&mut self, step: Step) {
+        match step {
+            Step::Move { c, to } => {
+                let from = self.of[c];
+                self.groups[from].members.retain(|&x| x != c);
+                self.groups[to].members.push(c);
+                self.refresh(from);
+                self.refresh(to);
+            }
+            Step::Swap { c, d } => {
+                let (g, h) = (self.of[c], self.of[d]);
+                for x in self.groups[g].members.iter_mut() {
+                    if *x == c {
+                        *x = d;
+                    }
+                }
+                for x in self.groups[h].members.iter_mut() {
+                    if *x == d {
+                        *x = c;
+                    }
+                }
+                self.refresh(g);
+                self.refresh(h);
+            }
+        }
+    }
+
+    /// One pass over all columns, applying each column's best improving step.
+    fn improve_pass(&mut self) -> bool {
+        let mut changed = false;
+        for c in 0..self.b.len() {
+            if let Some((_, step)) = self.best_step(c) {
+                self.apply(step);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Tries to empty whole groups (smallest first) by moving each member to the
+    /// admissible group where it costs least. A success lowers the group count; it is
+    /// kept only while the total pruned magnitude stays at most `max_pruned`.
+    fn dissolve_phase(&mut self, max_pruned: f64) -> bool {
+        let mut changed = false;
+        let mut g = 0;
+        let mut order = self.dissolve_order();
+        while g < order.len() {
+            let victim = order[g];
+            g += 1;
+            if self.try_dissolve(victim, max_pruned) {
+                changed = true;
+                self.groups.remove(victim);
+                self.reindex();
+                order = self.dissolve_order();
+                g = 0;
+            }
+        }
+        changed
+    }
+
+    fn dissolve_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.groups.len()).collect();
+        order.sort_by_key(|&g| (self.groups[g].members.len(), g));
+        order
+    }
+
+    fn try_dissolve(&mut self, victim: usize, max_pruned: f64) -> bool {
+        let size = self.groups[victim].members.len();
+        let room: usize = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|&(h, _)| h != victim)
+            .map(|(_, grp)| self.alpha - grp.members.len())
+            .sum();
+        if room < size {
+            return false;
+        }
+        let mut members = self.groups[victim].members.clone();
+        members.sort_by_key(|&c| (std::cmp::Reverse(self.b.nnz(c)), c));
+        let mut placed: Vec<(usize, usize)> = Vec::new();
+        let mut ok = true;
+        for c in members {
+            let b = self.b;
+            let target = self
+                .groups
+                .par_iter()
+                .enumerate()
+                .filter(|&(h, grp)| h != victim && grp.members.len() < self.alpha)
+                .filter(|(_, grp)| grp.conflicts + grp.rows.and_count(&b.rows[c]) <= self.budget)
+                .map(|(h, grp)| (grp.cost(b, c), h))
+                .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            let Some((_, h)) = target else {
+                ok = false;
+                break;
+            };
+            self.apply(Step::Move { c, to: h });
+            placed.push((c, h));
+        }
+        if ok && self.pruned() <= max_pruned {
+            return true;
+        }
+        for &(c, _) in placed.iter().rev() {
+            self.apply(Step::Move { c, to: victim });
+        }
+        false
+    }
+
+    /// Dissolve groups and apply improving steps until a round changes nothing.
+    /// `max_pruned` caps the pruned total that dissolving may reach (−∞: never trade
+    /// magnitude for groups; +∞: always).
+    fn local_search(&mut self, max_pruned: f64) {
+        if self.alpha < 2 {
+            return;
+        }
+        for _ in 0..MAX_ROUNDS {
+            let limit = if max_pruned == f64::NEG_INFINITY {
+                // Only dissolutions that do not raise the pruned total.
+                self.pruned()
+            } else {
+                max_pruned
+            };
+            let dissolved = self.dissolve_phase(limit);
+            let improved = self.improve_pass();
+            if !dissolved && !improved {
+                break;
+            }
+        }
+    }
+
+    fn into_groups(self) -> Vec<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = self
+            .groups
+            .into_iter()
+            .map(|g| g.members)
+            .filter(|m| !m.is_empty())
+            .collect();
+        canonical_order(&mut groups);
+        groups
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn budget_is_floor() {
+        assert_eq!(conflict_budget(16, 0.5), 8);
+        assert_eq!(conflict_budget(16, 1.75), 28);
+        assert_eq!(conflict_budget(10, 0.15), 1);
+        assert_eq!(conflict_budget(0, 3.0), 0);
+        assert_eq!(conflict_budget(7, 0.0), 0);
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for s in Strategy::ALL {
+            assert_eq!(s.to_string().parse::<Strategy>(), Ok(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+        }
+        assert_eq!(" Best_Fit ".parse::<Strategy>(), Ok(Strategy::BestFit));
+        assert_eq!(Strategy::default(), Strategy::Auto);
+        assert!(matches!(
+            "greedy".parse::<Strategy>(),
+            Err(PackError::UnknownStrategy(s)) if s == "greedy"
+        ));
+    }
+
+    #[test]
+    fn bad_params_are_typed_errors() {
+        let m = Array2::<f64>::ones((2, 2));
+        let e = |a, g| group_columns(m.view(), &GroupParams::new(a, g)).unwrap_err();
+        assert_eq!(e(0, 1.0), PackError::ZeroAlpha);
+        assert_eq!(e(257, 1.0), PackError::AlphaTooLarge(257));
+        assert!(matches!(e(4, -0.5), PackError::BadGamma(_)));
+        assert!(matches!(e(4, f64::NAN), PackError::BadGamma(_)));
+        assert!(matches!(e(4, f64::INFINITY), PackError::BadGamma(_)));
+        let mut bad = Array2::<f64>::zeros((3, 3));
+        bad[[1, 2]] = f64::NAN;
+        assert_eq!(
+            group_columns(bad.view(), &GroupParams::new(2, 1.0)).unwrap_err(),
+            PackError::NonFiniteWeight { row: 1, col: 2 }
+        );
+    }
+
+    #[test]
+    fn empty_and_zero_matrices() {
+        for shape in [(0, 0), (0, 5), (5, 0), (4, 6)] {
+            let m = Array2::<f64>::zeros(shape);
+            for s in Strategy::ALL {
+                let g = group_columns(m.view(), &GroupParams::new(4, 1.0).with_strategy(s));
+                assert_eq!(g, Ok(Grouping::default()));
+            }
+        }
+    }
+
+    #[test]
+    fn reference_small_example() {
+        // Columns 0 and 1 are disjoint, 2 overlaps both on row 0, 3 is all zero.
+        let m = array![
+            [1.0, 0.0, 5.0, 0.0],
+            [0.0, 2.0, 0.0, 0.0],
+            [3.0, 0.0, 0.0, 0.0],
+        ];
+        let p = GroupParams::new(2, 0.0).with_strategy(Strategy::Reference);
+        let g = group_columns(m.view(), &p).unwrap();
+        assert_eq!(g.groups, vec![vec![0, 1], vec![2]]);
+        assert_eq!(reference_naive(m.view(), &p).unwrap(), g);
+        // With one conflict allowed, 0 prefers 1 (covers all rows) over 2.
+        let p = GroupParams::new(3, 0.34).with_strategy(Strategy::Reference);
+        let g = group_columns(m.view(), &p).unwrap();
+        assert_eq!(g.groups, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn sections_split_original_columns() {
+        // Four disjoint columns; a section of 2 forbids merging across the boundary.
+        let m = Array2::from_shape_fn((4, 4), |(r, c)| if r == c { 1.0 } else { 0.0 });
+        let p = GroupParams::new(4, 0.0)
+            .with_strategy(Strategy::Reference)
+            .with_section(2);
+        assert_eq!(
+            group_columns(m.view(), &p).unwrap().groups,
+            vec![vec![0, 1], vec![2, 3]]
+        );
+        assert_eq!(
+            group_columns(m.view(), &p.with_section(0)).unwrap().groups,
+            vec![vec![0, 1, 2, 3]]
+        );
+    }
+
+    #[test]
+    fn auto_lowers_pruned_magnitude_when_it_can() {
+        // Reference pairs 0 with 1 (first of equals); pairing 0 with 2 prunes less.
+        let m = array![[1.0, 5.0, 0.1]];
+        let base = GroupParams::new(2, 1.0);
+        let r = group_columns(m.view(), &base.with_strategy(Strategy::Reference)).unwrap();
+        let a = group_columns(m.view(), &base).unwrap();
+        let pr = combine::pruned_l1(m.view(), &r.groups);
+        let pa = combine::pruned_l1(m.view(), &a.groups);
+        assert_eq!(a.len(), r.len());
+        assert!(pa < pr, "auto {pa} reference {pr}");
+    }
+}

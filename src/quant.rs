@@ -1,0 +1,291 @@
+//! Quantization (DESIGN.md §5): int8 weights with one power-of-two scale per layer,
+//! uint8 activations at 2^-f, int32 biases at the accumulator scale, and the classifier
+//! with the 1/(H·W) pooling factor folded in. Also the scalar arithmetic every integer
+//! consumer (reference, packer, RTL emitter) must share: rounding, requantize, clamp.
+
+use anyhow::{Result, bail};
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use crate::lower::{Activation, Dims, LoweredLayer, LoweredNet, Tap};
+
+/// Fraction bits of the input image (pixel p means p/256).
+pub const INPUT_FRAC: u32 = 8;
+/// Default fraction bits of inner activations.
+pub const DEFAULT_ACT_FRAC: u32 = 5;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QLayer {
+    pub conv_index: usize,
+    pub weight_name: String,
+    pub input: Dims,
+    pub output: Dims,
+    pub stride: usize,
+    pub taps: Vec<Tap>,
+    /// N x T, values in [-127, 127].
+    #[serde(skip)]
+    pub weight: Array2<i32>,
+    /// The BN-folded float weights the integers came from; packing ranks by them.
+    #[serde(skip)]
+    pub float_weight: Array2<f64>,
+    pub bias: Vec<i32>,
+    /// Weight scale 2^-k.
+    pub k: i32,
+    pub f_in: u32,
+    pub f_out: u32,
+    pub act: Activation,
+    /// Upper clamp of the output (lower is 0).
+    pub clamp_max: i32,
+    pub alpha: Option<usize>,
+}
+
+impl QLayer {
+    /// Right shift of the requantizer (negative: left shift).
+    pub fn shift(&self) -> i32 {
+        self.k + self.f_in as i32 - self.f_out as i32
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QClassifier {
+    pub weight_name: String,
+    /// [classes, channels], pooling factor folded in.
+    #[serde(skip)]
+    pub weight: Array2<i32>,
+    pub bias: Vec<i32>,
+    pub k: i32,
+    /// Fraction bits of the pooled sums (those of the last activation).
+    pub f_in: u32,
+    /// Width of the unsigned pooled-sum inputs: 8 + ⌈log2 HW⌉.
+    pub in_bits: u32,
+    pub pool_input: Dims,
+}
+
+#[derive(Clone, Debug)]
+pub struct QNet {
+    pub name: String,
+    pub classes: usize,
+    pub input: Dims,
+    pub layers: Vec<QLayer>,
+    pub classifier: QClassifier,
+}
+
+/// Round half away from zero, as the contract requires (f64::round does exactly this).
+pub fn round_half_away(x: f64) -> f64 {
+    x.round()
+}
+
+/// Largest k with max_abs·2^k ≤ 127; 0 for an all-zero tensor.
+pub fn weight_exponent(max_abs: f64) -> i32 {
+    if max_abs == 0.0 {
+        return 0;
+    }
+    let mut k = (127.0 / max_abs).log2().floor() as i32;
+    // log2 can land one off near exact powers; settle with exact power-of-two products.
+    while max_abs * 2f64.powi(k + 1) <= 127.0 {
+        k += 1;
+    }
+    while max_abs * 2f64.powi(k) > 127.0 {
+        k -= 1;
+    }
+    k
+}
+
+/// Requantize an accumulator: rounding arithmetic right shift (or left shift), then clamp.
+pub fn requantize(acc: i64, shift: i32, clamp_max: i32) -> i32 {
+    let y = if shift > 0 {
+        (acc + (1i64 << (shift - 1))) >> shift
+    } else {
+        acc << (-shift)
+    };
+    y.clamp(0, clamp_max as i64) as i32
+}
+
+pub fn clamp_max(act: Activation, f_out: u32) -> i32 {
+    match act {
+        Activation::Relu6 => (6i64 << f_out).min(255) as i32,
+        Activation::Relu => 255,
+    }
+}
+
+/// Bits needed for a pooled sum of `pixels` uint8 values: 8 + ⌈log2 HW⌉.
+pub fn pool_bits(pixels: usize) -> u32 {
+    8 + (pixels.max(1) as u64).next_power_of_two().trailing_zeros()
+}
+
+fn quantize_matrix(w: &Array2<f64>, k: i32) -> Array2<i32> {
+    let s = 2f64.powi(k);
+    w.mapv(|v| round_half_away(v * s).clamp(-127.0, 127.0) as i32)
+}
+
+fn quantize_bias(b: &Array1<f64>, exp: i32, what: &dyn Fn() -> String) -> Result<Vec<i32>> {
+    let s = 2f64.powi(exp);
+    b.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let q = round_half_away(v * s);
+            if q < i32::MIN as f64 || q > i32::MAX as f64 {
+                bail!(
+                    "{}: bias[{i}] = {v} does not fit int32 at scale 2^-{exp}",
+                    what()
+                );
+            }
+            Ok(q as i32)
+        })
+        .collect()
+}
+
+/// Worst-case |accumulator| of each row must fit int32, so that the hardware's 32-bit
+/// accumulator never wraps and the reference needs no wrapping semantics.
+fn check_accumulator(
+    w: &Array2<i32>,
+    bias: &[i32],
+    max_in: i64,
+    what: &dyn Fn() -> String,
+) -> Result<()> {
+    for (r, row) in w.rows().into_iter().enumerate() {
+        let bound: i64 = bias[r].unsigned_abs() as i64
+            + row
+                .iter()
+                .map(|&v| v.unsigned_abs() as i64 * max_in)
+                .sum::<i64>();
+        if bound > i32::MAX as i64 {
+            bail!(
+                "{}: row {r} can reach |acc| = {bound}, beyond int32; the network is too wide for the 32-bit accumulator",
+                what()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn quantize_layer(l: &LoweredLayer, f_in: u32, f_out: u32, model: &str) -> Result<QLayer> {
+    let what = || {
+        format!(
+            "{model}: layer {} (conv, tensor `{}`)",
+            l.conv_index, l.weight_name
+        )
+    };
+    let max_abs = l.weight.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let k = weight_exponent(max_abs);
+    let weight = quantize_matrix(&l.weight, k);
+    let bias = quantize_bias(&l.bias, k + f_in as i32, &what)?;
+    check_accumulator(&weight, &bias, 255, &what)?;
+    Ok(QLayer {
+        conv_index: l.conv_index,
+        weight_name: l.weight_name.clone(),
+        input: l.input,
+        output: l.output,
+        stride: l.stride,
+        taps: l.taps.clone(),
+        weight,
+        float_weight: l.weight.clone(),
+        bias,
+        k,
+        f_in,
+        f_out,
+        act: l.act,
+        clamp_max: clamp_max(l.act, f_out),
+        alpha: l.alpha,
+    })
+}
+
+pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
+    if act_frac > 16 {
+        bail!("activation fraction bits {act_frac} is out of range (0..=16)");
+    }
+    let model = net.path.display().to_string();
+    let mut f_in = INPUT_FRAC;
+    let mut layers = Vec::with_capacity(net.layers.len());
+    for l in &net.layers {
+        layers.push(quantize_layer(l, f_in, act_frac, &model)?);
+        f_in = act_frac;
+    }
+    let c = &net.classifier;
+    let what = || {
+        format!(
+            "{model}: layer {} (linear, tensor `{}`)",
+            c.linear_index, c.weight_name
+        )
+    };
+    let hw = c.pool_input.pixels();
+    let folded = c.weight.mapv(|w| w / hw as f64);
+    let max_abs = folded.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let k = weight_exponent(max_abs);
+    let weight = quantize_matrix(&folded, k);
+    let bias = quantize_bias(&c.bias, k + f_in as i32, &what)?;
+    check_accumulator(&weight, &bias, 255 * hw as i64, &what)?;
+    Ok(QNet {
+        name: net.name.clone(),
+        classes: net.classes,
+        input: net.input_dims(),
+        layers,
+        classifier: QClassifier {
+            weight_name: c.weight_name.clone(),
+            weight,
+            bias,
+            k,
+            f_in,
+            in_bits: pool_bits(hw),
+            pool_input: c.pool_input,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn exponent_examples() {
+        assert_eq!(weight_exponent(1.0), 6); // 64 ≤ 127 < 128
+        assert_eq!(weight_exponent(127.0), 0);
+        assert_eq!(weight_exponent(127.5), -1);
+        assert_eq!(weight_exponent(0.5), 7);
+        assert_eq!(weight_exponent(0.4960937), 8); // 0.496·256 = 126.99
+    }
+
+    #[test]
+    fn requantize_examples() {
+        assert_eq!(requantize(7, 1, 255), 4); // 3.5 → 4
+        assert_eq!(requantize(-7, 1, 255), 0); // clamps
+        assert_eq!(requantize(5, 2, 255), 1); // 1.25 → 1
+        assert_eq!(requantize(6, 2, 255), 2); // 1.5 → 2
+        assert_eq!(requantize(3, -2, 255), 12);
+        assert_eq!(requantize(1000, 0, 192), 192);
+        assert_eq!(clamp_max(Activation::Relu6, 5), 192);
+        assert_eq!(clamp_max(Activation::Relu6, 6), 255);
+        assert_eq!(pool_bits(49), 14);
+        assert_eq!(pool_bits(64), 14);
+        assert_eq!(pool_bits(1), 8);
+    }
+
+    proptest! {
+        /// Quantize→dequantize error is at most half a step, and the range is used:
+        /// the largest weight lands in [64, 127].
+        #[test]
+        fn quantize_dequantize_bound(ws in proptest::collection::vec(-50.0f64..50.0, 1..64)) {
+            let m = Array2::from_shape_vec((1, ws.len()), ws.clone()).unwrap();
+            let max_abs = ws.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            prop_assume!(max_abs > 1e-12);
+            let k = weight_exponent(max_abs);
+            let q = quantize_matrix(&m, k);
+            let step = 2f64.powi(-k);
+            for (w, qv) in ws.iter().zip(q.iter()) {
+                prop_assert!((*qv as f64 * step - w).abs() <= step / 2.0 + 1e-12);
+                prop_assert!(qv.abs() <= 127);
+            }
+            let qmax = q.iter().map(|v| v.abs()).max().unwrap();
+            prop_assert!((63..=127).contains(&qmax), "qmax {qmax}");
+        }
+
+        /// Requantize equals round-half-up of acc / 2^shift, clamped.
+        #[test]
+        fn requantize_matches_rational(acc in -1_000_000i64..1_000_000, shift in -4i32..12, max in 1i32..256) {
+            let exact = acc as f64 / 2f64.powi(shift);
+            let want = (exact + 0.5).floor().clamp(0.0, max as f64) as i32;
+            prop_assert_eq!(requantize(acc, shift, max), want);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Software reference (DESIGN.md §7.1): the float model (f64, unquantized, unpacked)
+//! and the bit-exact integer network of §5, layer by layer. The RTL is judged against
+//! [`run_int`]; every integer network form (unpacked, packed, dense) runs through it.
+
+use ndarray::{Array2, Array3};
+
+use crate::lower::{Activation, Dims, LoweredNet, Tap};
+use crate::quant::{QClassifier, QNet, requantize};
+
+/// Gathers the virtual channels of a layer: row t holds tap t over the output pixels
+/// (y, x) as input[channel][y·s + dy][x·s + dx], zero outside the map. This is what the
+/// hardware's shift-on-write buffer holds when the layer starts.
+pub fn gather<T: Copy + Default>(
+    input: &[T],
+    dims: Dims,
+    taps: &[Tap],
+    stride: usize,
+    out: Dims,
+) -> Vec<T> {
+    let p = out.pixels();
+    let mut v = vec![T::default(); taps.len() * p];
+    let (h, w) = (dims.h as i64, dims.w as i64);
+    for (t, tap) in taps.iter().enumerate() {
+        let plane = &input[tap.channel * dims.pixels()..(tap.channel + 1) * dims.pixels()];
+        let row = &mut v[t * p..(t + 1) * p];
+        for y in 0..out.h {
+            let sy = (y * stride) as i64 + tap.dy;
+            if sy < 0 || sy >= h {
+                continue;
+            }
+            for x in 0..out.w {
+                let sx = (x * stride) as i64 + tap.dx;
+                if sx >= 0 && sx < w {
+                    row[y * out.w + x] = plane[(sy * w + sx) as usize];
+                }
+            }
+        }
+    }
+    v
+}
+
+/// One integer layer as the reference executes it: out = clamp(requant(bias + W·taps)).
+pub struct IntLayer<'a> {
+    pub input: Dims,
+    pub output: Dims,
+    pub stride: usize,
+    pub taps: &'a [Tap],
+    /// N x T over `taps`; zeros are skipped.
+    pub weight: &'a Array2<i32>,
+    pub bias: &'a [i32],
+    pub shift: i32,
+    pub clamp_max: i32,
+}
+
+impl IntLayer<'_> {
+    pub fn run(&self, input: &[u8]) -> Vec<u8> {
+        let v = gather(input, self.input, self.taps, self.stride, self.output);
+        let p = self.output.pixels();
+        let n = self.output.c;
+        let mut out = vec![0u8; n * p];
+        let mut acc = vec![0i32; p];
+        for r in 0..n {
+            acc.fill(self.bias[r]);
+            for (t, &w) in self.weight.row(r).iter().enumerate() {
+                if w == 0 {
+                    continue;
+                }
+                // Quantization bounded |acc| below 2^31 for every partial sum, so i32
+                // cannot wrap; i32 keeps this loop vectorized.
+                for (a, &x) in acc.iter_mut().zip(&v[t * p..(t + 1) * p]) {
+                    *a += w * x as i32;
+                }
+            }
+            for (o, &a) in out[r * p..(r + 1) * p].iter_mut().zip(&acc) {
+                *o = requantize(a as i64, self.shift, self.clamp_max) as u8;
+            }
+        }
+        out
+    }
+}
+
+/// What one integer inference produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntResult {
+    /// Each layer's output map (C x H x W, in the order that network form holds its
+    /// channels), only when dumping was asked for.
+    pub layers: Vec<Array3<u8>>,
+    /// Per-channel exact sums of the last map (the classifier's inputs).
+    pub sums: Vec<i64>,
+    pub logits: Vec<i32>,
+    pub class: usize,
+}
+
+/// Index of the largest value, lowest index on ties.
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn classify(c: &QClassifier, last: &[u8], dims: Dims) -> (Vec<i64>, Vec<i32>) {
+    let p = dims.pixels();
+    let sums: Vec<i64> = (0..dims.c)
+        .map(|ch| last[ch * p..(ch + 1) * p].iter().map(|&x| x as i64).sum())
+        .collect();
+    let logits = c
+        .weight
+        .rows()
+        .into_iter()
+        .zip(&c.bias)
+        .map(|(row, &b)| {
+            let acc = b as i64
+                + row
+                    .iter()
+                    .zip(&sums)
+                    .map(|(&w, &s)| w as i64 * s)
+                    .sum::<i64>();
+            // Bounded at quantization time, so the hardware's int32 logit is exact.
+            acc as i32
+        })
+        .collect();
+    (sums, logits)
+}
+
+/// Runs integer layers then the pool + classifier on one uint8 image (C x H x W).
+pub fn run_int(
+    layers: &[IntLayer],
+    classifier: &QClassifier,
+    image: &[u8],
+    dump: bool,
+) -> IntResult {
+    let mut act = image.to_vec();
+    let mut dims = layers.first().map_or(classifier.pool_input, |l| l.input);
+    let mut dumps = Vec::new();
+    for l in layers {
+        act = l.run(&act);
+        dims = l.output;
+        if dump {
+            dumps.push(
+                Array3::from_shape_vec((dims.c, dims.h, dims.w), act.clone())
+                    .expect("layer output matches its dims"),
+            );
+        }
+    }
+    let (sums, logits) = classify(classifier, &act, dims);
+    IntResult {
+        layers: dumps,
+        class: argmax(&logits),
+        sums,
+        logits,
+    }
+}
+
+impl QNet {
+    /// The unpacked 8-bit network's layers, for [`run_int`].
+    pub fn int_layers(&self) -> Vec<IntLayer<'_>> {
+        self.layers
+            .iter()
+            .map(|l| IntLayer {
+                input: l.input,
+                output: l.output,
+                stride: l.stride,
+                taps: &l.taps,
+                weight: &l.weight,
+                bias: &l.bias,
+                shift: l.shift(),
+                clamp_max: l.clamp_max,
+            })
+            .collect()
+    }
+
+    pub fn run(&self, image: &[u8], dump: bool) -> IntResult {
+        run_int(&self.int_layers(), &self.classifier, image, dump)
+    }
+}
+
+/// The float model on one image (pixels p/256): logits in f64.
+pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
+    let mut act: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();
+    let mut dims = net.input_dims();
+    for l in &net.layers {
+        let v = gather(&act, l.input, &l.taps, l.stride, l.output);
+        let p = l.output.pixels();
+        let mut out = vec![0.0f64; l.output.c * p];
+        for r in 0..l.output.c {
+            let o = &mut out[r * p..(r + 1) * p];
+            o.fill(l.bias[r]);
+            for (t, &w) in l.weight.row(r).iter().enumerate() {
+                if w == 0.0 {
+                    continue;
+                }
+                for (a, &x) in o.iter_mut().zip(&v[t * p..(t + 1) * p]) {
+                    *a += w * x;
+                }
+            }
+            for a in o.iter_mut() {
+                *a = match l.act {
+                    Activation::Relu6 => a.clamp(0.0, 6.0),
+                    Activation::Relu => a.max(0.0),
+                };
+            }
+        }
+        act = out;
+        dims = l.output;
+    }
+    let c = &net.classifier;
+    let p = dims.pixels() as f64;
+    let means: Vec<f64> = act
+        .chunks_exact(dims.pixels())
+        .map(|ch| ch.iter().sum::<f64>() / p)
+        .collect();
+    c.weight
+        .rows()
+        .into_iter()
+        .zip(c.bias.iter())
+        .map(|(row, &b)| b + row.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>())
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! Reports (DESIGN.md §4 metrics): per layer and for the whole network, the unpacked
+//! baseline (nonzero columns only) next to the packed network — nonzeros, columns or
+//! groups, tiles, utilization efficiency, pruned weights and L1 fraction, conflicts and
+//! predicted cycles — rendered as JSON and Markdown.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::pack::network::{PackedLayer, PackedNet};
+use crate::schedule::{ArrayShape, classifier_cycles, layer_cycles, tile_count};
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Metrics {
+    pub nonzeros: usize,
+    /// Array columns needed: nonzero columns (unpacked) or groups (packed).
+    pub columns: usize,
+    pub tiles: usize,
+    pub utilization: f64,
+    pub pruned: usize,
+    pub pruned_l1_fraction: f64,
+    pub conflicts: usize,
+    pub max_group_conflicts: usize,
+    pub cycles: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub layer: usize,
+    pub conv_index: usize,
+    pub weight: String,
+    /// Filter matrix N x T (taps, including all-zero columns).
+    pub rows: usize,
+    pub taps: usize,
+    pub input: String,
+    pub output: String,
+    pub stride: usize,
+    pub alpha: usize,
+    pub k: i32,
+    pub f_in: u32,
+    pub f_out: u32,
+    pub requant_shift: i32,
+    pub clamp_max: i32,
+    pub unpacked: Metrics,
+    pub packed: Metrics,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub generator: String,
+    pub model: String,
+    pub source: String,
+    pub array: ArrayShape,
+    pub gamma: f64,
+    pub strategy: String,
+    pub section: usize,
+    pub dense: bool,
+    pub layers: Vec<LayerReport>,
+    pub classifier_cycles: u64,
+    pub unpacked: Metrics,
+    pub packed: Metrics,
+    pub tile_reduction: f64,
+}
+
+fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
+    if tiles == 0 {
+        0.0
+    } else {
+        nnz as f64 / (tiles * a.rows * a.cols) as f64
+    }
+}
+
+fn layer_metrics(l: &PackedLayer, a: ArrayShape) -> (Metrics, Metrics) {
+    let n = l.rows();
+    let p = l.output.pixels();
+    let ut = tile_count(n, l.nonzero_columns, a);
+    let unpacked = Metrics {
+        nonzeros: l.nnz_unpacked,
+        columns: l.nonzero_columns,
+        tiles: ut,
+        utilization: utilization(l.nnz_unpacked, ut, a),
+        cycles: layer_cycles(n, l.nonzero_columns, p, a),
+        ..Metrics::default()
+    };
+    let s = &l.stats;
+    let g = l.groups_len();
+    let pt = tile_count(n, g, a);
+    let packed = Metrics {
+        nonzeros: s.nnz_after,
+        columns: g,
+        tiles: pt,
+        utilization: utilization(s.nnz_after, pt, a),
+        pruned: s.pruned_count,
+        pruned_l1_fraction: s.pruned_l1_fraction(),
+        conflicts: s.conflicts.iter().sum(),
+        max_group_conflicts: s.conflicts.iter().copied().max().unwrap_or(0),
+        cycles: layer_cycles(n, g, p, a),
+    };
+    (unpacked, packed)
+}
+
+fn total(ms: &[&Metrics], a: ArrayShape, extra_cycles: u64, l1: (f64, f64)) -> Metrics {
+    let nonzeros = ms.iter().map(|m| m.nonzeros).sum();
+    let tiles = ms.iter().map(|m| m.tiles).sum();
+    Metrics {
+        nonzeros,
+        columns: ms.iter().map(|m| m.columns).sum(),
+        tiles,
+        utilization: utilization(nonzeros, tiles, a),
+        pruned: ms.iter().map(|m| m.pruned).sum(),
+        pruned_l1_fraction: if l1.1 > 0.0 { l1.0 / l1.1 } else { 0.0 },
+        conflicts: ms.iter().map(|m| m.conflicts).sum(),
+        max_group_conflicts: ms.iter().map(|m| m.max_group_conflicts).max().unwrap_or(0),
+        cycles: ms.iter().map(|m| m.cycles).sum::<u64>() + extra_cycles,
+    }
+}
+
+pub fn build(net: &PackedNet, a: ArrayShape, source: &str) -> Report {
+    let mut layers = Vec::new();
+    for (i, l) in net.layers.iter().enumerate() {
+        let (unpacked, packed) = layer_metrics(l, a);
+        layers.push(LayerReport {
+            layer: i,
+            conv_index: l.conv_index,
+            weight: l.weight_name.clone(),
+            rows: l.rows(),
+            taps: l.taps_total,
+            input: format!("{}x{}x{}", l.input.c, l.input.h, l.input.w),
+            output: format!("{}x{}x{}", l.output.c, l.output.h, l.output.w),
+            stride: l.stride,
+            alpha: l.alpha,
+            k: l.k,
+            f_in: l.f_in,
+            f_out: l.f_out,
+            requant_shift: l.shift,
+            clamp_max: l.clamp_max,
+            unpacked,
+            packed,
+        });
+    }
+    let cls = classifier_cycles(net.classes, net.classifier.pool_input.c);
+    let l1 = net.layers.iter().fold((0.0, 0.0), |(p, t), l| {
+        (p + l.stats.pruned_l1, t + l.stats.total_l1)
+    });
+    let unpacked = total(
+        &layers.iter().map(|l| &l.unpacked).collect::<Vec<_>>(),
+        a,
+        cls,
+        (0.0, l1.1),
+    );
+    let packed = total(
+        &layers.iter().map(|l| &l.packed).collect::<Vec<_>>(),
+        a,
+        cls,
+        l1,
+    );
+    Report {
+        generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
+        model: net.name.clone(),
+        source: source.to_string(),
+        array: a,
+        gamma: net.options.gamma,
+        strategy: net.options.strategy.to_string(),
+        section: net.options.section,
+        dense: net.options.dense,
+        tile_reduction: if packed.tiles > 0 {
+            unpacked.tiles as f64 / packed.tiles as f64
+        } else {
+            0.0
+        },
+        layers,
+        classifier_cycles: cls,
+        unpacked,
+        packed,
+    }
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes") + "\n"
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let a = self.array;
+        let _ = writeln!(s, "# ccc report: {}\n", self.model);
+        let _ = writeln!(
+            s,
+            "Generated by {} from `{}` for a {}x{} array; strategy `{}`, γ = {}, section = {}{}.\n",
+            self.generator,
+            self.source,
+            a.rows,
+            a.cols,
+            self.strategy,
+            self.gamma,
+            if self.section == 0 {
+                "off".to_string()
+            } else {
+                self.section.to_string()
+            },
+            if self.dense {
+                " — dense baseline (no combining)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(s, "## Whole network\n");
+        let _ = writeln!(
+            s,
+            "| | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (name, m) in [("unpacked", &self.unpacked), ("packed", &self.packed)] {
+            let _ = writeln!(s, "{}", metrics_row(name, m));
+        }
+        let _ = writeln!(
+            s,
+            "\nTiles: {:.2}x fewer after packing. Cycles include {} for the pool and classifier.\n",
+            self.tile_reduction, self.classifier_cycles
+        );
+        let _ = writeln!(s, "## Layers\n");
+        let _ = writeln!(
+            s,
+            "| layer | weight | N x T | in → out | stride | α | k | shift | | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for l in &self.layers {
+            let head = format!(
+                "| {} | `{}` | {}x{} | {} → {} | {} | {} | {} | {} ",
+                l.layer,
+                l.weight,
+                l.rows,
+                l.taps,
+                l.input,
+                l.output,
+                l.stride,
+                l.alpha,
+                l.k,
+                l.requant_shift
+            );
+            let _ = writeln!(s, "{head}{}", metrics_row("unpacked", &l.unpacked));
+            let _ = writeln!(s, "| | | | | | | | {}", metrics_row("packed", &l.packed));
+        }
+        s
+    }
+}
+
+fn metrics_row(name: &str, m: &Metrics) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} |",
+        m.nonzeros,
+        m.columns,
+        m.tiles,
+        m.utilization,
+        m.pruned,
+        m.pruned_l1_fraction,
+        m.conflicts,
+        m.cycles
+    )
+}

@@ -1,0 +1,250 @@
+//! Random sparse shift-CNN generator that writes the real model format (safetensors +
+//! `ccc.graph`), so tests and benchmarks exercise the same ingest path users do.
+//! Seeded and deterministic: the same spec always gives byte-identical files.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::model::GRAPH_KEY;
+use crate::output::{OutTensor, safetensors_bytes, write_file_atomic};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GenDtype {
+    F32,
+    F16,
+    Bf16,
+    F64,
+}
+
+/// A dense KxK conv at the network's entry (the seeds' first layer).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StemSpec {
+    pub out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// A shift + sparse 1x1 conv block.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockSpec {
+    pub out: usize,
+    pub stride: usize,
+    pub alpha: Option<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenSpec {
+    pub name: String,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+    pub stem: Option<StemSpec>,
+    pub blocks: Vec<BlockSpec>,
+    /// Fraction of nonzero weights in the block convs (the stem stays dense).
+    pub density: f64,
+    pub batchnorm: bool,
+    /// relu6 (default) or relu after each conv.
+    pub relu6: bool,
+    pub gamma: Option<f64>,
+    pub dtype: GenDtype,
+    pub seed: u64,
+}
+
+impl GenSpec {
+    /// A small shift-net of the seeds' shape.
+    pub fn small(seed: u64) -> Self {
+        GenSpec {
+            name: format!("gen-small-{seed}"),
+            channels: 1,
+            height: 12,
+            width: 12,
+            classes: 10,
+            stem: Some(StemSpec {
+                out: 8,
+                k: 3,
+                stride: 1,
+                padding: 1,
+            }),
+            blocks: vec![
+                BlockSpec {
+                    out: 16,
+                    stride: 2,
+                    alpha: Some(4),
+                },
+                BlockSpec {
+                    out: 24,
+                    stride: 1,
+                    alpha: Some(4),
+                },
+            ],
+            density: 0.3,
+            batchnorm: true,
+            relu6: true,
+            gamma: Some(1.0),
+            dtype: GenDtype::F32,
+            seed,
+        }
+    }
+}
+
+struct Builder {
+    rng: ChaCha8Rng,
+    dtype: GenDtype,
+    tensors: Vec<(String, OutTensor)>,
+    graph: String,
+}
+
+impl Builder {
+    fn tensor(&mut self, name: &str, shape: &[usize], v: Vec<f32>) {
+        let t = match self.dtype {
+            GenDtype::F32 => OutTensor::f32(shape, v),
+            GenDtype::F16 => OutTensor::f16(shape, v),
+            GenDtype::Bf16 => OutTensor::bf16(shape, v),
+            GenDtype::F64 => OutTensor::f64(shape, v.into_iter().map(f64::from)),
+        };
+        self.tensors.push((name.to_string(), t));
+    }
+
+    fn uniform(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.rng.random_range(lo..hi)).collect()
+    }
+
+    fn conv(&mut self, name: &str, out: usize, cin: usize, k: usize, density: f64) {
+        let fan_in = (cin * k * k) as f64 * density.max(1e-3);
+        let a = (6.0 / fan_in).sqrt() as f32;
+        let v = (0..out * cin * k * k)
+            .map(|_| {
+                if self.rng.random_bool(density) {
+                    self.rng.random_range(-a..a)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        self.tensor(name, &[out, cin, k, k], v);
+    }
+
+    fn batchnorm(&mut self, prefix: &str, c: usize) {
+        let w = self.uniform(c, 0.5, 1.5);
+        let b = self.uniform(c, 0.0, 0.5);
+        let m = self.uniform(c, -0.2, 0.2);
+        let v = self.uniform(c, 0.5, 2.0);
+        for (suffix, data) in [
+            ("weight", w),
+            ("bias", b),
+            ("running_mean", m),
+            ("running_var", v),
+        ] {
+            self.tensor(&format!("{prefix}.{suffix}"), &[c], data);
+        }
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"batchnorm\"\nweight = \"{prefix}.weight\"\nbias = \"{prefix}.bias\"\nmean = \"{prefix}.running_mean\"\nvar = \"{prefix}.running_var\"\neps = 1e-5\n"
+        );
+    }
+}
+
+/// Builds the tensors and graph TOML of a random model.
+pub fn generate(spec: &GenSpec) -> Result<(Vec<(String, OutTensor)>, String)> {
+    if spec.blocks.is_empty() && spec.stem.is_none() {
+        bail!("a generated model needs a stem or at least one block");
+    }
+    if !(spec.density > 0.0 && spec.density <= 1.0) {
+        bail!("density {} must be in (0, 1]", spec.density);
+    }
+    let mut b = Builder {
+        rng: ChaCha8Rng::seed_from_u64(spec.seed),
+        dtype: spec.dtype,
+        tensors: Vec::new(),
+        graph: String::new(),
+    };
+    let _ = writeln!(
+        b.graph,
+        "[model]\nname = \"{}\"\nclasses = {}\n\n[input]\nchannels = {}\nheight = {}\nwidth = {}",
+        spec.name, spec.classes, spec.channels, spec.height, spec.width
+    );
+    if let Some(g) = spec.gamma {
+        let _ = writeln!(b.graph, "\n[packing]\ngamma = {g:?}");
+    }
+    let act = if spec.relu6 { "relu6" } else { "relu" };
+    let mut c = spec.channels;
+    if let Some(s) = &spec.stem {
+        b.conv("stem.conv.weight", s.out, c, s.k, 1.0);
+        let _ = write!(
+            b.graph,
+            "\n[[layers]]\nkind = \"conv\"\nweight = \"stem.conv.weight\"\nstride = {}\npadding = {}\n",
+            s.stride, s.padding
+        );
+        if spec.batchnorm {
+            b.batchnorm("stem.bn", s.out);
+        } else {
+            let bias = b.uniform(s.out, 0.0, 0.3);
+            b.tensor("stem.conv.bias", &[s.out], bias);
+            b.graph.push_str("bias = \"stem.conv.bias\"\n");
+        }
+        let _ = write!(b.graph, "\n[[layers]]\nkind = \"{act}\"\n");
+        c = s.out;
+    }
+    for (i, blk) in spec.blocks.iter().enumerate() {
+        let shifts: Vec<i32> = (0..2 * c).map(|_| b.rng.random_range(-1..=1)).collect();
+        b.tensors
+            .push((format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts)));
+        let _ = write!(
+            b.graph,
+            "\n[[layers]]\nkind = \"shift\"\nshifts = \"b{i}.shift\"\n"
+        );
+        b.conv(&format!("b{i}.conv.weight"), blk.out, c, 1, spec.density);
+        let _ = write!(
+            b.graph,
+            "\n[[layers]]\nkind = \"conv\"\nweight = \"b{i}.conv.weight\"\nstride = {}\npadding = 0\n",
+            blk.stride
+        );
+        if let Some(a) = blk.alpha {
+            let _ = writeln!(b.graph, "alpha = {a}");
+        }
+        if spec.batchnorm {
+            b.batchnorm(&format!("b{i}.bn"), blk.out);
+        } else {
+            let bias = b.uniform(blk.out, 0.0, 0.3);
+            b.tensor(&format!("b{i}.conv.bias"), &[blk.out], bias);
+            let _ = writeln!(b.graph, "bias = \"b{i}.conv.bias\"");
+        }
+        let _ = write!(b.graph, "\n[[layers]]\nkind = \"{act}\"\n");
+        c = blk.out;
+    }
+    let a = (6.0 / c as f64).sqrt() as f32;
+    let fcw = b.uniform(spec.classes * c, -a, a);
+    b.tensor("fc.weight", &[spec.classes, c], fcw);
+    let fcb = b.uniform(spec.classes, -0.1, 0.1);
+    b.tensor("fc.bias", &[spec.classes], fcb);
+    b.graph.push_str(
+        "\n[[layers]]\nkind = \"avgpool\"\n\n[[layers]]\nkind = \"linear\"\nweight = \"fc.weight\"\nbias = \"fc.bias\"\n",
+    );
+    Ok((b.tensors, b.graph))
+}
+
+/// Serializes a model: tensors plus the graph under `ccc.graph`.
+pub fn model_bytes(tensors: &[(String, OutTensor)], graph: &str) -> Result<Vec<u8>> {
+    safetensors_bytes(tensors, Some((GRAPH_KEY, graph.to_string())))
+}
+
+pub fn write(spec: &GenSpec, path: &Path) -> Result<()> {
+    let (tensors, graph) = generate(spec)?;
+    write_file_atomic(path, &model_bytes(&tensors, &graph)?)
+}
+
+/// A deterministic pseudo-random image for synthetic models (C x H x W uint8).
+pub fn random_image(c: usize, h: usize, w: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    (0..c * h * w)
+        .map(|_| rng.random_range(0..=255u8))
+        .collect()
+}
