@@ -1,0 +1,373 @@
+//! End-to-end checks of the compile pipeline on generated models in the real format.
+
+mod common;
+
+use ccc::compile::{self, CompileOptions};
+use ccc::model::{Network, Op};
+use ccc::pack::group::Strategy;
+use ccc::pack::network::apply_permutation;
+use ccc::reference::run_float;
+use ccc::testgen::{self, BlockSpec, GenSpec, StemSpec};
+use common::{ccc, stderr, stdout};
+
+fn opts(rows: usize, cols: usize) -> CompileOptions {
+    CompileOptions {
+        graph: None,
+        rows,
+        cols,
+        alpha: None,
+        gamma: None,
+        strategy: Strategy::default(),
+        section: 0,
+        dense: false,
+        act_frac: 5,
+    }
+}
+
+/// A direct, unlowered float evaluation of the graph (PyTorch semantics for conv with
+/// stride and padding, zero-fill shift, eval-mode batchnorm), written independently of
+/// `lower` so the lowering and BN folding are checked against it.
+fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
+    let (mut c, mut h, mut w) = (net.input.channels, net.input.height, net.input.width);
+    let mut x: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();
+    let mut vec_out: Vec<f64> = Vec::new();
+    for l in &net.layers {
+        match &l.op {
+            Op::Conv(cv) => {
+                let (n, cin, k, _) = cv.weight.dim();
+                let (s, p) = (cv.stride, cv.padding as i64);
+                let ho = (h + 2 * cv.padding - k) / s + 1;
+                let wo = (w + 2 * cv.padding - k) / s + 1;
+                let mut y = vec![0.0; n * ho * wo];
+                for o in 0..n {
+                    for oy in 0..ho {
+                        for ox in 0..wo {
+                            let mut acc = cv.bias.as_ref().map_or(0.0, |b| b[o]);
+                            for ci in 0..cin {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let iy = (oy * s + ky) as i64 - p;
+                                        let ix = (ox * s + kx) as i64 - p;
+                                        if iy >= 0 && ix >= 0 && iy < h as i64 && ix < w as i64 {
+                                            acc += cv.weight[[o, ci, ky, kx]]
+                                                * x[(ci * h + iy as usize) * w + ix as usize];
+                                        }
+                                    }
+                                }
+                            }
+                            y[(o * ho + oy) * wo + ox] = acc;
+                        }
+                    }
+                }
+                x = y;
+                (c, h, w) = (n, ho, wo);
+            }
+            Op::Shift(sh) => {
+                let mut y = vec![0.0; c * h * w];
+                for ch in 0..c {
+                    let (dy, dx) = sh.shifts[ch];
+                    for yy in 0..h as i64 {
+                        for xx in 0..w as i64 {
+                            let (sy, sx) = (yy + dy, xx + dx);
+                            if sy >= 0 && sx >= 0 && sy < h as i64 && sx < w as i64 {
+                                y[(ch * h + yy as usize) * w + xx as usize] =
+                                    x[(ch * h + sy as usize) * w + sx as usize];
+                            }
+                        }
+                    }
+                }
+                x = y;
+            }
+            Op::BatchNorm(bn) => {
+                for ch in 0..c {
+                    for v in &mut x[ch * h * w..(ch + 1) * h * w] {
+                        *v = (*v - bn.mean[ch]) / (bn.var[ch] + bn.eps).sqrt() * bn.weight[ch]
+                            + bn.bias[ch];
+                    }
+                }
+            }
+            Op::Relu6 => x.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            Op::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Op::AvgPool => {
+                vec_out = x
+                    .chunks_exact(h * w)
+                    .map(|ch| ch.iter().sum::<f64>() / (h * w) as f64)
+                    .collect();
+            }
+            Op::Linear(lin) => {
+                return lin
+                    .weight
+                    .rows()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(o, row)| {
+                        lin.bias.as_ref().map_or(0.0, |b| b[o])
+                            + row.iter().zip(&vec_out).map(|(a, b)| a * b).sum::<f64>()
+                    })
+                    .collect();
+            }
+        }
+    }
+    unreachable!("generated graphs end with linear")
+}
+
+fn varied_spec(seed: u64) -> GenSpec {
+    GenSpec {
+        name: "varied".into(),
+        channels: 2,
+        height: 9,
+        width: 7,
+        classes: 5,
+        stem: Some(StemSpec {
+            out: 6,
+            k: 3,
+            stride: 2,
+            padding: 1,
+        }),
+        blocks: vec![
+            BlockSpec {
+                out: 12,
+                stride: 1,
+                alpha: Some(3),
+            },
+            BlockSpec {
+                out: 10,
+                stride: 2,
+                alpha: Some(5),
+            },
+        ],
+        density: 0.4,
+        batchnorm: true,
+        relu6: true,
+        gamma: Some(0.5),
+        dtype: testgen::GenDtype::F64,
+        seed,
+    }
+}
+
+#[test]
+fn lowering_matches_direct_graph_evaluation() {
+    let d = tempfile::tempdir().unwrap();
+    for (i, spec) in [GenSpec::small(3), varied_spec(4)].iter().enumerate() {
+        let m = common::write_model(d.path(), &format!("m{i}.safetensors"), spec);
+        let net = ccc::model::load(&m, None).unwrap();
+        let lowered = ccc::lower::lower(&net).unwrap();
+        for s in 0..4 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, s);
+            let a = direct_float(&net, &img);
+            let b = run_float(&lowered, &img);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-9 * (1.0 + x.abs()), "{x} vs {y}");
+            }
+        }
+    }
+    // A padded 1x1 conv and a strided 3x3 without padding also lower exactly.
+    let mut spec = varied_spec(5);
+    spec.stem = Some(StemSpec {
+        out: 4,
+        k: 3,
+        stride: 2,
+        padding: 0,
+    });
+    let m = common::write_model(d.path(), "nopad.safetensors", &spec);
+    let net = ccc::model::load(&m, None).unwrap();
+    let lowered = ccc::lower::lower(&net).unwrap();
+    let img = testgen::random_image(2, 9, 7, 9);
+    let (a, b) = (direct_float(&net, &img), run_float(&lowered, &img));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-9 * (1.0 + x.abs())));
+}
+
+#[test]
+fn without_combining_packed_equals_unpacked_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &varied_spec(11));
+    let mut o = opts(4, 4);
+    o.alpha = Some(vec![1]);
+    let c = compile::compile(&m, &o).unwrap();
+    assert_eq!(c.report.packed.pruned, 0);
+    let packed = c.packed.reference();
+    for s in 0..5 {
+        let img = testgen::random_image(2, 9, 7, s);
+        let u = c.qnet.run(&img, true);
+        let p = packed.run_model_order(&img, true);
+        assert_eq!(u, p);
+    }
+}
+
+#[test]
+fn packed_reference_equals_unpacked_with_pruned_weights() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &varied_spec(12));
+    let c = compile::compile(&m, &opts(4, 3)).unwrap();
+    assert!(c.report.packed.pruned > 0, "the test needs pruning to happen");
+    // Build the unpacked network with exactly the combined-away weights zeroed, from the
+    // grouping and the combining rule, independently of the packed arrays.
+    let mut q = c.qnet.clone();
+    for (l, pl) in q.layers.iter_mut().zip(&c.packed.layers) {
+        for group in &pl.groups {
+            for r in 0..l.weight.nrows() {
+                let keep = group
+                    .iter()
+                    .copied()
+                    .filter(|&col| l.weight[[r, col]] != 0)
+                    .fold(None::<usize>, |best, col| match best {
+                        Some(b) if l.float_weight[[r, b]].abs() >= l.float_weight[[r, col]].abs() => Some(b),
+                        _ => Some(col),
+                    });
+                for &col in group {
+                    if Some(col) != keep {
+                        l.weight[[r, col]] = 0;
+                    }
+                }
+            }
+        }
+    }
+    let packed = c.packed.reference();
+    for s in 0..6 {
+        let img = testgen::random_image(2, 9, 7, 100 + s);
+        assert_eq!(q.run(&img, true), packed.run_model_order(&img, true));
+    }
+}
+
+#[test]
+fn row_permutation_changes_no_output() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &varied_spec(13));
+    let c = compile::compile(&m, &opts(4, 4)).unwrap();
+    let perms: Vec<Vec<usize>> = c.packed.layers.iter().map(|l| l.row_perm.clone()).collect();
+    assert!(perms.iter().any(|p| p.iter().enumerate().any(|(i, &v)| i != v)), "the test needs a non-trivial permutation");
+    let mut identity = c.packed.clone();
+    let undo: Vec<Vec<usize>> = perms.iter().map(|p| ccc::lower::invert(p)).collect();
+    apply_permutation(&mut identity, &undo);
+    for l in &identity.layers {
+        assert!(l.row_perm.iter().enumerate().all(|(i, &v)| i == v));
+    }
+    let (a, b) = (c.packed.reference(), identity.reference());
+    let float_perm = c.lowered.permuted(&perms);
+    for s in 0..6 {
+        let img = testgen::random_image(2, 9, 7, 200 + s);
+        assert_eq!(a.run_model_order(&img, true), b.run(&img, true));
+        assert_eq!(run_float(&c.lowered, &img), run_float(&float_perm, &img));
+    }
+}
+
+#[test]
+fn groups_read_contiguous_slots_of_the_previous_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &varied_spec(14));
+    let c = compile::compile(&m, &opts(4, 4)).unwrap();
+    for l in c.packed.layers.iter().skip(2) {
+        // 1x1 layers after a shift: each group's channels are consecutive slots.
+        let mut next_slot = 0;
+        for g in 0..l.groups_len() {
+            for t in &l.taps[l.group_offsets[g]..l.group_offsets[g + 1]] {
+                assert_eq!(t.channel, next_slot);
+                next_slot += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn compile_output_is_deterministic_and_complete() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &GenSpec::small(21));
+    let mut outs = Vec::new();
+    for run in 0..2 {
+        let out = d.path().join(format!("out{run}"));
+        let o = ccc(&["compile", m.to_str().unwrap(), "--rows", "8", "--cols", "4", "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        outs.push(out);
+    }
+    // Recompiling into an existing directory replaces it.
+    let o = ccc(&["compile", m.to_str().unwrap(), "--rows", "8", "--cols", "4", "-o", outs[1].to_str().unwrap()]);
+    assert!(o.status.success());
+    for f in ["report.json", "report.md", "packed.safetensors", "schedule.json"] {
+        let a = std::fs::read(outs[0].join(f)).unwrap();
+        let b = std::fs::read(outs[1].join(f)).unwrap();
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{f} differs between runs");
+    }
+    // The packed file carries what the emitter needs, consistent with the report.
+    let bytes = std::fs::read(outs[0].join("packed.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outs[0].join("report.json")).unwrap()).unwrap();
+    for (i, l) in report["layers"].as_array().unwrap().iter().enumerate() {
+        let w = st.tensor(&format!("layers.{i}.weight")).unwrap();
+        assert_eq!(w.dtype(), safetensors::Dtype::I8);
+        assert_eq!(w.shape()[1] as u64, l["packed"]["columns"].as_u64().unwrap());
+        let nnz = w.data().iter().filter(|&&b| b != 0).count() as u64;
+        assert_eq!(nnz, l["packed"]["nonzeros"].as_u64().unwrap());
+        for name in ["selector", "bias", "taps", "group_offsets", "row_perm"] {
+            st.tensor(&format!("layers.{i}.{name}")).unwrap();
+        }
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().as_ref().unwrap();
+    let packed: serde_json::Value = serde_json::from_str(&meta["ccc.packed"]).unwrap();
+    assert_eq!(packed["format"], "ccc.packed/1");
+    assert!(packed["net"]["layers"][0]["k"].is_i64());
+}
+
+#[test]
+fn infer_dump_holds_every_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &GenSpec::small(22));
+    let dump = d.path().join("acts.safetensors");
+    let o = ccc(&["infer", m.to_str().unwrap(), "--random", "2", "--dump", dump.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let bytes = std::fs::read(&dump).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for k in 0..2 {
+        for l in 0..3 {
+            st.tensor(&format!("image{k}.layer{l}")).unwrap();
+        }
+        let logits = st.tensor(&format!("image{k}.logits")).unwrap();
+        let got: Vec<i64> = logits
+            .data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+            .collect();
+        let want: Vec<i64> = lines[k]["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn dense_baseline_has_no_pruning_and_matches_unpacked_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &GenSpec::small(23));
+    let mut o = opts(8, 8);
+    o.dense = true;
+    let c = compile::compile(&m, &o).unwrap();
+    assert_eq!(c.report.packed, c.report.unpacked);
+    let img = testgen::random_image(1, 12, 12, 1);
+    assert_eq!(c.qnet.run(&img, true), c.packed.reference().run_model_order(&img, true));
+}
+
+#[test]
+fn eval_on_fashion_mnist() {
+    let dir = std::path::Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
+    if !dir.join("t10k-images-idx3-ubyte.gz").exists() {
+        eprintln!("SKIPPED eval_on_fashion_mnist: {} missing (apt-get install dataset-fashion-mnist)", dir.display());
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = GenSpec::small(24);
+    (spec.height, spec.width) = (28, 28);
+    let m = common::write_model(d.path(), "m.safetensors", &spec);
+    let o = ccc(&["eval", m.to_str().unwrap(), "--dataset", "fashion-mnist", "--limit", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for f in ["50 test images", "float (f64", "8-bit unpacked", "8-bit packed", "agreement"] {
+        assert!(out.contains(f), "{out}");
+    }
+    // A model whose input does not match the dataset is refused.
+    let m2 = common::write_model(d.path(), "m2.safetensors", &GenSpec::small(25));
+    let o = ccc(&["eval", m2.to_str().unwrap(), "--dataset", "fashion-mnist", "--limit", "5"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("1x12x12"), "{}", stderr(&o));
+}

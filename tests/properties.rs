@@ -1,0 +1,138 @@
+//! Network-level invariants of packing, as property tests over random shift-CNNs
+//! written in the real model format.
+
+mod common;
+
+use ccc::compile::{self, CompileOptions, packed_safetensors};
+use ccc::pack::group::{Strategy as PackStrategy, conflict_budget};
+use ccc::pack::network::apply_permutation;
+use ccc::reference::run_float;
+use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use proptest::prelude::*;
+
+fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrategy, usize, usize)> {
+    (
+        any::<u64>(),
+        1usize..=3,
+        6usize..=12,
+        prop::collection::vec((2usize..=20, 1usize..=2, 1usize..=9), 1..=3),
+        0.05f64..0.9,
+        0.0f64..2.5,
+        prop_oneof![Just(PackStrategy::Reference), Just(PackStrategy::Auto)],
+        1usize..=9,
+        1usize..=9,
+        any::<bool>(),
+    )
+        .prop_map(|(seed, ch, side, blocks, density, gamma, strategy, rows, cols, stem)| {
+            let alphas: Vec<usize> = std::iter::once(1)
+                .filter(|_| stem)
+                .chain(blocks.iter().map(|b| b.2))
+                .collect();
+            let spec = GenSpec {
+                name: "prop".into(),
+                channels: ch,
+                height: side,
+                width: side + 1,
+                classes: 4,
+                stem: stem.then_some(StemSpec {
+                    out: 5,
+                    k: 3,
+                    stride: 1,
+                    padding: 1,
+                }),
+                blocks: blocks
+                    .iter()
+                    .map(|&(out, stride, _)| BlockSpec {
+                        out,
+                        stride,
+                        alpha: None,
+                    })
+                    .collect(),
+                density,
+                batchnorm: seed % 2 == 0,
+                relu6: seed % 3 != 0,
+                gamma: None,
+                dtype: GenDtype::F32,
+                seed,
+            };
+            (spec, alphas, gamma, strategy, rows, cols)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn packing_invariants_hold_and_nothing_but_combining_changes_outputs(
+        (spec, alphas, gamma, strategy, rows, cols) in spec_strategy()
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let m = common::write_model(d.path(), "m.safetensors", &spec);
+        let o = CompileOptions {
+            graph: None,
+            rows,
+            cols,
+            alpha: Some(alphas.clone()),
+            gamma: Some(gamma),
+            strategy,
+            section: 0,
+            dense: false,
+            act_frac: 5,
+        };
+        let c = compile::compile(&m, &o).unwrap();
+        for ((pl, ql), &alpha) in c.packed.layers.iter().zip(&c.qnet.layers).zip(&alphas) {
+            let n = ql.weight.nrows();
+            let budget = conflict_budget(n, gamma);
+            let mut seen = vec![false; ql.weight.ncols()];
+            for group in &pl.groups {
+                // Groups hold at most α columns, each nonzero column exactly once.
+                prop_assert!(!group.is_empty() && group.len() <= alpha);
+                let mut conflicts = 0;
+                for r in 0..n {
+                    let nz = group.iter().filter(|&&col| ql.weight[[r, col]] != 0).count();
+                    conflicts += nz.saturating_sub(1);
+                }
+                prop_assert!(conflicts <= budget, "conflicts {conflicts} > budget {budget}");
+                for &col in group {
+                    prop_assert!(!seen[col]);
+                    seen[col] = true;
+                }
+            }
+            for col in 0..ql.weight.ncols() {
+                let nonzero = ql.weight.column(col).iter().any(|&v| v != 0);
+                prop_assert_eq!(seen[col], nonzero);
+            }
+            // After combining, each (row, group) keeps at most one weight: the decoded
+            // matrix has at most one nonzero per row inside each group's tap range.
+            let dec = pl.decode();
+            for r in 0..n {
+                for g in 0..pl.groups_len() {
+                    let k = (pl.group_offsets[g]..pl.group_offsets[g + 1])
+                        .filter(|&t| dec[[r, t]] != 0)
+                        .count();
+                    prop_assert!(k <= 1);
+                }
+            }
+            prop_assert_eq!(pl.stats.nnz_after + pl.stats.pruned_count, pl.stats.nnz_before);
+        }
+        // Row permutation changes no integer output (dumps compared in model order) and
+        // no float output.
+        let perms: Vec<Vec<usize>> = c.packed.layers.iter().map(|l| l.row_perm.clone()).collect();
+        let mut identity = c.packed.clone();
+        apply_permutation(&mut identity, &perms.iter().map(|p| ccc::lower::invert(p)).collect::<Vec<_>>());
+        let (a, b) = (c.packed.reference(), identity.reference());
+        let float_perm = c.lowered.permuted(&perms);
+        for s in 0..2 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, s);
+            prop_assert_eq!(a.run_model_order(&img, true), b.run(&img, true));
+            prop_assert_eq!(run_float(&c.lowered, &img), run_float(&float_perm, &img));
+        }
+        // Determinism: compiling again gives byte-identical packed output.
+        let again = compile::compile(&m, &o).unwrap();
+        prop_assert_eq!(
+            packed_safetensors(&c.packed, c.schedule.array).unwrap(),
+            packed_safetensors(&again.packed, again.schedule.array).unwrap()
+        );
+        prop_assert_eq!(c.report.to_json(), again.report.to_json());
+    }
+}
