@@ -117,6 +117,8 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // Temp files are created 0600; outputs are ordinary files.
+    set_mode(tmp.path(), 0o644)?;
     tmp.persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
@@ -177,6 +179,8 @@ impl OutDir {
     /// Replaces the target with the staged directory. An existing target is moved aside
     /// first and removed only after the new one is in place.
     pub fn commit(self) -> Result<PathBuf> {
+        // Temp dirs are created 0700; outputs are ordinary directories.
+        set_mode(self.tmp.path(), 0o755)?;
         let staged = self.tmp.keep();
         let backup = if self.target.exists() {
             let b = staged.with_extension("old");
@@ -198,4 +202,16 @@ impl OutDir {
         }
         Ok(self.target)
     }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }

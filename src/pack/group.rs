@@ -197,8 +197,7 @@ pub fn group_columns(m: ArrayView2<f64>, p: &GroupParams) -> Result<Grouping, Pa
             Strategy::Reference => b.to_original(reference_block(b, p.alpha, budget)),
             Strategy::Auto => auto_block(m, b, p.alpha, budget),
             Strategy::BestFit => {
-                let abs = b.dense_abs();
-                let mut s = best_fit(b, &abs, p.alpha, budget, 0);
+                let mut s = best_fit(b, p.alpha, budget, 0);
                 s.local_search(f64::NEG_INFINITY);
                 b.to_original(s.into_groups())
             }
@@ -377,17 +376,6 @@ impl Block {
         self.ent[c].len()
     }
 
-    /// |w| column-major, `k x N`: lets a swap look up "the weight of c at row r".
-    fn dense_abs(&self) -> Vec<f64> {
-        let mut abs = vec![0.0; self.len() * self.n];
-        for (c, ent) in self.ent.iter().enumerate() {
-            for &(r, w) in ent {
-                abs[c * self.n + r as usize] = w;
-            }
-        }
-        abs
-    }
-
     fn to_original(&self, groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
         groups
             .into_iter()
@@ -447,6 +435,15 @@ fn reference_block(b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// Where a local search starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    /// The reference grouping itself.
+    Reference,
+    /// [`best_fit`] with this many groups open from the start.
+    BestFit(usize),
+}
+
 /// `Auto` on one block: several starting groupings, each refined by local search; the
 /// best one that is at least as good as the reference on both counts wins.
 fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
@@ -455,26 +452,27 @@ fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec
         // Singletons only: nothing to choose.
         return b.to_original(reference);
     }
-    let abs = b.dense_abs();
     let ref_groups = reference.len();
-    let mut from_ref = Search::new(b, &abs, alpha, budget, reference.clone());
-    let ref_pruned = from_ref.pruned();
-    let mut candidates = Vec::new();
-    from_ref.local_search(ref_pruned);
-    candidates.push(from_ref.into_groups());
-    // Open-on-demand best fit aims at fewer groups; K-bin best fit (K = the reference
-    // count) spreads heavy columns over all groups, which is what lowers pruned L1
-    // when α, not γ, is what limits the groups.
-    for bins in [0, ref_groups] {
-        let mut s = best_fit(b, &abs, alpha, budget, bins);
-        s.local_search(ref_pruned);
-        candidates.push(s.into_groups());
-    }
-    let score = |g: &Vec<Vec<usize>>| {
-        let orig = b.to_original(g.clone());
+    let score = |g: &[Vec<usize>]| {
+        let orig = b.to_original(g.to_vec());
         (orig.len(), combine::pruned_l1(m, &orig))
     };
     let (ref_len, ref_l1) = score(&reference);
+    // Open-on-demand best fit aims at fewer groups; K-bin best fit (K = the reference
+    // count) spreads heavy columns over all groups, which is what lowers pruned L1
+    // when α, not γ, is what limits the groups.
+    let starts = [Start::Reference, Start::BestFit(0), Start::BestFit(ref_groups)];
+    let candidates: Vec<Vec<Vec<usize>>> = starts
+        .par_iter()
+        .map(|&start| {
+            let mut s = match start {
+                Start::Reference => Search::new(b, alpha, budget, reference.clone()),
+                Start::BestFit(bins) => best_fit(b, alpha, budget, bins),
+            };
+            s.local_search(ref_l1);
+            s.into_groups()
+        })
+        .collect();
     let mut best = reference;
     let mut best_score = (ref_len, ref_l1);
     for cand in candidates {
@@ -490,43 +488,45 @@ fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec
 }
 
 /// Magnitude-aware best fit: columns by nnz descending, each into the admissible group
-/// where it adds the least pruned magnitude, else a new group. `bins` empty groups are
-/// open from the start.
-fn best_fit<'a>(
-    b: &'a Block,
-    abs: &'a [f64],
-    alpha: usize,
-    budget: usize,
-    bins: usize,
-) -> Search<'a> {
+/// where it adds the least pruned magnitude (ties: lowest group), else a new group.
+/// `bins` empty groups are open from the start.
+fn best_fit(b: &Block, alpha: usize, budget: usize, bins: usize) -> Search<'_> {
     let mut order: Vec<usize> = (0..b.len()).collect();
     order.sort_by_key(|&c| (std::cmp::Reverse(b.nnz(c)), c));
-    let mut s = Search::new(b, abs, alpha, budget, vec![Vec::new(); bins]);
+    let mut groups: Vec<Group> = vec![Group::new(b.n); bins];
+    // Groups with room, in index order; full groups drop out of the scan for good.
+    let mut open: Vec<usize> = (0..bins).collect();
     for c in order {
-        let best = s
-            .groups
-            .par_iter()
-            .enumerate()
-            .filter(|(_, g)| g.members.len() < alpha)
-            .filter_map(|(h, g)| {
-                let overlap = g.rows.and_count(&b.rows[c]);
-                (g.conflicts + overlap <= budget).then(|| (g.cost(b, c), h))
-            })
-            .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        match best {
-            Some((_, h)) => s.add(c, h),
-            None => {
-                s.groups.push(Group::new(b.n));
-                let h = s.groups.len() - 1;
-                s.add(c, h);
+        let mut best: Option<(f64, usize)> = None;
+        for &h in &open {
+            let grp = &groups[h];
+            if grp.conflicts + grp.rows.and_count(&b.rows[c]) > budget {
+                continue;
+            }
+            let cost = grp.cost(b, c);
+            if best.is_none_or(|(bc, _)| cost < bc) {
+                best = Some((cost, h));
             }
         }
+        let h = match best {
+            Some((_, h)) => h,
+            None => {
+                groups.push(Group::new(b.n));
+                open.push(groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        groups[h].push(b, c);
+        if groups[h].members.len() == alpha {
+            open.retain(|&x| x != h);
+        }
     }
-    s.groups.retain(|g| !g.members.is_empty());
-    for g in 0..s.groups.len() {
-        s.refresh(g);
-    }
-    s
+    let members = groups
+        .into_iter()
+        .map(|g| g.members)
+        .filter(|m| !m.is_empty())
+        .collect();
+    Search::new(b, alpha, budget, members)
 }
 
 /// One group under local search, with the per-row top-2 magnitudes that make the
@@ -542,6 +542,8 @@ struct Group {
     max2: Vec<f64>,
     /// Pruned L1 of the group = Σ members' L1 − Σ_r max1[r].
     pruned: f64,
+    /// Bumped on every change, so columns know when to look at this group again.
+    version: u64,
 }
 
 impl Group {
@@ -554,6 +556,7 @@ impl Group {
             max1: vec![0.0; n],
             max2: vec![0.0; n],
             pruned: 0.0,
+            version: 0,
         }
     }
 
@@ -596,6 +599,7 @@ impl Group {
         let kept: f64 = self.rows.iter().map(|r| self.max1[r]).sum();
         self.pruned = l1 - kept;
         self.members = members;
+        self.version += 1;
     }
 
     /// Pruned magnitude added by putting column `c` into this group.
@@ -606,13 +610,15 @@ impl Group {
             .map(|&(r, w)| w.min(self.max1[r as usize]))
             .sum()
     }
+
+    fn fits(&self, b: &Block, c: usize, alpha: usize, budget: usize) -> bool {
+        self.members.len() < alpha && self.conflicts + self.rows.and_count(&b.rows[c]) <= budget
+    }
 }
 
 /// A grouping of one block being improved in place (local column indices).
 struct Search<'a> {
     b: &'a Block,
-    /// |w| column-major (`Block::dense_abs`).
-    abs: &'a [f64],
     alpha: usize,
     budget: usize,
     groups: Vec<Group>,
@@ -624,6 +630,9 @@ struct Search<'a> {
     conf_without: Vec<usize>,
     /// rows(g ∖ c) for each column c in group g.
     rows_without: Vec<RowSet>,
+    /// `k x N`: for column c of group g, max |w| per row over g ∖ c. With it, the
+    /// cost of another column joining g in c's place is one sparse pass.
+    excl: Vec<f64>,
     /// Improvements smaller than this are noise (keeps the search from cycling).
     tol: f64,
 }
@@ -638,24 +647,19 @@ enum Step {
 /// Groups per column whose members are tried as swap partners: enough to find most
 /// improving swaps, few enough that a pass stays O(T·(G + SWAP_GROUPS·α)·nnz).
 const SWAP_GROUPS: usize = 8;
-/// Upper bound on search rounds (each is one dissolve phase and one pass over all
-/// columns); in practice the search stops much earlier, when a round finds nothing.
+/// Upper bound on search rounds (a dissolve phase and a pass over all columns each).
 const MAX_ROUNDS: usize = 40;
+/// A round that lowers the pruned magnitude by less than this fraction is the last:
+/// later rounds find ever smaller crumbs at the same cost.
+const MIN_ROUND_GAIN: f64 = 1e-3;
 
 impl<'a> Search<'a> {
-    fn new(
-        b: &'a Block,
-        abs: &'a [f64],
-        alpha: usize,
-        budget: usize,
-        groups: Vec<Vec<usize>>,
-    ) -> Self {
+    fn new(b: &'a Block, alpha: usize, budget: usize, groups: Vec<Vec<usize>>) -> Self {
         let k = b.len();
         let total: f64 = b.ent.iter().flatten().map(|e| e.1).sum();
         let nnz: usize = b.ent.iter().map(Vec::len).sum();
         let mut s = Search {
             b,
-            abs,
             alpha,
             budget,
             groups: groups
@@ -669,46 +673,25 @@ impl<'a> Search<'a> {
             gain: vec![0.0; k],
             conf_without: vec![0; k],
             rows_without: vec![RowSet::new(b.n); k],
+            excl: vec![0.0; k * b.n],
             tol: 1e-9 * total / nnz.max(1) as f64,
         };
         for g in 0..s.groups.len() {
             s.refresh(g);
         }
-        s.reindex();
         s
-    }
-
-    fn reindex(&mut self) {
-        for (g, grp) in self.groups.iter().enumerate() {
-            for &c in &grp.members {
-                self.of[c] = g;
-            }
-        }
     }
 
     fn pruned(&self) -> f64 {
         self.groups.iter().map(|g| g.pruned).sum()
     }
 
-    fn add(&mut self, c: usize, g: usize) {
-        self.groups[g].push(self.b, c);
-        self.of[c] = g;
-        // Only the pruned total is needed while building; per-member data comes later.
-        let grp = &mut self.groups[g];
-        let l1: f64 = grp
-            .members
-            .iter()
-            .flat_map(|&m| self.b.ent[m].iter().map(|e| e.1))
-            .sum();
-        let kept: f64 = grp.rows.iter().map(|r| grp.max1[r]).sum();
-        grp.pruned = l1 - kept;
-    }
-
     /// Recomputes group `g` and the per-member quantities that depend on it.
     fn refresh(&mut self, g: usize) {
         let b = self.b;
-        let grp = &mut self.groups[g];
-        grp.rebuild(b);
+        let n = b.n;
+        self.groups[g].rebuild(b);
+        let grp = &self.groups[g];
         for &c in &grp.members {
             self.of[c] = g;
             self.conf_without[c] = grp.conflicts - grp.multi.and_count(&b.rows[c]);
@@ -723,96 +706,78 @@ impl<'a> Search<'a> {
                 // A row stays covered unless c was its only nonzero.
                 *o = gr & !(cr & !mu);
             }
-            self.gain[c] = b.ent[c]
-                .iter()
-                .map(|&(r, w)| {
-                    let r = r as usize;
-                    let other = if w == grp.max1[r] {
-                        grp.max2[r]
-                    } else {
-                        grp.max1[r]
-                    };
-                    w.min(other)
-                })
-                .sum();
+            let ex = &mut self.excl[c * n..(c + 1) * n];
+            ex.copy_from_slice(&grp.max1);
+            let mut gain = 0.0;
+            for &(r, w) in &b.ent[c] {
+                let r = r as usize;
+                if w == grp.max1[r] {
+                    // c holds the maximum (or ties it, and then max2 is the same value).
+                    ex[r] = grp.max2[r];
+                }
+                gain += w.min(ex[r]);
+            }
+            self.gain[c] = gain;
         }
     }
 
-    /// Pruned magnitude that `d` adds to group `g` once `c` has left it.
+    /// Pruned magnitude that `d` adds to the group of `c` once `c` has left it.
     #[inline]
-    fn cost_without(&self, d: usize, g: usize, c: usize) -> f64 {
-        let grp = &self.groups[g];
-        let ac = &self.abs[c * self.b.n..(c + 1) * self.b.n];
+    fn cost_without(&self, d: usize, c: usize) -> f64 {
+        let n = self.b.n;
+        let ex = &self.excl[c * n..(c + 1) * n];
         self.b.ent[d]
             .iter()
-            .map(|&(r, w)| {
-                let r = r as usize;
-                let other = if ac[r] == grp.max1[r] {
-                    grp.max2[r]
-                } else {
-                    grp.max1[r]
-                };
-                w.min(other)
-            })
+            .map(|&(r, w)| w.min(ex[r as usize]))
             .sum()
     }
 
     fn swap_fits(&self, c: usize, d: usize) -> bool {
         self.conf_without[c] + self.rows_without[c].and_count(&self.b.rows[d]) <= self.budget
-            && self.conf_without[d] + self.rows_without[d].and_count(&self.b.rows[c]) <= self.budget
+            && self.conf_without[d] + self.rows_without[d].and_count(&self.b.rows[c])
+                <= self.budget
     }
 
     /// The best improving move or swap of column `c`, if any beats the tolerance.
+    /// Ties go to the lowest group / partner index, moves before swaps.
     fn best_step(&self, c: usize) -> Option<(f64, Step)> {
-        let g = self.of[c];
-        if self.groups[g].members.len() == 1 {
-            // Moving a singleton empties its group: the dissolve phase's business.
-            // Swapping it is a move in disguise too.
-            return None;
-        }
         let b = self.b;
-        // (cost of adding c to h, h, whether c may move there)
-        let mut scored: Vec<(f64, usize, bool)> = self
-            .groups
-            .par_iter()
-            .enumerate()
-            .filter(|&(h, _)| h != g)
-            .map(|(h, grp)| {
-                let fits = grp.members.len() < self.alpha
-                    && grp.conflicts + grp.rows.and_count(&b.rows[c]) <= self.budget;
-                (grp.cost(b, c), h, fits)
-            })
-            .collect();
-        let best_move = scored
-            .iter()
-            .filter(|x| x.2)
-            .map(|&(cost, h, _)| (cost - self.gain[c], Step::Move { c, to: h }))
-            .min_by(|x, y| x.0.total_cmp(&y.0));
-        // Swap partners from the groups where c would be pruned least.
-        scored.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        let partners: Vec<usize> = scored
-            .iter()
-            .take(SWAP_GROUPS)
-            .flat_map(|&(_, h, _)| self.groups[h].members.iter().copied())
-            .filter(|&d| self.groups[self.of[d]].members.len() > 1)
-            .collect();
-        let best_swap = partners
-            .par_iter()
-            .enumerate()
-            .filter(|&(_, &d)| self.swap_fits(c, d))
-            .map(|(i, &d)| {
-                let delta = self.cost_without(d, g, c) + self.cost_without(c, self.of[d], d)
+        let g = self.of[c];
+        // A move out of a singleton empties the group: the dissolve phase's business.
+        let can_move = self.groups[g].members.len() > 1;
+        let mut best: Option<(f64, Step)> = None;
+        let mut consider = |delta: f64, step: Step| {
+            if best.is_none_or(|(bd, _)| delta < bd) {
+                best = Some((delta, step));
+            }
+        };
+        // The SWAP_GROUPS groups where c would be pruned least, by (cost, index).
+        let mut near: Vec<(f64, usize)> = Vec::with_capacity(SWAP_GROUPS + 1);
+        for (h, grp) in self.groups.iter().enumerate() {
+            if h == g {
+                continue;
+            }
+            let cost = grp.cost(b, c);
+            if can_move && grp.fits(b, c, self.alpha, self.budget) {
+                consider(cost - self.gain[c], Step::Move { c, to: h });
+            }
+            if near.len() < SWAP_GROUPS || cost < near[near.len() - 1].0 {
+                let at = near.partition_point(|x| x.0 <= cost);
+                near.insert(at, (cost, h));
+                near.truncate(SWAP_GROUPS);
+            }
+        }
+        for &(_, h) in &near {
+            for &d in &self.groups[h].members {
+                if !self.swap_fits(c, d) {
+                    continue;
+                }
+                let delta = self.cost_without(d, c) + self.cost_without(c, d)
                     - self.gain[c]
                     - self.gain[d];
-                (delta, i, d)
-            })
-            .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)))
-            .map(|(delta, _, d)| (delta, Step::Swap { c, d }));
-        // Moves first on ties: they may later free a whole group.
-        let best = match (best_move, best_swap) {
-            (Some(m), Some(s)) => Some(if s.0 < m.0 { s } else { m }),
-            (m, s) => m.or(s),
-        };
+                consider(delta, Step::Swap { c, d });
+            }
+        }
         best.filter(|x| x.0 < -self.tol)
     }
 
@@ -860,17 +825,21 @@ impl<'a> Search<'a> {
     /// kept only while the total pruned magnitude stays at most `max_pruned`.
     fn dissolve_phase(&mut self, max_pruned: f64) -> bool {
         let mut changed = false;
-        let mut g = 0;
         let mut order = self.dissolve_order();
-        while g < order.len() {
-            let victim = order[g];
-            g += 1;
+        let mut i = 0;
+        while i < order.len() {
+            let victim = order[i];
+            i += 1;
             if self.try_dissolve(victim, max_pruned) {
                 changed = true;
                 self.groups.remove(victim);
-                self.reindex();
+                for g in victim..self.groups.len() {
+                    for &c in &self.groups[g].members {
+                        self.of[c] = g;
+                    }
+                }
                 order = self.dissolve_order();
-                g = 0;
+                i = 0;
             }
         }
         changed
@@ -896,51 +865,53 @@ impl<'a> Search<'a> {
         }
         let mut members = self.groups[victim].members.clone();
         members.sort_by_key(|&c| (std::cmp::Reverse(self.b.nnz(c)), c));
-        let mut placed: Vec<(usize, usize)> = Vec::new();
+        let mut placed = Vec::new();
         let mut ok = true;
         for c in members {
-            let b = self.b;
-            let target = self
-                .groups
-                .par_iter()
-                .enumerate()
-                .filter(|&(h, grp)| h != victim && grp.members.len() < self.alpha)
-                .filter(|(_, grp)| grp.conflicts + grp.rows.and_count(&b.rows[c]) <= self.budget)
-                .map(|(h, grp)| (grp.cost(b, c), h))
-                .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            let (b, alpha, budget) = (self.b, self.alpha, self.budget);
+            let mut target: Option<(f64, usize)> = None;
+            for (h, grp) in self.groups.iter().enumerate() {
+                if h == victim || !grp.fits(b, c, alpha, budget) {
+                    continue;
+                }
+                let cost = grp.cost(b, c);
+                if target.is_none_or(|(bc, _)| cost < bc) {
+                    target = Some((cost, h));
+                }
+            }
             let Some((_, h)) = target else {
                 ok = false;
                 break;
             };
             self.apply(Step::Move { c, to: h });
-            placed.push((c, h));
+            placed.push(c);
         }
         if ok && self.pruned() <= max_pruned {
             return true;
         }
-        for &(c, _) in placed.iter().rev() {
+        for &c in placed.iter().rev() {
             self.apply(Step::Move { c, to: victim });
         }
         false
     }
 
-    /// Dissolve groups and apply improving steps until a round changes nothing.
-    /// `max_pruned` caps the pruned total that dissolving may reach (−∞: never trade
-    /// magnitude for groups; +∞: always).
+    /// Dissolves groups and applies improving steps until a round gains (almost)
+    /// nothing. Dissolving may raise the pruned total up to `max_pruned` (pass the
+    /// current total or less to never trade magnitude for groups).
     fn local_search(&mut self, max_pruned: f64) {
         if self.alpha < 2 {
             return;
         }
         for _ in 0..MAX_ROUNDS {
-            let limit = if max_pruned == f64::NEG_INFINITY {
-                // Only dissolutions that do not raise the pruned total.
-                self.pruned()
-            } else {
-                max_pruned
-            };
+            let before = (self.groups.len(), self.pruned());
+            let limit = max_pruned.max(before.1);
             let dissolved = self.dissolve_phase(limit);
             let improved = self.improve_pass();
-            if !dissolved && !improved {
+            let after = self.pruned();
+            if std::env::var("CCC_TRACE").is_ok() {
+                eprintln!("round groups {} -> {} pruned {:.3} -> {after:.3}", before.0, self.groups.len(), before.1);
+            }
+            if !dissolved && (!improved || before.1 - after <= MIN_ROUND_GAIN * before.1) {
                 break;
             }
         }

@@ -9,13 +9,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::combine::{CombineStats, combine};
-use super::group::{GroupParams, Grouping, Strategy, group_columns};
+use super::group::{GroupParams, Grouping, MAX_ALPHA, Strategy, group_columns};
 use crate::lower::{Activation, Dims, Tap, invert};
 use crate::quant::{QClassifier, QLayer, QNet};
 use crate::reference::{IntLayer, IntResult, run_int};
-
-/// Largest α accepted: selectors are stored as u8.
-pub const MAX_ALPHA: usize = 256;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PackOptions {
@@ -252,8 +249,7 @@ pub fn contiguous_order(channels: usize, next_taps: &[Tap]) -> Vec<usize> {
 
 /// Applies row permutations (slot i of layer l holds original channel perms[l][i]).
 pub fn apply_permutation(net: &mut PackedNet, perms: &[Vec<usize>]) {
-    for l in 0..net.layers.len() {
-        let perm = &perms[l];
+    for (l, perm) in perms.iter().enumerate().take(net.layers.len()) {
         let inv = invert(perm);
         let layer = &mut net.layers[l];
         layer.weight = layer.weight.select(Axis(0), perm);
