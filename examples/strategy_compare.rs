@@ -40,7 +40,9 @@ fn matrix(kind: Kind, rows: usize, cols: usize, density: f64, seed: u64) -> Arra
         }),
         Kind::Pruned => {
             let rs: Vec<f64> = (0..rows).map(|_| 0.5 + rng.random::<f64>()).collect();
-            let cs: Vec<f64> = (0..cols).map(|_| 0.25 + 1.5 * rng.random::<f64>()).collect();
+            let cs: Vec<f64> = (0..cols)
+                .map(|_| 0.25 + 1.5 * rng.random::<f64>())
+                .collect();
             let mut m = Array2::from_shape_fn((rows, cols), |(r, c)| rs[r] * cs[c])
                 .mapv(|s| s * gaussian(&mut rng));
             let mut mags: Vec<f64> = m.iter().map(|w| w.abs()).collect();
@@ -100,13 +102,8 @@ fn main() {
             let st = combine(m.view(), &g).stats;
             row.nnz = st.nnz_before;
             row.cols = st.nonzero_columns;
-            row.results.push((
-                s,
-                st.groups,
-                st.pruned_count,
-                st.pruned_l1_fraction(),
-                secs,
-            ));
+            row.results
+                .push((s, st.groups, st.pruned_count, st.pruned_l1_fraction(), secs));
         }
         rows.push(row);
     }
@@ -123,7 +120,11 @@ fn main() {
     for r in &rows {
         print!("| {} | {} | {} |", r.label, r.nnz, r.cols);
         for &(_, groups, pruned, l1, secs) in &r.results {
-            print!(" {groups} | {pruned} | {:.3} | {:.1} |", 100.0 * l1, 1e3 * secs);
+            print!(
+                " {groups} | {pruned} | {:.3} | {:.1} |",
+                100.0 * l1,
+                1e3 * secs
+            );
         }
         println!();
     }

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::compile::{self, CompileOptions, Compiled};
@@ -14,7 +13,8 @@ use crate::dataset::{self, Dataset, Split};
 use crate::output::{OutDir, OutTensor, safetensors_bytes, write_file_atomic};
 use crate::pack::group::Strategy;
 use crate::quant::DEFAULT_ACT_FRAC;
-use crate::reference::{argmax, run_float};
+use crate::reference::evaluate;
+use crate::report;
 use crate::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
 
 #[derive(Parser)]
@@ -36,6 +36,9 @@ pub enum Command {
         model: PathBuf,
         #[command(flatten)]
         opts: PackArgs,
+        /// With --dataset: also measure float / 8-bit / packed accuracy into the report.
+        #[command(flatten)]
+        data: DataArgs,
         /// Output directory (replaced atomically).
         #[arg(short, long, default_value = "out")]
         out: PathBuf,
@@ -199,7 +202,12 @@ impl DataArgs {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Compile { model, opts, out } => cmd_compile(&model, &opts, &out),
+        Command::Compile {
+            model,
+            opts,
+            data,
+            out,
+        } => cmd_compile(&model, &opts, &data, &out),
         Command::Eval { model, opts, data } => cmd_eval(&model, &opts, &data),
         Command::Infer {
             model,
@@ -244,11 +252,14 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn cmd_compile(model: &Path, opts: &PackArgs, out: &Path) -> Result<()> {
+fn cmd_compile(model: &Path, opts: &PackArgs, data: &DataArgs, out: &Path) -> Result<()> {
     let t0 = Instant::now();
     // Stage the output first: an unwritable destination fails before any work.
     let dir = OutDir::begin(out)?;
-    let c = compile::compile(model, &opts.options())?;
+    let mut c = compile::compile(model, &opts.options())?;
+    if data.dataset.is_some() {
+        measure_accuracy(&mut c, data)?;
+    }
     compile::write_outputs(&c, &dir)?;
     let out = dir.commit()?;
     print_summary(&c);
@@ -287,6 +298,9 @@ fn print_summary(c: &Compiled) {
             m.cycles
         );
     }
+    if let Some(a) = &r.accuracy {
+        println!("{}", report::accuracy_text(a, r.dense));
+    }
 }
 
 fn check_dataset_shape(c: &Compiled, d: &Dataset) -> Result<()> {
@@ -306,58 +320,31 @@ fn check_dataset_shape(c: &Compiled, d: &Dataset) -> Result<()> {
     Ok(())
 }
 
-fn cmd_eval(model: &Path, opts: &PackArgs, data: &DataArgs) -> Result<()> {
-    let c = compile::compile(model, &opts.options())?;
+fn measure_accuracy(c: &mut Compiled, data: &DataArgs) -> Result<()> {
     let d = data.load()?;
-    check_dataset_shape(&c, &d)?;
+    check_dataset_shape(c, &d)?;
     let t0 = Instant::now();
-    let packed = c.packed.reference();
-    // (float, 8-bit unpacked, 8-bit packed) class per image.
-    let preds: Vec<(usize, usize, usize)> = d
-        .images
-        .par_iter()
-        .map(|img| {
-            let f = argmax(&run_float(&c.lowered, img));
-            let u = c.qnet.run(img, false).class;
-            let p = packed.run(img, false).class;
-            (f, u, p)
-        })
-        .collect();
-    let n = preds.len().max(1) as f64;
-    let acc = |pick: fn(&(usize, usize, usize)) -> usize| {
-        preds
-            .iter()
-            .zip(&d.labels)
-            .filter(|(p, l)| pick(p) == **l as usize)
-            .count() as f64
-            / n
-    };
-    print_summary(&c);
-    println!(
-        "{} test images ({:.1} s):",
-        preds.len(),
+    let acc = evaluate(
+        &c.lowered,
+        &c.qnet,
+        &c.packed,
+        &d.images,
+        &d.labels,
+        "fashion-mnist test",
+    );
+    eprintln!(
+        "evaluated {} images in {:.1} s",
+        acc.images,
         t0.elapsed().as_secs_f64()
     );
-    println!(
-        "  float (f64, unquantized, unpacked): {:.2}%",
-        100.0 * acc(|p| p.0)
-    );
-    println!(
-        "  8-bit unpacked:                     {:.2}%",
-        100.0 * acc(|p| p.1)
-    );
-    println!(
-        "  8-bit packed ({}):{}{:.2}%",
-        if c.packed.options.dense {
-            "dense"
-        } else {
-            "combined"
-        },
-        " ".repeat(if c.packed.options.dense { 16 } else { 13 }),
-        100.0 * acc(|p| p.2)
-    );
-    let agree = preds.iter().filter(|p| p.1 == p.2).count();
-    println!("  unpacked/packed class agreement: {agree}/{}", preds.len());
+    c.report.accuracy = Some(acc);
+    Ok(())
+}
+
+fn cmd_eval(model: &Path, opts: &PackArgs, data: &DataArgs) -> Result<()> {
+    let mut c = compile::compile(model, &opts.options())?;
+    measure_accuracy(&mut c, data)?;
+    print_summary(&c);
     Ok(())
 }
 

@@ -220,3 +220,59 @@ pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
         .map(|(row, &b)| b + row.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>())
         .collect()
 }
+
+/// Accuracy of the three network forms on a labelled image set.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Accuracy {
+    pub dataset: String,
+    pub images: usize,
+    /// f64, unquantized, unpacked.
+    pub float: f64,
+    /// 8-bit, before packing.
+    pub unpacked: f64,
+    /// 8-bit, column-combined (or the dense baseline when compiled with --dense).
+    pub packed: f64,
+    /// Images where the unpacked and packed integer networks pick the same class.
+    pub agreement: usize,
+}
+
+/// Runs the float model, the unpacked and the packed integer networks on every image
+/// (in parallel; each image is independent, so the result is deterministic).
+pub fn evaluate(
+    lowered: &LoweredNet,
+    qnet: &QNet,
+    packed: &crate::pack::network::PackedNet,
+    images: &[Vec<u8>],
+    labels: &[u8],
+    dataset: &str,
+) -> Accuracy {
+    use rayon::prelude::*;
+    let packed = packed.reference();
+    let preds: Vec<[usize; 3]> = images
+        .par_iter()
+        .map(|img| {
+            [
+                argmax(&run_float(lowered, img)),
+                qnet.run(img, false).class,
+                packed.run(img, false).class,
+            ]
+        })
+        .collect();
+    let n = preds.len().max(1) as f64;
+    let acc = |k: usize| {
+        preds
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| p[k] == **l as usize)
+            .count() as f64
+            / n
+    };
+    Accuracy {
+        dataset: dataset.to_string(),
+        images: preds.len(),
+        float: acc(0),
+        unpacked: acc(1),
+        packed: acc(2),
+        agreement: preds.iter().filter(|p| p[1] == p[2]).count(),
+    }
+}

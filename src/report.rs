@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::pack::network::{PackedLayer, PackedNet};
+use crate::reference::Accuracy;
 use crate::schedule::{ArrayShape, classifier_cycles, layer_cycles, tile_count};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -60,6 +61,9 @@ pub struct Report {
     pub unpacked: Metrics,
     pub packed: Metrics,
     pub tile_reduction: f64,
+    /// Present when compiled or evaluated with a dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Accuracy>,
 }
 
 fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
@@ -169,6 +173,7 @@ pub fn build(net: &PackedNet, a: ArrayShape, source: &str) -> Report {
             0.0
         },
         layers,
+        accuracy: None,
         classifier_cycles: cls,
         unpacked,
         packed,
@@ -218,6 +223,9 @@ impl Report {
             "\nTiles: {:.2}x fewer after packing. Cycles include {} for the pool and classifier.\n",
             self.tile_reduction, self.classifier_cycles
         );
+        if let Some(acc) = &self.accuracy {
+            let _ = writeln!(s, "## Accuracy\n\n{}\n", accuracy_text(acc, self.dense));
+        }
         let _ = writeln!(s, "## Layers\n");
         let _ = writeln!(
             s,
@@ -259,5 +267,27 @@ fn metrics_row(name: &str, m: &Metrics) -> String {
         m.pruned_l1_fraction,
         m.conflicts,
         m.cycles
+    )
+}
+
+/// Accuracy lines shared by the CLI summary and report.md.
+pub fn accuracy_text(a: &Accuracy, dense: bool) -> String {
+    format!(
+        "{images} images of {ds}:\n\
+         - float (f64, unquantized, unpacked): {f:.2}%\n\
+         - 8-bit unpacked: {u:.2}%\n\
+         - 8-bit packed ({form}): {p:.2}%\n\
+         - unpacked/packed class agreement: {ag}/{images}",
+        images = a.images,
+        ds = a.dataset,
+        f = 100.0 * a.float,
+        u = 100.0 * a.unpacked,
+        p = 100.0 * a.packed,
+        form = if dense {
+            "dense baseline"
+        } else {
+            "column-combined"
+        },
+        ag = a.agreement,
     )
 }

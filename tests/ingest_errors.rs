@@ -36,8 +36,16 @@ fn rejects(model: &Path, extra: &[&str], fragments: &[&str]) {
         "out-{}",
         model.file_stem().unwrap().to_string_lossy()
     ));
-    let before: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let mut args = vec!["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let before: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut args = vec![
+        "compile",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = ccc(&args);
     let err = stderr(&o);
@@ -46,12 +54,18 @@ fn rejects(model: &Path, extra: &[&str], fragments: &[&str]) {
         assert!(err.contains(f), "stderr lacks `{f}`:\n{err}");
     }
     assert!(!out.exists(), "output dir was written despite the error");
-    let after: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let after: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(before, after, "the failed run left files behind");
 }
 
 fn replace_tensor(t: &mut [(String, OutTensor)], name: &str, new: OutTensor) {
-    let slot = t.iter_mut().find(|(n, _)| n == name).expect("tensor exists");
+    let slot = t
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .expect("tensor exists");
     slot.1 = new;
 }
 
@@ -61,9 +75,17 @@ fn truncated_and_corrupt_files() {
     let (t, g) = parts();
     let good = testgen::model_bytes(&t, &g).unwrap();
     let m = write_bytes(d.path(), "trunc.safetensors", &good[..good.len() / 2]);
-    rejects(&m, &[], &["trunc.safetensors", "not a valid safetensors file"]);
+    rejects(
+        &m,
+        &[],
+        &["trunc.safetensors", "not a valid safetensors file"],
+    );
     let m = write_bytes(d.path(), "tiny.safetensors", &good[..5]);
-    rejects(&m, &[], &["tiny.safetensors", "shorter than the 8-byte header"]);
+    rejects(
+        &m,
+        &[],
+        &["tiny.safetensors", "shorter than the 8-byte header"],
+    );
     let m = write_bytes(d.path(), "empty.safetensors", &[]);
     rejects(&m, &[], &["empty.safetensors"]);
     let mut bad = 9u64.to_le_bytes().to_vec();
@@ -74,7 +96,11 @@ fn truncated_and_corrupt_files() {
     huge.extend(b"{}");
     let m = write_bytes(d.path(), "hugelen.safetensors", &huge);
     rejects(&m, &[], &["runs past the end of the file"]);
-    rejects(&d.path().join("absent.safetensors"), &[], &["absent.safetensors", "cannot read"]);
+    rejects(
+        &d.path().join("absent.safetensors"),
+        &[],
+        &["absent.safetensors", "cannot read"],
+    );
 }
 
 fn handmade(dtype: &str) -> Vec<u8> {
@@ -104,7 +130,11 @@ fn missing_tensor_and_graph() {
     let (mut t, g) = parts();
     t.retain(|(n, _)| n != "b0.conv.weight");
     let m = write_parts(d.path(), "missing.safetensors", &t, &g);
-    rejects(&m, &[], &["layer 4 (conv)", "tensor `b0.conv.weight` is missing"]);
+    rejects(
+        &m,
+        &[],
+        &["layer 4 (conv)", "tensor `b0.conv.weight` is missing"],
+    );
     let err = ccc::model::load(&m, None).unwrap_err();
     assert!(matches!(err, ModelError::MissingTensor { layer: 4, .. }));
 
@@ -117,7 +147,14 @@ fn missing_tensor_and_graph() {
     let gp = d.path().join("side.toml");
     std::fs::write(&gp, g).unwrap();
     let out = d.path().join("side-out");
-    let o = ccc(&["compile", m.to_str().unwrap(), "--graph", gp.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "--graph",
+        gp.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -126,15 +163,31 @@ fn shapes_that_do_not_chain() {
     let d = tempfile::tempdir().unwrap();
     let (mut t, g) = parts();
     // b1 takes 16 channels; give it 15.
-    replace_tensor(&mut t, "b1.conv.weight", OutTensor::f32(&[24, 15, 1, 1], vec![0.1; 24 * 15]));
+    replace_tensor(
+        &mut t,
+        "b1.conv.weight",
+        OutTensor::f32(&[24, 15, 1, 1], vec![0.1; 24 * 15]),
+    );
     let m = write_parts(d.path(), "chain.safetensors", &t, &g);
-    rejects(&m, &[], &["layer 8 (conv)", "`b1.conv.weight`", "does not chain"]);
+    rejects(
+        &m,
+        &[],
+        &["layer 8 (conv)", "`b1.conv.weight`", "does not chain"],
+    );
     let (mut t, g) = parts();
-    replace_tensor(&mut t, "fc.weight", OutTensor::f32(&[10, 23], vec![0.1; 230]));
+    replace_tensor(
+        &mut t,
+        "fc.weight",
+        OutTensor::f32(&[10, 23], vec![0.1; 230]),
+    );
     let m = write_parts(d.path(), "fc.safetensors", &t, &g);
     rejects(&m, &[], &["(linear)", "`fc.weight`", "does not chain"]);
     let (mut t, g) = parts();
-    replace_tensor(&mut t, "b0.bn.running_var", OutTensor::f32(&[3], vec![1.0; 3]));
+    replace_tensor(
+        &mut t,
+        "b0.bn.running_var",
+        OutTensor::f32(&[3], vec![1.0; 3]),
+    );
     let m = write_parts(d.path(), "bn.safetensors", &t, &g);
     rejects(&m, &[], &["(batchnorm)", "`b0.bn.running_var`"]);
     let (mut t, g) = parts();
@@ -143,20 +196,33 @@ fn shapes_that_do_not_chain() {
     rejects(&m, &[], &["(shift)", "`b0.shift`"]);
     // Classes disagreeing with the classifier.
     let (t, g) = parts();
-    let m = write_parts(d.path(), "classes.safetensors", &t, &g.replace("classes = 10", "classes = 11"));
+    let m = write_parts(
+        d.path(),
+        "classes.safetensors",
+        &t,
+        &g.replace("classes = 10", "classes = 11"),
+    );
     rejects(&m, &[], &["model.classes = 11"]);
 }
 
 #[test]
 fn non_finite_weights() {
     let d = tempfile::tempdir().unwrap();
-    for (name, bad) in [("nan", f32::NAN), ("inf", f32::INFINITY), ("ninf", f32::NEG_INFINITY)] {
+    for (name, bad) in [
+        ("nan", f32::NAN),
+        ("inf", f32::INFINITY),
+        ("ninf", f32::NEG_INFINITY),
+    ] {
         let (mut t, g) = parts();
         let mut v = vec![0.25f32; 16 * 8];
         v[5] = bad;
         replace_tensor(&mut t, "b0.conv.weight", OutTensor::f32(&[16, 8, 1, 1], v));
         let m = write_parts(d.path(), &format!("{name}.safetensors"), &t, &g);
-        rejects(&m, &[], &["layer 4 (conv)", "`b0.conv.weight`", "not finite"]);
+        rejects(
+            &m,
+            &[],
+            &["layer 4 (conv)", "`b0.conv.weight`", "not finite"],
+        );
     }
     let (mut t, g) = parts();
     replace_tensor(&mut t, "fc.bias", OutTensor::f32(&[10], vec![f32::NAN; 10]));
@@ -169,14 +235,50 @@ fn bad_graph_fields() {
     let d = tempfile::tempdir().unwrap();
     let (t, g) = parts();
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("kind", g.replacen("kind = \"avgpool\"", "kind = \"maxpool\"", 1), vec!["layer 11 (maxpool)", "unknown layer kind"]),
-        ("stride0", g.replacen("stride = 2", "stride = 0", 1), vec!["layer 4 (conv)", "`stride` = 0"]),
-        ("strideneg", g.replacen("stride = 2", "stride = -2", 1), vec!["layer 4 (conv)", "`stride` = -2"]),
-        ("alpha0", g.replacen("alpha = 4", "alpha = 0", 1), vec!["layer 4 (conv)", "`alpha` = 0"]),
-        ("typo", g.replacen("stride = 2", "strides = 2", 1), vec!["layer 4 (conv)", "unknown field `strides`"]),
-        ("toml", g.replacen("[model]", "[model", 1), vec!["graph TOML is invalid"]),
-        ("noclass", g.replacen("kind = \"linear\"", "kind = \"relu\"", 1), vec!["layer 12"]),
-        ("norelu", g.replacen("\n[[layers]]\nkind = \"relu6\"\n", "", 1), vec!["layer 0 (conv)", "unsupported combination", "must be followed by relu6 or relu"]),
+        (
+            "kind",
+            g.replacen("kind = \"avgpool\"", "kind = \"maxpool\"", 1),
+            vec!["layer 11 (maxpool)", "unknown layer kind"],
+        ),
+        (
+            "stride0",
+            g.replacen("stride = 2", "stride = 0", 1),
+            vec!["layer 4 (conv)", "`stride` = 0"],
+        ),
+        (
+            "strideneg",
+            g.replacen("stride = 2", "stride = -2", 1),
+            vec!["layer 4 (conv)", "`stride` = -2"],
+        ),
+        (
+            "alpha0",
+            g.replacen("alpha = 4", "alpha = 0", 1),
+            vec!["layer 4 (conv)", "`alpha` = 0"],
+        ),
+        (
+            "typo",
+            g.replacen("stride = 2", "strides = 2", 1),
+            vec!["layer 4 (conv)", "unknown field `strides`"],
+        ),
+        (
+            "toml",
+            g.replacen("[model]", "[model", 1),
+            vec!["graph TOML is invalid"],
+        ),
+        (
+            "noclass",
+            g.replacen("kind = \"linear\"", "kind = \"relu\"", 1),
+            vec!["layer 12"],
+        ),
+        (
+            "norelu",
+            g.replacen("\n[[layers]]\nkind = \"relu6\"\n", "", 1),
+            vec![
+                "layer 0 (conv)",
+                "unsupported combination",
+                "must be followed by relu6 or relu",
+            ],
+        ),
     ];
     for (name, graph, frags) in cases {
         let m = write_parts(d.path(), &format!("{name}.safetensors"), &t, &graph);
@@ -190,11 +292,25 @@ fn unsupported_combinations() {
     let (mut t, g) = parts();
     // A shift in front of the 3x3 stem.
     t.push(("s0".into(), OutTensor::i32(&[1, 2], vec![1, 0])));
-    let g2 = g.replacen("\n[[layers]]\nkind = \"conv\"", "\n[[layers]]\nkind = \"shift\"\nshifts = \"s0\"\n\n[[layers]]\nkind = \"conv\"", 1);
+    let g2 = g.replacen(
+        "\n[[layers]]\nkind = \"conv\"",
+        "\n[[layers]]\nkind = \"shift\"\nshifts = \"s0\"\n\n[[layers]]\nkind = \"conv\"",
+        1,
+    );
     let m = write_parts(d.path(), "shift3x3.safetensors", &t, &g2);
-    rejects(&m, &[], &["unsupported combination", "shifts may only precede 1x1 convs"]);
+    rejects(
+        &m,
+        &[],
+        &[
+            "unsupported combination",
+            "shifts may only precede 1x1 convs",
+        ],
+    );
     let err = ccc::compile::load_lowered(&m, None).unwrap_err();
-    assert!(matches!(err.downcast_ref::<ModelError>(), Some(ModelError::Unsupported { .. })));
+    assert!(matches!(
+        err.downcast_ref::<ModelError>(),
+        Some(ModelError::Unsupported { .. })
+    ));
 }
 
 #[test]
@@ -206,7 +322,11 @@ fn bad_command_line_values() {
     rejects(&m, &["--cols", "0"], &["--cols = 0"]);
     rejects(&m, &["--rows", "100000"], &["--rows = 100000"]);
     rejects(&m, &["--alpha", "0"], &["alpha = 0"]);
-    rejects(&m, &["--alpha", "1,2"], &["--alpha has 2 values", "3 conv layers"]);
+    rejects(
+        &m,
+        &["--alpha", "1,2"],
+        &["--alpha has 2 values", "3 conv layers"],
+    );
     rejects(&m, &["--gamma=-1"], &["gamma = -1"]);
     rejects(&m, &["--gamma", "NaN"], &["gamma = NaN"]);
 }
@@ -221,8 +341,17 @@ fn unwritable_output_directory() {
     let out = blocker.join("out");
     let o = ccc(&["compile", m.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("cannot be created") || stderr(&o).contains("not writable"), "{}", stderr(&o));
-    let o = ccc(&["compile", m.to_str().unwrap(), "-o", blocker.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("cannot be created") || stderr(&o).contains("not writable"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "-o",
+        blocker.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
@@ -238,7 +367,16 @@ fn all_float_dtypes_are_accepted_and_agree() {
         let net = ccc::model::load(&m, None).unwrap();
         assert_eq!(net.layers.len(), 13);
         let out = d.path().join(format!("{dt:?}-out"));
-        let o = ccc(&["compile", m.to_str().unwrap(), "-o", out.to_str().unwrap(), "--rows", "8", "--cols", "8"]);
+        let o = ccc(&[
+            "compile",
+            m.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--rows",
+            "8",
+            "--cols",
+            "8",
+        ]);
         assert!(o.status.success(), "{dt:?}: {}", stderr(&o));
         reports.push(std::fs::read_to_string(out.join("report.json")).unwrap());
     }

@@ -174,7 +174,11 @@ fn lowering_matches_direct_graph_evaluation() {
     let lowered = ccc::lower::lower(&net).unwrap();
     let img = testgen::random_image(2, 9, 7, 9);
     let (a, b) = (direct_float(&net, &img), run_float(&lowered, &img));
-    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-9 * (1.0 + x.abs())));
+    assert!(
+        a.iter()
+            .zip(&b)
+            .all(|(x, y)| (x - y).abs() < 1e-9 * (1.0 + x.abs()))
+    );
 }
 
 #[test]
@@ -199,7 +203,10 @@ fn packed_reference_equals_unpacked_with_pruned_weights() {
     let d = tempfile::tempdir().unwrap();
     let m = common::write_model(d.path(), "m.safetensors", &varied_spec(12));
     let c = compile::compile(&m, &opts(4, 3)).unwrap();
-    assert!(c.report.packed.pruned > 0, "the test needs pruning to happen");
+    assert!(
+        c.report.packed.pruned > 0,
+        "the test needs pruning to happen"
+    );
     // Build the unpacked network with exactly the combined-away weights zeroed, from the
     // grouping and the combining rule, independently of the packed arrays.
     let mut q = c.qnet.clone();
@@ -211,7 +218,11 @@ fn packed_reference_equals_unpacked_with_pruned_weights() {
                     .copied()
                     .filter(|&col| l.weight[[r, col]] != 0)
                     .fold(None::<usize>, |best, col| match best {
-                        Some(b) if l.float_weight[[r, b]].abs() >= l.float_weight[[r, col]].abs() => Some(b),
+                        Some(b)
+                            if l.float_weight[[r, b]].abs() >= l.float_weight[[r, col]].abs() =>
+                        {
+                            Some(b)
+                        }
                         _ => Some(col),
                     });
                 for &col in group {
@@ -235,7 +246,12 @@ fn row_permutation_changes_no_output() {
     let m = common::write_model(d.path(), "m.safetensors", &varied_spec(13));
     let c = compile::compile(&m, &opts(4, 4)).unwrap();
     let perms: Vec<Vec<usize>> = c.packed.layers.iter().map(|l| l.row_perm.clone()).collect();
-    assert!(perms.iter().any(|p| p.iter().enumerate().any(|(i, &v)| i != v)), "the test needs a non-trivial permutation");
+    assert!(
+        perms
+            .iter()
+            .any(|p| p.iter().enumerate().any(|(i, &v)| i != v)),
+        "the test needs a non-trivial permutation"
+    );
     let mut identity = c.packed.clone();
     let undo: Vec<Vec<usize>> = perms.iter().map(|p| ccc::lower::invert(p)).collect();
     apply_permutation(&mut identity, &undo);
@@ -275,14 +291,37 @@ fn compile_output_is_deterministic_and_complete() {
     let mut outs = Vec::new();
     for run in 0..2 {
         let out = d.path().join(format!("out{run}"));
-        let o = ccc(&["compile", m.to_str().unwrap(), "--rows", "8", "--cols", "4", "-o", out.to_str().unwrap()]);
+        let o = ccc(&[
+            "compile",
+            m.to_str().unwrap(),
+            "--rows",
+            "8",
+            "--cols",
+            "4",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         outs.push(out);
     }
     // Recompiling into an existing directory replaces it.
-    let o = ccc(&["compile", m.to_str().unwrap(), "--rows", "8", "--cols", "4", "-o", outs[1].to_str().unwrap()]);
+    let o = ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "--rows",
+        "8",
+        "--cols",
+        "4",
+        "-o",
+        outs[1].to_str().unwrap(),
+    ]);
     assert!(o.status.success());
-    for f in ["report.json", "report.md", "packed.safetensors", "schedule.json"] {
+    for f in [
+        "report.json",
+        "report.md",
+        "packed.safetensors",
+        "schedule.json",
+    ] {
         let a = std::fs::read(outs[0].join(f)).unwrap();
         let b = std::fs::read(outs[1].join(f)).unwrap();
         assert!(!a.is_empty());
@@ -296,7 +335,10 @@ fn compile_output_is_deterministic_and_complete() {
     for (i, l) in report["layers"].as_array().unwrap().iter().enumerate() {
         let w = st.tensor(&format!("layers.{i}.weight")).unwrap();
         assert_eq!(w.dtype(), safetensors::Dtype::I8);
-        assert_eq!(w.shape()[1] as u64, l["packed"]["columns"].as_u64().unwrap());
+        assert_eq!(
+            w.shape()[1] as u64,
+            l["packed"]["columns"].as_u64().unwrap()
+        );
         let nnz = w.data().iter().filter(|&&b| b != 0).count() as u64;
         assert_eq!(nnz, l["packed"]["nonzeros"].as_u64().unwrap());
         for name in ["selector", "bias", "taps", "group_offsets", "row_perm"] {
@@ -315,9 +357,19 @@ fn infer_dump_holds_every_layer() {
     let d = tempfile::tempdir().unwrap();
     let m = common::write_model(d.path(), "m.safetensors", &GenSpec::small(22));
     let dump = d.path().join("acts.safetensors");
-    let o = ccc(&["infer", m.to_str().unwrap(), "--random", "2", "--dump", dump.to_str().unwrap()]);
+    let o = ccc(&[
+        "infer",
+        m.to_str().unwrap(),
+        "--random",
+        "2",
+        "--dump",
+        dump.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     let bytes = std::fs::read(&dump).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -331,7 +383,12 @@ fn infer_dump_holds_every_layer() {
             .chunks_exact(4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
             .collect();
-        let want: Vec<i64> = lines[k]["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let want: Vec<i64> = lines[k]["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         assert_eq!(got, want);
     }
 }
@@ -345,29 +402,73 @@ fn dense_baseline_has_no_pruning_and_matches_unpacked_metrics() {
     let c = compile::compile(&m, &o).unwrap();
     assert_eq!(c.report.packed, c.report.unpacked);
     let img = testgen::random_image(1, 12, 12, 1);
-    assert_eq!(c.qnet.run(&img, true), c.packed.reference().run_model_order(&img, true));
+    assert_eq!(
+        c.qnet.run(&img, true),
+        c.packed.reference().run_model_order(&img, true)
+    );
 }
 
 #[test]
 fn eval_on_fashion_mnist() {
     let dir = std::path::Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
     if !dir.join("t10k-images-idx3-ubyte.gz").exists() {
-        eprintln!("SKIPPED eval_on_fashion_mnist: {} missing (apt-get install dataset-fashion-mnist)", dir.display());
+        eprintln!(
+            "SKIPPED eval_on_fashion_mnist: {} missing (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
         return;
     }
     let d = tempfile::tempdir().unwrap();
     let mut spec = GenSpec::small(24);
     (spec.height, spec.width) = (28, 28);
     let m = common::write_model(d.path(), "m.safetensors", &spec);
-    let o = ccc(&["eval", m.to_str().unwrap(), "--dataset", "fashion-mnist", "--limit", "50"]);
+    let o = ccc(&[
+        "eval",
+        m.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "50",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for f in ["50 test images", "float (f64", "8-bit unpacked", "8-bit packed", "agreement"] {
+    for f in [
+        "50 images",
+        "float (f64",
+        "8-bit unpacked",
+        "8-bit packed",
+        "agreement",
+    ] {
         assert!(out.contains(f), "{out}");
     }
+    // compile --dataset puts the same numbers into the report.
+    let out_dir = d.path().join("out");
+    let o = ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "50",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["accuracy"]["images"], 50);
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## Accuracy"));
     // A model whose input does not match the dataset is refused.
     let m2 = common::write_model(d.path(), "m2.safetensors", &GenSpec::small(25));
-    let o = ccc(&["eval", m2.to_str().unwrap(), "--dataset", "fashion-mnist", "--limit", "5"]);
+    let o = ccc(&[
+        "eval",
+        m2.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "5",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("1x12x12"), "{}", stderr(&o));
 }

@@ -10,7 +10,8 @@ use ccc::reference::run_float;
 use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
 use proptest::prelude::*;
 
-fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrategy, usize, usize)> {
+fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrategy, usize, usize)>
+{
     (
         any::<u64>(),
         1usize..=3,
@@ -23,40 +24,42 @@ fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrat
         1usize..=9,
         any::<bool>(),
     )
-        .prop_map(|(seed, ch, side, blocks, density, gamma, strategy, rows, cols, stem)| {
-            let alphas: Vec<usize> = std::iter::once(1)
-                .filter(|_| stem)
-                .chain(blocks.iter().map(|b| b.2))
-                .collect();
-            let spec = GenSpec {
-                name: "prop".into(),
-                channels: ch,
-                height: side,
-                width: side + 1,
-                classes: 4,
-                stem: stem.then_some(StemSpec {
-                    out: 5,
-                    k: 3,
-                    stride: 1,
-                    padding: 1,
-                }),
-                blocks: blocks
-                    .iter()
-                    .map(|&(out, stride, _)| BlockSpec {
-                        out,
-                        stride,
-                        alpha: None,
-                    })
-                    .collect(),
-                density,
-                batchnorm: seed % 2 == 0,
-                relu6: seed % 3 != 0,
-                gamma: None,
-                dtype: GenDtype::F32,
-                seed,
-            };
-            (spec, alphas, gamma, strategy, rows, cols)
-        })
+        .prop_map(
+            |(seed, ch, side, blocks, density, gamma, strategy, rows, cols, stem)| {
+                let alphas: Vec<usize> = std::iter::once(1)
+                    .filter(|_| stem)
+                    .chain(blocks.iter().map(|b| b.2))
+                    .collect();
+                let spec = GenSpec {
+                    name: "prop".into(),
+                    channels: ch,
+                    height: side,
+                    width: side + 1,
+                    classes: 4,
+                    stem: stem.then_some(StemSpec {
+                        out: 5,
+                        k: 3,
+                        stride: 1,
+                        padding: 1,
+                    }),
+                    blocks: blocks
+                        .iter()
+                        .map(|&(out, stride, _)| BlockSpec {
+                            out,
+                            stride,
+                            alpha: None,
+                        })
+                        .collect(),
+                    density,
+                    batchnorm: seed % 2 == 0,
+                    relu6: seed % 3 != 0,
+                    gamma: None,
+                    dtype: GenDtype::F32,
+                    seed,
+                };
+                (spec, alphas, gamma, strategy, rows, cols)
+            },
+        )
 }
 
 proptest! {

@@ -28,7 +28,12 @@ struct Case {
 
 impl Case {
     fn matrix(&self) -> Array2<f64> {
-        assert_eq!(self.weights.len(), self.rows, "case {}: row count", self.seed);
+        assert_eq!(
+            self.weights.len(),
+            self.rows,
+            "case {}: row count",
+            self.seed
+        );
         assert!(self.weights.iter().all(|r| r.len() == self.cols));
         Array2::from_shape_fn((self.rows, self.cols), |(r, c)| self.weights[r][c])
     }
@@ -44,7 +49,10 @@ impl Case {
 }
 
 fn cases() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reference-grouping.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/reference-grouping.json"
+    );
     let text = std::fs::read_to_string(path).expect("read reference-grouping.json");
     let data: Data = serde_json::from_str(&text).expect("parse reference-grouping.json");
     assert!(!data.cases.is_empty());
@@ -84,7 +92,12 @@ fn other_strategies_are_never_worse_where_guaranteed() {
         assert!(a.pruned_l1 <= r.pruned_l1, "case seed {}", case.seed);
         // Best fit carries no guarantee, but must still produce a valid grouping.
         let b = group_columns(m.view(), &case.params(Strategy::BestFit)).unwrap();
-        assert_eq!(b.column_count(), r.nonzero_columns, "case seed {}", case.seed);
+        assert_eq!(
+            b.column_count(),
+            r.nonzero_columns,
+            "case seed {}",
+            case.seed
+        );
     }
 }
 

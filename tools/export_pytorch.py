@@ -9,7 +9,9 @@ a TOML graph naming the tensors of each layer. This module writes it from an
                                       groups == 1, dilation == 1, zero padding only)
 * ``BatchNorm2d``   -> ``batchnorm`` (eval statistics: running_mean/var, weight/bias, eps)
 * ``ReLU6``/``ReLU`` -> ``relu6``/``relu`` (also ``Hardtanh(0, 6)`` -> ``relu6``)
-* a shift module    -> ``shift``     (see :func:`shift_pairs` for the accepted attributes)
+* a shift module    -> ``shift``     (any module with a ``shifts`` or the seeds' ``shift_t``
+                                      attribute, see :func:`shift_pairs`; its shift comes
+                                      before anything else the module does)
 * ``AdaptiveAvgPool2d(1)`` / a global ``AvgPool2d`` / a ``Global*AvgPool*`` module
                     -> ``avgpool``
 * ``Linear``        -> ``linear``
@@ -51,7 +53,7 @@ import sys
 import tempfile
 from collections import abc
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 #: Metadata key holding the graph TOML (DESIGN.md section 2).
 GRAPH_KEY = "ccc.graph"
@@ -871,7 +873,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--name", help="model name (default: the output file's stem)")
     p.add_argument("--classes", type=int, help="check the classifier has this many outputs")
     p.add_argument("--gamma", type=float, help="write [packing] gamma")
-    p.add_argument("--alpha", help="alpha for every conv (N) or per conv (N,N,-,N)")
+    p.add_argument(
+        "--alpha", help="alpha for every conv (N) or per conv in order (N,-,N; - = unset; write --alpha=-,N)"
+    )
     args = p.parse_args(argv)
 
     try:

@@ -461,7 +461,11 @@ fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec
     // Open-on-demand best fit aims at fewer groups; K-bin best fit (K = the reference
     // count) spreads heavy columns over all groups, which is what lowers pruned L1
     // when α, not γ, is what limits the groups.
-    let starts = [Start::Reference, Start::BestFit(0), Start::BestFit(ref_groups)];
+    let starts = [
+        Start::Reference,
+        Start::BestFit(0),
+        Start::BestFit(ref_groups),
+    ];
     let candidates: Vec<Vec<Vec<usize>>> = starts
         .par_iter()
         .map(|&start| {
@@ -734,8 +738,7 @@ impl<'a> Search<'a> {
 
     fn swap_fits(&self, c: usize, d: usize) -> bool {
         self.conf_without[c] + self.rows_without[c].and_count(&self.b.rows[d]) <= self.budget
-            && self.conf_without[d] + self.rows_without[d].and_count(&self.b.rows[c])
-                <= self.budget
+            && self.conf_without[d] + self.rows_without[d].and_count(&self.b.rows[c]) <= self.budget
     }
 
     /// The best improving move or swap of column `c`, if any beats the tolerance.
@@ -753,18 +756,45 @@ impl<'a> Search<'a> {
         };
         // The SWAP_GROUPS groups where c would be pruned least, by (cost, index).
         let mut near: Vec<(f64, usize)> = Vec::with_capacity(SWAP_GROUPS + 1);
-        for (h, grp) in self.groups.iter().enumerate() {
-            if h == g {
-                continue;
-            }
-            let cost = grp.cost(b, c);
-            if can_move && grp.fits(b, c, self.alpha, self.budget) {
-                consider(cost - self.gain[c], Step::Move { c, to: h });
-            }
-            if near.len() < SWAP_GROUPS || cost < near[near.len() - 1].0 {
+        let mut keep_near = |cost: f64, h: usize, near: &mut Vec<(f64, usize)>, cap: usize| {
+            if near.len() < cap || cost < near[near.len() - 1].0 {
                 let at = near.partition_point(|x| x.0 <= cost);
                 near.insert(at, (cost, h));
-                near.truncate(SWAP_GROUPS);
+                near.truncate(cap);
+            }
+        };
+        let screen: usize = std::env::var("CCC_SCREEN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if screen == 0 {
+            for (h, grp) in self.groups.iter().enumerate() {
+                if h == g {
+                    continue;
+                }
+                let cost = grp.cost(b, c);
+                if can_move && grp.fits(b, c, self.alpha, self.budget) {
+                    consider(cost - self.gain[c], Step::Move { c, to: h });
+                }
+                keep_near(cost, h, &mut near, SWAP_GROUPS);
+            }
+        } else {
+            let mut pre: Vec<(f64, usize)> = Vec::new();
+            for (h, grp) in self.groups.iter().enumerate() {
+                if h == g {
+                    continue;
+                }
+                let overlap = grp.rows.and_count(&b.rows[c]);
+                if can_move
+                    && grp.members.len() < self.alpha
+                    && grp.conflicts + overlap <= self.budget
+                {
+                    consider(grp.cost(b, c) - self.gain[c], Step::Move { c, to: h });
+                }
+                keep_near(overlap as f64, h, &mut pre, screen * SWAP_GROUPS);
+            }
+            for &(_, h) in &pre {
+                keep_near(self.groups[h].cost(b, c), h, &mut near, SWAP_GROUPS);
             }
         }
         for &(_, h) in &near {
@@ -772,9 +802,8 @@ impl<'a> Search<'a> {
                 if !self.swap_fits(c, d) {
                     continue;
                 }
-                let delta = self.cost_without(d, c) + self.cost_without(c, d)
-                    - self.gain[c]
-                    - self.gain[d];
+                let delta =
+                    self.cost_without(d, c) + self.cost_without(c, d) - self.gain[c] - self.gain[d];
                 consider(delta, Step::Swap { c, d });
             }
         }
@@ -909,7 +938,12 @@ impl<'a> Search<'a> {
             let improved = self.improve_pass();
             let after = self.pruned();
             if std::env::var("CCC_TRACE").is_ok() {
-                eprintln!("round groups {} -> {} pruned {:.3} -> {after:.3}", before.0, self.groups.len(), before.1);
+                eprintln!(
+                    "round groups {} -> {} pruned {:.3} -> {after:.3}",
+                    before.0,
+                    self.groups.len(),
+                    before.1
+                );
             }
             if !dissolved && (!improved || before.1 - after <= MIN_ROUND_GAIN * before.1) {
                 break;
