@@ -420,13 +420,18 @@ def _walk(obj: Any, prefix: str, st: "_State") -> None:
 
 
 def _pair(v: Any, what: str, where: str) -> Tuple[int, int]:
-    if isinstance(v, (list, tuple)):
-        if len(v) == 1:
-            return int(v[0]), int(v[0])
-        if len(v) != 2:
-            raise ValueError(f"{where}: {what} {v!r} is not a 2-D value")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+    """An int or a 1-/2-sequence of ints (PyTorch's `_pair` inputs) as (h, w)."""
+    try:
+        if isinstance(v, (list, tuple)):
+            if len(v) == 1:
+                return int(v[0]), int(v[0])
+            if len(v) == 2:
+                return int(v[0]), int(v[1])
+        else:
+            return int(v), int(v)
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"{where}: {what} {v!r} is not an integer or a pair of integers")
 
 
 def _square(v: Any, what: str, where: str) -> int:

@@ -222,4 +222,31 @@ mod tests {
     fn insert_out_of_range_panics() {
         RowSet::new(10).insert(10);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_a_sorted_set(
+            len in 0usize..300,
+            a in proptest::collection::vec(0usize..300, 0..80),
+            b in proptest::collection::vec(0usize..300, 0..80),
+        ) {
+            use std::collections::BTreeSet;
+            let sa: BTreeSet<usize> = a.into_iter().filter(|&i| i < len).collect();
+            let sb: BTreeSet<usize> = b.into_iter().filter(|&i| i < len).collect();
+            let mut ra = RowSet::new(len);
+            sa.iter().for_each(|&i| ra.insert(i));
+            let mut rb = RowSet::new(len);
+            sb.iter().for_each(|&i| rb.insert(i));
+            proptest::prop_assert_eq!(ra.count(), sa.len());
+            proptest::prop_assert_eq!(ra.is_empty(), sa.is_empty());
+            proptest::prop_assert_eq!(ra.iter().collect::<Vec<_>>(), sa.iter().copied().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(ra.and_count(&rb), sa.intersection(&sb).count());
+            let mut u = ra.clone();
+            u.union_with(&rb);
+            proptest::prop_assert_eq!(u.iter().collect::<Vec<_>>(), sa.union(&sb).copied().collect::<Vec<_>>());
+            for i in 0..len {
+                proptest::prop_assert_eq!(ra.contains(i), sa.contains(&i));
+            }
+        }
+    }
 }

@@ -38,8 +38,8 @@ pub enum Strategy {
     /// pruned L1 magnitude (otherwise the `Reference` grouping is returned).
     #[default]
     Auto,
-    /// Magnitude-aware best-fit decreasing plus local search, with no guarantee
-    /// relative to `Reference` (for comparisons).
+    /// Magnitude-aware best-fit decreasing into ⌈T/α⌉ initial groups (more are opened
+    /// when nothing fits), then local search; no guarantee relative to `Reference`.
     BestFit,
 }
 
@@ -191,37 +191,39 @@ pub fn group_columns(m: ArrayView2<f64>, p: &GroupParams) -> Result<Grouping, Pa
     check_finite(m)?;
     let budget = conflict_budget(m.nrows(), p.gamma);
     let blocks = Block::split(m, p.section);
-    let per_block: Vec<Vec<Vec<usize>>> = blocks
+    // (groups, reference groups where the strategy needs them) per block.
+    type BlockResult = (Vec<Vec<usize>>, Vec<Vec<usize>>);
+    let per_block: Vec<BlockResult> = blocks
         .par_iter()
         .map(|b| match p.strategy {
-            Strategy::Reference => b.to_original(reference_block(b, p.alpha, budget)),
+            Strategy::Reference => (b.to_original(reference_block(b, p.alpha, budget)), Vec::new()),
             Strategy::Auto => auto_block(m, b, p.alpha, budget),
             Strategy::BestFit => {
-                let mut s = best_fit(b, p.alpha, budget, 0);
+                let bins = b.len().div_ceil(p.alpha);
+                let mut s = Search::new(b, p.alpha, budget, best_fit(b, p.alpha, budget, bins).0);
                 s.local_search(f64::NEG_INFINITY);
-                b.to_original(s.into_groups())
+                (b.to_original(s.into_groups()), Vec::new())
             }
         })
         .collect();
-    let mut groups: Vec<Vec<usize>> = per_block.into_iter().flatten().collect();
+    let (mut groups, reference): (Vec<_>, Vec<_>) = per_block.into_iter().unzip();
+    let mut groups = Grouping {
+        groups: groups.drain(..).flatten().collect(),
+    };
     if p.strategy != Strategy::Reference {
-        canonical_order(&mut groups);
+        canonical_order(&mut groups.groups);
     }
-    let grouping = Grouping { groups };
     if p.strategy == Strategy::Auto {
-        // Blocks are accepted one by one, so a sum in another order could in principle
-        // differ by an ulp; the guarantee is checked on the whole layer, as callers see it.
+        // Blocks are accepted one by one, and sums in another order may differ in the
+        // last ulp: the guarantee is checked again on the whole layer, as callers see it.
         let reference = Grouping {
-            groups: blocks
-                .iter()
-                .flat_map(|b| b.to_original(reference_block(b, p.alpha, budget)))
-                .collect(),
+            groups: reference.into_iter().flatten().collect(),
         };
-        if !pareto_le(m, &grouping, &reference) {
+        if !no_worse(m, &groups, &reference) {
             return Ok(reference);
         }
     }
-    Ok(grouping)
+    Ok(groups)
 }
 
 /// The authors' procedure restated naively, as their Python does it: dense per-row
@@ -296,9 +298,8 @@ fn check_finite(m: ArrayView2<f64>) -> Result<(), PackError> {
     }
 }
 
-/// Lexicographic "at least as good" on (groups, pruned L1) *and* never more pruned
-/// L1: `a` may trade nothing for fewer groups, only win on one or both.
-fn pareto_le(m: ArrayView2<f64>, a: &Grouping, b: &Grouping) -> bool {
+/// Whether `a` has no more groups and no more pruned L1 than `b`.
+fn no_worse(m: ArrayView2<f64>, a: &Grouping, b: &Grouping) -> bool {
     a.len() <= b.len() && combine::pruned_l1(m, &a.groups) <= combine::pruned_l1(m, &b.groups)
 }
 
@@ -309,6 +310,9 @@ fn canonical_order(groups: &mut [Vec<usize>]) {
     groups.sort_unstable_by_key(|g| g.first().copied());
 }
 
+/// A column's nonzeros as (row, |w|), in row order.
+type Entries = Vec<(u32, f64)>;
+
 /// The nonzero columns of one section, re-indexed `0..k` in column order.
 struct Block {
     /// Original column index of each local column.
@@ -317,28 +321,27 @@ struct Block {
     n: usize,
     rows: Vec<RowSet>,
     /// (row, |w|) of each nonzero, in row order.
-    ent: Vec<Vec<(u32, f64)>>,
+    ent: Vec<Entries>,
 }
 
 impl Block {
     fn split(m: ArrayView2<f64>, section: usize) -> Vec<Block> {
-        let (n, t) = m.dim();
+        let t = m.ncols();
         let section = if section == 0 { t.max(1) } else { section };
         (0..t)
             .step_by(section)
             .map(|start| Block::new(m, start..(start + section).min(t)))
             .filter(|b| !b.cols.is_empty())
-            .map(|b| Block { n, ..b })
             .collect()
     }
 
     fn new(m: ArrayView2<f64>, range: std::ops::Range<usize>) -> Block {
         let n = m.nrows();
-        let per: Vec<(usize, RowSet, Vec<(u32, f64)>)> = range
+        let per: Vec<(usize, RowSet, Entries)> = range
             .into_par_iter()
             .filter_map(|c| {
                 let col = m.column(c);
-                let ent: Vec<(u32, f64)> = col
+                let ent: Entries = col
                     .iter()
                     .enumerate()
                     .filter(|(_, w)| **w != 0.0)
@@ -436,7 +439,7 @@ fn reference_block(b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
 }
 
 /// Where a local search starts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Start {
     /// The reference grouping itself.
     Reference,
@@ -444,62 +447,97 @@ enum Start {
     BestFit(usize),
 }
 
-/// `Auto` on one block: several starting groupings, each refined by local search; the
-/// best one that is at least as good as the reference on both counts wins.
-fn auto_block(m: ArrayView2<f64>, b: &Block, alpha: usize, budget: usize) -> Vec<Vec<usize>> {
+/// Blocks whose size·nnz is at most this refine every start and keep the best result;
+/// larger ones refine only the best start (the results differ by a few per cent at
+/// most, the time by the number of starts).
+const MULTI_START_WORK: usize = 1 << 26;
+
+/// `Auto` on one block: several starting groupings refined by local search; the best
+/// one that is at least as good as the reference on both counts wins. Returns it and
+/// the reference grouping, both in original column indices.
+fn auto_block(
+    m: ArrayView2<f64>,
+    b: &Block,
+    alpha: usize,
+    budget: usize,
+) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
     let reference = reference_block(b, alpha, budget);
     if alpha == 1 {
         // Singletons only: nothing to choose.
-        return b.to_original(reference);
+        let r = b.to_original(reference);
+        return (r.clone(), r);
     }
-    let ref_groups = reference.len();
     let score = |g: &[Vec<usize>]| {
         let orig = b.to_original(g.to_vec());
         (orig.len(), combine::pruned_l1(m, &orig))
     };
     let (ref_len, ref_l1) = score(&reference);
-    // Open-on-demand best fit aims at fewer groups; K-bin best fit (K = the reference
-    // count) spreads heavy columns over all groups, which is what lowers pruned L1
-    // when α, not γ, is what limits the groups.
-    let starts = [
+    // Open-on-demand best fit aims at fewer groups where γ limits them. Where α limits
+    // them it fills groups one after the other; K-bin best fit (K = the least possible
+    // count, or the reference's) spreads the heavy columns over all groups, which is
+    // what lowers pruned L1 there.
+    let mut starts = vec![
         Start::Reference,
         Start::BestFit(0),
-        Start::BestFit(ref_groups),
+        Start::BestFit(b.len().div_ceil(alpha)),
+        Start::BestFit(ref_len),
     ];
-    let candidates: Vec<Vec<Vec<usize>>> = starts
+    starts.dedup();
+    let mut built: Vec<(Vec<Vec<usize>>, f64)> = starts
         .par_iter()
-        .map(|&start| {
-            let mut s = match start {
-                Start::Reference => Search::new(b, alpha, budget, reference.clone()),
-                Start::BestFit(bins) => best_fit(b, alpha, budget, bins),
-            };
+        .map(|&start| match start {
+            Start::Reference => (reference.clone(), ref_l1),
+            Start::BestFit(bins) => best_fit(b, alpha, budget, bins),
+        })
+        .collect();
+    let work = b.len() * b.ent.iter().map(Vec::len).sum::<usize>();
+    if work > MULTI_START_WORK {
+        // Stable min: the first of equal starts wins.
+        let first_best = (0..built.len())
+            .min_by(|&i, &j| {
+                let (x, y) = (&built[i], &built[j]);
+                x.0.len().cmp(&y.0.len()).then(x.1.total_cmp(&y.1))
+            })
+            .unwrap_or(0);
+        built = vec![built.swap_remove(first_best)];
+    }
+    let candidates: Vec<Vec<Vec<usize>>> = built
+        .into_par_iter()
+        .map(|(groups, _)| {
+            let mut s = Search::new(b, alpha, budget, groups);
             s.local_search(ref_l1);
             s.into_groups()
         })
         .collect();
-    let mut best = reference;
+    let mut best = None;
     let mut best_score = (ref_len, ref_l1);
     for cand in candidates {
         let s = score(&cand);
         let pareto = s.0 <= ref_len && s.1 <= ref_l1;
         let better = s.0 < best_score.0 || (s.0 == best_score.0 && s.1 < best_score.1);
         if pareto && better {
-            best = cand;
+            best = Some(cand);
             best_score = s;
         }
     }
-    b.to_original(best)
+    let reference = b.to_original(reference);
+    match best {
+        Some(g) => (b.to_original(g), reference),
+        None => (reference.clone(), reference),
+    }
 }
 
 /// Magnitude-aware best fit: columns by nnz descending, each into the admissible group
 /// where it adds the least pruned magnitude (ties: lowest group), else a new group.
-/// `bins` empty groups are open from the start.
-fn best_fit(b: &Block, alpha: usize, budget: usize, bins: usize) -> Search<'_> {
+/// `bins` empty groups are open from the start. Returns the groups (local indices)
+/// and their pruned magnitude.
+fn best_fit(b: &Block, alpha: usize, budget: usize, bins: usize) -> (Vec<Vec<usize>>, f64) {
     let mut order: Vec<usize> = (0..b.len()).collect();
     order.sort_by_key(|&c| (std::cmp::Reverse(b.nnz(c)), c));
     let mut groups: Vec<Group> = vec![Group::new(b.n); bins];
     // Groups with room, in index order; full groups drop out of the scan for good.
     let mut open: Vec<usize> = (0..bins).collect();
+    let mut pruned = 0.0;
     for c in order {
         let mut best: Option<(f64, usize)> = None;
         for &h in &open {
@@ -513,7 +551,10 @@ fn best_fit(b: &Block, alpha: usize, budget: usize, bins: usize) -> Search<'_> {
             }
         }
         let h = match best {
-            Some((_, h)) => h,
+            Some((cost, h)) => {
+                pruned += cost;
+                h
+            }
             None => {
                 groups.push(Group::new(b.n));
                 open.push(groups.len() - 1);
@@ -530,7 +571,17 @@ fn best_fit(b: &Block, alpha: usize, budget: usize, bins: usize) -> Search<'_> {
         .map(|g| g.members)
         .filter(|m| !m.is_empty())
         .collect();
-    Search::new(b, alpha, budget, members)
+    (members, pruned)
+}
+
+/// Inserts `x` into `list` (sorted by (key, index), at most `cap` long) if it is among
+/// the `cap` smallest.
+fn keep_smallest(list: &mut Vec<(f64, usize)>, x: (f64, usize), cap: usize) {
+    if list.len() < cap || x.0 < list[list.len() - 1].0 {
+        let at = list.partition_point(|y| y.0 <= x.0);
+        list.insert(at, x);
+        list.truncate(cap);
+    }
 }
 
 /// One group under local search, with the per-row top-2 magnitudes that make the
@@ -546,8 +597,6 @@ struct Group {
     max2: Vec<f64>,
     /// Pruned L1 of the group = Σ members' L1 − Σ_r max1[r].
     pruned: f64,
-    /// Bumped on every change, so columns know when to look at this group again.
-    version: u64,
 }
 
 impl Group {
@@ -560,7 +609,6 @@ impl Group {
             max1: vec![0.0; n],
             max2: vec![0.0; n],
             pruned: 0.0,
-            version: 0,
         }
     }
 
@@ -603,7 +651,6 @@ impl Group {
         let kept: f64 = self.rows.iter().map(|r| self.max1[r]).sum();
         self.pruned = l1 - kept;
         self.members = members;
-        self.version += 1;
     }
 
     /// Pruned magnitude added by putting column `c` into this group.
@@ -651,6 +698,8 @@ enum Step {
 /// Groups per column whose members are tried as swap partners: enough to find most
 /// improving swaps, few enough that a pass stays O(T·(G + SWAP_GROUPS·α)·nnz).
 const SWAP_GROUPS: usize = 8;
+/// Groups screened by row overlap before exact costs pick the SWAP_GROUPS.
+const SCREEN_GROUPS: usize = 2 * SWAP_GROUPS;
 /// Upper bound on search rounds (a dissolve phase and a pass over all columns each).
 const MAX_ROUNDS: usize = 40;
 /// A round that lowers the pruned magnitude by less than this fraction is the last:
@@ -754,48 +803,24 @@ impl<'a> Search<'a> {
                 best = Some((delta, step));
             }
         };
-        // The SWAP_GROUPS groups where c would be pruned least, by (cost, index).
+        // Swap partners come from the SWAP_GROUPS groups where c would be pruned least.
+        // Exact costs for every group would dominate the pass, so groups are first
+        // screened by how many rows they share with c (a popcount).
+        let mut screened: Vec<(f64, usize)> = Vec::with_capacity(SCREEN_GROUPS + 1);
+        for (h, grp) in self.groups.iter().enumerate() {
+            if h == g {
+                continue;
+            }
+            let overlap = grp.rows.and_count(&b.rows[c]);
+            if can_move && grp.members.len() < self.alpha && grp.conflicts + overlap <= self.budget
+            {
+                consider(grp.cost(b, c) - self.gain[c], Step::Move { c, to: h });
+            }
+            keep_smallest(&mut screened, (overlap as f64, h), SCREEN_GROUPS);
+        }
         let mut near: Vec<(f64, usize)> = Vec::with_capacity(SWAP_GROUPS + 1);
-        let mut keep_near = |cost: f64, h: usize, near: &mut Vec<(f64, usize)>, cap: usize| {
-            if near.len() < cap || cost < near[near.len() - 1].0 {
-                let at = near.partition_point(|x| x.0 <= cost);
-                near.insert(at, (cost, h));
-                near.truncate(cap);
-            }
-        };
-        let screen: usize = std::env::var("CCC_SCREEN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if screen == 0 {
-            for (h, grp) in self.groups.iter().enumerate() {
-                if h == g {
-                    continue;
-                }
-                let cost = grp.cost(b, c);
-                if can_move && grp.fits(b, c, self.alpha, self.budget) {
-                    consider(cost - self.gain[c], Step::Move { c, to: h });
-                }
-                keep_near(cost, h, &mut near, SWAP_GROUPS);
-            }
-        } else {
-            let mut pre: Vec<(f64, usize)> = Vec::new();
-            for (h, grp) in self.groups.iter().enumerate() {
-                if h == g {
-                    continue;
-                }
-                let overlap = grp.rows.and_count(&b.rows[c]);
-                if can_move
-                    && grp.members.len() < self.alpha
-                    && grp.conflicts + overlap <= self.budget
-                {
-                    consider(grp.cost(b, c) - self.gain[c], Step::Move { c, to: h });
-                }
-                keep_near(overlap as f64, h, &mut pre, screen * SWAP_GROUPS);
-            }
-            for &(_, h) in &pre {
-                keep_near(self.groups[h].cost(b, c), h, &mut near, SWAP_GROUPS);
-            }
+        for &(_, h) in &screened {
+            keep_smallest(&mut near, (self.groups[h].cost(b, c), h), SWAP_GROUPS);
         }
         for &(_, h) in &near {
             for &d in &self.groups[h].members {
@@ -937,14 +962,6 @@ impl<'a> Search<'a> {
             let dissolved = self.dissolve_phase(limit);
             let improved = self.improve_pass();
             let after = self.pruned();
-            if std::env::var("CCC_TRACE").is_ok() {
-                eprintln!(
-                    "round groups {} -> {} pruned {:.3} -> {after:.3}",
-                    before.0,
-                    self.groups.len(),
-                    before.1
-                );
-            }
             if !dissolved && (!improved || before.1 - after <= MIN_ROUND_GAIN * before.1) {
                 break;
             }
@@ -1066,5 +1083,169 @@ mod tests {
         let pa = combine::pruned_l1(m.view(), &a.groups);
         assert_eq!(a.len(), r.len());
         assert!(pa < pr, "auto {pa} reference {pr}");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::Strategy;
+    use super::*;
+    use crate::pack::combine::{combine, group_conflicts};
+    use ndarray::Array2;
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy as _;
+
+    /// A sparse N x T matrix with a random density; magnitudes come partly from a tiny
+    /// set so that ties (kept-weight and merge-metric) are common.
+    fn matrix() -> impl proptest::strategy::Strategy<Value = Array2<f64>> {
+        (1usize..28, 1usize..36, 0.0f64..1.0).prop_flat_map(|(n, t, density)| {
+            let entry = (
+                0.0f64..1.0,
+                prop_oneof![
+                    Just(1.0),
+                    Just(-1.0),
+                    Just(0.5),
+                    (-3.0f64..3.0).prop_filter("nonzero", |v| *v != 0.0)
+                ],
+            );
+            proptest::collection::vec(entry, n * t).prop_map(move |v| {
+                Array2::from_shape_fn((n, t), |(r, c)| {
+                    let (u, w) = v[r * t + c];
+                    if u < density { w } else { 0.0 }
+                })
+            })
+        })
+    }
+
+    fn params() -> impl proptest::strategy::Strategy<Value = (usize, f64, usize)> {
+        (
+            1usize..=16,
+            0.0f64..3.0,
+            prop_oneof![Just(0usize), 1usize..12],
+        )
+    }
+
+    fn check_valid(m: &Array2<f64>, g: &Grouping, p: &GroupParams) -> Result<(), TestCaseError> {
+        let (n, t) = m.dim();
+        let budget = conflict_budget(n, p.gamma);
+        let nonzero: Vec<usize> = (0..t)
+            .filter(|&c| m.column(c).iter().any(|&w| w != 0.0))
+            .collect();
+        let mut seen: Vec<usize> = g.groups.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        prop_assert_eq!(&seen, &nonzero, "not a partition of the nonzero columns");
+        for members in &g.groups {
+            prop_assert!(!members.is_empty() && members.len() <= p.alpha);
+            prop_assert!(group_conflicts(m.view(), members) <= budget);
+            if let Some(block) = members[0].checked_div(p.section) {
+                prop_assert!(members.iter().all(|&c| c / p.section == block));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_combined(m: &Array2<f64>, g: &Grouping) -> Result<(), TestCaseError> {
+        let c = combine(m.view(), g);
+        let s = &c.stats;
+        prop_assert_eq!(s.nnz_after + s.pruned_count, s.nnz_before);
+        prop_assert_eq!(s.groups, g.len());
+        prop_assert_eq!(s.nonzero_columns, g.column_count());
+        let mut kept_l1 = 0.0;
+        for (gi, members) in g.groups.iter().enumerate() {
+            let mut conflicts = 0;
+            for r in 0..m.nrows() {
+                let nz: Vec<usize> = members
+                    .iter()
+                    .copied()
+                    .filter(|&k| m[[r, k]] != 0.0)
+                    .collect();
+                conflicts += nz.len().saturating_sub(1);
+                // The kept weight: largest |w|, lowest column on ties.
+                let expect = nz
+                    .iter()
+                    .copied()
+                    .min_by(|&a, &b| m[[r, b]].abs().total_cmp(&m[[r, a]].abs()).then(a.cmp(&b)));
+                prop_assert_eq!(c.source[[r, gi]], expect);
+                match expect {
+                    Some(k) => {
+                        prop_assert_eq!(c.weights[[r, gi]], m[[r, k]]);
+                        prop_assert_eq!(members[c.selector[[r, gi]] as usize], k);
+                        kept_l1 += m[[r, k]].abs();
+                    }
+                    None => {
+                        prop_assert_eq!(c.weights[[r, gi]], 0.0);
+                        prop_assert_eq!(c.selector[[r, gi]], 0);
+                    }
+                }
+            }
+            prop_assert_eq!(s.conflicts[gi], conflicts);
+        }
+        let expect = s.total_l1 - kept_l1;
+        prop_assert!((s.pruned_l1 - expect).abs() <= 1e-9 * (1.0 + s.total_l1));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_strategy_is_valid_and_deterministic(
+            m in matrix(), (alpha, gamma, section) in params()
+        ) {
+            for s in Strategy::ALL {
+                let p = GroupParams { alpha, gamma, section, strategy: s };
+                let g = group_columns(m.view(), &p).unwrap();
+                check_valid(&m, &g, &p)?;
+                check_combined(&m, &g)?;
+                prop_assert_eq!(&group_columns(m.view(), &p).unwrap(), &g, "{} not deterministic", s);
+            }
+        }
+
+        #[test]
+        fn reference_equals_naive_restatement(
+            m in matrix(), (alpha, gamma, section) in params()
+        ) {
+            let p = GroupParams { alpha, gamma, section, strategy: Strategy::Reference };
+            prop_assert_eq!(group_columns(m.view(), &p).unwrap(), reference_naive(m.view(), &p).unwrap());
+        }
+
+        #[test]
+        fn auto_is_never_worse_than_reference(
+            m in matrix(), (alpha, gamma, section) in params()
+        ) {
+            let p = GroupParams { alpha, gamma, section, strategy: Strategy::Reference };
+            let r = combine(m.view(), &group_columns(m.view(), &p).unwrap()).stats;
+            let a = group_columns(m.view(), &p.with_strategy(Strategy::Auto)).unwrap();
+            let a = combine(m.view(), &a).stats;
+            prop_assert!(a.groups <= r.groups);
+            prop_assert!(a.pruned_l1 <= r.pruned_l1, "auto {} > reference {}", a.pruned_l1, r.pruned_l1);
+        }
+    }
+
+    #[test]
+    fn auto_measurably_beats_reference_on_a_random_layer() {
+        // Deterministic pseudo-random 96 x 160, density ~0.3 (no RNG crate needed).
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let m = Array2::from_shape_simple_fn((96, 160), || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            if u < 0.3 { u - 0.15 } else { 0.0 }
+        });
+        let p = GroupParams::new(8, 1.75);
+        let r = combine(
+            m.view(),
+            &group_columns(m.view(), &p.with_strategy(Strategy::Reference)).unwrap(),
+        )
+        .stats;
+        let a = combine(m.view(), &group_columns(m.view(), &p).unwrap()).stats;
+        assert!(a.groups <= r.groups);
+        assert!(
+            a.pruned_l1 < 0.97 * r.pruned_l1,
+            "auto {} vs reference {}",
+            a.pruned_l1,
+            r.pruned_l1
+        );
     }
 }
