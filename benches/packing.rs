@@ -37,7 +37,8 @@ fn bench_512(c: &mut Criterion) {
     g.bench_function("auto", |b| {
         b.iter(|| group_columns(black_box(m.view()), &p).expect("valid params"))
     });
-    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    // About ten seconds per run: criterion's minimum of ten samples.
+    g.sample_size(10).measurement_time(Duration::from_secs(100));
     g.bench_function("naive", |b| {
         let p = p.with_strategy(Strategy::Reference);
         b.iter(|| reference_naive(black_box(m.view()), &p).expect("valid params"))

@@ -64,38 +64,45 @@ struct Row {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // (kind, rows, cols, density, alpha, gamma)
-    let mut grid: Vec<(Kind, usize, usize, f64, usize, f64)> = vec![
-        (Kind::Bern, 512, 512, 0.3, 8, 1.75),
-        (Kind::Bern, 512, 512, 0.3, 8, 0.5),
-        (Kind::Bern, 512, 512, 0.1, 8, 1.75),
-        (Kind::Bern, 512, 512, 0.1, 16, 0.5),
-        (Kind::Pruned, 512, 512, 0.3, 8, 1.75),
-        (Kind::Pruned, 256, 1152, 0.125, 8, 1.75),
-        (Kind::Pruned, 256, 1152, 0.125, 8, 0.5),
-        (Kind::Pruned, 128, 576, 0.05, 16, 0.25),
-        (Kind::Pruned, 64, 128, 0.2, 4, 1.0),
-        (Kind::Pruned, 512, 4608, 0.1, 8, 1.75),
+    // (kind, rows, cols, density, alpha, gamma, section)
+    let mut grid: Vec<(Kind, usize, usize, f64, usize, f64, usize)> = vec![
+        (Kind::Bern, 512, 512, 0.3, 8, 1.75, 0),
+        (Kind::Bern, 512, 512, 0.3, 8, 0.5, 0),
+        (Kind::Bern, 512, 512, 0.1, 8, 1.75, 0),
+        (Kind::Bern, 512, 512, 0.1, 16, 0.5, 0),
+        (Kind::Pruned, 512, 512, 0.3, 8, 1.75, 0),
+        (Kind::Pruned, 256, 1152, 0.125, 8, 1.75, 0),
+        (Kind::Pruned, 256, 1152, 0.125, 8, 0.5, 0),
+        (Kind::Pruned, 128, 576, 0.05, 16, 0.25, 0),
+        (Kind::Pruned, 64, 128, 0.2, 4, 1.0, 0),
+        (Kind::Pruned, 512, 4608, 0.1, 8, 1.75, 0),
+        (Kind::Pruned, 512, 4608, 0.1, 8, 1.75, 256),
     ];
     if !quick {
-        grid.push((Kind::Bern, 2048, 2048, 0.3, 8, 1.75));
+        grid.push((Kind::Bern, 2048, 2048, 0.3, 8, 1.75, 0));
     }
     let strategies = Strategy::ALL;
     let mut rows = Vec::new();
-    for (i, &(kind, n, t, d, alpha, gamma)) in grid.iter().enumerate() {
+    for (i, &(kind, n, t, d, alpha, gamma, section)) in grid.iter().enumerate() {
         let m = matrix(kind, n, t, d, 1000 + i as u64);
         let name = match kind {
             Kind::Bern => "bern",
             Kind::Pruned => "pruned",
         };
         let mut row = Row {
-            label: format!("{name} {n}x{t} d{d} α{alpha} γ{gamma}"),
+            label: if section > 0 {
+                format!("{name} {n}x{t} d{d} α{alpha} γ{gamma} s{section}")
+            } else {
+                format!("{name} {n}x{t} d{d} α{alpha} γ{gamma}")
+            },
             nnz: 0,
             cols: 0,
             results: Vec::new(),
         };
         for s in strategies {
-            let p = GroupParams::new(alpha, gamma).with_strategy(s);
+            let p = GroupParams::new(alpha, gamma)
+                .with_strategy(s)
+                .with_section(section);
             let start = Instant::now();
             let g = group_columns(m.view(), &p).expect("valid parameters");
             let secs = start.elapsed().as_secs_f64();

@@ -16,5 +16,6 @@ pub mod pack;
 pub mod quant;
 pub mod reference;
 pub mod report;
+pub mod rtl;
 pub mod schedule;
 pub mod testgen;

@@ -373,7 +373,7 @@ fn infer_dump_holds_every_layer() {
     assert_eq!(lines.len(), 2);
     let bytes = std::fs::read(&dump).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    for k in 0..2 {
+    for (k, line) in lines.iter().enumerate() {
         for l in 0..3 {
             st.tensor(&format!("image{k}.layer{l}")).unwrap();
         }
@@ -383,7 +383,7 @@ fn infer_dump_holds_every_layer() {
             .chunks_exact(4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
             .collect();
-        let want: Vec<i64> = lines[k]["logits"]
+        let want: Vec<i64> = line["logits"]
             .as_array()
             .unwrap()
             .iter()

@@ -101,9 +101,9 @@ proptest! {
                     seen[col] = true;
                 }
             }
-            for col in 0..ql.weight.ncols() {
+            for (col, &grouped) in seen.iter().enumerate() {
                 let nonzero = ql.weight.column(col).iter().any(|&v| v != 0);
-                prop_assert_eq!(seen[col], nonzero);
+                prop_assert_eq!(grouped, nonzero);
             }
             // After combining, each (row, group) keeps at most one weight: the decoded
             // matrix has at most one nonzero per row inside each group's tap range.

@@ -35,8 +35,8 @@ impl RowSet {
         s
     }
 
-    /// Number of rows the set ranges over (not the number of members).
-    pub fn len(&self) -> usize {
+    /// Number of rows the set ranges over (`count` gives the number of members).
+    pub fn universe(&self) -> usize {
         self.len
     }
 
@@ -173,6 +173,7 @@ mod tests {
         assert!(!s.contains(0));
         let t = RowSet::new(130);
         assert!(t.is_empty());
+        assert_eq!(t.universe(), 130);
         assert_eq!(t.iter().next(), None);
     }
 

@@ -1,0 +1,3 @@
+//! RTL emission and the hardware models: Verilog for the MX cell and array (tera
+//! templates in `templates/`), and the cycle-accurate rust-hdl model they are proven
+//! equivalent to.
