@@ -26,3 +26,38 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Whether an external tool is on PATH; tests that need one print why they skip.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Compiles Verilog sources with iverilog and runs the simulation with plusargs;
+/// returns stdout. Panics with the tool's output on failure.
+pub fn iverilog_run(dir: &Path, sources: &[PathBuf], top: &str, plusargs: &[String]) -> String {
+    let exe = dir.join(format!("{top}.vvp"));
+    let o = Command::new("iverilog")
+        .args(["-g2005", "-Wall", "-s", top, "-o"])
+        .arg(&exe)
+        .args(sources)
+        .output()
+        .expect("run iverilog");
+    assert!(o.status.success(), "iverilog failed:\n{}", stderr(&o));
+    let o = Command::new("vvp")
+        .arg("-n")
+        .arg(&exe)
+        .args(plusargs)
+        .output()
+        .expect("run vvp");
+    assert!(o.status.success(), "vvp failed:\n{}", stderr(&o));
+    stdout(&o)
+}
+
+/// Repository root (for hw/ and testbench/ sources).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
