@@ -2,8 +2,9 @@
 //
 // One per array row. The array delivers, one per cycle and LSB first, the 8 bit-plane
 // sums of a pixel for this row (signed PSUM_W bits each). The unit shift-accumulates
-// them onto `base` (the bias on a row block's first column block, the stored partial
-// sum on later ones: vertical tiling) and, after bit-plane 7, either hands the 32-bit
+// them and adds `base` (the bias on a row block's first column block, the stored
+// partial sum on later ones: vertical tiling), which is sampled with bit-plane 7 so a
+// partial-sum memory read issued at bit-plane 0 is in time; it then either hands the 32-bit
 // partial sum back (`last` = 0) or requantizes and clamps it to a uint8 activation
 // (`last` = 1), exactly as ccc's integer reference does:
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
@@ -33,8 +34,9 @@ module ccc_row_end #(
 
     reg  signed [ACC_W-1:0] acc_q;
     wire signed [ACC_W-1:0] psum_ext = {{(ACC_W - PSUM_W) {psum[PSUM_W-1]}}, psum};
-    wire signed [ACC_W-1:0] start = (in_bit == 3'd0) ? base : acc_q;
-    wire signed [ACC_W-1:0] acc_d = start + (psum_ext <<< in_bit);
+    wire signed [ACC_W-1:0] start = (in_bit == 3'd0) ? {ACC_W{1'b0}} : acc_q;
+    wire signed [ACC_W-1:0] sum_d = start + (psum_ext <<< in_bit);
+    wire signed [ACC_W-1:0] acc_d = (in_bit == 3'd7) ? sum_d + base : sum_d;
 
     // Requantize the completed accumulator (combinational; registered below).
     wire signed [WIDE_W-1:0] acc_wide = {{(WIDE_W - ACC_W) {acc_d[ACC_W-1]}}, acc_d};

@@ -72,6 +72,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         dump: Option<PathBuf>,
     },
+    /// Simulate the emitted RTL of OUT (from `ccc compile`) on images and compare every
+    /// activation, logit and class with the bit-exact reference; report cycles.
+    Simulate {
+        out: PathBuf,
+        /// Number of images (Fashion-MNIST test images when the model takes 1x28x28 and
+        /// the dataset is installed, else seeded random images).
+        #[arg(long, default_value_t = 1)]
+        images: usize,
+        #[arg(long, value_enum, default_value_t = SimChoice::Both)]
+        simulator: SimChoice,
+        /// Write a waveform (VCD) of the run.
+        #[arg(long, value_name = "FILE")]
+        vcd: Option<PathBuf>,
+        #[arg(long, default_value = dataset::DEFAULT_FASHION_MNIST_DIR)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print a model's layers, shapes and sparsity.
     Inspect {
         model: PathBuf,
@@ -107,6 +125,13 @@ pub enum Command {
         #[arg(long)]
         no_batchnorm: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SimChoice {
+    Verilator,
+    Icarus,
+    Both,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -148,6 +173,9 @@ pub struct PackArgs {
     /// Fraction bits f of inner activations (uint8 at scale 2^-f).
     #[arg(long, default_value_t = DEFAULT_ACT_FRAC)]
     pub act_frac: u32,
+    /// Skip the RTL (OUT/rtl, OUT/tb): reports and packed weights only.
+    #[arg(long)]
+    pub no_rtl: bool,
 }
 
 impl PackArgs {
@@ -162,6 +190,7 @@ impl PackArgs {
             section: self.section,
             dense: self.dense,
             act_frac: self.act_frac,
+            rtl: !self.no_rtl,
         }
     }
 }
@@ -219,6 +248,14 @@ pub fn run(cli: Cli) -> Result<()> {
             dump,
         } => cmd_infer(&model, &opts, &data, random, seed, form, dump.as_deref()),
         Command::Inspect { model, graph } => cmd_inspect(&model, graph.as_deref()),
+        Command::Simulate {
+            out,
+            images,
+            simulator,
+            vcd,
+            data_dir,
+            seed,
+        } => cmd_simulate(&out, images, simulator, vcd.as_deref(), &data_dir, seed),
         Command::GenModel {
             out,
             seed,
@@ -260,7 +297,7 @@ fn cmd_compile(model: &Path, opts: &PackArgs, data: &DataArgs, out: &Path) -> Re
     if data.dataset.is_some() {
         measure_accuracy(&mut c, data)?;
     }
-    compile::write_outputs(&c, &dir)?;
+    compile::write_outputs(&c, &dir, opts.options().rtl)?;
     let out = dir.commit()?;
     print_summary(&c);
     println!(
@@ -435,6 +472,95 @@ fn cmd_infer(
         .with_context(|| format!("writing activation dump {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+fn cmd_simulate(
+    out: &Path,
+    n: usize,
+    which: SimChoice,
+    vcd: Option<&Path>,
+    data_dir: &Path,
+    seed: u64,
+) -> Result<()> {
+    use crate::rtl::sim::{self, Simulator};
+    let record = compile::CompileRecord::read(out)?;
+    let c = compile::compile(&record.model, &record.options)?;
+    let fresh = compile::packed_safetensors(&c.packed, c.schedule.array)?;
+    let on_disk = std::fs::read(out.join("packed.safetensors"))
+        .with_context(|| format!("reading {}/packed.safetensors", out.display()))?;
+    if fresh != on_disk {
+        bail!(
+            "{} is stale: {} no longer compiles to the same packed network; run `ccc compile` again",
+            out.display(),
+            record.model.display()
+        );
+    }
+    let info: crate::rtl::emit::RtlInfo = serde_json::from_slice(
+        &std::fs::read(out.join("rtl/rtl.json"))
+            .with_context(|| format!("{}/rtl/rtl.json missing: compiled with --no-rtl?", out.display()))?,
+    )?;
+    let i = c.qnet.input;
+    let (images, source) = if (i.c, i.h, i.w) == (1, 28, 28)
+        && data_dir.join("t10k-images-idx3-ubyte.gz").exists()
+    {
+        let d = dataset::load_mnist_like(data_dir, Split::Test, Some(n))?;
+        (d.images, "Fashion-MNIST test images")
+    } else {
+        (
+            (0..n)
+                .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
+                .collect(),
+            "seeded random images",
+        )
+    };
+    let sims: Vec<Simulator> = match which {
+        SimChoice::Verilator => vec![Simulator::Verilator],
+        SimChoice::Icarus => vec![Simulator::Icarus],
+        SimChoice::Both => vec![Simulator::Verilator, Simulator::Icarus],
+    };
+    let mut failed = false;
+    for s in sims {
+        let t0 = Instant::now();
+        let run = sim::run(out, &info, &images, s, vcd)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let mismatches = sim::compare(&c.packed, &images, &run);
+        println!(
+            "{s:?}: {} {source}, {} mismatching ({:.1} s)",
+            images.len(),
+            mismatches.len(),
+            secs
+        );
+        if run.timeout {
+            println!("  TIMEOUT: the design did not finish");
+            failed = true;
+        }
+        for m in mismatches.iter().take(5) {
+            println!("  {m}");
+        }
+        failed |= !mismatches.is_empty();
+        if let Some(m) = sim::measure(&run, c.packed.layers.len()) {
+            let cyc = m.total;
+            println!(
+                "  cycles per inference: {} measured, {} predicted ({} cycles/s simulated)",
+                cyc,
+                c.schedule.total_cycles,
+                (cyc as f64 * images.len() as f64 / secs) as u64
+            );
+            println!("    input   : {:>9} measured {:>9} predicted", m.input, c.schedule.input_cycles);
+            for (l, (mc, ls)) in m.layers.iter().zip(&c.schedule.layers).enumerate() {
+                println!("    layer {l:<2}: {mc:>9} measured {:>9} predicted", ls.cycles);
+            }
+            println!(
+                "    classify: {:>9} measured {:>9} predicted",
+                m.classifier, c.schedule.classifier_cycles
+            );
+        }
+    }
+    if failed {
+        bail!("RTL and reference disagree");
+    }
+    println!("bit-exact: every activation, logit and class matches the reference");
     Ok(())
 }
 

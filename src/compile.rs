@@ -21,7 +21,7 @@ pub const MAX_ARRAY_SIDE: usize = 4096;
 pub const DEFAULT_GAMMA: f64 = 1.75;
 
 /// Everything that selects how a model is compiled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CompileOptions {
     pub graph: Option<PathBuf>,
     pub rows: usize,
@@ -33,11 +33,30 @@ pub struct CompileOptions {
     pub section: usize,
     pub dense: bool,
     pub act_frac: u32,
+    /// Also emit OUT/rtl (the accelerator's Verilog and memory images).
+    pub rtl: bool,
+}
+
+/// How an output directory was made (OUT/compile.json).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CompileRecord {
+    pub model: PathBuf,
+    pub options: CompileOptions,
+}
+
+impl CompileRecord {
+    pub fn read(out: &Path) -> Result<Self> {
+        let p = out.join("compile.json");
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("reading {} (is {} a `ccc compile` output?)", p.display(), out.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    }
 }
 
 /// The compiled model: every stage's output.
 pub struct Compiled {
     pub source: PathBuf,
+    pub options: CompileOptions,
     pub lowered: LoweredNet,
     pub qnet: QNet,
     pub packed: PackedNet,
@@ -108,6 +127,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let report = report::build(&packed, array, &path.display().to_string());
     Ok(Compiled {
         source: path.to_path_buf(),
+        options: o.clone(),
         lowered,
         qnet,
         packed,
@@ -186,9 +206,22 @@ pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>>
     safetensors_bytes(&t, Some(("ccc.packed", meta)))
 }
 
-/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors and OUT/schedule.json
-/// into a staged output directory (the caller commits it).
-pub fn write_outputs(c: &Compiled, out: &OutDir) -> Result<()> {
+/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json
+/// and, with `rtl`, OUT/rtl/ into a staged output directory (the caller commits it).
+pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
+    // What `ccc simulate OUT` needs to rebuild the reference for this output.
+    let record = CompileRecord {
+        model: c.source.clone(),
+        options: c.options.clone(),
+    };
+    out.write(
+        "compile.json",
+        (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
+    )?;
+    if rtl {
+        crate::rtl::emit::emit(c, out)?;
+        crate::rtl::sim::write_drivers(out)?;
+    }
     out.write("report.json", c.report.to_json().as_bytes())?;
     out.write("report.md", c.report.to_markdown().as_bytes())?;
     out.write(

@@ -48,7 +48,8 @@ module tb_row_end;
                 @(negedge clk);
                 in_valid = 1'b1;
                 in_bit = b[2:0];
-                base = mem[i * N_WORDS + 0];
+                // base only matters with bit-plane 7; poison it elsewhere.
+                base = (b == 7) ? mem[i * N_WORDS + 0] : 32'h5a5a5a5a;
                 shift = mem[i * N_WORDS + 1][5:0];
                 clamp_max = mem[i * N_WORDS + 2][7:0];
                 last = mem[i * N_WORDS + 3][0];

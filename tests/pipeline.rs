@@ -21,6 +21,7 @@ fn opts(rows: usize, cols: usize) -> CompileOptions {
         section: 0,
         dense: false,
         act_frac: 5,
+        rtl: false,
     }
 }
 

@@ -81,6 +81,7 @@ proptest! {
             section: 0,
             dense: false,
             act_frac: 5,
+        rtl: false,
         };
         let c = compile::compile(&m, &o).unwrap();
         for ((pl, ql), &alpha) in c.packed.layers.iter().zip(&c.qnet.layers).zip(&alphas) {

@@ -1,0 +1,77 @@
+// ccc_col_feed — input streamer for one array column (hand-written primitive of ccc).
+//
+// Columns are chained: a pixel request (go, addr, swap) enters column 0 from the
+// controller and moves one column per cycle, which is exactly the systolic skew the
+// array needs. On a request the column reads one word (ALPHA activation bytes: the
+// taps of the group this column holds, all at the same pixel address thanks to
+// shift-on-write) and serializes it LSB first: bit-plane b of the request issued at
+// time t leaves on `act` at t + 2 + b, with `act_swap` set on bit-plane 0 of a tile's
+// first pixel. Outside those 8 cycles `act` is 0, which adds nothing in the array.
+module ccc_col_feed #(
+    parameter integer ALPHA  = 8,
+    parameter integer ADDR_W = 10
+) (
+    input  wire                  clk,
+    input  wire                  rst,
+    input  wire                  go_in,
+    input  wire [ADDR_W-1:0]     addr_in,
+    input  wire                  swap_in,
+    output reg                   go_out,
+    output reg  [ADDR_W-1:0]     addr_out,
+    output reg                   swap_out,
+    output wire                  mem_re,
+    output wire [ADDR_W-1:0]     mem_raddr,
+    input  wire [ALPHA*8-1:0]    mem_rdata,
+    output reg  [ALPHA-1:0]      act,
+    output reg                   act_swap
+);
+    reg              load_q;
+    reg              swap_q;
+    reg [ALPHA*8-1:0] shreg_q;
+    reg [2:0]        left_q;
+    reg              busy_q;
+
+    assign mem_re    = go_in;
+    assign mem_raddr = addr_in;
+
+    integer j;
+    always @(posedge clk) begin
+        if (rst) begin
+            go_out   <= 1'b0;
+            addr_out <= {ADDR_W{1'b0}};
+            swap_out <= 1'b0;
+            load_q   <= 1'b0;
+            swap_q   <= 1'b0;
+            shreg_q  <= {ALPHA*8{1'b0}};
+            left_q   <= 3'd0;
+            busy_q   <= 1'b0;
+            act      <= {ALPHA{1'b0}};
+            act_swap <= 1'b0;
+        end else begin
+            go_out   <= go_in;
+            addr_out <= addr_in;
+            swap_out <= swap_in;
+            load_q   <= go_in;
+            swap_q   <= go_in & swap_in;
+            act_swap <= 1'b0;
+            if (load_q) begin
+                for (j = 0; j < ALPHA; j = j + 1) begin
+                    act[j] <= mem_rdata[8*j];
+                    shreg_q[8*j +: 8] <= {1'b0, mem_rdata[8*j+1 +: 7]};
+                end
+                act_swap <= swap_q;
+                left_q   <= 3'd7;
+                busy_q   <= 1'b1;
+            end else if (busy_q) begin
+                for (j = 0; j < ALPHA; j = j + 1) begin
+                    act[j] <= shreg_q[8*j];
+                    shreg_q[8*j +: 8] <= {1'b0, shreg_q[8*j+1 +: 7]};
+                end
+                left_q <= left_q - 3'd1;
+                busy_q <= (left_q != 3'd1);
+            end else begin
+                act <= {ALPHA{1'b0}};
+            end
+        end
+    end
+endmodule

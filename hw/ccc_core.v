@@ -1,0 +1,531 @@
+// ccc_core — the accelerator around the MX array (hand-written, generic; ccc emits
+// ccc_top, which sets the parameters and supplies the compiled tables).
+//
+// Dataflow per image:
+//   1. input: AXI-Stream pixels (y, x, channel order) go through the writer into the
+//      first layer's tap buffers (shift-on-write, K*K writes per pixel for a KxK conv);
+//   2. for every tile of the compiled schedule (ccc_sched: layer constants, row block,
+//      column block): stream each output pixel through the array — one word of ALPHA
+//      activation bytes per column, serialized LSB first over 8 cycles, skewed one
+//      cycle per column — while the row units shift-accumulate, add bias or the stored
+//      partial sum (vertical tiling), requantize, and hand finished activations to the
+//      writer (next layer's tap buffers) or to the pool (last layer). The next tile's
+//      weights shift into the cells' shadow registers while this one streams, once
+//      its swap wavefront has passed every cell (double buffering);
+//   3. pool + classifier, then the logits and class index on the output stream.
+// One pixel period is TP cycles (>= 8, and >= ROWS so that rows finish on distinct
+// cycles and one writer keeps up). See docs/ACCELERATOR.md for the cycle model.
+module ccc_core #(
+    parameter integer R        = 4,
+    parameter integer C        = 4,
+    parameter integer ALPHA    = 8,
+    parameter integer SEL_W    = 3,
+    parameter integer PSUM_W   = 12,
+    parameter integer NT       = 1,
+    parameter integer T_W      = 1,
+    parameter integer WM_AW    = 4,
+    parameter integer A_W      = 10,
+    parameter integer A_D      = 1024,
+    parameter integer PIX_W    = 10,
+    parameter integer Y_W      = 5,
+    parameter integer X_W      = 5,
+    parameter integer N_W      = 8,
+    parameter integer MAP_AW   = 8,
+    parameter integer COL_W    = 2,
+    parameter integer LANE_W   = 3,
+    parameter integer WPC_W    = 4,
+    parameter integer TP_W     = 8,
+    parameter integer LAYER_W  = 2,
+    parameter integer IN_C     = 1,
+    parameter integer IN_H     = 8,
+    parameter integer IN_W     = 8,
+    parameter integer IN_WPC   = 9,
+    parameter integer IN_MAP   = 0,
+    parameter integer HAS_PSUM = 0,
+    parameter integer CLS      = 10,
+    parameter integer CLS_W    = 4,
+    parameter integer CH       = 4,
+    parameter integer CH_W     = 2,
+    parameter integer POOL_W   = 14,
+    parameter         WM_FILE  = "",
+    parameter         CW_FILE  = "",
+    parameter         CB_FILE  = ""
+) (
+    input  wire                   clk,
+    input  wire                   rst,
+    input  wire                   s_axis_tvalid,
+    output wire                   s_axis_tready,
+    input  wire [7:0]             s_axis_tdata,
+    output wire                   m_axis_tvalid,
+    input  wire                   m_axis_tready,
+    output wire [31:0]            m_axis_tdata,
+    output wire                   m_axis_tlast,
+    output wire                   busy,
+    output wire                   done,
+    // weight memory load port: one array row {bias, columns' {weight, selector}} a word
+    input  wire                   wl_en,
+    input  wire [WM_AW-1:0]       wl_addr,
+    input  wire [C*(8+SEL_W)+31:0] wl_data,
+    // debug: every activation a layer produces, in physical channel order
+    output wire                   dbg_valid,
+    output wire [LAYER_W-1:0]     dbg_layer,
+    output wire [N_W-1:0]         dbg_chan,
+    output wire [PIX_W-1:0]       dbg_pix,
+    output wire [7:0]             dbg_data,
+    // debug: 0 input, 1 layers, 2 classifier/output; the layer of the running tile
+    output wire [1:0]             dbg_phase,
+    output wire [LAYER_W-1:0]     dbg_tile_layer
+);
+    localparam integer WM_W  = C * (8 + SEL_W) + 32;
+    localparam integer DRAIN = R + C + 16;
+    localparam integer TOK_W = 1 + 3 + PIX_W + Y_W + X_W + 3;
+    // The next tile's weights may start shifting in once the swap token has passed the
+    // last cell: 2 cycles of feed latency + (C - 1) + (R - 1), plus margin.
+    localparam integer LOAD_AT_I = R + C + 4;
+    localparam [15:0] LOAD_AT = LOAD_AT_I[15:0];
+
+    // ------------------------------------------------------------------ schedule
+    reg  [T_W-1:0]        tile_q;
+    wire [LAYER_W-1:0]    s_layer;
+    wire                  s_first, s_last, s_final, s_layer_end;
+    wire [N_W-1:0]        s_row0;
+    wire [N_W:0]          s_nrows;
+    wire [PIX_W:0]        s_pixels;
+    wire [Y_W-1:0]        s_ho;
+    wire [X_W-1:0]        s_wo;
+    wire [A_W-1:0]        s_stride;
+    wire [A_W-1:0]        s_row_step;
+    wire [A_W-1:0]        s_rbase;
+    wire signed [5:0]     s_shift;
+    wire [7:0]            s_clamp;
+    wire [TP_W-1:0]       s_tp;
+    wire [MAP_AW-1:0]     s_map_base;
+
+    ccc_sched u_sched (
+        .tile(tile_q), .layer(s_layer), .first(s_first), .last(s_last), .final_layer(s_final),
+        .layer_end(s_layer_end), .row0(s_row0), .nrows(s_nrows), .pixels(s_pixels),
+        .ho(s_ho), .wo(s_wo), .stride(s_stride), .row_step(s_row_step), .rbase(s_rbase),
+        .shift(s_shift), .clamp(s_clamp), .tp(s_tp), .map_base(s_map_base)
+    );
+
+    // ------------------------------------------------------------------ state
+    localparam [2:0] S_INPUT = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
+                     S_CLASSIFY = 3'd4;
+    reg [2:0]        state_q;
+    reg              in_busy_q;
+    reg              in_done_q;
+    reg [N_W-1:0]    in_c_q;
+    reg [Y_W-1:0]    in_y_q;
+    reg [X_W-1:0]    in_x_q;
+    reg [PIX_W-1:0]  in_pix_q;
+    reg [TP_W-1:0]   cyc_q;
+    reg [PIX_W:0]    pix_q;
+    reg [Y_W-1:0]    y_q;
+    reg [X_W-1:0]    x_q;
+    reg [A_W-1:0]    addr_q;
+    reg [A_W-1:0]    row_addr_q;
+    reg [15:0]       since_q;
+    reg [15:0]       drain_q;
+    reg              cls_start_q;
+
+    // ------------------------------------------------------------------ weight loader
+    reg              ld_busy_q;
+    reg [T_W-1:0]    ld_tile_q;
+    reg [WM_AW-1:0]  ld_addr_q;
+    reg [15:0]       ld_left_q;
+    reg              ld_rd_q;
+    reg              loaded_q;
+    reg              ld_need_q;
+    wire [WM_W-1:0]  wm_rdata;
+    wire             ld_en = ld_rd_q;
+
+    ccc_sdp_ram #(
+        .WIDTH(WM_W), .BYTES(1), .DEPTH(NT * R), .ADDR_W(WM_AW), .INIT_FILE(WM_FILE)
+    ) u_wmem (
+        .clk(clk), .we(wl_en), .wbe(1'b1), .waddr(wl_addr), .wdata(wl_data),
+        .re(ld_busy_q), .raddr(ld_addr_q), .rdata(wm_rdata)
+    );
+
+    wire [T_W-1:0] next_tile = (tile_q == NT[T_W-1:0] - 1'b1) ? {T_W{1'b0}} : tile_q + 1'b1;
+    wire ld_go = !ld_busy_q && (ld_need_q ||
+        ((state_q == S_STREAM || state_q == S_DRAIN) && since_q == LOAD_AT));
+    wire [T_W-1:0] ld_go_tile = ld_need_q ? {T_W{1'b0}} : next_tile;
+
+    // ------------------------------------------------------------------ pixel requests
+    wire go0 = (state_q == S_STREAM) && (cyc_q == {TP_W{1'b0}});
+    wire swap0 = go0 && (pix_q == {(PIX_W + 1) {1'b0}});
+
+    // Token generator: the 8 bit-plane tokens of a request leave 2 cycles after it, in
+    // step with column 0's bit-planes (the feed's RAM read and output register).
+    reg              go_d1_q;
+    reg [PIX_W-1:0]  tg_pix_q;
+    reg [Y_W-1:0]    tg_y_q;
+    reg [X_W-1:0]    tg_x_q;
+    reg              tg_swap_q;
+    reg              tg_on_q;
+    reg [2:0]        tg_bit_q;
+    wire [TOK_W-1:0] tok0 = {tg_on_q, tg_bit_q, tg_pix_q, tg_y_q, tg_x_q, s_first, s_last,
+                             tg_on_q && tg_swap_q && tg_bit_q == 3'd0};
+
+    // Token delay line of C stages: row 0's sums for column 0's bit-plane t arrive at t + C.
+    reg [TOK_W-1:0] tok_line_q [0:C-1];
+    integer k;
+    always @(posedge clk) begin
+        if (rst) begin
+            for (k = 0; k < C; k = k + 1) tok_line_q[k] <= {TOK_W{1'b0}};
+        end else begin
+            tok_line_q[0] <= tok0;
+            for (k = 1; k < C; k = k + 1) tok_line_q[k] <= tok_line_q[k-1];
+        end
+    end
+
+    // ------------------------------------------------------------------ columns
+    wire [C:0]            cg_go;
+    wire [(C+1)*A_W-1:0]  cg_addr;
+    wire [C:0]            cg_swap;
+    wire [C*ALPHA-1:0]    arr_act;
+    wire [C-1:0]          arr_swap;
+    wire [C-1:0]          wr_we;
+    wire [ALPHA-1:0]      wr_be;
+    wire [A_W-1:0]        wr_addr;
+    wire [ALPHA*8-1:0]    wr_data;
+    assign cg_go[0] = go0;
+    assign cg_addr[0 +: A_W] = addr_q;
+    assign cg_swap[0] = swap0;
+
+    genvar gc, gr;
+    generate
+        for (gc = 0; gc < C; gc = gc + 1) begin : g_col
+            wire              re;
+            wire [A_W-1:0]    raddr;
+            wire [ALPHA*8-1:0] rdata;
+            ccc_col_feed #(.ALPHA(ALPHA), .ADDR_W(A_W)) u_feed (
+                .clk(clk), .rst(rst),
+                .go_in(cg_go[gc]), .addr_in(cg_addr[gc*A_W +: A_W]), .swap_in(cg_swap[gc]),
+                .go_out(cg_go[gc+1]), .addr_out(cg_addr[(gc+1)*A_W +: A_W]),
+                .swap_out(cg_swap[gc+1]),
+                .mem_re(re), .mem_raddr(raddr), .mem_rdata(rdata),
+                .act(arr_act[gc*ALPHA +: ALPHA]), .act_swap(arr_swap[gc])
+            );
+            ccc_sdp_ram #(
+                .WIDTH(ALPHA * 8), .BYTES(ALPHA), .DEPTH(A_D), .ADDR_W(A_W), .INIT_FILE("")
+            ) u_amem (
+                .clk(clk), .we(wr_we[gc]), .wbe(wr_be), .waddr(wr_addr), .wdata(wr_data),
+                .re(re), .raddr(raddr), .rdata(rdata)
+            );
+        end
+    endgenerate
+    wire unused_chain_end = ^{cg_go[C], cg_addr[C*A_W +: A_W], cg_swap[C]};
+
+    // ------------------------------------------------------------------ array
+    wire [C*8-1:0]     arr_ld_w;
+    wire [C*SEL_W-1:0] arr_ld_sel;
+    wire [R*PSUM_W-1:0] arr_psum;
+    generate
+        for (gc = 0; gc < C; gc = gc + 1) begin : g_ld
+            assign arr_ld_w[gc*8 +: 8] = wm_rdata[gc*(8+SEL_W) + SEL_W +: 8];
+            assign arr_ld_sel[gc*SEL_W +: SEL_W] = wm_rdata[gc*(8+SEL_W) +: SEL_W];
+        end
+    endgenerate
+
+    ccc_mx_array #(
+        .ROWS(R), .COLS(C), .ALPHA(ALPHA), .SEL_W(SEL_W), .PSUM_W(PSUM_W)
+    ) u_array (
+        .clk(clk), .rst(rst), .ld_en(ld_en), .ld_w_in(arr_ld_w), .ld_sel_in(arr_ld_sel),
+        .act_in(arr_act), .swap_in(arr_swap), .psum_out(arr_psum)
+    );
+
+    // ------------------------------------------------------------------ rows
+    wire [(R+1)*TOK_W-1:0] row_tok;
+    wire [(R+1)*32-1:0]    row_bias;
+    wire [R-1:0]           ro_valid;
+    wire [R*8-1:0]         ro_act;
+    wire [R*Y_W-1:0]       ro_y;
+    wire [R*X_W-1:0]       ro_x;
+    wire [R*PIX_W-1:0]     ro_pix;
+    assign row_tok[0 +: TOK_W] = tok_line_q[C-1];
+    assign row_bias[0 +: 32] = wm_rdata[WM_W-1 -: 32];
+
+    generate
+        for (gr = 0; gr < R; gr = gr + 1) begin : g_row
+            wire [TOK_W-1:0] ti = row_tok[gr*TOK_W +: TOK_W];
+            wire [TOK_W-1:0] to;
+            ccc_row_unit #(
+                .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .HAS_PSUM(HAS_PSUM)
+            ) u_row (
+                .clk(clk), .rst(rst),
+                .tok_valid(ti[TOK_W-1]), .tok_bit(ti[TOK_W-2 -: 3]),
+                .tok_pix(ti[TOK_W-5 -: PIX_W]), .tok_y(ti[TOK_W-5-PIX_W -: Y_W]),
+                .tok_x(ti[X_W+2 -: X_W]), .tok_first(ti[2]), .tok_last(ti[1]), .tok_swap(ti[0]),
+                .tok_valid_o(to[TOK_W-1]), .tok_bit_o(to[TOK_W-2 -: 3]),
+                .tok_pix_o(to[TOK_W-5 -: PIX_W]), .tok_y_o(to[TOK_W-5-PIX_W -: Y_W]),
+                .tok_x_o(to[X_W+2 -: X_W]), .tok_first_o(to[2]), .tok_last_o(to[1]),
+                .tok_swap_o(to[0]),
+                .psum(arr_psum[gr*PSUM_W +: PSUM_W]),
+                .ld_en(ld_en), .ld_bias_in(row_bias[gr*32 +: 32]),
+                .ld_bias_out(row_bias[(gr+1)*32 +: 32]),
+                .shift(s_shift), .clamp_max(s_clamp),
+                .out_valid(ro_valid[gr]), .out_act(ro_act[gr*8 +: 8]),
+                .out_y(ro_y[gr*Y_W +: Y_W]), .out_x(ro_x[gr*X_W +: X_W]),
+                .out_pix(ro_pix[gr*PIX_W +: PIX_W])
+            );
+            assign row_tok[(gr+1)*TOK_W +: TOK_W] = to;
+        end
+    endgenerate
+    wire unused_row_end = ^{row_tok[R*TOK_W +: TOK_W], row_bias[R*32 +: 32]};
+
+    // At most one row finishes per cycle (TP >= R), so the outputs are OR-merged.
+    reg             o_valid;
+    reg [N_W-1:0]   o_row;
+    reg [7:0]       o_act;
+    reg [Y_W-1:0]   o_y;
+    reg [X_W-1:0]   o_x;
+    reg [PIX_W-1:0] o_pix;
+    integer ri;
+    always @(*) begin
+        o_valid = 1'b0;
+        o_row   = {N_W{1'b0}};
+        o_act   = 8'd0;
+        o_y     = {Y_W{1'b0}};
+        o_x     = {X_W{1'b0}};
+        o_pix   = {PIX_W{1'b0}};
+        for (ri = 0; ri < R; ri = ri + 1) begin
+            if (ro_valid[ri]) begin
+                o_valid = 1'b1;
+                o_row   = o_row | ri[N_W-1:0];
+                o_act   = o_act | ro_act[ri*8 +: 8];
+                o_y     = o_y | ro_y[ri*Y_W +: Y_W];
+                o_x     = o_x | ro_x[ri*X_W +: X_W];
+                o_pix   = o_pix | ro_pix[ri*PIX_W +: PIX_W];
+            end
+        end
+    end
+    wire [N_W:0] o_chan_w = {1'b0, s_row0} + {1'b0, o_row};
+    wire         o_keep = o_valid && (o_chan_w < s_nrows);
+    wire [N_W-1:0] o_chan = o_chan_w[N_W-1:0];
+
+    assign dbg_valid = o_keep;
+    assign dbg_layer = s_layer;
+    assign dbg_chan  = o_chan;
+    assign dbg_pix   = o_pix;
+    assign dbg_data  = o_act;
+    assign dbg_phase = (state_q == S_INPUT) ? 2'd0 : (state_q == S_CLASSIFY) ? 2'd2 : 2'd1;
+    assign dbg_tile_layer = s_layer;
+
+    // ------------------------------------------------------------------ writer
+    wire in_phase = (state_q == S_INPUT);
+    wire wr_ready, wr_busy;
+    wire in_fire = in_phase && !in_done_q && s_axis_tvalid && wr_ready;
+    assign s_axis_tready = in_phase && !in_done_q && wr_ready;
+
+    wire              wq_valid = in_phase ? in_fire : (o_keep && !s_final);
+    wire [N_W-1:0]    wq_chan  = in_phase ? in_c_q : o_chan;
+    wire [Y_W-1:0]    wq_y     = in_phase ? in_y_q : o_y;
+    wire [X_W-1:0]    wq_x     = in_phase ? in_x_q : o_x;
+    wire [PIX_W-1:0]  wq_pix   = in_phase ? in_pix_q : o_pix;
+    wire [7:0]        wq_val   = in_phase ? s_axis_tdata : o_act;
+    wire [MAP_AW-1:0] wq_base  = in_phase ? IN_MAP[MAP_AW-1:0] : s_map_base;
+    wire [WPC_W-1:0]  wq_wpc   = in_phase ? IN_WPC[WPC_W-1:0] : {{(WPC_W - 1) {1'b0}}, 1'b1};
+    wire [Y_W-1:0]    wq_h     = in_phase ? IN_H[Y_W-1:0] : s_ho;
+    wire [X_W-1:0]    wq_w     = in_phase ? IN_W[X_W-1:0] : s_wo;
+
+    wire [MAP_AW-1:0]  map_index;
+    wire               map_valid;
+    wire [COL_W-1:0]   map_col;
+    wire [LANE_W-1:0]  map_lane;
+    wire signed [7:0]  map_dy, map_dx;
+    wire signed [A_W:0] map_offset;
+
+    ccc_wmap u_wmap (
+        .index(map_index), .valid(map_valid), .col(map_col), .lane(map_lane),
+        .dy(map_dy), .dx(map_dx), .offset(map_offset)
+    );
+
+    ccc_writer #(
+        .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
+        .MAP_AW(MAP_AW), .COL_W(COL_W), .LANE_W(LANE_W), .WPC_W(WPC_W)
+    ) u_writer (
+        .clk(clk), .rst(rst), .req_valid(wq_valid), .req_ready(wr_ready),
+        .req_chan(wq_chan), .req_y(wq_y), .req_x(wq_x), .req_pix(wq_pix), .req_val(wq_val),
+        .req_map_base(wq_base), .req_wpc(wq_wpc), .req_h(wq_h), .req_w(wq_w),
+        .map_index(map_index), .map_valid(map_valid), .map_col(map_col), .map_lane(map_lane),
+        .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
+        .mem_we(wr_we), .mem_be(wr_be), .mem_waddr(wr_addr), .mem_wdata(wr_data),
+        .busy(wr_busy)
+    );
+
+    // ------------------------------------------------------------------ classifier
+    wire cls_busy;
+    ccc_classifier #(
+        .CH(CH), .CH_W(CH_W), .CLS(CLS), .CLS_W(CLS_W), .POOL_W(POOL_W),
+        .W_FILE(CW_FILE), .B_FILE(CB_FILE)
+    ) u_cls (
+        .clk(clk), .rst(rst),
+        .add_valid(o_keep && s_final), .add_chan(o_chan[CH_W-1:0]), .add_val(o_act),
+        .start(cls_start_q), .busy(cls_busy),
+        .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(m_axis_tdata),
+        .out_last(m_axis_tlast), .done(done)
+    );
+
+    assign busy = (state_q != S_INPUT) || in_busy_q;
+
+    // ------------------------------------------------------------------ control
+    always @(posedge clk) begin
+        if (rst) begin
+            state_q     <= S_INPUT;
+            tile_q      <= {T_W{1'b0}};
+            in_busy_q   <= 1'b0;
+            in_done_q   <= 1'b0;
+            in_c_q      <= {N_W{1'b0}};
+            in_y_q      <= {Y_W{1'b0}};
+            in_x_q      <= {X_W{1'b0}};
+            in_pix_q    <= {PIX_W{1'b0}};
+            cyc_q       <= {TP_W{1'b0}};
+            pix_q       <= {(PIX_W + 1) {1'b0}};
+            y_q         <= {Y_W{1'b0}};
+            x_q         <= {X_W{1'b0}};
+            addr_q      <= {A_W{1'b0}};
+            row_addr_q  <= {A_W{1'b0}};
+            since_q     <= 16'd0;
+            drain_q     <= 16'd0;
+            cls_start_q <= 1'b0;
+            ld_busy_q   <= 1'b0;
+            ld_tile_q   <= {T_W{1'b0}};
+            ld_addr_q   <= {WM_AW{1'b0}};
+            ld_left_q   <= 16'd0;
+            ld_rd_q     <= 1'b0;
+            loaded_q    <= 1'b0;
+            ld_need_q   <= 1'b1;
+            go_d1_q     <= 1'b0;
+            tg_pix_q    <= {PIX_W{1'b0}};
+            tg_y_q      <= {Y_W{1'b0}};
+            tg_x_q      <= {X_W{1'b0}};
+            tg_swap_q   <= 1'b0;
+            tg_on_q     <= 1'b0;
+            tg_bit_q    <= 3'd0;
+        end else begin
+            cls_start_q <= 1'b0;
+
+            // weight loader: R reads, bottom row first; ld_en follows each read by a cycle
+            ld_rd_q <= ld_busy_q;
+            if (ld_go) begin
+                ld_busy_q <= 1'b1;
+                ld_need_q <= 1'b0;
+                ld_tile_q <= ld_go_tile;
+                ld_addr_q <= ld_go_tile * R[WM_AW-1:0];
+                ld_left_q <= R[15:0];
+                loaded_q  <= 1'b0;
+            end else if (ld_busy_q) begin
+                ld_addr_q <= ld_addr_q + 1'b1;
+                ld_left_q <= ld_left_q - 1'b1;
+                if (ld_left_q == 16'd1) ld_busy_q <= 1'b0;
+            end
+            if (ld_rd_q && !ld_busy_q) loaded_q <= 1'b1;
+
+            // token generator
+            go_d1_q <= go0;
+            if (go0) begin
+                tg_pix_q  <= pix_q[PIX_W-1:0];
+                tg_y_q    <= y_q;
+                tg_x_q    <= x_q;
+                tg_swap_q <= swap0;
+            end
+            if (go_d1_q) begin
+                tg_on_q  <= 1'b1;
+                tg_bit_q <= 3'd0;
+            end else if (tg_on_q) begin
+                tg_bit_q <= tg_bit_q + 1'b1;
+                if (tg_bit_q == 3'd7) tg_on_q <= 1'b0;
+            end
+
+            case (state_q)
+                S_INPUT: begin
+                    if (in_fire) begin
+                        in_busy_q <= 1'b1;
+                        if (in_c_q == IN_C[N_W-1:0] - 1'b1) begin
+                            in_c_q   <= {N_W{1'b0}};
+                            in_pix_q <= in_pix_q + 1'b1;
+                            if (in_x_q == IN_W[X_W-1:0] - 1'b1) begin
+                                in_x_q <= {X_W{1'b0}};
+                                if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
+                                    in_y_q    <= {Y_W{1'b0}};
+                                    in_pix_q  <= {PIX_W{1'b0}};
+                                    in_done_q <= 1'b1;
+                                end else begin
+                                    in_y_q <= in_y_q + 1'b1;
+                                end
+                            end else begin
+                                in_x_q <= in_x_q + 1'b1;
+                            end
+                        end else begin
+                            in_c_q <= in_c_q + 1'b1;
+                        end
+                    end
+                    if (in_done_q && !wr_busy) begin
+                        in_done_q <= 1'b0;
+                        in_busy_q <= 1'b0;
+                        tile_q    <= {T_W{1'b0}};
+                        state_q   <= S_WAITLOAD;
+                    end
+                end
+                S_WAITLOAD: begin
+                    if (loaded_q && ld_tile_q == tile_q) begin
+                        loaded_q   <= 1'b0;
+                        state_q    <= S_STREAM;
+                        cyc_q      <= {TP_W{1'b0}};
+                        pix_q      <= {(PIX_W + 1) {1'b0}};
+                        y_q        <= {Y_W{1'b0}};
+                        x_q        <= {X_W{1'b0}};
+                        addr_q     <= s_rbase;
+                        row_addr_q <= s_rbase;
+                        since_q    <= 16'd0;
+                    end
+                end
+                S_STREAM: begin
+                    since_q <= since_q + 1'b1;
+                    if (cyc_q == s_tp - 1'b1) begin
+                        cyc_q <= {TP_W{1'b0}};
+                        if (pix_q == s_pixels) begin
+                            state_q <= S_DRAIN;
+                            drain_q <= DRAIN[15:0];
+                        end
+                    end else begin
+                        cyc_q <= cyc_q + 1'b1;
+                    end
+                    if (go0) begin
+                        pix_q <= pix_q + 1'b1;
+                        if (x_q == s_wo - 1'b1) begin
+                            x_q        <= {X_W{1'b0}};
+                            y_q        <= y_q + 1'b1;
+                            row_addr_q <= row_addr_q + s_row_step;
+                            addr_q     <= row_addr_q + s_row_step;
+                        end else begin
+                            x_q    <= x_q + 1'b1;
+                            addr_q <= addr_q + s_stride;
+                        end
+                    end
+                end
+                S_DRAIN: begin
+                    since_q <= since_q + 1'b1;
+                    drain_q <= drain_q - 1'b1;
+                    if (drain_q == 16'd1) begin
+                        if (s_final && s_layer_end) begin
+                            state_q     <= S_CLASSIFY;
+                            cls_start_q <= 1'b1;
+                        end else begin
+                            tile_q  <= next_tile;
+                            state_q <= S_WAITLOAD;
+                        end
+                    end
+                end
+                default: begin  // S_CLASSIFY: wait for the logits to leave
+                    if (done) begin
+                        state_q <= S_INPUT;
+                        tile_q  <= {T_W{1'b0}};
+                    end
+                end
+            endcase
+        end
+    end
+    wire unused_cls = cls_busy;
+endmodule

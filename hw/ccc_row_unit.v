@@ -1,0 +1,153 @@
+// ccc_row_unit — everything at the right end of one array row (hand-written primitive
+// of ccc): the control token for this row (it arrives together with the row's
+// bit-plane sums and moves on to the next row one cycle later), the bias shadow chain
+// (loaded with the weights, swapped with the tile's first bit-plane), the partial-sum
+// memory for vertical tiling (one word per output pixel) and the row-end
+// accumulate/requantize unit. A finished activation leaves on `out_*` one cycle after
+// bit-plane 7; partial sums of non-final column blocks go to the psum memory.
+module ccc_row_unit #(
+    parameter integer PSUM_W  = 14,
+    parameter integer PIX_W   = 10,
+    parameter integer Y_W     = 5,
+    parameter integer X_W     = 5,
+    // 1 when some layer is tiled along groups (partial sums live between tiles).
+    parameter integer HAS_PSUM = 1
+) (
+    input  wire                     clk,
+    input  wire                     rst,
+    // control token in (from the row above; row 0: from the end of the column chain)
+    input  wire                     tok_valid,
+    input  wire [2:0]               tok_bit,
+    input  wire [PIX_W-1:0]         tok_pix,
+    input  wire [Y_W-1:0]           tok_y,
+    input  wire [X_W-1:0]           tok_x,
+    input  wire                     tok_first,
+    input  wire                     tok_last,
+    input  wire                     tok_swap,
+    // control token out (registered)
+    output reg                      tok_valid_o,
+    output reg  [2:0]               tok_bit_o,
+    output reg  [PIX_W-1:0]         tok_pix_o,
+    output reg  [Y_W-1:0]           tok_y_o,
+    output reg  [X_W-1:0]           tok_x_o,
+    output reg                      tok_first_o,
+    output reg                      tok_last_o,
+    output reg                      tok_swap_o,
+    // this row's bit-plane sum from the array
+    input  wire signed [PSUM_W-1:0] psum,
+    // bias shadow chain
+    input  wire                     ld_en,
+    input  wire [31:0]              ld_bias_in,
+    output wire [31:0]              ld_bias_out,
+    // layer constants (stable while a tile runs)
+    input  wire signed [5:0]        shift,
+    input  wire [7:0]               clamp_max,
+    // finished activation of this row
+    output reg                      out_valid,
+    output reg  [7:0]               out_act,
+    output reg  [Y_W-1:0]           out_y,
+    output reg  [X_W-1:0]           out_x,
+    output reg  [PIX_W-1:0]         out_pix
+);
+    reg [31:0] bias_shadow_q;
+    reg [31:0] bias_q;
+    reg        first_q;
+    reg [PIX_W-1:0] pix_q;
+    reg [Y_W-1:0]   y_q;
+    reg [X_W-1:0]   x_q;
+
+    assign ld_bias_out = bias_shadow_q;
+
+    // Partial sums: read at bit-plane 0, used at bit-plane 7, written after it.
+    wire                   re_valid;
+    wire                   re_last;
+    wire signed [31:0]     re_acc;
+    wire [7:0]             re_act;
+    wire [31:0]            pmem_rdata;
+
+    generate
+        if (HAS_PSUM != 0) begin : g_psum
+            ccc_sdp_ram #(
+                .WIDTH(32), .BYTES(1), .DEPTH(1 << PIX_W), .ADDR_W(PIX_W), .INIT_FILE("")
+            ) u_pmem (
+                .clk(clk),
+                .we(re_valid & ~re_last),
+                .wbe(1'b1),
+                .waddr(pix_q),
+                .wdata(re_acc),
+                .re(tok_valid & (tok_bit == 3'd0)),
+                .raddr(tok_pix),
+                .rdata(pmem_rdata)
+            );
+        end else begin : g_no_psum
+            assign pmem_rdata = 32'd0;
+            // Only the psum memory reads these; Verilator skips names with "unused".
+            wire unused_psum = ^{re_acc, tok_pix};
+        end
+    endgenerate
+
+    // Sampled with bit-plane 7: bias_q and first_q were updated at bit-plane 0.
+    wire signed [31:0] base = first_q ? bias_q : pmem_rdata;
+
+    ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(32)) u_end (
+        .clk(clk),
+        .rst(rst),
+        .in_valid(tok_valid),
+        .in_bit(tok_bit),
+        .psum(psum),
+        .base(base),
+        .last(tok_last),
+        .shift(shift),
+        .clamp_max(clamp_max),
+        .out_valid(re_valid),
+        .out_last(re_last),
+        .out_acc(re_acc),
+        .out_act(re_act)
+    );
+
+    always @(posedge clk) begin
+        if (rst) begin
+            tok_valid_o   <= 1'b0;
+            tok_bit_o     <= 3'd0;
+            tok_pix_o     <= {PIX_W{1'b0}};
+            tok_y_o       <= {Y_W{1'b0}};
+            tok_x_o       <= {X_W{1'b0}};
+            tok_first_o   <= 1'b0;
+            tok_last_o    <= 1'b0;
+            tok_swap_o    <= 1'b0;
+            bias_shadow_q <= 32'd0;
+            bias_q        <= 32'd0;
+            first_q       <= 1'b0;
+            pix_q         <= {PIX_W{1'b0}};
+            y_q           <= {Y_W{1'b0}};
+            x_q           <= {X_W{1'b0}};
+            out_valid     <= 1'b0;
+            out_act       <= 8'd0;
+            out_y         <= {Y_W{1'b0}};
+            out_x         <= {X_W{1'b0}};
+            out_pix       <= {PIX_W{1'b0}};
+        end else begin
+            tok_valid_o <= tok_valid;
+            tok_bit_o   <= tok_bit;
+            tok_pix_o   <= tok_pix;
+            tok_y_o     <= tok_y;
+            tok_x_o     <= tok_x;
+            tok_first_o <= tok_first;
+            tok_last_o  <= tok_last;
+            tok_swap_o  <= tok_swap;
+            if (ld_en) bias_shadow_q <= ld_bias_in;
+            if (tok_swap) bias_q <= bias_shadow_q;
+            if (tok_valid && tok_bit == 3'd0) begin
+                first_q <= tok_first;
+                pix_q   <= tok_pix;
+                y_q     <= tok_y;
+                x_q     <= tok_x;
+            end
+            out_valid <= re_valid & re_last;
+            out_act   <= re_act;
+            out_y     <= y_q;
+            out_x     <= x_q;
+            out_pix   <= pix_q;
+        end
+    end
+endmodule

@@ -1,0 +1,436 @@
+//! RTL emission: turns a compiled model into OUT/rtl — the generic accelerator from
+//! `hw/` (embedded in the binary), the MX cell and array rendered for the array, and
+//! the model-specific parts: `ccc_top` (parameters), `ccc_sched` (per-tile schedule
+//! ROM), `ccc_wmap` (shift-on-write map ROM) and the memory images (`weights.hex`,
+//! `cls_w.hex`, `cls_b.hex`). Also the numbers the simulators need (`rtl.json`).
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use super::cell::{CellParams, ceil_log2, render_array, render_cell};
+use crate::compile::Compiled;
+use crate::output::OutDir;
+use crate::pack::network::PackedNet;
+use crate::schedule::{ArrayShape, Schedule};
+
+/// Hand-written primitives, in dependency order (file name, text).
+pub const HW_FILES: [(&str, &str); 7] = [
+    ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
+    ("ccc_col_feed.v", include_str!("../../hw/ccc_col_feed.v")),
+    ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
+    ("ccc_row_unit.v", include_str!("../../hw/ccc_row_unit.v")),
+    ("ccc_writer.v", include_str!("../../hw/ccc_writer.v")),
+    ("ccc_classifier.v", include_str!("../../hw/ccc_classifier.v")),
+    ("ccc_core.v", include_str!("../../hw/ccc_core.v")),
+];
+
+const TOP_TEMPLATE: &str = include_str!("../../templates/ccc_top.v.tera");
+const SCHED_TEMPLATE: &str = include_str!("../../templates/ccc_sched.v.tera");
+const WMAP_TEMPLATE: &str = include_str!("../../templates/ccc_wmap.v.tera");
+
+/// Bits to hold the value `v` (at least 1).
+pub fn bits(v: usize) -> usize {
+    ceil_log2(v + 1).max(1)
+}
+
+/// Cycles per pixel: 8 bit-planes, and at least one cycle per array row so that rows
+/// finish on distinct cycles and a single writer keeps up.
+pub fn pixel_period(rows: usize) -> usize {
+    rows.max(8)
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct TileRow {
+    index: usize,
+    layer: usize,
+    first: u8,
+    last: u8,
+    #[serde(rename = "final")]
+    final_: u8,
+    layer_end: u8,
+    row0: usize,
+    col0: usize,
+    nrows: usize,
+    pixels: usize,
+    ho: usize,
+    wo: usize,
+    stride: usize,
+    row_step: usize,
+    rbase: usize,
+    shift_lit: String,
+    clamp: i32,
+    tp: usize,
+    map_base: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct MapEntry {
+    index: usize,
+    col: usize,
+    lane: usize,
+    dy_lit: String,
+    dx_lit: String,
+    offset_lit: String,
+    what: String,
+}
+
+/// Everything about the emitted design that drivers and the report need.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RtlInfo {
+    pub rows: usize,
+    pub cols: usize,
+    pub alpha: usize,
+    pub sel_w: usize,
+    pub psum_w: usize,
+    pub tiles: usize,
+    pub layers: usize,
+    pub tp: usize,
+    pub a_d: usize,
+    pub wm_aw: usize,
+    pub wm_w: usize,
+    pub n_w: usize,
+    pub pix_w: usize,
+    pub layer_w: usize,
+    pub in_c: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_wpc: usize,
+    pub classes: usize,
+    /// Physical-to-model channel order of every layer (row_perm).
+    pub row_perm: Vec<Vec<usize>>,
+    /// Output map (channels, height, width) of every layer.
+    pub layer_dims: Vec<[usize; 3]>,
+    pub files: Vec<String>,
+}
+
+fn slit(width: usize, v: i64) -> String {
+    if v < 0 {
+        format!("-{width}'sd{}", -v)
+    } else {
+        format!("{width}'sd{v}")
+    }
+}
+
+/// Builds the tables and renders every file of OUT/rtl.
+pub fn emit(c: &Compiled, out: &OutDir) -> Result<RtlInfo> {
+    let net = &c.packed;
+    let sched = &c.schedule;
+    let a = sched.array;
+    let (files, info) = render_all(net, sched, a, &c.source.display().to_string())?;
+    for (name, text) in &files {
+        out.write(&format!("rtl/{name}"), text.as_bytes())?;
+    }
+    Ok(info)
+}
+
+/// Renders all RTL files (name, contents), in a fixed order.
+pub fn render_all(
+    net: &PackedNet,
+    sched: &Schedule,
+    a: ArrayShape,
+    source: &str,
+) -> Result<(Vec<(String, String)>, RtlInfo)> {
+    let (r, c) = (a.rows, a.cols);
+    if net.layers.is_empty() {
+        bail!("{}: RTL needs at least one conv layer", net.name);
+    }
+    let alpha = net.layers.iter().map(|l| l.alpha).max().unwrap_or(1).max(1);
+    let cp = CellParams::for_array(alpha, c);
+    let tp = pixel_period(r);
+    let nl = net.layers.len();
+
+    // Tap-buffer regions: layer l's column blocks, each a full input map.
+    let mut region = Vec::with_capacity(nl);
+    let mut a_d = 0usize;
+    for l in &net.layers {
+        region.push(a_d);
+        a_d += l.groups_len().div_ceil(c).max(1) * l.input.pixels();
+    }
+    let max_pixels = net
+        .layers
+        .iter()
+        .flat_map(|l| [l.input.pixels(), l.output.pixels()])
+        .max()
+        .unwrap_or(1);
+    let pix_w = bits(max_pixels);
+    let a_w = bits(a_d).max(pix_w);
+    let max_h = net.layers.iter().flat_map(|l| [l.input.h, l.output.h]).max().unwrap_or(1);
+    let max_w = net.layers.iter().flat_map(|l| [l.input.w, l.output.w]).max().unwrap_or(1);
+    let max_ch = net
+        .layers
+        .iter()
+        .flat_map(|l| [l.input.c, l.output.c])
+        .max()
+        .unwrap_or(1)
+        .max(r);
+    let (y_w, x_w, n_w) = (bits(max_h), bits(max_w), bits(max_ch));
+
+    // Write map: input image section, then one section per layer feeding another.
+    let mut entries: Vec<MapEntry> = Vec::new();
+    let push_entry = |entries: &mut Vec<MapEntry>,
+                          index: usize,
+                          l_reader: usize,
+                          u: usize,
+                          width: usize,
+                          what: String|
+     -> Result<()> {
+        let reader = &net.layers[l_reader];
+        let g = reader.group_offsets.partition_point(|&o| o <= u) - 1;
+        let tap = reader.taps[u];
+        if tap.dy.abs() > 127 || tap.dx.abs() > 127 {
+            bail!("tap offset ({}, {}) exceeds the RTL's 8-bit range", tap.dy, tap.dx);
+        }
+        let base = region[l_reader] + (g / c) * reader.input.pixels();
+        let offset = base as i64 - (tap.dy * width as i64 + tap.dx);
+        entries.push(MapEntry {
+            index,
+            col: g % c,
+            lane: u - reader.group_offsets[g],
+            dy_lit: slit(8, tap.dy),
+            dx_lit: slit(8, tap.dx),
+            offset_lit: slit(a_w + 1, offset),
+            what,
+        });
+        Ok(())
+    };
+    let first = &net.layers[0];
+    let in_c = first.input.c;
+    let mut per_channel: Vec<Vec<usize>> = vec![Vec::new(); in_c];
+    for (u, t) in first.taps.iter().enumerate() {
+        per_channel[t.channel].push(u);
+    }
+    let in_wpc = per_channel.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    for (ch, us) in per_channel.iter().enumerate() {
+        for (k, &u) in us.iter().enumerate() {
+            push_entry(
+                &mut entries,
+                ch * in_wpc + k,
+                0,
+                u,
+                first.input.w,
+                format!("input channel {ch} -> layer 0 tap {u}"),
+            )?;
+        }
+    }
+    let mut map_base = vec![0usize; nl];
+    let mut next_index = in_c * in_wpc;
+    for l in 0..nl.saturating_sub(1) {
+        map_base[l] = next_index;
+        let reader = &net.layers[l + 1];
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); net.layers[l].output.c];
+        for (u, t) in reader.taps.iter().enumerate() {
+            readers[t.channel].push(u);
+        }
+        for (n, us) in readers.iter().enumerate() {
+            match us.as_slice() {
+                [] => {}
+                [u] => push_entry(
+                    &mut entries,
+                    next_index + n,
+                    l + 1,
+                    *u,
+                    net.layers[l].output.w,
+                    format!("layer {l} channel {n} -> layer {} tap {u}", l + 1),
+                )?,
+                _ => bail!(
+                    "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer",
+                    net.name,
+                    l + 1,
+                    us.len()
+                ),
+            }
+        }
+        next_index += net.layers[l].output.c;
+    }
+    let map_entries = next_index.max(1);
+    let map_aw = bits(map_entries - 1);
+
+    // Schedule rows and weight words.
+    let wm_w = c * (8 + cp.sel_w) + 32;
+    let mut tiles = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    for (li, (l, ls)) in net.layers.iter().zip(&sched.layers).enumerate() {
+        let n = l.rows();
+        for (ti, t) in ls.tiles.iter().enumerate() {
+            let cb = t.col0 / c;
+            tiles.push(TileRow {
+                index: tiles.len(),
+                layer: li,
+                first: t.first as u8,
+                last: t.last as u8,
+                final_: (li + 1 == nl) as u8,
+                layer_end: (ti + 1 == ls.tiles.len()) as u8,
+                row0: t.row0,
+                col0: t.col0,
+                nrows: n,
+                pixels: l.output.pixels(),
+                ho: l.output.h,
+                wo: l.output.w,
+                stride: l.stride,
+                row_step: l.stride * l.input.w,
+                rbase: region[li] + cb * l.input.pixels(),
+                shift_lit: slit(6, l.shift as i64),
+                clamp: l.clamp_max,
+                tp,
+                map_base: map_base[li],
+            });
+            // One word per array row, bottom row first (the shadow chain shifts down).
+            for rr in (0..r).rev() {
+                let row = t.row0 + rr;
+                let mut word = vec![false; wm_w];
+                let mut put = |lsb: usize, width: usize, v: u64| {
+                    for b in 0..width {
+                        word[lsb + b] = (v >> b) & 1 == 1;
+                    }
+                };
+                if row < n {
+                    put(wm_w - 32, 32, l.bias[row] as u32 as u64);
+                    for cc in 0..c {
+                        let g = t.col0 + cc;
+                        if g < l.groups_len() {
+                            let f = cc * (8 + cp.sel_w);
+                            put(f, cp.sel_w, l.selector[[row, g]] as u64);
+                            put(f + cp.sel_w, 8, l.weight[[row, g]] as i8 as u8 as u64);
+                        }
+                    }
+                }
+                words.push(hex_word(&word));
+            }
+        }
+    }
+    let nt = tiles.len();
+    if nt == 0 {
+        bail!("{}: the schedule has no tiles (every layer is empty)", net.name);
+    }
+    let t_w = bits(nt - 1);
+    let wm_aw = bits(nt * r - 1);
+    let layer_w = bits(nl - 1);
+    let has_psum = sched.layers.iter().any(|l| l.col_blocks > 1) as usize;
+
+    let cls = &net.classifier;
+    let ch = cls.pool_input.c;
+    let classes = net.classes;
+    let version = env!("CARGO_PKG_VERSION");
+
+    let mut ctx = Context::new();
+    ctx.insert("version", version);
+    ctx.insert("model", &net.name);
+    ctx.insert("source", source);
+    ctx.insert("rows", &r);
+    ctx.insert("cols", &c);
+    ctx.insert("alpha", &alpha);
+    ctx.insert("sel_w", &cp.sel_w);
+    ctx.insert("psum_w", &cp.psum_w);
+    ctx.insert("tiles", &nt);
+    ctx.insert("layers", &nl);
+    ctx.insert("tp", &tp);
+    ctx.insert("a_d", &a_d.max(1));
+    ctx.insert("a_w", &a_w);
+    ctx.insert("t_w", &t_w);
+    ctx.insert("wm_aw", &wm_aw);
+    ctx.insert("wm_w", &wm_w);
+    ctx.insert("pix_w", &pix_w);
+    ctx.insert("y_w", &y_w);
+    ctx.insert("x_w", &x_w);
+    ctx.insert("n_w", &n_w);
+    ctx.insert("map_aw", &map_aw);
+    ctx.insert("col_w", &ceil_log2(c).max(1));
+    ctx.insert("lane_w", &ceil_log2(alpha).max(1));
+    ctx.insert("wpc_w", &bits(in_wpc));
+    ctx.insert("tp_w", &bits(tp));
+    ctx.insert("layer_w", &layer_w);
+    ctx.insert("in_c", &in_c);
+    ctx.insert("in_h", &first.input.h);
+    ctx.insert("in_w", &first.input.w);
+    ctx.insert("in_wpc", &in_wpc);
+    ctx.insert("has_psum", &has_psum);
+    ctx.insert("classes", &classes);
+    ctx.insert("cls_w", &bits(classes));
+    ctx.insert("ch", &ch);
+    ctx.insert("ch_w", &bits(ch));
+    ctx.insert("pool_w", &cls.in_bits);
+    ctx.insert("mem_prefix", "");
+    ctx.insert("tiles_rows", &tiles);
+    let mut sctx = ctx.clone();
+    sctx.insert("tiles", &tiles);
+    let mut mctx = ctx.clone();
+    mctx.insert("entries", &entries);
+
+    let render = |name: &str, tpl: &str, ctx: &Context| -> Result<String> {
+        Tera::one_off(tpl, ctx, false).map_err(|e| anyhow::anyhow!("rendering {name}: {e:?}"))
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    files.push(("ccc_mx_cell.v".into(), render_cell(&cp)?));
+    files.push(("ccc_mx_array.v".into(), render_array(r, c, &cp)?));
+    for (name, text) in HW_FILES {
+        files.push((name.to_string(), text.to_string()));
+    }
+    files.push(("ccc_sched.v".into(), render("ccc_sched", SCHED_TEMPLATE, &sctx)?));
+    files.push(("ccc_wmap.v".into(), render("ccc_wmap", WMAP_TEMPLATE, &mctx)?));
+    files.push(("ccc_top.v".into(), render("ccc_top", TOP_TEMPLATE, &ctx)?));
+    files.push(("weights.hex".into(), words.join("\n") + "\n"));
+    files.push((
+        "cls_w.hex".into(),
+        cls.weight
+            .iter()
+            .map(|&w| format!("{:02x}\n", w as i8 as u8))
+            .collect(),
+    ));
+    files.push((
+        "cls_b.hex".into(),
+        cls.bias.iter().map(|&b| format!("{:08x}\n", b as u32)).collect(),
+    ));
+    let info = RtlInfo {
+        rows: r,
+        cols: c,
+        alpha,
+        sel_w: cp.sel_w,
+        psum_w: cp.psum_w,
+        tiles: nt,
+        layers: nl,
+        tp,
+        a_d,
+        wm_aw,
+        wm_w,
+        n_w,
+        pix_w,
+        layer_w,
+        in_c,
+        in_h: first.input.h,
+        in_w: first.input.w,
+        in_wpc,
+        classes,
+        row_perm: net.layers.iter().map(|l| l.row_perm.clone()).collect(),
+        layer_dims: net
+            .layers
+            .iter()
+            .map(|l| [l.output.c, l.output.h, l.output.w])
+            .collect(),
+        files: files
+            .iter()
+            .filter(|(n, _)| n.ends_with(".v"))
+            .map(|(n, _)| n.clone())
+            .collect(),
+    };
+    files.push((
+        "rtl.json".into(),
+        serde_json::to_string_pretty(&info)? + "\n",
+    ));
+    Ok((files, info))
+}
+
+/// A bit vector (LSB first) as hex, most significant digit first.
+fn hex_word(bits: &[bool]) -> String {
+    let digits = bits.len().div_ceil(4);
+    (0..digits)
+        .rev()
+        .map(|d| {
+            let v = (0..4).fold(0u8, |acc, b| {
+                let i = d * 4 + b;
+                acc | (((i < bits.len() && bits[i]) as u8) << b)
+            });
+            char::from_digit(v as u32, 16).expect("nibble")
+        })
+        .collect()
+}

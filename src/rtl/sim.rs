@@ -1,0 +1,369 @@
+//! RTL simulation: writes the drivers next to the emitted Verilog (OUT/tb: an Icarus
+//! testbench, a Verilator C++ driver and a Makefile), builds and runs them on images,
+//! and compares every activation, logit and class with the bit-exact integer
+//! reference; also measures cycles per layer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::emit::RtlInfo;
+use crate::output::OutDir;
+use crate::pack::network::PackedNet;
+
+pub const TB_VERILOG: &str = include_str!("../../testbench/tb_ccc_top.v");
+pub const TB_CPP: &str = include_str!("../../testbench/ccc_tb.cpp");
+
+const TB_MAKEFILE: &str = r#"# Builds and runs the emitted accelerator's testbenches (written by ccc).
+# Usage (from OUT/tb): make verilator | make icarus | make lint
+#   IMAGES=images.hex N=1 BYTES=<bytes per image>; the run happens in ../rtl.
+RTL      := $(sort $(wildcard ../rtl/*.v))
+DEFS     := $(shell cat defines.txt)
+IMAGES   ?= images.hex
+N        ?= 1
+BYTES    ?= 1
+
+.PHONY: verilator icarus lint
+obj_dir/Vccc_top: $(RTL) ccc_tb.cpp
+	verilator --cc --exe --build -O2 -j 2 --x-assign fast --x-initial fast -Wno-fatal --top-module ccc_top $(RTL) ccc_tb.cpp -o Vccc_top
+
+verilator: obj_dir/Vccc_top
+	cd ../rtl && ../tb/obj_dir/Vccc_top ../tb/$(IMAGES) $(N) $(BYTES)
+
+tb.vvp: $(RTL) tb_ccc_top.v
+	iverilog -g2005 -s tb_ccc_top $(DEFS) -o tb.vvp $(RTL) tb_ccc_top.v
+
+icarus: tb.vvp
+	cd ../rtl && vvp -n ../tb/tb.vvp +file=../tb/$(IMAGES) +images=$(N) +bytes=$(BYTES)
+
+lint:
+	verilator --lint-only -Wall --top-module ccc_top $(RTL)
+"#;
+
+/// Writes OUT/tb/{tb_ccc_top.v, ccc_tb.cpp, Makefile}. `defines.txt` is written by
+/// [`write_defines`] once the RTL's widths are known.
+pub fn write_drivers(out: &OutDir) -> Result<()> {
+    out.write("tb/tb_ccc_top.v", TB_VERILOG.as_bytes())?;
+    out.write("tb/ccc_tb.cpp", TB_CPP.as_bytes())?;
+    out.write("tb/Makefile", TB_MAKEFILE.as_bytes())?;
+    let info: RtlInfo = serde_json::from_slice(
+        &std::fs::read(out.path().join("rtl/rtl.json")).context("reading rtl/rtl.json")?,
+    )?;
+    out.write("tb/defines.txt", defines(&info).as_bytes())?;
+    Ok(())
+}
+
+fn defines(info: &RtlInfo) -> String {
+    format!(
+        "-DWM_AW={} -DWM_W={} -DLAYER_W={} -DN_W={} -DPIX_W={}\n",
+        info.wm_aw, info.wm_w, info.layer_w, info.n_w, info.pix_w
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Simulator {
+    Verilator,
+    Icarus,
+}
+
+/// What one simulator run printed, parsed.
+#[derive(Debug, Default)]
+pub struct SimRun {
+    /// (image, layer) -> (physical channel, pixel) -> value
+    pub acts: BTreeMap<(usize, usize), BTreeMap<(usize, usize), u8>>,
+    /// image -> logits then class index
+    pub outputs: BTreeMap<usize, Vec<i64>>,
+    /// (cycle, phase, layer) events
+    pub events: Vec<(u64, u8, usize)>,
+    /// image -> cycle it finished
+    pub done: BTreeMap<usize, u64>,
+    pub timeout: bool,
+}
+
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+    let o = cmd
+        .output()
+        .with_context(|| format!("cannot run {what} (is it installed?)"))?;
+    if !o.status.success() {
+        bail!(
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Builds (if needed) and runs one simulator over `images` (each C x H x W in the
+/// model's input order; streamed as y, x, channel). Returns the parsed output.
+pub fn run(
+    out: &Path,
+    info: &RtlInfo,
+    images: &[Vec<u8>],
+    sim: Simulator,
+    vcd: Option<&Path>,
+) -> Result<SimRun> {
+    let tb = out.join("tb");
+    let rtl = out.join("rtl");
+    let sources: Vec<PathBuf> = info.files.iter().map(|f| rtl.join(f)).collect();
+    let (c, h, w) = (info.in_c, info.in_h, info.in_w);
+    let mut hex = String::new();
+    for img in images {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    hex.push_str(&format!("{:02x}\n", img[(ch * h + y) * w + x]));
+                }
+            }
+        }
+    }
+    let images_path = tb.join("images.hex");
+    std::fs::write(&images_path, hex).context("writing tb/images.hex")?;
+    let bytes = c * h * w;
+    let limit = 200_000_000u64;
+    let text = match sim {
+        Simulator::Icarus => {
+            let vvp = tb.join("tb.vvp");
+            let mut cmd = Command::new("iverilog");
+            cmd.args(["-g2005", "-s", "tb_ccc_top"]);
+            for d in defines(info).split_whitespace() {
+                cmd.arg(d);
+            }
+            cmd.arg("-o").arg(&vvp).args(&sources).arg(tb.join("tb_ccc_top.v"));
+            run_cmd(&mut cmd, "iverilog")?;
+            let mut cmd = Command::new("vvp");
+            cmd.current_dir(&rtl)
+                .arg("-n")
+                .arg(&vvp)
+                .arg(format!("+file={}", images_path.display()))
+                .arg(format!("+images={}", images.len()))
+                .arg(format!("+bytes={bytes}"))
+                .arg(format!("+limit={limit}"));
+            if let Some(v) = vcd {
+                cmd.arg(format!("+vcd={}", v.display()));
+            }
+            run_cmd(&mut cmd, "vvp")?
+        }
+        Simulator::Verilator => {
+            let exe = tb.join("obj_dir/Vccc_top");
+            let mut cmd = Command::new("verilator");
+            cmd.current_dir(&tb).args([
+                "--cc",
+                "--exe",
+                "--build",
+                "-O2",
+                "-j",
+                "2",
+                "-Wno-fatal",
+                "--top-module",
+                "ccc_top",
+                "-o",
+                "Vccc_top",
+            ]);
+            if vcd.is_some() {
+                cmd.arg("--trace");
+            }
+            cmd.args(&sources).arg("ccc_tb.cpp");
+            run_cmd(&mut cmd, "verilator")?;
+            let mut cmd = Command::new(&exe);
+            cmd.current_dir(&rtl)
+                .arg(&images_path)
+                .arg(images.len().to_string())
+                .arg(bytes.to_string())
+                .arg(limit.to_string());
+            if let Some(v) = vcd {
+                cmd.arg(v);
+            }
+            run_cmd(&mut cmd, "the Verilator model")?
+        }
+    };
+    parse(&text)
+}
+
+pub fn parse(text: &str) -> Result<SimRun> {
+    let mut r = SimRun::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| -> Result<i64> {
+            f.get(i)
+                .and_then(|s| s.parse().ok())
+                .with_context(|| format!("bad simulator line `{line}`"))
+        };
+        match f.first().copied() {
+            Some("DBG") => {
+                let (img, l, ch, pix, v) = (num(1)?, num(2)?, num(3)?, num(4)?, num(5)?);
+                r.acts
+                    .entry((img as usize, l as usize))
+                    .or_default()
+                    .insert((ch as usize, pix as usize), v as u8);
+            }
+            Some("OUT") => {
+                let (img, v) = (num(1)?, num(3)?);
+                r.outputs.entry(img as usize).or_default().push(v);
+            }
+            Some("EV") => r.events.push((num(1)? as u64, num(2)? as u8, num(3)? as usize)),
+            Some("DONE") => {
+                r.done.insert(num(1)? as usize, num(2)? as u64);
+            }
+            Some("TIMEOUT") => r.timeout = true,
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// The first difference between the RTL and the reference, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    Activation {
+        image: usize,
+        layer: usize,
+        /// physical channel (row) and the model's channel it holds
+        channel: usize,
+        model_channel: usize,
+        y: usize,
+        x: usize,
+        rtl: Option<u8>,
+        reference: u8,
+    },
+    Output {
+        image: usize,
+        index: usize,
+        rtl: Option<i64>,
+        reference: i64,
+    },
+    Missing {
+        image: usize,
+    },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Activation {
+                image,
+                layer,
+                channel,
+                model_channel,
+                y,
+                x,
+                rtl,
+                reference,
+            } => write!(
+                f,
+                "image {image}: first difference at conv layer {layer}, channel {model_channel} (physical row {channel}), pixel (y={y}, x={x}): RTL {} vs reference {reference}",
+                rtl.map_or("nothing".to_string(), |v| v.to_string())
+            ),
+            Mismatch::Output {
+                image,
+                index,
+                rtl,
+                reference,
+            } => write!(
+                f,
+                "image {image}: output word {index} ({}) is {} in RTL, {reference} in the reference",
+                "logit or class",
+                rtl.map_or("missing".to_string(), |v| v.to_string())
+            ),
+            Mismatch::Missing { image } => write!(f, "image {image}: the RTL produced no result"),
+        }
+    }
+}
+
+/// Compares a simulator run with the packed reference, image by image, layer by layer.
+pub fn compare(net: &PackedNet, images: &[Vec<u8>], run: &SimRun) -> Vec<Mismatch> {
+    let reference = net.reference();
+    let mut found = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let want = reference.run(img, true);
+        let mut first: Option<Mismatch> = None;
+        for (l, map) in want.layers.iter().enumerate() {
+            let got = run.acts.get(&(i, l));
+            let (ch_n, h, w) = map.dim();
+            'outer: for ch in 0..ch_n {
+                for y in 0..h {
+                    for x in 0..w {
+                        let pix = y * w + x;
+                        let g = got.and_then(|m| m.get(&(ch, pix))).copied();
+                        if g != Some(map[[ch, y, x]]) {
+                            first = Some(Mismatch::Activation {
+                                image: i,
+                                layer: l,
+                                channel: ch,
+                                model_channel: net.layers[l].row_perm[ch],
+                                y,
+                                x,
+                                rtl: g,
+                                reference: map[[ch, y, x]],
+                            });
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+            if first.is_some() {
+                break;
+            }
+        }
+        if first.is_none() {
+            let mut want_out: Vec<i64> = want.logits.iter().map(|&v| v as i64).collect();
+            want_out.push(want.class as i64);
+            match run.outputs.get(&i) {
+                None => first = Some(Mismatch::Missing { image: i }),
+                Some(got) => {
+                    for (k, &wv) in want_out.iter().enumerate() {
+                        if got.get(k) != Some(&wv) {
+                            first = Some(Mismatch::Output {
+                                image: i,
+                                index: k,
+                                rtl: got.get(k).copied(),
+                                reference: wv,
+                            });
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        found.extend(first);
+    }
+    found
+}
+
+/// Cycles of one image by phase: input, each conv layer, classifier + output.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct MeasuredCycles {
+    pub input: u64,
+    pub layers: Vec<u64>,
+    pub classifier: u64,
+    pub total: u64,
+}
+
+/// Splits the first image's run into phases from the EV events.
+pub fn measure(run: &SimRun, layers: usize) -> Option<MeasuredCycles> {
+    let end = *run.done.get(&0)?;
+    let mut m = MeasuredCycles {
+        layers: vec![0; layers],
+        ..Default::default()
+    };
+    let evs: Vec<&(u64, u8, usize)> = run.events.iter().filter(|e| e.0 <= end).collect();
+    for (k, e) in evs.iter().enumerate() {
+        let next = evs.get(k + 1).map_or(end + 1, |n| n.0);
+        let span = next - e.0;
+        match e.1 {
+            0 => m.input += span,
+            1 => {
+                if let Some(l) = m.layers.get_mut(e.2) {
+                    *l += span;
+                }
+            }
+            _ => m.classifier += span,
+        }
+    }
+    m.total = end + 1;
+    Some(m)
+}

@@ -1,0 +1,109 @@
+// ccc_tb.cpp — Verilator driver for an emitted ccc_top (written into OUT/tb by ccc).
+// Same protocol and output as tb_ccc_top.v:
+//   ./Vccc_top <images.hex> <n_images> <bytes_per_image> [limit] [vcd]
+// prints DBG / OUT / EV / DONE lines; run in OUT/rtl so memory images load by name.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "Vccc_top.h"
+#include "verilated.h"
+#if VM_TRACE
+#include "verilated_vcd_c.h"
+#endif
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr, "usage: %s images.hex n_images bytes_per_image [limit] [vcd]\n", argv[0]);
+        return 2;
+    }
+    Verilated::commandArgs(1, argv);
+    std::vector<unsigned> pixels;
+    {
+        std::ifstream f(argv[1]);
+        std::string line;
+        while (std::getline(f, line)) {
+            if (!line.empty()) pixels.push_back(std::stoul(line, nullptr, 16));
+        }
+    }
+    const long n_images = std::atol(argv[2]);
+    const long bytes = std::atol(argv[3]);
+    const long limit = argc > 4 ? std::atol(argv[4]) : 100000000L;
+    if ((long)pixels.size() < n_images * bytes) {
+        std::fprintf(stderr, "images file has %zu bytes, need %ld\n", pixels.size(), n_images * bytes);
+        return 2;
+    }
+    auto* top = new Vccc_top;
+#if VM_TRACE
+    VerilatedVcdC* tfp = nullptr;
+    if (argc > 5) {
+        Verilated::traceEverOn(true);
+        tfp = new VerilatedVcdC;
+        top->trace(tfp, 99);
+        tfp->open(argv[5]);
+    }
+#endif
+    long in_idx = 0, out_img = 0, out_idx = 0, cycle = 0, t = 0;
+    int last_phase = 3, last_layer = -1;
+    top->rst = 1;
+    top->clk = 0;
+    top->m_axis_tready = 1;
+    top->wl_en = 0;
+    auto tick = [&]() {
+        top->clk = 1;
+        top->eval();
+#if VM_TRACE
+        if (tfp) tfp->dump(t++);
+#endif
+        top->clk = 0;
+        top->eval();
+#if VM_TRACE
+        if (tfp) tfp->dump(t++);
+#endif
+    };
+    for (int i = 0; i < 3; i++) {
+        top->s_axis_tvalid = 0;
+        tick();
+    }
+    top->rst = 0;
+    while (out_img < n_images) {
+        // Inputs for this cycle, then sample outputs as the clock edge will see them.
+        top->s_axis_tvalid = in_idx < n_images * bytes;
+        top->s_axis_tdata = top->s_axis_tvalid ? pixels[in_idx] : 0;
+        top->eval();
+        const bool fire = top->s_axis_tvalid && top->s_axis_tready;
+        if (top->dbg_valid)
+            std::printf("DBG %ld %u %u %u %u\n", out_img, (unsigned)top->dbg_layer, (unsigned)top->dbg_chan,
+                        (unsigned)top->dbg_pix, (unsigned)top->dbg_data);
+        if (top->dbg_phase != last_phase || (int)top->dbg_tile_layer != last_layer) {
+            std::printf("EV %ld %u %u\n", cycle, (unsigned)top->dbg_phase, (unsigned)top->dbg_tile_layer);
+            last_phase = top->dbg_phase;
+            last_layer = top->dbg_tile_layer;
+        }
+        bool finished = false;
+        if (top->m_axis_tvalid) {
+            std::printf("OUT %ld %ld %d\n", out_img, out_idx, (int)top->m_axis_tdata);
+            out_idx = top->m_axis_tlast ? 0 : out_idx + 1;
+        }
+        if (top->done) {
+            std::printf("DONE %ld %ld\n", out_img, cycle);
+            finished = true;
+        }
+        tick();
+        cycle++;
+        if (fire) in_idx++;
+        if (finished) out_img++;
+        if (cycle > limit) {
+            std::printf("TIMEOUT %ld\n", cycle);
+            break;
+        }
+    }
+#if VM_TRACE
+    if (tfp) tfp->close();
+#endif
+    top->final();
+    delete top;
+    return 0;
+}

@@ -1,0 +1,91 @@
+// tb_ccc_top — Icarus testbench for an emitted ccc_top (written into OUT/tb by ccc).
+// Streams +images=N images from +file=PATH (one hex byte per line, each image in
+// y, x, channel order), with the input and output streams always ready/valid, and
+// prints what ccc's comparison reads:
+//   DBG <image> <layer> <channel> <pixel> <value>   every activation a layer produces
+//   OUT <image> <index> <value>                      logits, then the class index
+//   EV <cycle> <phase> <layer>                       whenever phase or layer changes
+//   DONE <image> <cycle>
+// Runs in OUT/rtl so the memory images load by name. +vcd=FILE dumps waveforms.
+`timescale 1ns / 1ps
+module tb_ccc_top;
+    reg clk = 1'b0;
+    reg rst = 1'b1;
+    reg [7:0] pixels [0:1048575];
+    reg [1023:0] path;
+    reg [1023:0] vcd;
+    integer n_images, image_bytes, limit;
+    integer in_idx, out_img, out_idx;
+    integer cycle;
+    reg [1:0] last_phase;
+    integer last_layer;
+
+    wire s_ready, m_valid, m_last, busy, done;
+    wire [31:0] m_data;
+    wire dbg_valid;
+    wire [1:0] dbg_phase;
+    wire [31:0] dbg_layer, dbg_chan, dbg_pix, dbg_tile_layer;
+    wire [7:0] dbg_data;
+    wire s_valid = (in_idx < n_images * image_bytes);
+
+    ccc_top dut (
+        .clk(clk), .rst(rst),
+        .s_axis_tvalid(s_valid), .s_axis_tready(s_ready), .s_axis_tdata(pixels[in_idx]),
+        .m_axis_tvalid(m_valid), .m_axis_tready(1'b1), .m_axis_tdata(m_data),
+        .m_axis_tlast(m_last), .busy(busy), .done(done),
+        .wl_en(1'b0), .wl_addr({`WM_AW{1'b0}}), .wl_data({`WM_W{1'b0}}),
+        .dbg_valid(dbg_valid), .dbg_layer(dbg_layer[`LAYER_W-1:0]), .dbg_chan(dbg_chan[`N_W-1:0]),
+        .dbg_pix(dbg_pix[`PIX_W-1:0]), .dbg_data(dbg_data), .dbg_phase(dbg_phase),
+        .dbg_tile_layer(dbg_tile_layer[`LAYER_W-1:0])
+    );
+    assign dbg_layer[31:`LAYER_W] = 0;
+    assign dbg_chan[31:`N_W] = 0;
+    assign dbg_pix[31:`PIX_W] = 0;
+    assign dbg_tile_layer[31:`LAYER_W] = 0;
+
+    always #5 clk = ~clk;
+
+    always @(posedge clk) begin
+        if (!rst) begin
+            cycle <= cycle + 1;
+            if (s_valid && s_ready) in_idx <= in_idx + 1;
+            if (dbg_valid) $display("DBG %0d %0d %0d %0d %0d", out_img, dbg_layer, dbg_chan, dbg_pix, dbg_data);
+            if (dbg_phase != last_phase || dbg_tile_layer != last_layer) begin
+                $display("EV %0d %0d %0d", cycle, dbg_phase, dbg_tile_layer);
+                last_phase <= dbg_phase;
+                last_layer <= dbg_tile_layer;
+            end
+            if (m_valid) begin
+                $display("OUT %0d %0d %0d", out_img, out_idx, $signed(m_data));
+                out_idx <= m_last ? 0 : out_idx + 1;
+            end
+            if (done) begin
+                $display("DONE %0d %0d", out_img, cycle);
+                out_img <= out_img + 1;
+                if (out_img + 1 == n_images) $finish;
+            end
+            if (cycle > limit) begin
+                $display("TIMEOUT %0d", cycle);
+                $finish;
+            end
+        end
+    end
+
+    initial begin
+        if (!$value$plusargs("file=%s", path)) begin
+            $display("FATAL missing +file=PATH");
+            $finish;
+        end
+        if (!$value$plusargs("images=%d", n_images)) n_images = 1;
+        if (!$value$plusargs("bytes=%d", image_bytes)) image_bytes = 1;
+        if (!$value$plusargs("limit=%d", limit)) limit = 100000000;
+        if ($value$plusargs("vcd=%s", vcd)) begin
+            $dumpfile(vcd);
+            $dumpvars(0, tb_ccc_top);
+        end
+        $readmemh(path, pixels, 0, n_images * image_bytes - 1);
+        in_idx = 0; out_img = 0; out_idx = 0; cycle = 0; last_phase = 2'd3; last_layer = -1;
+        repeat (3) @(posedge clk);
+        rst <= 1'b0;
+    end
+endmodule
