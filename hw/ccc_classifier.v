@@ -39,8 +39,9 @@ module ccc_classifier #(
     integer i;
 
     initial begin
-        $readmemh(W_FILE, w_rom);
-        $readmemh(B_FILE, b_rom);
+        // Guarded so that tools elaborating the module alone (default parameters) work.
+        if (W_FILE != "") $readmemh(W_FILE, w_rom);
+        if (B_FILE != "") $readmemh(B_FILE, b_rom);
         for (i = 0; i < CH; i = i + 1) pool[i] = {POOL_W{1'b0}};
     end
 

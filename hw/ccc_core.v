@@ -77,6 +77,7 @@ module ccc_core #(
     output wire [LAYER_W-1:0]     dbg_tile_layer
 );
     localparam integer WM_W  = C * (8 + SEL_W) + 32;
+    // Mirrored by DRAIN_EXTRA in src/schedule.rs (the cycle model).
     localparam integer DRAIN = R + C + 16;
     localparam integer TOK_W = 1 + 3 + PIX_W + Y_W + X_W + 3;
     // The next tile's weights may start shifting in once the swap token has passed the

@@ -496,24 +496,26 @@ fn cmd_simulate(
             record.model.display()
         );
     }
-    let info: crate::rtl::emit::RtlInfo = serde_json::from_slice(
-        &std::fs::read(out.join("rtl/rtl.json"))
-            .with_context(|| format!("{}/rtl/rtl.json missing: compiled with --no-rtl?", out.display()))?,
-    )?;
+    let info: crate::rtl::emit::RtlInfo =
+        serde_json::from_slice(&std::fs::read(out.join("rtl/rtl.json")).with_context(|| {
+            format!(
+                "{}/rtl/rtl.json missing: compiled with --no-rtl?",
+                out.display()
+            )
+        })?)?;
     let i = c.qnet.input;
-    let (images, source) = if (i.c, i.h, i.w) == (1, 28, 28)
-        && data_dir.join("t10k-images-idx3-ubyte.gz").exists()
-    {
-        let d = dataset::load_mnist_like(data_dir, Split::Test, Some(n))?;
-        (d.images, "Fashion-MNIST test images")
-    } else {
-        (
-            (0..n)
-                .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
-                .collect(),
-            "seeded random images",
-        )
-    };
+    let (images, source) =
+        if (i.c, i.h, i.w) == (1, 28, 28) && data_dir.join("t10k-images-idx3-ubyte.gz").exists() {
+            let d = dataset::load_mnist_like(data_dir, Split::Test, Some(n))?;
+            (d.images, "Fashion-MNIST test images")
+        } else {
+            (
+                (0..n)
+                    .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
+                    .collect(),
+                "seeded random images",
+            )
+        };
     let sims: Vec<Simulator> = match which {
         SimChoice::Verilator => vec![Simulator::Verilator],
         SimChoice::Icarus => vec![Simulator::Icarus],
@@ -547,9 +549,15 @@ fn cmd_simulate(
                 c.schedule.total_cycles,
                 (cyc as f64 * images.len() as f64 / secs) as u64
             );
-            println!("    input   : {:>9} measured {:>9} predicted", m.input, c.schedule.input_cycles);
+            println!(
+                "    input   : {:>9} measured {:>9} predicted",
+                m.input, c.schedule.input_cycles
+            );
             for (l, (mc, ls)) in m.layers.iter().zip(&c.schedule.layers).enumerate() {
-                println!("    layer {l:<2}: {mc:>9} measured {:>9} predicted", ls.cycles);
+                println!(
+                    "    layer {l:<2}: {mc:>9} measured {:>9} predicted",
+                    ls.cycles
+                );
             }
             println!(
                 "    classify: {:>9} measured {:>9} predicted",

@@ -47,8 +47,13 @@ pub struct CompileRecord {
 impl CompileRecord {
     pub fn read(out: &Path) -> Result<Self> {
         let p = out.join("compile.json");
-        let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("reading {} (is {} a `ccc compile` output?)", p.display(), out.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (is {} a `ccc compile` output?)",
+                p.display(),
+                out.display()
+            )
+        })?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 }

@@ -2,18 +2,20 @@
 //! columns = groups; vertical tiling when G > C) in the order the controller runs them,
 //! and predicts cycles per inference with the array's timing model.
 //!
-//! Timing model (DESIGN.md §6; the RTL measures the same quantities):
-//! * A tile streams every output pixel of the layer through the array, each activation
-//!   bit-serially over `ACT_BITS` cycles: `ACT_BITS · P` cycles of steady state, one
-//!   8-bit MAC per cell every 8 cycles.
-//! * Each tile also pays the systolic fill and drain: activations skew down R rows,
-//!   partial sums travel across C columns, plus the serial width and a fixed pipeline
-//!   depth (`PIPELINE_DEPTH`: input buffer read, row-end shift-accumulate, requantize).
-//! * Weights are double-buffered: tile t+1 loads (one array row per cycle, R cycles)
-//!   while tile t computes, so loading only shows when a tile computes for fewer than R
-//!   cycles, and for the layer's first tile.
-//! * The pool accumulates while the last layer writes; the classifier then runs one MAC
-//!   per class per cycle over the pooled channels.
+//! Timing model — exact for the emitted RTL (`hw/ccc_core.v`); `ccc simulate` measures
+//! the same phases and tests hold the two equal:
+//! * A pixel period is `TP = max(8, R)` cycles: 8 bit-planes (activations are
+//!   bit-serial, so each cell does one 8-bit MAC per 8 cycles), stretched to R so that
+//!   the R rows finish on distinct cycles and one shift-on-write port keeps up.
+//! * A tile costs `1 + P·TP + (R + C + 16)`: one cycle to start, P output pixels, and
+//!   the drain of the systolic pipeline (column skew, row skew, row-end, writer).
+//!   Weights are double-buffered in the cells' shadow registers: the next tile's R rows
+//!   shift in while this tile streams, so loading never shows.
+//! * The input phase streams one pixel byte per beat and writes it into the first
+//!   layer's tap buffers, one write per tap that reads it (K·K for a KxK first conv):
+//!   `beats · K² + 2` cycles.
+//! * Pool + classifier: one MAC per cycle, then the logits and class leave:
+//!   `classes · channels + classes + 5` cycles.
 
 use serde::Serialize;
 
@@ -21,8 +23,14 @@ use crate::pack::network::{PackedLayer, PackedNet};
 
 /// Activation width on the bit-serial lines.
 pub const ACT_BITS: u64 = 8;
-/// Fixed pipeline stages outside the array (see module docs).
-pub const PIPELINE_DEPTH: u64 = 4;
+/// Drain after a tile's last pixel beyond the R + C systolic skew (`DRAIN` in
+/// `hw/ccc_core.v`: feed latency, row-end, requantizer, writer and pool pipelines).
+pub const DRAIN_EXTRA: u64 = 16;
+
+/// Cycles per output pixel on an array of `rows` rows (see module docs).
+pub fn pixel_period(rows: usize) -> u64 {
+    (rows as u64).max(ACT_BITS)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ArrayShape {
@@ -59,7 +67,7 @@ pub struct Schedule {
     pub array: ArrayShape,
     pub layers: Vec<LayerSchedule>,
     pub classifier_cycles: u64,
-    /// Beats to stream one image in (one uint8 per beat); overlaps the previous image.
+    /// Input phase: stream one image in and write it into the first layer's taps.
     pub input_cycles: u64,
     pub total_cycles: u64,
 }
@@ -71,12 +79,9 @@ pub fn tile_count(n: usize, g: usize, a: ArrayShape) -> usize {
 
 /// Cycles of one layer of N filters and G groups over P output pixels.
 pub fn layer_cycles(n: usize, g: usize, pixels: usize, a: ArrayShape) -> u64 {
-    let (rb, cb) = (n.div_ceil(a.rows) as u64, g.div_ceil(a.cols) as u64);
+    let tiles = tile_count(n, g, a) as u64;
     let (r, c) = (a.rows as u64, a.cols as u64);
-    let stream = ACT_BITS * pixels as u64;
-    let fill = (r - 1) + (c - 1) + ACT_BITS + PIPELINE_DEPTH;
-    let per_tile = stream.max(r) + fill;
-    rb * cb * per_tile + r
+    tiles * (1 + pixels as u64 * pixel_period(a.rows) + r + c + DRAIN_EXTRA)
 }
 
 pub fn schedule_layer(l: &PackedLayer, a: ArrayShape) -> LayerSchedule {
@@ -107,18 +112,34 @@ pub fn schedule_layer(l: &PackedLayer, a: ArrayShape) -> LayerSchedule {
 }
 
 pub fn classifier_cycles(classes: usize, channels: usize) -> u64 {
-    (channels + classes) as u64 + PIPELINE_DEPTH
+    (classes * channels + classes) as u64 + 5
+}
+
+/// Input phase: every beat is written once per first-layer tap that reads its channel.
+pub fn input_cycles(net: &PackedNet) -> u64 {
+    let first = &net.layers[0];
+    let mut per_channel = vec![0u64; first.input.c];
+    for t in &first.taps {
+        per_channel[t.channel] += 1;
+    }
+    let wpc = per_channel.iter().copied().max().unwrap_or(1).max(1);
+    net.input.len() as u64 * wpc + 2
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
     let layers: Vec<LayerSchedule> = net.layers.iter().map(|l| schedule_layer(l, a)).collect();
     let classifier = classifier_cycles(net.classes, net.classifier.pool_input.c);
-    let total = layers.iter().map(|l| l.cycles).sum::<u64>() + classifier;
+    let input = if net.layers.is_empty() {
+        net.input.len() as u64
+    } else {
+        input_cycles(net)
+    };
+    let total = input + layers.iter().map(|l| l.cycles).sum::<u64>() + classifier;
     Schedule {
         array: a,
         layers,
         classifier_cycles: classifier,
-        input_cycles: net.input.len() as u64,
+        input_cycles: input,
         total_cycles: total,
     }
 }
@@ -136,10 +157,16 @@ mod tests {
     }
 
     #[test]
-    fn steady_state_is_eight_cycles_per_pixel() {
+    fn steady_state_is_eight_cycles_per_pixel_up_to_eight_rows() {
         let a = ArrayShape { rows: 4, cols: 4 };
-        let big = layer_cycles(4, 4, 1000, a);
-        let bigger = layer_cycles(4, 4, 2000, a);
-        assert_eq!(bigger - big, 8 * 1000);
+        assert_eq!(
+            layer_cycles(4, 4, 2000, a) - layer_cycles(4, 4, 1000, a),
+            8 * 1000
+        );
+        let a = ArrayShape { rows: 16, cols: 4 };
+        assert_eq!(
+            layer_cycles(16, 4, 2000, a) - layer_cycles(16, 4, 1000, a),
+            16 * 1000
+        );
     }
 }

@@ -7,9 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ccc::rtl::cell::{
-    CellParams, render_array, render_cell, render_cell_bitserial,
-};
+use ccc::rtl::cell::{CellParams, render_array, render_cell, render_cell_bitserial};
 use ccc::rtl::hdl::{self, StreamPlan, TileOperands, plan_stream, run_plan};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,14 +48,22 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Random tile: int8 weights over the full range, selectors mostly in [0, α) but sometimes
 /// in [α, 2^sel_w) (those must read 0), uint8 activations.
-fn random_tile(rng: &mut ChaCha8Rng, rows: usize, cols: usize, p: CellParams, pixels: usize) -> TileOperands {
+fn random_tile(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    cols: usize,
+    p: CellParams,
+    pixels: usize,
+) -> TileOperands {
     let lanes = 1usize << p.sel_w;
     TileOperands {
         rows,
         cols,
         alpha: p.alpha,
         pixels,
-        weights: (0..rows * cols).map(|_| rng.random_range(-128..=127i16) as i8).collect(),
+        weights: (0..rows * cols)
+            .map(|_| rng.random_range(-128..=127i16) as i8)
+            .collect(),
         selectors: (0..rows * cols)
             .map(|_| {
                 if lanes > p.alpha && rng.random_range(0..8) == 0 {
@@ -118,7 +124,9 @@ fn check_results(what: &str, plan: &StreamPlan, tiles: &[TileOperands], after: &
 // golden text
 
 fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var("CCC_UPDATE_GOLDEN").as_deref() == Ok("1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
@@ -154,7 +162,10 @@ fn golden_array_2x3_alpha3() {
 #[test]
 fn golden_cell_bitserial_alpha3() {
     let p = CellParams::for_array(3, 3);
-    golden("ccc_mx_cell_bitserial_a3.v", &render_cell_bitserial(&p).unwrap());
+    golden(
+        "ccc_mx_cell_bitserial_a3.v",
+        &render_cell_bitserial(&p).unwrap(),
+    );
 }
 
 #[test]
@@ -180,7 +191,11 @@ macro_rules! tile_test {
         #[test]
         fn $name() {
             let p = CellParams::for_array($a, $cols);
-            assert_eq!((p.sel_w, p.psum_w), ($s, $p), "test widths disagree with for_array");
+            assert_eq!(
+                (p.sel_w, p.psum_w),
+                ($s, $p),
+                "test widths disagree with for_array"
+            );
             let tiles = program($seed, $rows, $cols, p);
             let plan = plan_stream(&tiles);
             // Double buffering really happened: some load overlaps the previous tile's stream.
@@ -229,23 +244,22 @@ fn hdl_tile_timing_contract() {
         let time = n + 1;
         for (r, &v) in row_out.iter().enumerate() {
             let live = time >= t + r + C && time < t + r + C + 8;
-            assert_eq!(v, if live { C as i64 } else { 0 }, "row {r} at cycle {time}");
+            assert_eq!(
+                v,
+                if live { C as i64 } else { 0 },
+                "row {r} at cycle {time}"
+            );
         }
     }
     // Loading takes exactly ROWS ld_en cycles, bottom row's values first.
-    let ld: Vec<usize> = (0..plan.cycles.len()).filter(|&n| plan.cycles[n].ld_en).collect();
+    let ld: Vec<usize> = (0..plan.cycles.len())
+        .filter(|&n| plan.cycles[n].ld_en)
+        .collect();
     assert_eq!(ld, (plan.loads[0]..plan.loads[0] + R).collect::<Vec<_>>());
 }
 
 // ---------------------------------------------------------------------------------------
 // yosys: equivalence of the template cell with the rust-hdl cell
-
-/// rust-hdl's Verilog names its top `top` and sub-modules `top$<field>`; rename them so the
-/// two cells can share a yosys design.
-fn hdl_cell_verilog(v: String) -> String {
-    v.replace("module top(", "module ccc_mx_cell_hdl(")
-        .replace("top$", "ccc_mx_cell_hdl$")
-}
 
 /// Proves `gold` (a `ccc_mx_cell` module) equivalent to rust-hdl's cell. Ports match by
 /// name; the four weight/selector registers are matched by renaming rust-hdl's stub nets
@@ -291,7 +305,10 @@ fn assert_proof_fails(what: &str, gold: &str, gate: &str) {
 }
 
 fn mutate(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "mutation target `{from}` not in the template");
+    assert!(
+        text.contains(from),
+        "mutation target `{from}` not in the template"
+    );
     text.replacen(from, to, 1)
 }
 
@@ -309,8 +326,11 @@ fn yosys_equiv_template_cell_matches_rust_hdl() {
         (CellParams::for_array(1, 1), hdl::cell_verilog::<1, 1, 9>()),
     ];
     for (p, gate) in cases {
-        let (ok, log) = prove_equivalent(&render_cell(&p).unwrap(), &hdl_cell_verilog(gate));
-        assert!(ok, "{p:?}: template cell not proven equal to rust-hdl:\n{log}");
+        let (ok, log) = prove_equivalent(&render_cell(&p).unwrap(), &gate);
+        assert!(
+            ok,
+            "{p:?}: template cell not proven equal to rust-hdl:\n{log}"
+        );
     }
 }
 
@@ -327,7 +347,6 @@ fn yosys_equiv_rejects_broken_cells() {
         (CellParams::for_array(3, 5), hdl::cell_verilog::<3, 2, 12>()),
     ] {
         let gold = render_cell(&p).unwrap();
-        let gate = hdl_cell_verilog(gate);
         let sel_off_by_one = mutate(
             &gold,
             "assign sel_bit = act_pad[eff_sel];",
@@ -356,7 +375,11 @@ fn array_dir(rows: usize, cols: usize, alpha: usize) -> tempfile::TempDir {
     let p = CellParams::for_array(alpha, cols);
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "ccc_mx_cell.v", &render_cell(&p).unwrap());
-    write(dir.path(), "ccc_mx_array.v", &render_array(rows, cols, &p).unwrap());
+    write(
+        dir.path(),
+        "ccc_mx_array.v",
+        &render_array(rows, cols, &p).unwrap(),
+    );
     dir
 }
 
@@ -456,13 +479,17 @@ fn stimulus_word(inp: &hdl::ArrayInputs, p: CellParams) -> String {
     }
     bits.push(inp.ld_en);
     bits.push(inp.rst);
-    while bits.len() % 4 != 0 {
+    while !bits.len().is_multiple_of(4) {
         bits.push(false);
     }
     bits.chunks(4)
         .rev()
         .map(|n| {
-            let v = n.iter().enumerate().map(|(i, &b)| (b as u32) << i).sum::<u32>();
+            let v = n
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| (b as u32) << i)
+                .sum::<u32>();
             char::from_digit(v, 16).unwrap()
         })
         .collect()
@@ -474,7 +501,6 @@ fn testbench(rows: usize, cols: usize, p: CellParams, n: usize) -> String {
         "\
 // Testbench for ccc_mx_array (Verilog-2005): applies one stimulus word per cycle and
 // prints psum_out after every rising edge.
-`timescale 1ns/1ps
 module tb;
   localparam integer ROWS = {rows}, COLS = {cols}, ALPHA = {alpha}, SEL_W = {sel_w},
                      PSUM_W = {psum_w}, N = {n}, W = {w};
@@ -544,7 +570,12 @@ fn parse_trace(text: &str, rows: usize, p: CellParams, n: usize) -> Vec<Vec<i64>
             .collect();
         out.push(row);
     }
-    assert_eq!(out.len(), n, "testbench printed {} of {n} cycles", out.len());
+    assert_eq!(
+        out.len(),
+        n,
+        "testbench printed {} of {n} cycles",
+        out.len()
+    );
     out
 }
 
@@ -577,7 +608,10 @@ fn iverilog_array<const A: usize, const S: usize, const P: usize>(
             "ccc_mx_cell.v",
         ])
         .current_dir(dir.path()));
-    assert!(ok, "iverilog {rows}x{cols} α={A}:\n{log}");
+    assert!(
+        ok && !log.contains("warning"),
+        "iverilog {rows}x{cols} α={A}:\n{log}"
+    );
     let (ok, log) = run(Command::new("vvp")
         .args(["-n", "sim.vvp"])
         .current_dir(dir.path()));
@@ -587,13 +621,18 @@ fn iverilog_array<const A: usize, const S: usize, const P: usize>(
     // Cycle for cycle, the RTL and the rust-hdl model agree on every output.
     let model = run_plan::<A, S, P>(&plan);
     for (i, (v, m)) in after.iter().zip(&model).enumerate() {
-        assert_eq!(v, m, "{rows}x{cols} α={A}: RTL and rust-hdl differ after cycle {i}");
+        assert_eq!(
+            v, m,
+            "{rows}x{cols} α={A}: RTL and rust-hdl differ after cycle {i}"
+        );
     }
 }
 
 #[test]
 fn iverilog_array_matches_matmul() {
-    if !require("iverilog_array_matches_matmul", "iverilog") {
+    if !require("iverilog_array_matches_matmul", "iverilog")
+        || !require("iverilog_array_matches_matmul", "vvp")
+    {
         return;
     }
     iverilog_array::<3, 2, 11>(2, 3, 21);
@@ -664,5 +703,159 @@ fn ice40_cost_per_cell() {
         if alpha == 8 {
             assert!(lut <= 38, "α=8 cell grew to {lut} SB_LUT4");
         }
+    }
+}
+
+/// The bit-serial partial-sum cell (kept for cost comparison) must work too, or its cost
+/// numbers mean nothing: one row of COLS cells, words of 16 + ceil(log2 COLS) bits.
+#[test]
+fn iverilog_bitserial_row_matches_matmul() {
+    if !require("iverilog_bitserial_row_matches_matmul", "iverilog")
+        || !require("iverilog_bitserial_row_matches_matmul", "vvp")
+    {
+        return;
+    }
+    const COLS: usize = 4;
+    const PIXELS: usize = 5;
+    let p = CellParams::for_array(3, COLS);
+    let word = 16 + ccc::rtl::cell::ceil_log2(COLS);
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let mut tile = random_tile(&mut rng, 1, COLS, p, PIXELS);
+    // Every cell contributes, and negative products (the sign-extension path) are certain.
+    tile.selectors = (0..COLS).map(|c| c % p.alpha).collect();
+    tile.weights[0] = -128;
+    tile.weights[1] = -3;
+    let (t0, n) = (2, 2 + COLS + PIXELS * word + 2);
+    // Stimulus word: {rst, ld_en, ld_w, ld_sel, act, swap, frame}, hex.
+    let mut stim = String::new();
+    for cyc in 0..n {
+        let mut bits: Vec<bool> = Vec::new();
+        let mut act = [0u64; COLS];
+        let mut swap = [false; COLS];
+        let mut frame = [false; COLS];
+        for c in 0..COLS {
+            if cyc >= t0 + c && cyc < t0 + c + PIXELS * word {
+                let (px, k) = ((cyc - t0 - c) / word, (cyc - t0 - c) % word);
+                frame[c] = k == 0;
+                swap[c] = cyc == t0 + c;
+                if k < 8 {
+                    for l in 0..p.alpha {
+                        let a = tile.acts[(c * p.alpha + l) * PIXELS + px];
+                        act[c] |= (((a >> k) & 1) as u64) << l;
+                    }
+                }
+            }
+        }
+        bits.extend(frame);
+        bits.extend(swap);
+        for a in act {
+            bits.extend((0..p.alpha).map(|l| (a >> l) & 1 == 1));
+        }
+        for c in 0..COLS {
+            bits.extend((0..p.sel_w).map(|b| (tile.selectors[c] >> b) & 1 == 1));
+        }
+        for c in 0..COLS {
+            bits.extend((0..8).map(|b| (tile.weights[c] as u8 >> b) & 1 == 1));
+        }
+        bits.push(cyc == 1);
+        bits.push(cyc == 0);
+        while !bits.len().is_multiple_of(4) {
+            bits.push(false);
+        }
+        let hex: String = bits
+            .chunks(4)
+            .rev()
+            .map(|n| {
+                let v = n.iter().enumerate().map(|(i, &b)| (b as u32) << i).sum();
+                char::from_digit(v, 16).unwrap()
+            })
+            .collect();
+        stim += &hex;
+        stim.push('\n');
+    }
+    let w = 2 + COLS * (8 + p.sel_w + p.alpha + 2);
+    let tb = format!(
+        "\
+module tb;
+  localparam integer COLS = {COLS}, ALPHA = {alpha}, SEL_W = {sel_w}, N = {n}, W = {w};
+  reg clk;
+  reg rst, ld_en;
+  reg [COLS*8-1:0] ld_w;
+  reg [COLS*SEL_W-1:0] ld_sel;
+  reg [COLS*ALPHA-1:0] act;
+  reg [COLS-1:0] swap, frame;
+  wire [COLS:0] psum;
+  reg [W-1:0] stim [0:N-1];
+  integer i;
+  assign psum[0] = 1'b0;
+  genvar c;
+  generate
+    for (c = 0; c < COLS; c = c + 1) begin : g_col
+      wire [7:0] w_o;
+      wire [SEL_W-1:0] s_o;
+      wire [ALPHA-1:0] a_o;
+      wire sw_o, f_o;
+      ccc_mx_cell_bitserial u_cell (
+        .clk(clk), .rst(rst), .ld_en(ld_en), .ld_w_in(ld_w[c*8 +: 8]),
+        .ld_sel_in(ld_sel[c*SEL_W +: SEL_W]), .ld_w_out(w_o), .ld_sel_out(s_o),
+        .act_in(act[c*ALPHA +: ALPHA]), .swap_in(swap[c]), .frame_in(frame[c]),
+        .act_out(a_o), .swap_out(sw_o), .frame_out(f_o),
+        .psum_in(psum[c]), .psum_out(psum[c+1]));
+    end
+  endgenerate
+  always #5 clk = ~clk;
+  initial begin
+    clk = 1'b0;
+    $readmemh(\"stim.hex\", stim);
+    for (i = 0; i < N; i = i + 1) begin
+      {{rst, ld_en, ld_w, ld_sel, act, swap, frame}} = stim[i];
+      @(posedge clk);
+      #1 $display(\"%0d %b\", i, psum[COLS]);
+    end
+    $finish;
+  end
+endmodule
+",
+        alpha = p.alpha,
+        sel_w = p.sel_w,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ccc_mx_cell_bitserial.v",
+        &render_cell_bitserial(&p).unwrap(),
+    );
+    write(dir.path(), "stim.hex", &stim);
+    write(dir.path(), "tb.v", &tb);
+    let (ok, log) = run(Command::new("iverilog")
+        .args(["-g2005", "-o", "sim.vvp", "tb.v", "ccc_mx_cell_bitserial.v"])
+        .current_dir(dir.path()));
+    assert!(ok, "iverilog bit-serial row:\n{log}");
+    let (ok, log) = run(Command::new("vvp")
+        .args(["-n", "sim.vvp"])
+        .current_dir(dir.path()));
+    assert!(ok, "vvp bit-serial row:\n{log}");
+    let bits: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            it.next()?.parse::<usize>().ok()?;
+            match it.next()? {
+                "0" => Some(0),
+                "1" => Some(1),
+                other => panic!("bit-serial psum is {other}"),
+            }
+        })
+        .collect();
+    assert_eq!(bits.len(), n);
+    let want = tile.reference();
+    for px in 0..PIXELS {
+        // Bit k of pixel px leaves the last cell after cycle t0 + (COLS-1) + px*word + k.
+        let raw: u64 = (0..word)
+            .map(|k| bits[t0 + COLS - 1 + px * word + k] << k)
+            .sum();
+        let sh = 64 - word as u32;
+        let got = ((raw << sh) as i64) >> sh;
+        assert_eq!(got, want[px], "bit-serial row, pixel {px}");
     }
 }

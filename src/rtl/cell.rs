@@ -175,7 +175,10 @@ mod tests {
         let p = CellParams::for_array(4, 4);
         assert!(render_array(0, 4, &p).is_err());
         assert!(render_array(4, 0, &p).is_err());
-        assert!(render_array(2, 64, &p).is_err(), "psum too narrow for 64 columns");
+        assert!(
+            render_array(2, 64, &p).is_err(),
+            "psum too narrow for 64 columns"
+        );
         assert!(render_array(2, 4, &p).is_ok());
     }
 }

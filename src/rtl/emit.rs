@@ -12,7 +12,7 @@ use super::cell::{CellParams, ceil_log2, render_array, render_cell};
 use crate::compile::Compiled;
 use crate::output::OutDir;
 use crate::pack::network::PackedNet;
-use crate::schedule::{ArrayShape, Schedule};
+use crate::schedule::{ArrayShape, Schedule, pixel_period};
 
 /// Hand-written primitives, in dependency order (file name, text).
 pub const HW_FILES: [(&str, &str); 7] = [
@@ -21,7 +21,10 @@ pub const HW_FILES: [(&str, &str); 7] = [
     ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
     ("ccc_row_unit.v", include_str!("../../hw/ccc_row_unit.v")),
     ("ccc_writer.v", include_str!("../../hw/ccc_writer.v")),
-    ("ccc_classifier.v", include_str!("../../hw/ccc_classifier.v")),
+    (
+        "ccc_classifier.v",
+        include_str!("../../hw/ccc_classifier.v"),
+    ),
     ("ccc_core.v", include_str!("../../hw/ccc_core.v")),
 ];
 
@@ -32,12 +35,6 @@ const WMAP_TEMPLATE: &str = include_str!("../../templates/ccc_wmap.v.tera");
 /// Bits to hold the value `v` (at least 1).
 pub fn bits(v: usize) -> usize {
     ceil_log2(v + 1).max(1)
-}
-
-/// Cycles per pixel: 8 bit-planes, and at least one cycle per array row so that rows
-/// finish on distinct cycles and a single writer keeps up.
-pub fn pixel_period(rows: usize) -> usize {
-    rows.max(8)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,7 +134,7 @@ pub fn render_all(
     }
     let alpha = net.layers.iter().map(|l| l.alpha).max().unwrap_or(1).max(1);
     let cp = CellParams::for_array(alpha, c);
-    let tp = pixel_period(r);
+    let tp = pixel_period(r) as usize;
     let nl = net.layers.len();
 
     // Tap-buffer regions: layer l's column blocks, each a full input map.
@@ -155,8 +152,18 @@ pub fn render_all(
         .unwrap_or(1);
     let pix_w = bits(max_pixels);
     let a_w = bits(a_d).max(pix_w);
-    let max_h = net.layers.iter().flat_map(|l| [l.input.h, l.output.h]).max().unwrap_or(1);
-    let max_w = net.layers.iter().flat_map(|l| [l.input.w, l.output.w]).max().unwrap_or(1);
+    let max_h = net
+        .layers
+        .iter()
+        .flat_map(|l| [l.input.h, l.output.h])
+        .max()
+        .unwrap_or(1);
+    let max_w = net
+        .layers
+        .iter()
+        .flat_map(|l| [l.input.w, l.output.w])
+        .max()
+        .unwrap_or(1);
     let max_ch = net
         .layers
         .iter()
@@ -169,17 +176,21 @@ pub fn render_all(
     // Write map: input image section, then one section per layer feeding another.
     let mut entries: Vec<MapEntry> = Vec::new();
     let push_entry = |entries: &mut Vec<MapEntry>,
-                          index: usize,
-                          l_reader: usize,
-                          u: usize,
-                          width: usize,
-                          what: String|
+                      index: usize,
+                      l_reader: usize,
+                      u: usize,
+                      width: usize,
+                      what: String|
      -> Result<()> {
         let reader = &net.layers[l_reader];
         let g = reader.group_offsets.partition_point(|&o| o <= u) - 1;
         let tap = reader.taps[u];
         if tap.dy.abs() > 127 || tap.dx.abs() > 127 {
-            bail!("tap offset ({}, {}) exceeds the RTL's 8-bit range", tap.dy, tap.dx);
+            bail!(
+                "tap offset ({}, {}) exceeds the RTL's 8-bit range",
+                tap.dy,
+                tap.dx
+            );
         }
         let base = region[l_reader] + (g / c) * reader.input.pixels();
         let offset = base as i64 - (tap.dy * width as i64 + tap.dx);
@@ -301,7 +312,10 @@ pub fn render_all(
     }
     let nt = tiles.len();
     if nt == 0 {
-        bail!("{}: the schedule has no tiles (every layer is empty)", net.name);
+        bail!(
+            "{}: the schedule has no tiles (every layer is empty)",
+            net.name
+        );
     }
     let t_w = bits(nt - 1);
     let wm_aw = bits(nt * r - 1);
@@ -366,8 +380,14 @@ pub fn render_all(
     for (name, text) in HW_FILES {
         files.push((name.to_string(), text.to_string()));
     }
-    files.push(("ccc_sched.v".into(), render("ccc_sched", SCHED_TEMPLATE, &sctx)?));
-    files.push(("ccc_wmap.v".into(), render("ccc_wmap", WMAP_TEMPLATE, &mctx)?));
+    files.push((
+        "ccc_sched.v".into(),
+        render("ccc_sched", SCHED_TEMPLATE, &sctx)?,
+    ));
+    files.push((
+        "ccc_wmap.v".into(),
+        render("ccc_wmap", WMAP_TEMPLATE, &mctx)?,
+    ));
     files.push(("ccc_top.v".into(), render("ccc_top", TOP_TEMPLATE, &ctx)?));
     files.push(("weights.hex".into(), words.join("\n") + "\n"));
     files.push((
@@ -379,7 +399,10 @@ pub fn render_all(
     ));
     files.push((
         "cls_b.hex".into(),
-        cls.bias.iter().map(|&b| format!("{:08x}\n", b as u32)).collect(),
+        cls.bias
+            .iter()
+            .map(|&b| format!("{:08x}\n", b as u32))
+            .collect(),
     ));
     let info = RtlInfo {
         rows: r,

@@ -143,11 +143,19 @@ impl<const A: usize, const S: usize, const P: usize> Logic for MxCell<A, S, P> {
     }
 }
 
-/// rust-hdl's Verilog for one `MxCell<A, S, P>` (top module renamed `ccc_mx_cell_hdl`).
+/// Module name of [`cell_verilog`]'s top.
+pub const HDL_CELL_MODULE: &str = "ccc_mx_cell_hdl";
+
+/// rust-hdl's Verilog for one `MxCell<A, S, P>`: rust-hdl names its top `top` and each
+/// register a sub-module `top$<field>`; they are renamed to [`HDL_CELL_MODULE`] and
+/// `ccc_mx_cell_hdl$<field>` so the text can sit in one yosys design with the template's
+/// `ccc_mx_cell` for the equivalence proof. Ports keep the template's names.
 pub fn cell_verilog<const A: usize, const S: usize, const P: usize>() -> String {
     let mut uut = MxCell::<A, S, P>::default();
     uut.connect_all();
     generate_verilog(&uut)
+        .replace("module top(", &format!("module {HDL_CELL_MODULE}("))
+        .replace("top$", &format!("{HDL_CELL_MODULE}$"))
 }
 
 /// An R x C tile of [`MxCell`]s, wired like `ccc_mx_array`: shadow chain, activations and
@@ -176,7 +184,10 @@ pub struct MxTile<const A: usize, const S: usize, const P: usize> {
 
 impl<const A: usize, const S: usize, const P: usize> MxTile<A, S, P> {
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!(rows >= 1 && cols >= 1, "MxTile: {rows} x {cols} has no cells");
+        assert!(
+            rows >= 1 && cols >= 1,
+            "MxTile: {rows} x {cols} has no cells"
+        );
         Self {
             clk: Default::default(),
             rst: Default::default(),
@@ -391,7 +402,11 @@ pub fn plan_stream(tiles: &[TileOperands]) -> StreamPlan {
     let (rows, cols, alpha) = (tiles[0].rows, tiles[0].cols, tiles[0].alpha);
     assert!(alpha <= 64, "ArrayInputs carries at most 64 lanes");
     for t in tiles {
-        assert_eq!((t.rows, t.cols, t.alpha), (rows, cols, alpha), "mixed tile shapes");
+        assert_eq!(
+            (t.rows, t.cols, t.alpha),
+            (rows, cols, alpha),
+            "mixed tile shapes"
+        );
     }
     let mut loads: Vec<usize> = Vec::new();
     let mut starts: Vec<usize> = Vec::new();
@@ -469,7 +484,112 @@ impl StreamPlan {
 }
 
 /// Runs `plan` on a fresh rust-hdl tile; returns `psum_out` after every cycle's edge.
-pub fn run_plan<const A: usize, const S: usize, const P: usize>(plan: &StreamPlan) -> Vec<Vec<i64>> {
+pub fn run_plan<const A: usize, const S: usize, const P: usize>(
+    plan: &StreamPlan,
+) -> Vec<Vec<i64>> {
     let mut sim = TileSim::<A, S, P>::new(plan.rows, plan.cols);
     plan.cycles.iter().map(|c| sim.cycle(c)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(cols: usize) -> ArrayInputs {
+        ArrayInputs::idle(cols)
+    }
+
+    /// Loads `w`/`sel` into a 1x1 tile's shadow register, then returns the sums of the
+    /// swap cycle and the following cycle for the lane bits `act`.
+    fn one_cell<const A: usize, const S: usize, const P: usize>(
+        w: i8,
+        sel: usize,
+        act: u64,
+    ) -> (i64, i64) {
+        let mut sim = TileSim::<A, S, P>::new(1, 1);
+        let mut i = inputs(1);
+        i.rst = true;
+        sim.cycle(&i);
+        let mut i = inputs(1);
+        i.ld_en = true;
+        i.ld_w = vec![w];
+        i.ld_sel = vec![sel];
+        sim.cycle(&i);
+        let mut i = inputs(1);
+        i.swap = vec![true];
+        i.act = vec![act];
+        let first = sim.cycle(&i)[0];
+        let mut i = inputs(1);
+        i.act = vec![act];
+        let second = sim.cycle(&i)[0];
+        (first, second)
+    }
+
+    #[test]
+    fn swap_cycle_uses_the_shadow_weight_then_keeps_it() {
+        assert_eq!(one_cell::<3, 2, 9>(-77, 1, 0b010), (-77, -77));
+        assert_eq!(one_cell::<3, 2, 9>(-77, 1, 0b101), (0, 0));
+    }
+
+    #[test]
+    fn most_negative_weight_is_sign_extended() {
+        assert_eq!(one_cell::<8, 3, 14>(-128, 7, 0x80), (-128, -128));
+        assert_eq!(one_cell::<1, 1, 9>(-128, 0, 1), (-128, -128));
+        assert_eq!(one_cell::<1, 1, 9>(127, 0, 1), (127, 127));
+    }
+
+    #[test]
+    fn selector_beyond_alpha_reads_zero() {
+        // α = 3 with a 2-bit selector: selector 3 names no lane, even with all lines high.
+        assert_eq!(one_cell::<3, 2, 11>(5, 3, 0b111), (0, 0));
+        assert_eq!(one_cell::<3, 2, 11>(5, 2, 0b111), (5, 5));
+    }
+
+    #[test]
+    fn reset_clears_shadow_and_active() {
+        let mut sim = TileSim::<2, 1, 9>::new(1, 1);
+        let mut i = inputs(1);
+        i.ld_en = true;
+        i.ld_w = vec![9];
+        sim.cycle(&i);
+        let mut i = inputs(1);
+        i.swap = vec![true];
+        sim.cycle(&i);
+        let mut i = inputs(1);
+        i.rst = true;
+        i.act = vec![1];
+        assert_eq!(sim.cycle(&i), vec![0], "reset wins over the psum update");
+        let mut i = inputs(1);
+        i.act = vec![1];
+        assert_eq!(sim.cycle(&i), vec![0], "active weight cleared");
+        let mut i = inputs(1);
+        i.swap = vec![true];
+        i.act = vec![1];
+        assert_eq!(sim.cycle(&i), vec![0], "shadow weight cleared");
+    }
+
+    #[test]
+    fn shadow_chain_shifts_down_a_column() {
+        let mut sim = TileSim::<1, 1, 9>::new(3, 1);
+        for w in [30i8, 20, 10] {
+            let mut i = inputs(1);
+            i.ld_en = true;
+            i.ld_w = vec![w];
+            sim.cycle(&i);
+        }
+        let cells = &sim.tile.cells;
+        let got: Vec<u64> = cells
+            .iter()
+            .map(|c| c.ld_w_out.val().index() as u64)
+            .collect();
+        assert_eq!(got, vec![10, 20, 30], "bottom row's value went in first");
+    }
+
+    #[test]
+    fn cell_verilog_is_renamed_and_has_the_template_ports() {
+        let v = cell_verilog::<3, 2, 11>();
+        assert!(v.contains("module ccc_mx_cell_hdl(clk,rst,ld_en,ld_w_in,ld_sel_in,"));
+        assert!(!v.contains("module top"));
+        assert!(v.contains("input wire signed [10:0] psum_in;"));
+    }
 }

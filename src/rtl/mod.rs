@@ -2,6 +2,6 @@
 //! templates in `templates/`), and the cycle-accurate rust-hdl model they are proven
 //! equivalent to.
 pub mod cell;
-pub mod hdl;
 pub mod emit;
+pub mod hdl;
 pub mod sim;

@@ -133,7 +133,10 @@ pub fn run(
             for d in defines(info).split_whitespace() {
                 cmd.arg(d);
             }
-            cmd.arg("-o").arg(&vvp).args(&sources).arg(tb.join("tb_ccc_top.v"));
+            cmd.arg("-o")
+                .arg(&vvp)
+                .args(&sources)
+                .arg(tb.join("tb_ccc_top.v"));
             run_cmd(&mut cmd, "iverilog")?;
             let mut cmd = Command::new("vvp");
             cmd.current_dir(&rtl)
@@ -205,7 +208,9 @@ pub fn parse(text: &str) -> Result<SimRun> {
                 let (img, v) = (num(1)?, num(3)?);
                 r.outputs.entry(img as usize).or_default().push(v);
             }
-            Some("EV") => r.events.push((num(1)? as u64, num(2)? as u8, num(3)? as usize)),
+            Some("EV") => r
+                .events
+                .push((num(1)? as u64, num(2)? as u8, num(3)? as usize)),
             Some("DONE") => {
                 r.done.insert(num(1)? as usize, num(2)? as u64);
             }

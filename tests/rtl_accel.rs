@@ -1,0 +1,256 @@
+//! The emitted accelerator, simulated with Icarus and Verilator on generated models for
+//! several array shapes and α (vertical tiling forced by small C, the dense baseline),
+//! must match the integer reference on every activation, logit and class, and take
+//! exactly the predicted cycles. Also: lint-clean, latch-free synthesis, and a
+//! corrupted weight image is caught and located.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ccc::compile::{self, CompileOptions};
+use ccc::output::OutDir;
+use ccc::pack::group::Strategy;
+use ccc::rtl::emit::RtlInfo;
+use ccc::rtl::sim::{self, Mismatch, Simulator};
+use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+
+fn spec(seed: u64) -> GenSpec {
+    GenSpec {
+        name: "rtl".into(),
+        channels: 2,
+        height: 7,
+        width: 6,
+        classes: 5,
+        stem: Some(StemSpec {
+            out: 6,
+            k: 3,
+            stride: 1,
+            padding: 1,
+        }),
+        blocks: vec![
+            BlockSpec {
+                out: 12,
+                stride: 2,
+                alpha: None,
+            },
+            BlockSpec {
+                out: 18,
+                stride: 1,
+                alpha: None,
+            },
+        ],
+        density: 0.4,
+        batchnorm: true,
+        relu6: true,
+        gamma: Some(1.0),
+        dtype: GenDtype::F32,
+        seed,
+    }
+}
+
+struct Built {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    c: compile::Compiled,
+    info: RtlInfo,
+}
+
+fn build(spec: &GenSpec, rows: usize, cols: usize, alpha: &[usize], dense: bool) -> Built {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::write_model(dir.path(), "m.safetensors", spec);
+    let o = CompileOptions {
+        graph: None,
+        rows,
+        cols,
+        alpha: Some(alpha.to_vec()),
+        gamma: None,
+        strategy: Strategy::default(),
+        section: 0,
+        dense,
+        act_frac: 5,
+        rtl: true,
+    };
+    let c = compile::compile(&m, &o).unwrap();
+    let out = dir.path().join("out");
+    let staged = OutDir::begin(&out).unwrap();
+    compile::write_outputs(&c, &staged, true).unwrap();
+    staged.commit().unwrap();
+    let info: RtlInfo =
+        serde_json::from_slice(&std::fs::read(out.join("rtl/rtl.json")).unwrap()).unwrap();
+    Built {
+        _dir: dir,
+        out,
+        c,
+        info,
+    }
+}
+
+fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|k| testgen::random_image(spec.channels, spec.height, spec.width, 40 + k as u64))
+        .collect()
+}
+
+fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
+    let run = sim::run(&b.out, &b.info, imgs, s, None).unwrap();
+    assert!(!run.timeout, "{s:?}: the design did not finish");
+    let mm = sim::compare(&b.c.packed, imgs, &run);
+    assert!(
+        mm.is_empty(),
+        "{s:?}: {}",
+        mm.iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let m = sim::measure(&run, b.c.packed.layers.len()).unwrap();
+    let sch = &b.c.schedule;
+    assert_eq!(m.input, sch.input_cycles, "input cycles");
+    for (l, (got, want)) in m.layers.iter().zip(&sch.layers).enumerate() {
+        assert_eq!(*got, want.cycles, "layer {l} cycles");
+    }
+    assert_eq!(m.classifier, sch.classifier_cycles, "classifier cycles");
+    assert_eq!(m.total, sch.total_cycles, "total cycles");
+}
+
+fn need(tool: &str, test: &str) -> bool {
+    if common::have(tool) {
+        true
+    } else {
+        eprintln!("SKIPPED {test}: {tool} not found (apt-get install {tool})");
+        false
+    }
+}
+
+#[test]
+fn icarus_bit_exact_over_shapes_and_alphas() {
+    if !need("iverilog", "icarus_bit_exact_over_shapes_and_alphas") {
+        return;
+    }
+    let s = spec(1);
+    let imgs = images(&s, 2);
+    // (rows, cols, alphas): square, non-square, α = 1/3/8 mixes, vertical tiling (C < G).
+    for (r, c, a) in [
+        (4, 4, vec![1, 3, 8]),
+        (8, 4, vec![1, 8, 8]),
+        (3, 5, vec![1, 2, 3]),
+        (4, 2, vec![1, 3, 3]),
+        (2, 1, vec![1, 1, 1]),
+    ] {
+        let b = build(&s, r, c, &a, false);
+        assert!(b.c.packed.layers.iter().all(|l| l.alpha <= 8));
+        check(&b, &imgs, Simulator::Icarus);
+    }
+}
+
+#[test]
+fn dense_baseline_simulates_bit_exact() {
+    if !need("iverilog", "dense_baseline_simulates_bit_exact") {
+        return;
+    }
+    let s = spec(2);
+    let b = build(&s, 4, 4, &[1], true);
+    check(&b, &images(&s, 2), Simulator::Icarus);
+}
+
+#[test]
+fn verilator_bit_exact_8x8_and_16x16() {
+    if !need("verilator", "verilator_bit_exact_8x8_and_16x16") {
+        return;
+    }
+    let s = spec(3);
+    let imgs = images(&s, 3);
+    for (r, c) in [(8, 8), (16, 16)] {
+        let b = build(&s, r, c, &[1, 8, 4], false);
+        check(&b, &imgs, Simulator::Verilator);
+    }
+}
+
+#[test]
+fn emitted_rtl_is_lint_clean() {
+    if !need("verilator", "emitted_rtl_is_lint_clean") {
+        return;
+    }
+    let s = spec(4);
+    for (r, c, a) in [
+        (4, 4, vec![1, 3, 8]),
+        (1, 1, vec![1]),
+        (5, 3, vec![1, 5, 2]),
+    ] {
+        let b = build(&s, r, c, &a, false);
+        let files: Vec<PathBuf> = b
+            .info
+            .files
+            .iter()
+            .map(|f| b.out.join("rtl").join(f))
+            .collect();
+        let o = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall", "--top-module", "ccc_top"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{r}x{c}: {}", common::stderr(&o));
+    }
+}
+
+#[test]
+fn yosys_synthesizes_without_latches() {
+    if !need("yosys", "yosys_synthesizes_without_latches") {
+        return;
+    }
+    let s = spec(5);
+    let b = build(&s, 2, 3, &[1, 3, 2], false);
+    let rtl = b.out.join("rtl");
+    let reads: String = b
+        .info
+        .files
+        .iter()
+        .map(|f| format!("read_verilog {f}; "))
+        .collect();
+    let script =
+        format!("{reads} synth -top ccc_top; select -assert-none t:$dlatch t:$_DLATCH_*; stat");
+    let o = std::process::Command::new("yosys")
+        .current_dir(&rtl)
+        .args(["-q", "-p", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        common::stdout(&o),
+        common::stderr(&o)
+    );
+}
+
+#[test]
+fn a_corrupted_weight_is_located() {
+    if !need("iverilog", "a_corrupted_weight_is_located") {
+        return;
+    }
+    let s = spec(6);
+    let b = build(&s, 4, 4, &[1, 3, 3], false);
+    // Flip one weight bit of the first tile's top row (the last word of the tile).
+    let p: &Path = &b.out.join("rtl/weights.hex");
+    let text = std::fs::read_to_string(p).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let sel_w = b.info.sel_w;
+    let digit_bit = sel_w + 3; // a bit of column 0's weight
+    let line = &mut lines[3];
+    let len = line.len();
+    let pos = len - 1 - digit_bit / 4;
+    let d = line.as_bytes()[pos] as char;
+    let v = d.to_digit(16).unwrap() ^ (1 << (digit_bit % 4));
+    line.replace_range(pos..pos + 1, &format!("{v:x}"));
+    std::fs::write(p, lines.join("\n") + "\n").unwrap();
+    let imgs = images(&s, 1);
+    let run = sim::run(&b.out, &b.info, &imgs, Simulator::Icarus, None).unwrap();
+    let mm = sim::compare(&b.c.packed, &imgs, &run);
+    match mm.first() {
+        Some(Mismatch::Activation { layer, channel, .. }) => {
+            assert_eq!(*layer, 0);
+            assert_eq!(*channel, 0, "row 0 of tile 0 holds physical filter 0");
+        }
+        other => panic!("expected an activation mismatch in layer 0, got {other:?}"),
+    }
+}
