@@ -226,8 +226,8 @@ pub fn render_all(
     }
     let mut map_base = vec![0usize; nl];
     let mut next_index = in_c * in_wpc;
-    for l in 0..nl.saturating_sub(1) {
-        map_base[l] = next_index;
+    for (l, base) in map_base.iter_mut().enumerate().take(nl.saturating_sub(1)) {
+        *base = next_index;
         let reader = &net.layers[l + 1];
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); net.layers[l].output.c];
         for (u, t) in reader.taps.iter().enumerate() {

@@ -270,8 +270,7 @@ impl std::fmt::Display for Mismatch {
                 reference,
             } => write!(
                 f,
-                "image {image}: output word {index} ({}) is {} in RTL, {reference} in the reference",
-                "logit or class",
+                "image {image}: output word {index} (logits in class order, then the class) is {} in RTL, {reference} in the reference",
                 rtl.map_or("missing".to_string(), |v| v.to_string())
             ),
             Mismatch::Missing { image } => write!(f, "image {image}: the RTL produced no result"),
