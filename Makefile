@@ -9,10 +9,13 @@ OUT      ?= out
 ROWS     ?= 32
 COLS     ?= 32
 LIMIT    ?= 1000
+IMAGES   ?= 3
+SIM      ?= both
 # Debian packages each flow needs.
 DATA_PKGS := dataset-fashion-mnist
+HDL_PKGS  := verilator iverilog yosys
 
-.PHONY: all build deps-data demo test test-rust test-python style bench clean
+.PHONY: all build deps-data deps-hdl compile lint sim demo test test-rust test-python style bench bench-sim clean
 
 all: build
 
@@ -22,23 +25,42 @@ build:
 deps-data:
 	tools/ensure-deps.sh $(DATA_PKGS)
 
-# The main job: compile the shipped model for a ROWSxCOLS array (packed and dense
-# baseline), then run float / 8-bit / packed accuracy on real Fashion-MNIST images.
-demo: build deps-data
-	$(CCC) inspect $(MODEL)
-	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) -o $(OUT)
-	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) --dense -o $(OUT)-dense
-	$(CCC) eval $(MODEL) --rows $(ROWS) --cols $(COLS) --dataset fashion-mnist --limit $(LIMIT)
-	@echo "reports: $(OUT)/report.md (packed), $(OUT)-dense/report.md (dense baseline)"
+deps-hdl:
+	tools/ensure-deps.sh $(HDL_PKGS)
 
-test: deps-data style test-rust test-python
+# OUT/ from MODEL for a ROWSxCOLS array (reports, packed weights, rtl/, tb/).
+compile: build
+	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) -o $(OUT)
+
+# verilator --lint-only -Wall over the emitted accelerator.
+lint: compile deps-hdl
+	$(MAKE) -C $(OUT)/tb lint
+
+# Simulate the emitted RTL (SIM=verilator|icarus|both) on IMAGES images against the
+# bit-exact reference; prints measured vs predicted cycles.
+sim: compile deps-hdl
+	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator $(SIM)
+
+# The main job: compile the shipped model for a ROWSxCOLS array (column-combined and
+# dense baseline) with float / 8-bit / packed accuracy on LIMIT Fashion-MNIST test
+# images in the reports, then simulate both accelerators (Verilator) on IMAGES real
+# test images against the bit-exact reference, with measured vs predicted cycles.
+demo: build deps-data deps-hdl
+	$(CCC) inspect $(MODEL)
+	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)
+	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) --dense --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)-dense
+	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator verilator
+	$(CCC) simulate $(OUT)-dense --images $(IMAGES) --simulator verilator
+	@echo "reports: $(OUT)/report.md (column-combined), $(OUT)-dense/report.md (dense baseline)"
+
+test: deps-data deps-hdl style test-rust test-python
 
 style:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 test-rust:
-	$(CARGO) test
+	$(CARGO) test --release
 
 test-python: build
 	CCC_BIN=$(CURDIR)/$(CCC) python3 -m unittest tools/test_export.py -v
@@ -47,6 +69,11 @@ test-python: build
 bench:
 	$(CARGO) bench --bench packing
 
+# RTL simulation speed: the shipped model on a 32x32 array, Verilator.
+bench-sim: build deps-hdl
+	$(CCC) compile $(MODEL) --rows 32 --cols 32 -o $(OUT)-bench
+	$(CCC) simulate $(OUT)-bench --images 20 --simulator verilator
+
 clean:
 	$(CARGO) clean
-	rm -rf $(OUT) $(OUT)-dense
+	rm -rf $(OUT) $(OUT)-dense $(OUT)-bench

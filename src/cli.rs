@@ -30,8 +30,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Compile a model for an R x C array: quantize, pack, tile, schedule; write
-    /// OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json.
+    /// Compile a model for an R x C array: quantize, pack, tile, schedule, emit the
+    /// accelerator; write OUT/report.{json,md}, OUT/packed.safetensors,
+    /// OUT/schedule.json, OUT/compile.json, OUT/rtl/ (Verilog, memory images) and
+    /// OUT/tb/ (Icarus and Verilator drivers).
     Compile {
         model: PathBuf,
         #[command(flatten)]
@@ -301,8 +303,9 @@ fn cmd_compile(model: &Path, opts: &PackArgs, data: &DataArgs, out: &Path) -> Re
     let out = dir.commit()?;
     print_summary(&c);
     println!(
-        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json}} in {:.2} s",
+        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json{}}} in {:.2} s",
         out.display(),
+        if opts.no_rtl { "" } else { ",rtl/,tb/" },
         t0.elapsed().as_secs_f64()
     );
     Ok(())
@@ -523,15 +526,14 @@ fn cmd_simulate(
     };
     let mut failed = false;
     for s in sims {
-        let t0 = Instant::now();
         let run = sim::run(out, &info, &images, s, vcd)?;
-        let secs = t0.elapsed().as_secs_f64();
         let mismatches = sim::compare(&c.packed, &images, &run);
         println!(
-            "{s:?}: {} {source}, {} mismatching ({:.1} s)",
+            "{s:?}: {} {source}, {} mismatching (build {:.1} s, run {:.1} s)",
             images.len(),
             mismatches.len(),
-            secs
+            run.build_secs,
+            run.run_secs
         );
         if run.timeout {
             println!("  TIMEOUT: the design did not finish");
@@ -544,10 +546,10 @@ fn cmd_simulate(
         if let Some(m) = sim::measure(&run, c.packed.layers.len()) {
             let cyc = m.total;
             println!(
-                "  cycles per inference: {} measured, {} predicted ({} cycles/s simulated)",
+                "  cycles per inference: {} measured, {} predicted ({:.0} simulated cycles/s)",
                 cyc,
                 c.schedule.total_cycles,
-                (cyc as f64 * images.len() as f64 / secs) as u64
+                cyc as f64 * images.len() as f64 / run.run_secs.max(1e-9)
             );
             println!(
                 "    input   : {:>9} measured {:>9} predicted",

@@ -114,18 +114,9 @@ fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
     assert_eq!(m.total, sch.total_cycles, "total cycles");
 }
 
-fn need(tool: &str, test: &str) -> bool {
-    if common::have(tool) {
-        true
-    } else {
-        eprintln!("SKIPPED {test}: {tool} not found (apt-get install {tool})");
-        false
-    }
-}
-
 #[test]
 fn icarus_bit_exact_over_shapes_and_alphas() {
-    if !need("iverilog", "icarus_bit_exact_over_shapes_and_alphas") {
+    if !common::need("iverilog", "icarus_bit_exact_over_shapes_and_alphas") {
         return;
     }
     let s = spec(1);
@@ -146,7 +137,7 @@ fn icarus_bit_exact_over_shapes_and_alphas() {
 
 #[test]
 fn dense_baseline_simulates_bit_exact() {
-    if !need("iverilog", "dense_baseline_simulates_bit_exact") {
+    if !common::need("iverilog", "dense_baseline_simulates_bit_exact") {
         return;
     }
     let s = spec(2);
@@ -156,7 +147,7 @@ fn dense_baseline_simulates_bit_exact() {
 
 #[test]
 fn verilator_bit_exact_8x8_and_16x16() {
-    if !need("verilator", "verilator_bit_exact_8x8_and_16x16") {
+    if !common::need("verilator", "verilator_bit_exact_8x8_and_16x16") {
         return;
     }
     let s = spec(3);
@@ -169,7 +160,7 @@ fn verilator_bit_exact_8x8_and_16x16() {
 
 #[test]
 fn emitted_rtl_is_lint_clean() {
-    if !need("verilator", "emitted_rtl_is_lint_clean") {
+    if !common::need("verilator", "emitted_rtl_is_lint_clean") {
         return;
     }
     let s = spec(4);
@@ -196,7 +187,7 @@ fn emitted_rtl_is_lint_clean() {
 
 #[test]
 fn yosys_synthesizes_without_latches() {
-    if !need("yosys", "yosys_synthesizes_without_latches") {
+    if !common::need("yosys", "yosys_synthesizes_without_latches") {
         return;
     }
     let s = spec(5);
@@ -225,7 +216,7 @@ fn yosys_synthesizes_without_latches() {
 
 #[test]
 fn a_corrupted_weight_is_located() {
-    if !need("iverilog", "a_corrupted_weight_is_located") {
+    if !common::need("iverilog", "a_corrupted_weight_is_located") {
         return;
     }
     let s = spec(6);
@@ -252,5 +243,55 @@ fn a_corrupted_weight_is_located() {
             assert_eq!(*channel, 0, "row 0 of tile 0 holds physical filter 0");
         }
         other => panic!("expected an activation mismatch in layer 0, got {other:?}"),
+    }
+}
+
+#[test]
+fn golden_emitted_design_for_a_tiny_model() {
+    let tiny = GenSpec {
+        name: "tiny".into(),
+        channels: 1,
+        height: 4,
+        width: 4,
+        classes: 2,
+        stem: Some(StemSpec {
+            out: 2,
+            k: 3,
+            stride: 1,
+            padding: 1,
+        }),
+        blocks: vec![BlockSpec {
+            out: 3,
+            stride: 2,
+            alpha: Some(2),
+        }],
+        density: 0.6,
+        batchnorm: true,
+        relu6: true,
+        gamma: Some(1.0),
+        dtype: GenDtype::F32,
+        seed: 9,
+    };
+    let b = build(&tiny, 2, 2, &[1, 2], false);
+    let (files, _) = ccc::rtl::emit::render_all(
+        &b.c.packed,
+        &b.c.schedule,
+        b.c.schedule.array,
+        "tiny.safetensors",
+    )
+    .unwrap();
+    for (name, text) in &files {
+        if [
+            "ccc_top.v",
+            "ccc_sched.v",
+            "ccc_wmap.v",
+            "weights.hex",
+            "cls_w.hex",
+            "cls_b.hex",
+        ]
+        .contains(&name.as_str())
+        {
+            common::golden_file(&format!("tiny_2x2_{name}"), text);
+        }
     }
 }

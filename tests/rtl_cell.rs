@@ -4,6 +4,8 @@
 //! iCE40 cost. Tool-dependent tests print `SKIPPED <test>: <tool> not found` and return
 //! when the tool is missing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,19 +17,8 @@ use rand_chacha::ChaCha8Rng;
 // ---------------------------------------------------------------------------------------
 // helpers
 
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("-V").output().is_ok()
-}
-
-/// True when `tool` is present; otherwise prints the skip line the CI log is grepped for.
 fn require(test: &str, tool: &str) -> bool {
-    if have(tool) {
-        true
-    } else {
-        println!("SKIPPED {test}: {tool} not found");
-        eprintln!("SKIPPED {test}: {tool} not found");
-        false
-    }
+    common::need(tool, test)
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -124,27 +115,7 @@ fn check_results(what: &str, plan: &StreamPlan, tiles: &[TileOperands], after: &
 // golden text
 
 fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var("CCC_UPDATE_GOLDEN").as_deref() == Ok("1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        eprintln!("updated golden file {}", path.display());
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "golden file {} unreadable ({e}); run with CCC_UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        want == text,
-        "{} differs from the rendered Verilog; if the change is intended, rerun with \
-         CCC_UPDATE_GOLDEN=1 and review the diff",
-        path.display()
-    );
+    common::golden_file(name, text);
 }
 
 #[test]

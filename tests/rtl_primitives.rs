@@ -9,10 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn row_end_matches_reference_requantize() {
-    if !common::have("iverilog") {
-        eprintln!(
-            "SKIPPED row_end_matches_reference_requantize: iverilog not found (apt-get install iverilog)"
-        );
+    if !common::need("iverilog", "row_end_matches_reference_requantize") {
         return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(5);

@@ -16,9 +16,10 @@ use rust_hdl::prelude::*;
 /// One MX cell: shadow/active weight registers, an α-lane selector and a bit-plane adder.
 ///
 /// Same ports (names and widths) as the `ccc_mx_cell` template so that the generated
-/// Verilog can be compared with it net for net. Register names (`w_shadow`, `sel_shadow`,
-/// `w_active`, `sel_active`, `act_reg`, `swap_reg`, `psum_reg`) mirror the template's, which
-/// lets the equivalence proof match state elements by name.
+/// Verilog can be compared with it port for port. The weight/selector registers carry the
+/// template's names (`w_shadow`, `sel_shadow`, `w_active`, `sel_active`) so that the
+/// equivalence proof can pair them; `act_reg`, `swap_reg` and `psum_reg` drive the ports
+/// that are registers in the template.
 #[derive(LogicBlock)]
 pub struct MxCell<const A: usize, const S: usize, const P: usize> {
     pub clk: Signal<In, Clock>,
@@ -84,7 +85,7 @@ impl<const A: usize, const S: usize, const P: usize> Default for MxCell<A, S, P>
             eff_sel: Default::default(),
             lanes: Default::default(),
             w_ext: Default::default(),
-            sign_mask: Constant::new(Bits::<P>::from(((1u64 << P) - 1) & !0xff)),
+            sign_mask: Constant::new(Bits::<P>::from((u64::MAX >> (64 - P)) & !0xff)),
         }
     }
 }

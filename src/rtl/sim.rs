@@ -82,6 +82,9 @@ pub struct SimRun {
     /// image -> cycle it finished
     pub done: BTreeMap<usize, u64>,
     pub timeout: bool,
+    /// Seconds spent compiling the simulator and running it.
+    pub build_secs: f64,
+    pub run_secs: f64,
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
@@ -125,7 +128,8 @@ pub fn run(
     std::fs::write(&images_path, hex).context("writing tb/images.hex")?;
     let bytes = c * h * w;
     let limit = 200_000_000u64;
-    let text = match sim {
+    let t_build = std::time::Instant::now();
+    let (build_secs, t_run, text) = match sim {
         Simulator::Icarus => {
             let vvp = tb.join("tb.vvp");
             let mut cmd = Command::new("iverilog");
@@ -138,6 +142,8 @@ pub fn run(
                 .args(&sources)
                 .arg(tb.join("tb_ccc_top.v"));
             run_cmd(&mut cmd, "iverilog")?;
+            let build_secs = t_build.elapsed().as_secs_f64();
+            let t_run = std::time::Instant::now();
             let mut cmd = Command::new("vvp");
             cmd.current_dir(&rtl)
                 .arg("-n")
@@ -149,7 +155,7 @@ pub fn run(
             if let Some(v) = vcd {
                 cmd.arg(format!("+vcd={}", v.display()));
             }
-            run_cmd(&mut cmd, "vvp")?
+            (build_secs, t_run, run_cmd(&mut cmd, "vvp")?)
         }
         Simulator::Verilator => {
             let exe = tb.join("obj_dir/Vccc_top");
@@ -172,6 +178,8 @@ pub fn run(
             }
             cmd.args(&sources).arg("ccc_tb.cpp");
             run_cmd(&mut cmd, "verilator")?;
+            let build_secs = t_build.elapsed().as_secs_f64();
+            let t_run = std::time::Instant::now();
             let mut cmd = Command::new(&exe);
             cmd.current_dir(&rtl)
                 .arg(&images_path)
@@ -181,10 +189,13 @@ pub fn run(
             if let Some(v) = vcd {
                 cmd.arg(v);
             }
-            run_cmd(&mut cmd, "the Verilator model")?
+            (build_secs, t_run, run_cmd(&mut cmd, "the Verilator model")?)
         }
     };
-    parse(&text)
+    let mut r = parse(&text)?;
+    r.build_secs = build_secs;
+    r.run_secs = t_run.elapsed().as_secs_f64();
+    Ok(r)
 }
 
 pub fn parse(text: &str) -> Result<SimRun> {

@@ -36,6 +36,17 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// True when `tool` is present; otherwise prints the skip line (tests never pass
+/// silently without their tool).
+pub fn need(tool: &str, test: &str) -> bool {
+    if have(tool) {
+        true
+    } else {
+        eprintln!("SKIPPED {test}: {tool} not found (apt-get install {tool})");
+        false
+    }
+}
+
 /// Compiles Verilog sources with iverilog and runs the simulation with plusargs;
 /// returns stdout. Panics with the tool's output on failure.
 pub fn iverilog_run(dir: &Path, sources: &[PathBuf], top: &str, plusargs: &[String]) -> String {
@@ -60,4 +71,27 @@ pub fn iverilog_run(dir: &Path, sources: &[PathBuf], top: &str, plusargs: &[Stri
 /// Repository root (for hw/ and testbench/ sources).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Compares `text` with tests/golden/NAME; rewrites the file only when the environment
+/// says CCC_UPDATE_GOLDEN=1 (review the diff), never silently.
+pub fn golden_file(name: &str, text: &str) {
+    let path = repo().join("tests/golden").join(name);
+    if std::env::var("CCC_UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        eprintln!("updated golden file {}", path.display());
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} unreadable ({e}); run with CCC_UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    assert!(
+        want == text,
+        "{} differs from the emitted text; if the change is intended, rerun with CCC_UPDATE_GOLDEN=1 and review the diff",
+        path.display()
+    );
 }
