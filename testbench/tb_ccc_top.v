@@ -7,11 +7,19 @@
 //   EV <cycle> <phase> <layer>                       whenever phase or layer changes
 //   DONE <image> <cycle>
 // Runs in OUT/rtl so the memory images load by name. +vcd=FILE dumps waveforms.
+// +wload=FILE +wwords=N writes N weight-memory words through the load port (during
+// reset, before the loader reads tile 0) instead of relying on weights.hex.
 `timescale 1ns / 1ps
 module tb_ccc_top;
     reg clk = 1'b0;
     reg rst = 1'b1;
     reg [7:0] pixels [0:1048575];
+    reg [`WM_W-1:0] wwords [0:65535];
+    reg wl_en = 1'b0;
+    reg [`WM_AW-1:0] wl_addr = 0;
+    reg [`WM_W-1:0] wl_data = 0;
+    integer n_wwords, wi;
+    reg [1023:0] wpath;
     reg [1023:0] path;
     reg [1023:0] vcd;
     integer n_images, image_bytes, limit;
@@ -33,7 +41,7 @@ module tb_ccc_top;
         .s_axis_tvalid(s_valid), .s_axis_tready(s_ready), .s_axis_tdata(pixels[in_idx]),
         .m_axis_tvalid(m_valid), .m_axis_tready(1'b1), .m_axis_tdata(m_data),
         .m_axis_tlast(m_last), .busy(busy), .done(done),
-        .wl_en(1'b0), .wl_addr({`WM_AW{1'b0}}), .wl_data({`WM_W{1'b0}}),
+        .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
         .dbg_valid(dbg_valid), .dbg_layer(dbg_layer[`LAYER_W-1:0]), .dbg_chan(dbg_chan[`N_W-1:0]),
         .dbg_pix(dbg_pix[`PIX_W-1:0]), .dbg_data(dbg_data), .dbg_phase(dbg_phase),
         .dbg_tile_layer(dbg_tile_layer[`LAYER_W-1:0])
@@ -86,6 +94,18 @@ module tb_ccc_top;
         $readmemh(path, pixels, 0, n_images * image_bytes - 1);
         in_idx = 0; out_img = 0; out_idx = 0; cycle = 0; last_phase = 2'd3; last_layer = -1;
         repeat (3) @(posedge clk);
+        if ($value$plusargs("wload=%s", wpath)) begin
+            if (!$value$plusargs("wwords=%d", n_wwords)) n_wwords = 0;
+            $readmemh(wpath, wwords, 0, n_wwords - 1);
+            for (wi = 0; wi < n_wwords; wi = wi + 1) begin
+                @(negedge clk);
+                wl_en = 1'b1;
+                wl_addr = wi[`WM_AW-1:0];
+                wl_data = wwords[wi];
+            end
+            @(negedge clk);
+            wl_en = 1'b0;
+        end
         rst <= 1'b0;
     end
 endmodule

@@ -295,3 +295,69 @@ fn golden_emitted_design_for_a_tiny_model() {
         }
     }
 }
+
+#[test]
+fn weights_loaded_through_the_load_port() {
+    if !common::need("iverilog", "weights_loaded_through_the_load_port") {
+        return;
+    }
+    let s = spec(7);
+    let b = build(&s, 4, 3, &[1, 3, 2], false);
+    let rtl = b.out.join("rtl");
+    let tb = b.out.join("tb");
+    // Move the weights out of the memory image: the design starts with all-zero weights
+    // and gets the real ones only through wl_en/wl_addr/wl_data.
+    let words = std::fs::read_to_string(rtl.join("weights.hex")).unwrap();
+    let n_words = words.lines().count();
+    std::fs::write(tb.join("wload.hex"), &words).unwrap();
+    let zero = words
+        .lines()
+        .map(|l| "0".repeat(l.len()) + "\n")
+        .collect::<String>();
+    std::fs::write(rtl.join("weights.hex"), zero).unwrap();
+    let imgs = images(&s, 2);
+    let mut hex = String::new();
+    for img in &imgs {
+        for y in 0..s.height {
+            for x in 0..s.width {
+                for ch in 0..s.channels {
+                    hex.push_str(&format!("{:02x}\n", img[(ch * s.height + y) * s.width + x]));
+                }
+            }
+        }
+    }
+    std::fs::write(tb.join("images.hex"), hex).unwrap();
+    let mut sources: Vec<PathBuf> = b.info.files.iter().map(|f| rtl.join(f)).collect();
+    sources.push(tb.join("tb_ccc_top.v"));
+    let defines = std::fs::read_to_string(tb.join("defines.txt")).unwrap();
+    let vvp = tb.join("load.vvp");
+    let o = std::process::Command::new("iverilog")
+        .args(["-g2005", "-s", "tb_ccc_top"])
+        .args(defines.split_whitespace())
+        .arg("-o")
+        .arg(&vvp)
+        .args(&sources)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let run_with = |load: bool| {
+        let mut cmd = std::process::Command::new("vvp");
+        cmd.current_dir(&rtl).arg("-n").arg(&vvp).args([
+            format!("+file={}", tb.join("images.hex").display()),
+            format!("+images={}", imgs.len()),
+            format!("+bytes={}", s.channels * s.height * s.width),
+        ]);
+        if load {
+            cmd.arg(format!("+wload={}", tb.join("wload.hex").display()));
+            cmd.arg(format!("+wwords={n_words}"));
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        sim::parse(&common::stdout(&o)).unwrap()
+    };
+    let loaded = run_with(true);
+    assert!(sim::compare(&b.c.packed, &imgs, &loaded).is_empty());
+    // Without the load the zero weights must show up as mismatches.
+    let unloaded = run_with(false);
+    assert!(!sim::compare(&b.c.packed, &imgs, &unloaded).is_empty());
+}
