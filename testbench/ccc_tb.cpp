@@ -2,6 +2,7 @@
 // Same protocol and output as tb_ccc_top.v:
 //   ./Vccc_top <images.hex> <n_images> <bytes_per_image> [limit] [vcd]
 // prints DBG / OUT / EV / DONE lines; run in OUT/rtl so memory images load by name.
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
         tfp->open(argv[5]);
     }
 #endif
-    long in_idx = 0, out_img = 0, out_idx = 0, cycle = 0, t = 0;
+    long in_idx = 0, out_img = 0, out_idx = 0, cycle = 0;
+    uint64_t t = 0;
     int last_phase = 3, last_layer = -1;
     top->rst = 1;
     top->clk = 0;

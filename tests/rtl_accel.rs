@@ -361,3 +361,61 @@ fn weights_loaded_through_the_load_port() {
     let unloaded = run_with(false);
     assert!(!sim::compare(&b.c.packed, &imgs, &unloaded).is_empty());
 }
+
+#[test]
+fn simulate_command_end_to_end_with_waveforms() {
+    if !common::need("iverilog", "simulate_command_end_to_end_with_waveforms")
+        || !common::need("verilator", "simulate_command_end_to_end_with_waveforms")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &spec(8));
+    let out = d.path().join("out");
+    let o = common::ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "--rows",
+        "3",
+        "--cols",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    for sim in ["icarus", "verilator"] {
+        let vcd = d.path().join(format!("{sim}.vcd"));
+        let o = common::ccc(&[
+            "simulate",
+            out.to_str().unwrap(),
+            "--images",
+            "2",
+            "--simulator",
+            sim,
+            "--vcd",
+            vcd.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{sim}: {}{}",
+            common::stdout(&o),
+            common::stderr(&o)
+        );
+        let text = common::stdout(&o);
+        assert!(text.contains("0 mismatching"), "{text}");
+        assert!(text.contains("bit-exact"), "{text}");
+        assert!(
+            std::fs::metadata(&vcd).unwrap().len() > 1000,
+            "{sim}: no waveform"
+        );
+    }
+    // A stale output (model changed after compile) is refused.
+    common::write_model(d.path(), "m.safetensors", &spec(9));
+    let o = common::ccc(&["simulate", out.to_str().unwrap(), "--simulator", "icarus"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("stale"),
+        "{}",
+        common::stderr(&o)
+    );
+}
