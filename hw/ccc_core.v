@@ -41,7 +41,8 @@ module ccc_core #(
     parameter integer IN_W     = 8,
     parameter integer IN_WPC   = 9,
     parameter integer IN_MAP   = 0,
-    parameter integer HAS_PSUM = 0,
+    parameter integer PSUM_D   = 0,
+    parameter integer PSUM_AW  = 1,
     parameter integer CLS      = 10,
     parameter integer CLS_W    = 4,
     parameter integer CH       = 4,
@@ -252,7 +253,8 @@ module ccc_core #(
             wire [TOK_W-1:0] ti = row_tok[gr*TOK_W +: TOK_W];
             wire [TOK_W-1:0] to;
             ccc_row_unit #(
-                .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .HAS_PSUM(HAS_PSUM)
+                .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .PSUM_D(PSUM_D),
+                .PSUM_AW(PSUM_AW)
             ) u_row (
                 .clk(clk), .rst(rst),
                 .tok_valid(ti[TOK_W-1]), .tok_bit(ti[TOK_W-2 -: 3]),

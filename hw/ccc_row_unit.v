@@ -10,8 +10,10 @@ module ccc_row_unit #(
     parameter integer PIX_W   = 10,
     parameter integer Y_W     = 5,
     parameter integer X_W     = 5,
-    // 1 when some layer is tiled along groups (partial sums live between tiles).
-    parameter integer HAS_PSUM = 1
+    // Partial-sum words per row: the most output pixels of any layer tiled along groups
+    // (partial sums live between its column blocks); 0 when no layer is.
+    parameter integer PSUM_D  = 1024,
+    parameter integer PSUM_AW = 10
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -66,17 +68,18 @@ module ccc_row_unit #(
     wire [31:0]            pmem_rdata;
 
     generate
-        if (HAS_PSUM != 0) begin : g_psum
+        if (PSUM_D != 0) begin : g_psum
+            // Only layers tiled along groups use it, and their pixels fit PSUM_AW bits.
             ccc_sdp_ram #(
-                .WIDTH(32), .BYTES(1), .DEPTH(1 << PIX_W), .ADDR_W(PIX_W), .INIT_FILE("")
+                .WIDTH(32), .BYTES(1), .DEPTH(PSUM_D), .ADDR_W(PSUM_AW), .INIT_FILE("")
             ) u_pmem (
                 .clk(clk),
                 .we(re_valid & ~re_last),
                 .wbe(1'b1),
-                .waddr(pix_q),
+                .waddr(pix_q[PSUM_AW-1:0]),
                 .wdata(re_acc),
                 .re(tok_valid & (tok_bit == 3'd0)),
-                .raddr(tok_pix),
+                .raddr(tok_pix[PSUM_AW-1:0]),
                 .rdata(pmem_rdata)
             );
         end else begin : g_no_psum

@@ -320,7 +320,14 @@ pub fn render_all(
     let t_w = bits(nt - 1);
     let wm_aw = bits(nt * r - 1);
     let layer_w = bits(nl - 1);
-    let has_psum = sched.layers.iter().any(|l| l.col_blocks > 1) as usize;
+    // Partial sums are kept per row and output pixel, only for layers tiled along groups.
+    let psum_d = sched
+        .layers
+        .iter()
+        .filter(|l| l.col_blocks > 1)
+        .map(|l| l.pixels)
+        .max()
+        .unwrap_or(0);
 
     let cls = &net.classifier;
     let ch = cls.pool_input.c;
@@ -358,7 +365,8 @@ pub fn render_all(
     ctx.insert("in_h", &first.input.h);
     ctx.insert("in_w", &first.input.w);
     ctx.insert("in_wpc", &in_wpc);
-    ctx.insert("has_psum", &has_psum);
+    ctx.insert("psum_d", &psum_d);
+    ctx.insert("psum_aw", &bits(psum_d.saturating_sub(1)));
     ctx.insert("classes", &classes);
     ctx.insert("cls_w", &bits(classes));
     ctx.insert("ch", &ch);

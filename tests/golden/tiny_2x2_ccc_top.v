@@ -36,7 +36,7 @@ module ccc_top (
         .PIX_W(5), .Y_W(3), .X_W(3), .N_W(2), .MAP_AW(4),
         .COL_W(1), .LANE_W(1), .WPC_W(4), .TP_W(4), .LAYER_W(1),
         .IN_C(1), .IN_H(4), .IN_W(4), .IN_WPC(9), .IN_MAP(0),
-        .HAS_PSUM(1), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
+        .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
         .POOL_W(10),
         .WM_FILE("weights.hex"), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
     ) u_core (
