@@ -2,15 +2,18 @@
 // of ccc).
 //
 // While the last layer runs, every activation it produces is added into its channel's
-// pool sum (read-modify-write, one per cycle; the same channel never comes twice
-// within a cycle because a row produces at most one value per pixel period). On
-// `start`, it computes logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC per
-// cycle (the 1/(H*W) factor is folded into w by the compiler), clears the pool sums
-// for the next image during the last class, keeps the argmax (lowest index on ties),
-// and streams the int32 logits in class order, then the class index (with `out_last`).
+// pool sum. Several rows can finish on the same cycle, so each channel has its own
+// accumulator register, fed by the one array row that computes it (channel ch is row
+// ch mod R of some row block). On `start`, it computes
+// logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC per cycle (the 1/(H*W)
+// factor is folded into w by the compiler), clears the pool sums for the next image,
+// keeps the argmax (lowest index on ties), and streams the int32 logits in class order,
+// then the class index (with `out_last`).
 module ccc_classifier #(
     parameter integer CH      = 4,
     parameter integer CH_W    = 2,
+    parameter integer R       = 4,
+    parameter integer N_W     = 4,
     parameter integer CLS     = 10,
     parameter integer CLS_W   = 4,
     parameter integer POOL_W  = 14,
@@ -19,9 +22,10 @@ module ccc_classifier #(
 ) (
     input  wire              clk,
     input  wire              rst,
-    input  wire              add_valid,
-    input  wire [CH_W-1:0]   add_chan,
-    input  wire [7:0]        add_val,
+    // one activation per array row: row r holds channel add_row0 + r
+    input  wire [R-1:0]      add_valid,
+    input  wire [8*R-1:0]    add_val,
+    input  wire [N_W-1:0]    add_row0,
     input  wire              start,
     output wire              busy,
     output reg               out_valid,
@@ -34,16 +38,30 @@ module ccc_classifier #(
 
     reg signed [7:0]  w_rom [0:NW-1];
     reg signed [31:0] b_rom [0:CLS-1];
-    reg [POOL_W-1:0]  pool [0:CH-1];
+    wire [CH*POOL_W-1:0] pool_flat;
+    reg               pool_clear_q;
     reg signed [31:0] logit_q [0:CLS-1];
-    integer i;
 
     initial begin
         // Guarded so that tools elaborating the module alone (default parameters) work.
         if (W_FILE != "") $readmemh(W_FILE, w_rom);
         if (B_FILE != "") $readmemh(B_FILE, b_rom);
-        for (i = 0; i < CH; i = i + 1) pool[i] = {POOL_W{1'b0}};
     end
+
+    genvar gch;
+    generate
+        for (gch = 0; gch < CH; gch = gch + 1) begin : g_pool
+            localparam integer ROW = gch % R;
+            reg [POOL_W-1:0] sum_q;
+            wire [N_W:0] chan = {1'b0, add_row0} + ROW[N_W:0];
+            wire hit = add_valid[ROW] && (chan == gch[N_W:0]);
+            always @(posedge clk) begin
+                if (rst || pool_clear_q) sum_q <= {POOL_W{1'b0}};
+                else if (hit) sum_q <= sum_q + {{(POOL_W - 8) {1'b0}}, add_val[ROW*8 +: 8]};
+            end
+            assign pool_flat[gch*POOL_W +: POOL_W] = sum_q;
+        end
+    endgenerate
 
     localparam [1:0] S_IDLE = 2'd0, S_MAC = 2'd1, S_OUT = 2'd2;
     reg [1:0]        state_q;
@@ -58,14 +76,9 @@ module ccc_classifier #(
     reg signed [31:0] acc_q;
     reg [CLS_W-1:0]  best_q;
     reg [CLS_W:0]    out_i_q;
-    // pool read-modify-write pipeline
-    reg              add_valid_q;
-    reg [CH_W-1:0]   add_chan_q;
-    reg [7:0]        add_val_q;
 
     assign busy = (state_q != S_IDLE);
 
-    wire [POOL_W-1:0] pool_sum = pool_rd_q + {{(POOL_W - 8) {1'b0}}, add_val_q};
     wire signed [31:0] product =
         $signed({{24{mac_w_q[7]}}, mac_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, pool_rd_q});
     wire signed [31:0] acc_d = (mac_ch_q == {CH_W{1'b0}}) ? b_rom[mac_k_q] + product
@@ -85,23 +98,17 @@ module ccc_classifier #(
             acc_q        <= 32'sd0;
             best_q       <= {CLS_W{1'b0}};
             out_i_q      <= {(CLS_W + 1) {1'b0}};
-            add_valid_q  <= 1'b0;
-            add_chan_q   <= {CH_W{1'b0}};
-            add_val_q    <= 8'd0;
+            pool_clear_q <= 1'b0;
             out_valid    <= 1'b0;
             out_data     <= 32'd0;
             out_last     <= 1'b0;
             done         <= 1'b0;
         end else begin
-            done        <= 1'b0;
-            add_valid_q <= add_valid;
-            add_chan_q  <= add_chan;
-            add_val_q   <= add_val;
-            mac_valid_q <= 1'b0;
+            done         <= 1'b0;
+            pool_clear_q <= 1'b0;
+            mac_valid_q  <= 1'b0;
             case (state_q)
                 S_IDLE: begin
-                    if (add_valid) pool_rd_q <= pool[add_chan];
-                    if (add_valid_q) pool[add_chan_q] <= pool_sum;
                     if (start) begin
                         state_q <= S_MAC;
                         k_q     <= {CLS_W{1'b0}};
@@ -111,13 +118,12 @@ module ccc_classifier #(
                 S_MAC: begin
                     // Issue the read of (k, ch); the MAC happens next cycle.
                     if (k_q != CLS[CLS_W-1:0]) begin
-                        pool_rd_q    <= pool[ch_q];
+                        pool_rd_q    <= pool_flat[ch_q*POOL_W +: POOL_W];
                         mac_w_q      <= w_rom[k_q * CH + {{(32 - CH_W) {1'b0}}, ch_q}];
                         mac_valid_q  <= 1'b1;
                         mac_k_q      <= k_q;
                         mac_ch_q     <= ch_q;
                         mac_lastch_q <= (ch_q == CH[CH_W-1:0] - 1'b1);
-                        if (k_q == CLS[CLS_W-1:0] - 1'b1) pool[ch_q] <= {POOL_W{1'b0}};
                         if (ch_q == CH[CH_W-1:0] - 1'b1) begin
                             ch_q <= {CH_W{1'b0}};
                             k_q  <= k_q + 1'b1;
@@ -131,7 +137,8 @@ module ccc_classifier #(
                             logit_q[mac_k_q] <= acc_d;
                             if (mac_k_q == {CLS_W{1'b0}} || acc_d > logit_q[best_q]) best_q <= mac_k_q;
                             if (mac_k_q == CLS[CLS_W-1:0] - 1'b1) begin
-                                state_q <= S_OUT;
+                                state_q      <= S_OUT;
+                                pool_clear_q <= 1'b1;
                                 out_i_q <= {(CLS_W + 1) {1'b0}};
                             end
                         end

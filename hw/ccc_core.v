@@ -13,8 +13,9 @@
 //      weights shift into the cells' shadow registers while this one streams, once
 //      its swap wavefront has passed every cell (double buffering);
 //   3. pool + classifier, then the logits and class index on the output stream.
-// One pixel period is TP cycles (>= 8, and >= ROWS so that rows finish on distinct
-// cycles and one writer keeps up). See docs/ACCELERATOR.md for the cycle model.
+// One pixel period is TP cycles per tile (>= 8): 8 normally, which is one 8-bit MAC per
+// cell every 8 cycles; the compiler stretches it only where two rows finishing on the
+// same cycle would write the same column memory. See docs/ACCELERATOR.md.
 module ccc_core #(
     parameter integer R        = 4,
     parameter integer C        = 4,
@@ -63,21 +64,23 @@ module ccc_core #(
     output wire                   m_axis_tlast,
     output wire                   busy,
     output wire                   done,
-    // weight memory load port: one array row {bias, columns' {weight, selector}} a word
+    // weight memory load port: one array row {write target, bias, columns' {weight,
+    // selector}} a word
     input  wire                   wl_en,
     input  wire [WM_AW-1:0]       wl_addr,
-    input  wire [C*(8+SEL_W)+31:0] wl_data,
-    // debug: every activation a layer produces, in physical channel order
-    output wire                   dbg_valid,
+    input  wire [C*(8+SEL_W)+32+1+COL_W+LANE_W+16+A_W:0] wl_data,
+    // debug: every activation a layer produces; row r holds channel dbg_row0 + r
+    output wire [R-1:0]           dbg_valid,
     output wire [LAYER_W-1:0]     dbg_layer,
-    output wire [N_W-1:0]         dbg_chan,
-    output wire [PIX_W-1:0]       dbg_pix,
-    output wire [7:0]             dbg_data,
+    output wire [N_W-1:0]         dbg_row0,
+    output wire [R*PIX_W-1:0]     dbg_pix,
+    output wire [R*8-1:0]         dbg_data,
     // debug: 0 input, 1 layers, 2 classifier/output; the layer of the running tile
     output wire [1:0]             dbg_phase,
     output wire [LAYER_W-1:0]     dbg_tile_layer
 );
-    localparam integer WM_W  = C * (8 + SEL_W) + 32;
+    localparam integer TGT_W = 1 + COL_W + LANE_W + 16 + A_W + 1;
+    localparam integer WM_W  = C * (8 + SEL_W) + 32 + TGT_W;
     // Mirrored by DRAIN_EXTRA in src/schedule.rs (the cycle model).
     localparam integer DRAIN = R + C + 16;
     localparam integer TOK_W = 1 + 3 + PIX_W + Y_W + X_W + 3;
@@ -101,13 +104,12 @@ module ccc_core #(
     wire signed [5:0]     s_shift;
     wire [7:0]            s_clamp;
     wire [TP_W-1:0]       s_tp;
-    wire [MAP_AW-1:0]     s_map_base;
 
     ccc_sched u_sched (
         .tile(tile_q), .layer(s_layer), .first(s_first), .last(s_last), .final_layer(s_final),
         .layer_end(s_layer_end), .row0(s_row0), .nrows(s_nrows), .pixels(s_pixels),
         .ho(s_ho), .wo(s_wo), .stride(s_stride), .row_step(s_row_step), .rbase(s_rbase),
-        .shift(s_shift), .clamp(s_clamp), .tp(s_tp), .map_base(s_map_base)
+        .shift(s_shift), .clamp(s_clamp), .tp(s_tp)
     );
 
     // ------------------------------------------------------------------ state
@@ -187,10 +189,6 @@ module ccc_core #(
     wire [C:0]            cg_swap;
     wire [C*ALPHA-1:0]    arr_act;
     wire [C-1:0]          arr_swap;
-    wire [C-1:0]          wr_we;
-    wire [ALPHA-1:0]      wr_be;
-    wire [A_W-1:0]        wr_addr;
-    wire [ALPHA*8-1:0]    wr_data;
     assign cg_go[0] = go0;
     assign cg_addr[0 +: A_W] = addr_q;
     assign cg_swap[0] = swap0;
@@ -212,7 +210,8 @@ module ccc_core #(
             ccc_sdp_ram #(
                 .WIDTH(ALPHA * 8), .BYTES(ALPHA), .DEPTH(A_D), .ADDR_W(A_W), .INIT_FILE("")
             ) u_amem (
-                .clk(clk), .we(wr_we[gc]), .wbe(wr_be), .waddr(wr_addr), .wdata(wr_data),
+                .clk(clk), .we(cw_we[gc]), .wbe(cw_be[gc*ALPHA +: ALPHA]),
+                .waddr(cw_addr[gc*A_W +: A_W]), .wdata(cw_data[gc*ALPHA*8 +: ALPHA*8]),
                 .re(re), .raddr(raddr), .rdata(rdata)
             );
         end
@@ -245,8 +244,14 @@ module ccc_core #(
     wire [R*Y_W-1:0]       ro_y;
     wire [R*X_W-1:0]       ro_x;
     wire [R*PIX_W-1:0]     ro_pix;
+    wire [(R+1)*TGT_W-1:0] row_tgt;
+    wire [R-1:0]           rw_valid;
+    wire [R*COL_W-1:0]     rw_col;
+    wire [R*LANE_W-1:0]    rw_lane;
+    wire [R*A_W-1:0]       rw_addr;
     assign row_tok[0 +: TOK_W] = tok_line_q[C-1];
-    assign row_bias[0 +: 32] = wm_rdata[WM_W-1 -: 32];
+    assign row_bias[0 +: 32] = wm_rdata[C*(8+SEL_W) +: 32];
+    assign row_tgt[0 +: TGT_W] = wm_rdata[WM_W-1 -: TGT_W];
 
     generate
         for (gr = 0; gr < R; gr = gr + 1) begin : g_row
@@ -254,7 +259,7 @@ module ccc_core #(
             wire [TOK_W-1:0] to;
             ccc_row_unit #(
                 .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .PSUM_D(PSUM_D),
-                .PSUM_AW(PSUM_AW)
+                .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W)
             ) u_row (
                 .clk(clk), .rst(rst),
                 .tok_valid(ti[TOK_W-1]), .tok_bit(ti[TOK_W-2 -: 3]),
@@ -267,51 +272,36 @@ module ccc_core #(
                 .psum(arr_psum[gr*PSUM_W +: PSUM_W]),
                 .ld_en(ld_en), .ld_bias_in(row_bias[gr*32 +: 32]),
                 .ld_bias_out(row_bias[(gr+1)*32 +: 32]),
+                .ld_tgt_in(row_tgt[gr*TGT_W +: TGT_W]),
+                .ld_tgt_out(row_tgt[(gr+1)*TGT_W +: TGT_W]),
+                .map_h(s_ho), .map_w(s_wo),
                 .shift(s_shift), .clamp_max(s_clamp),
                 .out_valid(ro_valid[gr]), .out_act(ro_act[gr*8 +: 8]),
                 .out_y(ro_y[gr*Y_W +: Y_W]), .out_x(ro_x[gr*X_W +: X_W]),
-                .out_pix(ro_pix[gr*PIX_W +: PIX_W])
+                .out_pix(ro_pix[gr*PIX_W +: PIX_W]),
+                .wr_valid(rw_valid[gr]), .wr_col(rw_col[gr*COL_W +: COL_W]),
+                .wr_lane(rw_lane[gr*LANE_W +: LANE_W]), .wr_addr(rw_addr[gr*A_W +: A_W])
             );
             assign row_tok[(gr+1)*TOK_W +: TOK_W] = to;
         end
     endgenerate
-    wire unused_row_end = ^{row_tok[R*TOK_W +: TOK_W], row_bias[R*32 +: 32]};
+    wire unused_row_end = ^{row_tok[R*TOK_W +: TOK_W], row_bias[R*32 +: 32],
+                            row_tgt[R*TGT_W +: TGT_W], ro_y, ro_x};
 
-    // At most one row finishes per cycle (TP >= R), so the outputs are OR-merged.
-    reg             o_valid;
-    reg [N_W-1:0]   o_row;
-    reg [7:0]       o_act;
-    reg [Y_W-1:0]   o_y;
-    reg [X_W-1:0]   o_x;
-    reg [PIX_W-1:0] o_pix;
+    // Rows that hold real filters of this layer (the last row block may be partial).
+    reg [R-1:0] row_keep;
     integer ri;
     always @(*) begin
-        o_valid = 1'b0;
-        o_row   = {N_W{1'b0}};
-        o_act   = 8'd0;
-        o_y     = {Y_W{1'b0}};
-        o_x     = {X_W{1'b0}};
-        o_pix   = {PIX_W{1'b0}};
-        for (ri = 0; ri < R; ri = ri + 1) begin
-            if (ro_valid[ri]) begin
-                o_valid = 1'b1;
-                o_row   = o_row | ri[N_W-1:0];
-                o_act   = o_act | ro_act[ri*8 +: 8];
-                o_y     = o_y | ro_y[ri*Y_W +: Y_W];
-                o_x     = o_x | ro_x[ri*X_W +: X_W];
-                o_pix   = o_pix | ro_pix[ri*PIX_W +: PIX_W];
-            end
-        end
+        for (ri = 0; ri < R; ri = ri + 1)
+            row_keep[ri] = ({1'b0, s_row0} + ri[N_W:0]) < s_nrows;
     end
-    wire [N_W:0] o_chan_w = {1'b0, s_row0} + {1'b0, o_row};
-    wire         o_keep = o_valid && (o_chan_w < s_nrows);
-    wire [N_W-1:0] o_chan = o_chan_w[N_W-1:0];
+    wire [R-1:0] ro_keep = ro_valid & row_keep;
 
-    assign dbg_valid = o_keep;
+    assign dbg_valid = ro_keep;
     assign dbg_layer = s_layer;
-    assign dbg_chan  = o_chan;
-    assign dbg_pix   = o_pix;
-    assign dbg_data  = o_act;
+    assign dbg_row0  = s_row0;
+    assign dbg_pix   = ro_pix;
+    assign dbg_data  = ro_act;
     assign dbg_phase = (state_q == S_INPUT) ? 2'd0 : (state_q == S_CLASSIFY) ? 2'd2 : 2'd1;
     assign dbg_tile_layer = s_layer;
 
@@ -321,16 +311,12 @@ module ccc_core #(
     wire in_fire = in_phase && !in_done_q && s_axis_tvalid && wr_ready;
     assign s_axis_tready = in_phase && !in_done_q && wr_ready;
 
-    wire              wq_valid = in_phase ? in_fire : (o_keep && !s_final);
-    wire [N_W-1:0]    wq_chan  = in_phase ? in_c_q : o_chan;
-    wire [Y_W-1:0]    wq_y     = in_phase ? in_y_q : o_y;
-    wire [X_W-1:0]    wq_x     = in_phase ? in_x_q : o_x;
-    wire [PIX_W-1:0]  wq_pix   = in_phase ? in_pix_q : o_pix;
-    wire [7:0]        wq_val   = in_phase ? s_axis_tdata : o_act;
-    wire [MAP_AW-1:0] wq_base  = in_phase ? IN_MAP[MAP_AW-1:0] : s_map_base;
-    wire [WPC_W-1:0]  wq_wpc   = in_phase ? IN_WPC[WPC_W-1:0] : {{(WPC_W - 1) {1'b0}}, 1'b1};
-    wire [Y_W-1:0]    wq_h     = in_phase ? IN_H[Y_W-1:0] : s_ho;
-    wire [X_W-1:0]    wq_w     = in_phase ? IN_W[X_W-1:0] : s_wo;
+    // The writer serves the input phase (K*K taps per pixel for a KxK first layer);
+    // layers write through their rows' own targets below.
+    wire [C-1:0]       iw_we;
+    wire [ALPHA-1:0]   iw_be;
+    wire [A_W-1:0]     iw_addr;
+    wire [ALPHA*8-1:0] iw_data;
 
     wire [MAP_AW-1:0]  map_index;
     wire               map_valid;
@@ -348,23 +334,60 @@ module ccc_core #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
         .MAP_AW(MAP_AW), .COL_W(COL_W), .LANE_W(LANE_W), .WPC_W(WPC_W)
     ) u_writer (
-        .clk(clk), .rst(rst), .req_valid(wq_valid), .req_ready(wr_ready),
-        .req_chan(wq_chan), .req_y(wq_y), .req_x(wq_x), .req_pix(wq_pix), .req_val(wq_val),
-        .req_map_base(wq_base), .req_wpc(wq_wpc), .req_h(wq_h), .req_w(wq_w),
+        .clk(clk), .rst(rst), .req_valid(in_fire), .req_ready(wr_ready),
+        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_pix(in_pix_q),
+        .req_val(s_axis_tdata), .req_map_base(IN_MAP[MAP_AW-1:0]),
+        .req_wpc(IN_WPC[WPC_W-1:0]), .req_h(IN_H[Y_W-1:0]), .req_w(IN_W[X_W-1:0]),
         .map_index(map_index), .map_valid(map_valid), .map_col(map_col), .map_lane(map_lane),
         .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
-        .mem_we(wr_we), .mem_be(wr_be), .mem_waddr(wr_addr), .mem_wdata(wr_data),
+        .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data),
         .busy(wr_busy)
     );
+
+    // Column memory write ports: the input writer, or the rows whose outputs target
+    // that column this cycle (the compiler's pixel period guarantees at most one).
+    reg [C-1:0]       cw_we;
+    reg [C*ALPHA-1:0] cw_be;
+    reg [C*A_W-1:0]   cw_addr;
+    reg [C*ALPHA*8-1:0] cw_data;
+    integer wc, wr, wl;
+    always @(*) begin
+        cw_we   = {C{1'b0}};
+        cw_be   = {C*ALPHA{1'b0}};
+        cw_addr = {C*A_W{1'b0}};
+        cw_data = {C*ALPHA*8{1'b0}};
+        for (wc = 0; wc < C; wc = wc + 1) begin
+            if (in_phase) begin
+                cw_we[wc] = iw_we[wc];
+                cw_be[wc*ALPHA +: ALPHA] = iw_be;
+                cw_addr[wc*A_W +: A_W] = iw_addr;
+                cw_data[wc*ALPHA*8 +: ALPHA*8] = iw_data;
+            end else begin
+                for (wr = 0; wr < R; wr = wr + 1) begin
+                    if (rw_valid[wr] && row_keep[wr] && !s_final &&
+                        rw_col[wr*COL_W +: COL_W] == wc[COL_W-1:0]) begin
+                        cw_we[wc] = 1'b1;
+                        cw_addr[wc*A_W +: A_W] = cw_addr[wc*A_W +: A_W] | rw_addr[wr*A_W +: A_W];
+                        for (wl = 0; wl < ALPHA; wl = wl + 1) begin
+                            if (rw_lane[wr*LANE_W +: LANE_W] == wl[LANE_W-1:0])
+                                cw_be[wc*ALPHA + wl] = 1'b1;
+                            cw_data[(wc*ALPHA + wl)*8 +: 8] =
+                                cw_data[(wc*ALPHA + wl)*8 +: 8] | ro_act[wr*8 +: 8];
+                        end
+                    end
+                end
+            end
+        end
+    end
 
     // ------------------------------------------------------------------ classifier
     wire cls_busy;
     ccc_classifier #(
-        .CH(CH), .CH_W(CH_W), .CLS(CLS), .CLS_W(CLS_W), .POOL_W(POOL_W),
+        .CH(CH), .CH_W(CH_W), .R(R), .N_W(N_W), .CLS(CLS), .CLS_W(CLS_W), .POOL_W(POOL_W),
         .W_FILE(CW_FILE), .B_FILE(CB_FILE)
     ) u_cls (
         .clk(clk), .rst(rst),
-        .add_valid(o_keep && s_final), .add_chan(o_chan[CH_W-1:0]), .add_val(o_act),
+        .add_valid(ro_keep & {R{s_final}}), .add_val(ro_act), .add_row0(s_row0),
         .start(cls_start_q), .busy(cls_busy),
         .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(m_axis_tdata),
         .out_last(m_axis_tlast), .done(done)

@@ -1,10 +1,14 @@
 // ccc_row_unit — everything at the right end of one array row (hand-written primitive
 // of ccc): the control token for this row (it arrives together with the row's
-// bit-plane sums and moves on to the next row one cycle later), the bias shadow chain
-// (loaded with the weights, swapped with the tile's first bit-plane), the partial-sum
-// memory for vertical tiling (one word per output pixel) and the row-end
-// accumulate/requantize unit. A finished activation leaves on `out_*` one cycle after
-// bit-plane 7; partial sums of non-final column blocks go to the psum memory.
+// bit-plane sums and moves on to the next row one cycle later), the shadow chain of the
+// row's bias and write target (loaded with the weights, swapped with the tile's first
+// bit-plane), the partial-sum memory for vertical tiling (one word per output pixel) and
+// the row-end accumulate/requantize unit. A finished activation leaves on `out_*` two
+// cycles after bit-plane 7, together with its shift-on-write request (`wr_*`): the
+// column memory, byte lane and word address of the one next-layer tap that reads this
+// row's channel, already displaced by that tap's (dy, dx); no request when the position
+// falls outside the map or no tap reads the channel. Partial sums of non-final column
+// blocks go to the psum memory instead.
 module ccc_row_unit #(
     parameter integer PSUM_W  = 14,
     parameter integer PIX_W   = 10,
@@ -13,7 +17,12 @@ module ccc_row_unit #(
     // Partial-sum words per row: the most output pixels of any layer tiled along groups
     // (partial sums live between its column blocks); 0 when no layer is.
     parameter integer PSUM_D  = 1024,
-    parameter integer PSUM_AW = 10
+    parameter integer PSUM_AW = 10,
+    parameter integer A_W     = 10,
+    parameter integer COL_W   = 2,
+    parameter integer LANE_W  = 3,
+    // {valid, col, lane, dy[7:0], dx[7:0], offset[A_W:0]}
+    parameter integer TGT_W   = 1 + COL_W + LANE_W + 16 + A_W + 1
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -41,6 +50,11 @@ module ccc_row_unit #(
     input  wire                     ld_en,
     input  wire [31:0]              ld_bias_in,
     output wire [31:0]              ld_bias_out,
+    input  wire [TGT_W-1:0]         ld_tgt_in,
+    output wire [TGT_W-1:0]         ld_tgt_out,
+    // size of the map this layer writes (for the displaced-position bounds)
+    input  wire [Y_W-1:0]           map_h,
+    input  wire [X_W-1:0]           map_w,
     // layer constants (stable while a tile runs)
     input  wire signed [5:0]        shift,
     input  wire [7:0]               clamp_max,
@@ -49,7 +63,11 @@ module ccc_row_unit #(
     output reg  [7:0]               out_act,
     output reg  [Y_W-1:0]           out_y,
     output reg  [X_W-1:0]           out_x,
-    output reg  [PIX_W-1:0]         out_pix
+    output reg  [PIX_W-1:0]         out_pix,
+    output reg                      wr_valid,
+    output reg  [COL_W-1:0]         wr_col,
+    output reg  [LANE_W-1:0]        wr_lane,
+    output reg  [A_W-1:0]           wr_addr
 );
     reg [31:0] bias_shadow_q;
     reg [31:0] bias_q;
@@ -59,6 +77,23 @@ module ccc_row_unit #(
     reg [X_W-1:0]   x_q;
 
     assign ld_bias_out = bias_shadow_q;
+
+    reg [TGT_W-1:0] tgt_shadow_q;
+    reg [TGT_W-1:0] tgt_q;
+    assign ld_tgt_out = tgt_shadow_q;
+    wire                 t_valid  = tgt_q[TGT_W-1];
+    wire [COL_W-1:0]     t_col    = tgt_q[TGT_W-2 -: COL_W];
+    wire [LANE_W-1:0]    t_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
+    wire signed [7:0]    t_dy     = tgt_q[A_W+16 -: 8];
+    wire signed [7:0]    t_dx     = tgt_q[A_W+8 -: 8];
+    wire [A_W:0]         t_offset = tgt_q[A_W:0];
+    // Displaced position of the finished pixel, and its word address.
+    wire signed [Y_W+8:0] ty = $signed({9'd0, y_q}) - {{(Y_W + 1) {t_dy[7]}}, t_dy};
+    wire signed [X_W+8:0] tx = $signed({9'd0, x_q}) - {{(X_W + 1) {t_dx[7]}}, t_dx};
+    wire in_map = (ty >= 0) && (ty < $signed({9'd0, map_h})) &&
+                  (tx >= 0) && (tx < $signed({9'd0, map_w}));
+    wire [A_W:0] taddr = {{(A_W + 1 - PIX_W) {1'b0}}, pix_q} + t_offset;
+    wire unused_taddr_sign = taddr[A_W];
 
     // Partial sums: read at bit-plane 0, used at bit-plane 7, written after it.
     wire                   re_valid;
@@ -120,6 +155,12 @@ module ccc_row_unit #(
             tok_swap_o    <= 1'b0;
             bias_shadow_q <= 32'd0;
             bias_q        <= 32'd0;
+            tgt_shadow_q  <= {TGT_W{1'b0}};
+            tgt_q         <= {TGT_W{1'b0}};
+            wr_valid      <= 1'b0;
+            wr_col        <= {COL_W{1'b0}};
+            wr_lane       <= {LANE_W{1'b0}};
+            wr_addr       <= {A_W{1'b0}};
             first_q       <= 1'b0;
             pix_q         <= {PIX_W{1'b0}};
             y_q           <= {Y_W{1'b0}};
@@ -138,8 +179,14 @@ module ccc_row_unit #(
             tok_first_o <= tok_first;
             tok_last_o  <= tok_last;
             tok_swap_o  <= tok_swap;
-            if (ld_en) bias_shadow_q <= ld_bias_in;
-            if (tok_swap) bias_q <= bias_shadow_q;
+            if (ld_en) begin
+                bias_shadow_q <= ld_bias_in;
+                tgt_shadow_q  <= ld_tgt_in;
+            end
+            if (tok_swap) begin
+                bias_q <= bias_shadow_q;
+                tgt_q  <= tgt_shadow_q;
+            end
             if (tok_valid && tok_bit == 3'd0) begin
                 first_q <= tok_first;
                 pix_q   <= tok_pix;
@@ -151,6 +198,10 @@ module ccc_row_unit #(
             out_y     <= y_q;
             out_x     <= x_q;
             out_pix   <= pix_q;
+            wr_valid  <= re_valid & re_last & t_valid & in_map;
+            wr_col    <= t_col;
+            wr_lane   <= t_lane;
+            wr_addr   <= taddr[A_W-1:0];
         end
     end
 endmodule

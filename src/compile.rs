@@ -129,7 +129,19 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
     let schedule = schedule(&packed, array);
-    let report = report::build(&packed, array, &path.display().to_string());
+    // The dense baseline (same array, no combining) for the report's comparison.
+    let dense = if popts.dense {
+        packed.clone()
+    } else {
+        pack_network(
+            &qnet,
+            &PackOptions {
+                dense: true,
+                ..popts.clone()
+            },
+        )?
+    };
+    let report = report::build(&packed, &dense, array, &path.display().to_string());
     Ok(Compiled {
         source: path.to_path_buf(),
         options: o.clone(),

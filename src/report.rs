@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::pack::network::{PackedLayer, PackedNet};
+use crate::pack::network::PackedNet;
 use crate::reference::Accuracy;
-use crate::schedule::{ArrayShape, classifier_cycles, layer_cycles, tile_count};
+use crate::schedule::{ArrayShape, classifier_cycles, schedule_layer, tile_count};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Metrics {
@@ -74,16 +74,23 @@ fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
     }
 }
 
-fn layer_metrics(l: &PackedLayer, a: ArrayShape) -> (Metrics, Metrics) {
+/// Metrics of layer `i`: the dense baseline `dense` (every nonzero column its own array
+/// column) and the packed network `net`, each with its own exact schedule.
+fn layer_metrics(
+    net: &PackedNet,
+    dense: &PackedNet,
+    i: usize,
+    a: ArrayShape,
+) -> (Metrics, Metrics) {
+    let l = &net.layers[i];
     let n = l.rows();
-    let p = l.output.pixels();
     let ut = tile_count(n, l.nonzero_columns, a);
     let unpacked = Metrics {
         nonzeros: l.nnz_unpacked,
         columns: l.nonzero_columns,
         tiles: ut,
         utilization: utilization(l.nnz_unpacked, ut, a),
-        cycles: layer_cycles(n, l.nonzero_columns, p, a),
+        cycles: schedule_layer(dense, i, a).cycles,
         ..Metrics::default()
     };
     let s = &l.stats;
@@ -98,7 +105,7 @@ fn layer_metrics(l: &PackedLayer, a: ArrayShape) -> (Metrics, Metrics) {
         pruned_l1_fraction: s.pruned_l1_fraction(),
         conflicts: s.conflicts.iter().sum(),
         max_group_conflicts: s.conflicts.iter().copied().max().unwrap_or(0),
-        cycles: layer_cycles(n, g, p, a),
+        cycles: schedule_layer(net, i, a).cycles,
     };
     (unpacked, packed)
 }
@@ -119,10 +126,10 @@ fn total(ms: &[&Metrics], a: ArrayShape, extra_cycles: u64, l1: (f64, f64)) -> M
     }
 }
 
-pub fn build(net: &PackedNet, a: ArrayShape, source: &str) -> Report {
+pub fn build(net: &PackedNet, dense: &PackedNet, a: ArrayShape, source: &str) -> Report {
     let mut layers = Vec::new();
     for (i, l) in net.layers.iter().enumerate() {
-        let (unpacked, packed) = layer_metrics(l, a);
+        let (unpacked, packed) = layer_metrics(net, dense, i, a);
         layers.push(LayerReport {
             layer: i,
             conv_index: l.conv_index,

@@ -4,9 +4,12 @@
 //!
 //! Timing model — exact for the emitted RTL (`hw/ccc_core.v`); `ccc simulate` measures
 //! the same phases and tests hold the two equal:
-//! * A pixel period is `TP = max(8, R)` cycles: 8 bit-planes (activations are
-//!   bit-serial, so each cell does one 8-bit MAC per 8 cycles), stretched to R so that
-//!   the R rows finish on distinct cycles and one shift-on-write port keeps up.
+//! * A pixel period is `TP` cycles, 8 bit-planes (activations are bit-serial, so each
+//!   cell does one 8-bit MAC per 8 cycles). Row r finishes pixel p at t0 + TP·p + r, so
+//!   rows r and r + TP finish together; each writes its value into the column memory of
+//!   the next-layer tap that reads its channel, one write port per memory. TP is the
+//!   smallest period ≥ 8 for which no two rows finishing together target the same
+//!   memory ([`tile_period`]); usually 8.
 //! * A tile costs `1 + P·TP + (R + C + 16)`: one cycle to start, P output pixels, and
 //!   the drain of the systolic pipeline (column skew, row skew, row-end, writer).
 //!   Weights are double-buffered in the cells' shadow registers: the next tile's R rows
@@ -19,7 +22,7 @@
 
 use serde::Serialize;
 
-use crate::pack::network::{PackedLayer, PackedNet};
+use crate::pack::network::PackedNet;
 
 /// Activation width on the bit-serial lines.
 pub const ACT_BITS: u64 = 8;
@@ -27,9 +30,41 @@ pub const ACT_BITS: u64 = 8;
 /// `hw/ccc_core.v`: feed latency, row-end, requantizer, writer and pool pipelines).
 pub const DRAIN_EXTRA: u64 = 16;
 
-/// Cycles per output pixel on an array of `rows` rows (see module docs).
-pub fn pixel_period(rows: usize) -> u64 {
-    (rows as u64).max(ACT_BITS)
+/// For each physical output channel of layer `l`: the array column whose tap-buffer
+/// memory its value is written to (the column of the next layer's group that reads it),
+/// or `None` (no reader, or the last layer, which feeds the pool).
+pub fn write_columns(net: &PackedNet, l: usize, a: ArrayShape) -> Vec<Option<usize>> {
+    let mut cols = vec![None; net.layers[l].output.c];
+    if let Some(next) = net.layers.get(l + 1) {
+        for g in 0..next.groups_len() {
+            for t in &next.taps[next.group_offsets[g]..next.group_offsets[g + 1]] {
+                cols[t.channel] = Some(g % a.cols);
+            }
+        }
+    }
+    cols
+}
+
+/// Smallest pixel period ≥ 8 for a tile whose rows `row0..row0 + R` write the given
+/// columns: rows r1 < r2 finish together when TP divides r2 − r1, and must then write
+/// different column memories.
+pub fn tile_period(cols: &[Option<usize>], row0: usize, a: ArrayShape) -> u64 {
+    let rows: Vec<Option<usize>> = (0..a.rows)
+        .map(|r| cols.get(row0 + r).copied().flatten())
+        .collect();
+    let mut tp = ACT_BITS as usize;
+    'search: loop {
+        for r1 in 0..rows.len() {
+            let Some(c1) = rows[r1] else { continue };
+            for r2 in (r1 + tp..rows.len()).step_by(tp) {
+                if rows[r2] == Some(c1) {
+                    tp += 1;
+                    continue 'search;
+                }
+            }
+        }
+        return tp as u64;
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -50,6 +85,8 @@ pub struct Tile {
     pub first: bool,
     /// Last column block: the accumulators requantize and write the outputs.
     pub last: bool,
+    /// Cycles per output pixel.
+    pub tp: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,37 +114,45 @@ pub fn tile_count(n: usize, g: usize, a: ArrayShape) -> usize {
     n.div_ceil(a.rows) * g.div_ceil(a.cols)
 }
 
-/// Cycles of one layer of N filters and G groups over P output pixels.
-pub fn layer_cycles(n: usize, g: usize, pixels: usize, a: ArrayShape) -> u64 {
-    let tiles = tile_count(n, g, a) as u64;
-    let (r, c) = (a.rows as u64, a.cols as u64);
-    tiles * (1 + pixels as u64 * pixel_period(a.rows) + r + c + DRAIN_EXTRA)
+/// Cycles of one tile over P output pixels at pixel period `tp`.
+pub fn tile_cycles(pixels: usize, tp: u64, a: ArrayShape) -> u64 {
+    1 + pixels as u64 * tp + a.rows as u64 + a.cols as u64 + DRAIN_EXTRA
 }
 
-pub fn schedule_layer(l: &PackedLayer, a: ArrayShape) -> LayerSchedule {
+pub fn schedule_layer(net: &PackedNet, li: usize, a: ArrayShape) -> LayerSchedule {
+    let l = &net.layers[li];
+    let cols = write_columns(net, li, a);
     let (n, g) = (l.rows(), l.groups_len());
     let (row_blocks, col_blocks) = (n.div_ceil(a.rows), g.div_ceil(a.cols));
     let mut tiles = Vec::with_capacity(row_blocks * col_blocks);
     for rb in 0..row_blocks {
         for cb in 0..col_blocks {
             let (row0, col0) = (rb * a.rows, cb * a.cols);
+            let last = cb + 1 == col_blocks;
             tiles.push(Tile {
                 row0,
                 rows: a.rows.min(n - row0),
                 col0,
                 cols: a.cols.min(g - col0),
                 first: cb == 0,
-                last: cb + 1 == col_blocks,
+                last,
+                // Only the last column block writes activations.
+                tp: if last {
+                    tile_period(&cols, row0, a)
+                } else {
+                    ACT_BITS
+                },
             });
         }
     }
+    let pixels = l.output.pixels();
     LayerSchedule {
         conv_index: l.conv_index,
-        pixels: l.output.pixels(),
+        pixels,
         row_blocks,
         col_blocks,
+        cycles: tiles.iter().map(|t| tile_cycles(pixels, t.tp, a)).sum(),
         tiles,
-        cycles: layer_cycles(n, g, l.output.pixels(), a),
     }
 }
 
@@ -127,7 +172,9 @@ pub fn input_cycles(net: &PackedNet) -> u64 {
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
-    let layers: Vec<LayerSchedule> = net.layers.iter().map(|l| schedule_layer(l, a)).collect();
+    let layers: Vec<LayerSchedule> = (0..net.layers.len())
+        .map(|l| schedule_layer(net, l, a))
+        .collect();
     let classifier = classifier_cycles(net.classes, net.classifier.pool_input.c);
     let input = if net.layers.is_empty() {
         net.input.len() as u64
@@ -157,16 +204,25 @@ mod tests {
     }
 
     #[test]
-    fn steady_state_is_eight_cycles_per_pixel_up_to_eight_rows() {
-        let a = ArrayShape { rows: 4, cols: 4 };
-        assert_eq!(
-            layer_cycles(4, 4, 2000, a) - layer_cycles(4, 4, 1000, a),
-            8 * 1000
-        );
+    fn steady_state_is_eight_cycles_per_pixel() {
         let a = ArrayShape { rows: 16, cols: 4 };
-        assert_eq!(
-            layer_cycles(16, 4, 2000, a) - layer_cycles(16, 4, 1000, a),
-            16 * 1000
-        );
+        assert_eq!(tile_cycles(2000, 8, a) - tile_cycles(1000, 8, a), 8 * 1000);
+    }
+
+    #[test]
+    fn period_stretches_only_for_colliding_rows() {
+        let a = ArrayShape { rows: 16, cols: 4 };
+        // Rows r and r + 8 write different columns: full rate.
+        let cols: Vec<Option<usize>> = (0..16).map(|r| Some(r / 8)).collect();
+        assert_eq!(tile_period(&cols, 0, a), 8);
+        // Every row writes column 0: rows must never finish together.
+        let same = vec![Some(0); 16];
+        assert_eq!(tile_period(&same, 0, a), 16);
+        // Rows 0 and 8 share a column: 8 collides, 9 does not.
+        let mut c = vec![None; 16];
+        (c[0], c[8]) = (Some(1), Some(1));
+        assert_eq!(tile_period(&c, 0, a), 9);
+        // Channels past the layer's end (a partial last row block) are ignored.
+        assert_eq!(tile_period(&same[..5], 0, a), 8);
     }
 }

@@ -15,6 +15,23 @@
 #include "verilated_vcd_c.h"
 #endif
 
+// Built with -DROWS=<array rows> -DPIX_W=<pixel index width> (see OUT/tb/Makefile).
+
+// Bits [lsb, lsb + w) of a Verilated signal: narrow ones are plain integers, wide ones
+// are arrays of 32-bit words.
+static uint64_t field(uint64_t v, int lsb, int w) {
+    return (v >> lsb) & (w >= 64 ? ~0ull : ((1ull << w) - 1));
+}
+template <std::size_t N>
+static uint64_t field(const VlWide<N>& v, int lsb, int w) {
+    uint64_t r = 0;
+    for (int i = 0; i < w; i++) {
+        const int b = lsb + i;
+        if ((v[b / 32] >> (b % 32)) & 1u) r |= 1ull << i;
+    }
+    return r;
+}
+
 int main(int argc, char** argv) {
     if (argc < 4) {
         std::fprintf(stderr, "usage: %s images.hex n_images bytes_per_image [limit] [vcd]\n", argv[0]);
@@ -76,9 +93,12 @@ int main(int argc, char** argv) {
         top->s_axis_tdata = top->s_axis_tvalid ? pixels[in_idx] : 0;
         top->eval();
         const bool fire = top->s_axis_tvalid && top->s_axis_tready;
-        if (top->dbg_valid)
-            std::printf("DBG %ld %u %u %u %u\n", out_img, (unsigned)top->dbg_layer, (unsigned)top->dbg_chan,
-                        (unsigned)top->dbg_pix, (unsigned)top->dbg_data);
+        for (int r = 0; r < ROWS; r++) {
+            if (field(top->dbg_valid, r, 1))
+                std::printf("DBG %ld %u %u %u %u\n", out_img, (unsigned)top->dbg_layer,
+                            (unsigned)(top->dbg_row0 + r), (unsigned)field(top->dbg_pix, r * PIX_W, PIX_W),
+                            (unsigned)field(top->dbg_data, r * 8, 8));
+        }
         if (top->dbg_phase != last_phase || (int)top->dbg_tile_layer != last_layer) {
             std::printf("EV %ld %u %u\n", cycle, (unsigned)top->dbg_phase, (unsigned)top->dbg_tile_layer);
             last_phase = top->dbg_phase;

@@ -30,10 +30,12 @@ module tb_ccc_top;
 
     wire s_ready, m_valid, m_last, busy, done;
     wire [31:0] m_data;
-    wire dbg_valid;
+    wire [`ROWS-1:0] dbg_valid;
     wire [1:0] dbg_phase;
-    wire [31:0] dbg_layer, dbg_chan, dbg_pix, dbg_tile_layer;
-    wire [7:0] dbg_data;
+    wire [31:0] dbg_layer, dbg_row0, dbg_tile_layer;
+    wire [`ROWS*`PIX_W-1:0] dbg_pix;
+    wire [`ROWS*8-1:0] dbg_data;
+    integer ri;
     wire s_valid = (in_idx < n_images * image_bytes);
 
     ccc_top dut (
@@ -42,13 +44,12 @@ module tb_ccc_top;
         .m_axis_tvalid(m_valid), .m_axis_tready(1'b1), .m_axis_tdata(m_data),
         .m_axis_tlast(m_last), .busy(busy), .done(done),
         .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
-        .dbg_valid(dbg_valid), .dbg_layer(dbg_layer[`LAYER_W-1:0]), .dbg_chan(dbg_chan[`N_W-1:0]),
-        .dbg_pix(dbg_pix[`PIX_W-1:0]), .dbg_data(dbg_data), .dbg_phase(dbg_phase),
+        .dbg_valid(dbg_valid), .dbg_layer(dbg_layer[`LAYER_W-1:0]), .dbg_row0(dbg_row0[`N_W-1:0]),
+        .dbg_pix(dbg_pix), .dbg_data(dbg_data), .dbg_phase(dbg_phase),
         .dbg_tile_layer(dbg_tile_layer[`LAYER_W-1:0])
     );
     assign dbg_layer[31:`LAYER_W] = 0;
-    assign dbg_chan[31:`N_W] = 0;
-    assign dbg_pix[31:`PIX_W] = 0;
+    assign dbg_row0[31:`N_W] = 0;
     assign dbg_tile_layer[31:`LAYER_W] = 0;
 
     always #5 clk = ~clk;
@@ -57,7 +58,11 @@ module tb_ccc_top;
         if (!rst) begin
             cycle <= cycle + 1;
             if (s_valid && s_ready) in_idx <= in_idx + 1;
-            if (dbg_valid) $display("DBG %0d %0d %0d %0d %0d", out_img, dbg_layer, dbg_chan, dbg_pix, dbg_data);
+            for (ri = 0; ri < `ROWS; ri = ri + 1) begin
+                if (dbg_valid[ri])
+                    $display("DBG %0d %0d %0d %0d %0d", out_img, dbg_layer, dbg_row0 + ri,
+                             dbg_pix[ri*`PIX_W +: `PIX_W], dbg_data[ri*8 +: 8]);
+            end
             if (dbg_phase != last_phase || dbg_tile_layer != last_layer) begin
                 $display("EV %0d %0d %0d", cycle, dbg_phase, dbg_tile_layer);
                 last_phase <= dbg_phase;

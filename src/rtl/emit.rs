@@ -12,7 +12,7 @@ use super::cell::{CellParams, ceil_log2, render_array, render_cell};
 use crate::compile::Compiled;
 use crate::output::OutDir;
 use crate::pack::network::PackedNet;
-use crate::schedule::{ArrayShape, Schedule, pixel_period};
+use crate::schedule::{ArrayShape, Schedule};
 
 /// Hand-written primitives, in dependency order (file name, text).
 pub const HW_FILES: [(&str, &str); 7] = [
@@ -58,7 +58,16 @@ struct TileRow {
     shift_lit: String,
     clamp: i32,
     tp: usize,
-    map_base: usize,
+}
+
+/// Where a value goes in a tap buffer (see `ccc_writer` / `ccc_row_unit`).
+#[derive(Clone, Debug)]
+struct Target {
+    col: usize,
+    lane: usize,
+    dy: i64,
+    dx: i64,
+    offset: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -134,7 +143,12 @@ pub fn render_all(
     }
     let alpha = net.layers.iter().map(|l| l.alpha).max().unwrap_or(1).max(1);
     let cp = CellParams::for_array(alpha, c);
-    let tp = pixel_period(r) as usize;
+    let tp = sched
+        .layers
+        .iter()
+        .flat_map(|l| l.tiles.iter().map(|t| t.tp as usize))
+        .max()
+        .unwrap_or(8);
     let nl = net.layers.len();
 
     // Tap-buffer regions: layer l's column blocks, each a full input map.
@@ -173,15 +187,11 @@ pub fn render_all(
         .max(r);
     let (y_w, x_w, n_w) = (bits(max_h), bits(max_w), bits(max_ch));
 
-    // Write map: input image section, then one section per layer feeding another.
-    let mut entries: Vec<MapEntry> = Vec::new();
-    let push_entry = |entries: &mut Vec<MapEntry>,
-                      index: usize,
-                      l_reader: usize,
-                      u: usize,
-                      width: usize,
-                      what: String|
-     -> Result<()> {
+    let col_w = ceil_log2(c).max(1);
+    let lane_w = ceil_log2(alpha).max(1);
+    // Shift-on-write target of packed tap `u` of layer `l_reader`, written from a map of
+    // width `width`: its column memory, lane, (dy, dx) and base - (dy·width + dx).
+    let target = |l_reader: usize, u: usize, width: usize| -> Result<Target> {
         let reader = &net.layers[l_reader];
         let g = reader.group_offsets.partition_point(|&o| o <= u) - 1;
         let tap = reader.taps[u];
@@ -193,18 +203,16 @@ pub fn render_all(
             );
         }
         let base = region[l_reader] + (g / c) * reader.input.pixels();
-        let offset = base as i64 - (tap.dy * width as i64 + tap.dx);
-        entries.push(MapEntry {
-            index,
+        Ok(Target {
             col: g % c,
             lane: u - reader.group_offsets[g],
-            dy_lit: slit(8, tap.dy),
-            dx_lit: slit(8, tap.dx),
-            offset_lit: slit(a_w + 1, offset),
-            what,
-        });
-        Ok(())
+            dy: tap.dy,
+            dx: tap.dx,
+            offset: base as i64 - (tap.dy * width as i64 + tap.dx),
+        })
     };
+
+    // Write map of the input image: `in_wpc` entries per channel.
     let first = &net.layers[0];
     let in_c = first.input.c;
     let mut per_channel: Vec<Vec<usize>> = vec![Vec::new(); in_c];
@@ -212,53 +220,51 @@ pub fn render_all(
         per_channel[t.channel].push(u);
     }
     let in_wpc = per_channel.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mut entries: Vec<MapEntry> = Vec::new();
     for (ch, us) in per_channel.iter().enumerate() {
         for (k, &u) in us.iter().enumerate() {
-            push_entry(
-                &mut entries,
-                ch * in_wpc + k,
-                0,
-                u,
-                first.input.w,
-                format!("input channel {ch} -> layer 0 tap {u}"),
-            )?;
+            let t = target(0, u, first.input.w)?;
+            entries.push(MapEntry {
+                index: ch * in_wpc + k,
+                col: t.col,
+                lane: t.lane,
+                dy_lit: slit(8, t.dy),
+                dx_lit: slit(8, t.dx),
+                offset_lit: slit(a_w + 1, t.offset),
+                what: format!("input channel {ch} -> layer 0 tap {u}"),
+            });
         }
     }
-    let mut map_base = vec![0usize; nl];
-    let mut next_index = in_c * in_wpc;
-    for (l, base) in map_base.iter_mut().enumerate().take(nl.saturating_sub(1)) {
-        *base = next_index;
-        let reader = &net.layers[l + 1];
-        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); net.layers[l].output.c];
-        for (u, t) in reader.taps.iter().enumerate() {
-            readers[t.channel].push(u);
-        }
-        for (n, us) in readers.iter().enumerate() {
-            match us.as_slice() {
-                [] => {}
-                [u] => push_entry(
-                    &mut entries,
-                    next_index + n,
-                    l + 1,
-                    *u,
-                    net.layers[l].output.w,
-                    format!("layer {l} channel {n} -> layer {} tap {u}", l + 1),
-                )?,
-                _ => bail!(
-                    "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer",
-                    net.name,
-                    l + 1,
-                    us.len()
-                ),
+    let map_aw = bits((in_c * in_wpc).max(1) - 1);
+
+    // Each layer's rows write their channel to the one next-layer tap that reads it.
+    let mut row_targets: Vec<Vec<Option<Target>>> = Vec::with_capacity(nl);
+    for l in 0..nl {
+        let mut t: Vec<Option<Target>> = vec![None; net.layers[l].output.c];
+        if let Some(reader) = net.layers.get(l + 1) {
+            let mut readers: Vec<Vec<usize>> = vec![Vec::new(); net.layers[l].output.c];
+            for (u, tap) in reader.taps.iter().enumerate() {
+                readers[tap.channel].push(u);
+            }
+            for (n, us) in readers.iter().enumerate() {
+                match us.as_slice() {
+                    [] => {}
+                    [u] => t[n] = Some(target(l + 1, *u, net.layers[l].output.w)?),
+                    _ => bail!(
+                        "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer (compile with --no-rtl for reports only)",
+                        net.name,
+                        l + 1,
+                        us.len()
+                    ),
+                }
             }
         }
-        next_index += net.layers[l].output.c;
+        row_targets.push(t);
     }
-    let map_entries = next_index.max(1);
-    let map_aw = bits(map_entries - 1);
 
-    // Schedule rows and weight words.
-    let wm_w = c * (8 + cp.sel_w) + 32;
+    // Schedule rows and weight words: {target, bias, columns' {weight, selector}}.
+    let tgt_w = 1 + col_w + lane_w + 16 + a_w + 1;
+    let wm_w = c * (8 + cp.sel_w) + 32 + tgt_w;
     let mut tiles = Vec::new();
     let mut words: Vec<String> = Vec::new();
     for (li, (l, ls)) in net.layers.iter().zip(&sched.layers).enumerate() {
@@ -283,8 +289,7 @@ pub fn render_all(
                 rbase: region[li] + cb * l.input.pixels(),
                 shift_lit: slit(6, l.shift as i64),
                 clamp: l.clamp_max,
-                tp,
-                map_base: map_base[li],
+                tp: t.tp as usize,
             });
             // One word per array row, bottom row first (the shadow chain shifts down).
             for rr in (0..r).rev() {
@@ -296,7 +301,17 @@ pub fn render_all(
                     }
                 };
                 if row < n {
-                    put(wm_w - 32, 32, l.bias[row] as u32 as u64);
+                    let bias_at = c * (8 + cp.sel_w);
+                    put(bias_at, 32, l.bias[row] as u32 as u64);
+                    if let Some(tg) = &row_targets[li][row] {
+                        let at = bias_at + 32;
+                        put(at, a_w + 1, tg.offset as u64);
+                        put(at + a_w + 1, 8, tg.dx as u8 as u64);
+                        put(at + a_w + 9, 8, tg.dy as u8 as u64);
+                        put(at + a_w + 17, lane_w, tg.lane as u64);
+                        put(at + a_w + 17 + lane_w, col_w, tg.col as u64);
+                        put(wm_w - 1, 1, 1);
+                    }
                     for cc in 0..c {
                         let g = t.col0 + cc;
                         if g < l.groups_len() {
@@ -356,8 +371,8 @@ pub fn render_all(
     ctx.insert("x_w", &x_w);
     ctx.insert("n_w", &n_w);
     ctx.insert("map_aw", &map_aw);
-    ctx.insert("col_w", &ceil_log2(c).max(1));
-    ctx.insert("lane_w", &ceil_log2(alpha).max(1));
+    ctx.insert("col_w", &col_w);
+    ctx.insert("lane_w", &lane_w);
     ctx.insert("wpc_w", &bits(in_wpc));
     ctx.insert("tp_w", &bits(tp));
     ctx.insert("layer_w", &layer_w);

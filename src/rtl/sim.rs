@@ -28,7 +28,7 @@ BYTES    ?= 1
 
 .PHONY: verilator icarus lint
 obj_dir/Vccc_top: $(RTL) ccc_tb.cpp
-	verilator --cc --exe --build -O2 -j 2 --x-assign fast --x-initial fast -Wno-fatal --top-module ccc_top $(RTL) ccc_tb.cpp -o Vccc_top
+	verilator --cc --exe --build -O2 -j 2 -Wno-fatal --top-module ccc_top -CFLAGS "$(filter -DROWS=% -DPIX_W=%,$(DEFS))" $(RTL) ccc_tb.cpp -o Vccc_top
 
 verilator: obj_dir/Vccc_top
 	cd ../rtl && ../tb/obj_dir/Vccc_top ../tb/$(IMAGES) $(N) $(BYTES)
@@ -58,8 +58,8 @@ pub fn write_drivers(out: &OutDir) -> Result<()> {
 
 fn defines(info: &RtlInfo) -> String {
     format!(
-        "-DWM_AW={} -DWM_W={} -DLAYER_W={} -DN_W={} -DPIX_W={}\n",
-        info.wm_aw, info.wm_w, info.layer_w, info.n_w, info.pix_w
+        "-DWM_AW={} -DWM_W={} -DLAYER_W={} -DN_W={} -DPIX_W={} -DROWS={}\n",
+        info.wm_aw, info.wm_w, info.layer_w, info.n_w, info.pix_w, info.rows
     )
 }
 
@@ -176,6 +176,8 @@ pub fn run(
             if vcd.is_some() {
                 cmd.arg("--trace");
             }
+            cmd.arg("-CFLAGS")
+                .arg(format!("-DROWS={} -DPIX_W={}", info.rows, info.pix_w));
             cmd.args(&sources).arg("ccc_tb.cpp");
             run_cmd(&mut cmd, "verilator")?;
             let build_secs = t_build.elapsed().as_secs_f64();

@@ -6,7 +6,8 @@
 //   layer_end (last tile of its layer), row0 (first physical filter), nrows (filters
 //   in the layer), pixels / ho / wo (output map), stride and row_step (input address
 //   steps), rbase (tap-buffer word address of this column block), shift / clamp
-//   (requantizer), tp (cycles per pixel), map_base (write-map entries of its outputs).
+//   (requantizer), tp (cycles per pixel: 8, stretched where two rows finishing together
+//   would write the same column memory).
 module ccc_sched (
     input  wire [2:0] tile,
     output reg  [0:0] layer,
@@ -24,8 +25,7 @@ module ccc_sched (
     output reg  [6:0] rbase,
     output reg  signed [5:0] shift,
     output reg  [7:0] clamp,
-    output reg  [3:0] tp,
-    output reg  [3:0] map_base
+    output reg  [3:0] tp
 );
     always @(*) begin
         case (tile)
@@ -36,7 +36,6 @@ module ccc_sched (
                 pixels = 6'd16; ho = 3'd4; wo = 3'd4;
                 stride = 7'd1; row_step = 7'd4; rbase = 7'd0;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd9;
             end
             3'd1: begin  // layer 0, rows 0.., groups 2..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
@@ -45,7 +44,6 @@ module ccc_sched (
                 pixels = 6'd16; ho = 3'd4; wo = 3'd4;
                 stride = 7'd1; row_step = 7'd4; rbase = 7'd16;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd9;
             end
             3'd2: begin  // layer 0, rows 0.., groups 4..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
@@ -54,7 +52,6 @@ module ccc_sched (
                 pixels = 6'd16; ho = 3'd4; wo = 3'd4;
                 stride = 7'd1; row_step = 7'd4; rbase = 7'd32;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd9;
             end
             3'd3: begin  // layer 0, rows 0.., groups 6..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
@@ -63,7 +60,6 @@ module ccc_sched (
                 pixels = 6'd16; ho = 3'd4; wo = 3'd4;
                 stride = 7'd1; row_step = 7'd4; rbase = 7'd48;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd9;
             end
             3'd4: begin  // layer 0, rows 0.., groups 8..
                 layer = 1'd0; first = 1'b0; last = 1'b1;
@@ -72,7 +68,6 @@ module ccc_sched (
                 pixels = 6'd16; ho = 3'd4; wo = 3'd4;
                 stride = 7'd1; row_step = 7'd4; rbase = 7'd64;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd9;
             end
             3'd5: begin  // layer 1, rows 0.., groups 0..
                 layer = 1'd1; first = 1'b1; last = 1'b1;
@@ -81,7 +76,6 @@ module ccc_sched (
                 pixels = 6'd4; ho = 3'd2; wo = 3'd2;
                 stride = 7'd2; row_step = 7'd8; rbase = 7'd80;
                 shift = 6'sd6; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd0;
             end
             3'd6: begin  // layer 1, rows 2.., groups 0..
                 layer = 1'd1; first = 1'b1; last = 1'b1;
@@ -90,13 +84,12 @@ module ccc_sched (
                 pixels = 6'd4; ho = 3'd2; wo = 3'd2;
                 stride = 7'd2; row_step = 7'd8; rbase = 7'd80;
                 shift = 6'sd6; clamp = 8'd192; tp = 4'd8;
-                map_base = 4'd0;
             end
             default: begin
                 layer = 1'd0; first = 1'b0; last = 1'b0; final_layer = 1'b0; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd0; pixels = 6'd0; ho = 3'd0; wo = 3'd0;
                 stride = 7'd0; row_step = 7'd0; rbase = 7'd0; shift = 6'sd0; clamp = 8'd0;
-                tp = 4'd0; map_base = 4'd0;
+                tp = 4'd0;
             end
         endcase
     end

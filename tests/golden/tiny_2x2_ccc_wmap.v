@@ -4,8 +4,8 @@
 // Entry base + channel * wpc + k says where the k-th tap that reads `channel` lives:
 // array column `col` (its tap-buffer memory), byte `lane` of the word, the tap's
 // (dy, dx), and offset = buffer base - (dy * width + dx), so that the word address of
-// source pixel p is p + offset. Sections: the input image (base 0, wpc 9), then
-// each layer's outputs as read by the next layer (wpc 1).
+// source pixel p is p + offset. It serves the input image (wpc 9 entries per
+// channel); layers carry their rows' targets in the weight words instead.
 module ccc_wmap (
     input  wire [3:0] index,
     output reg         valid,
@@ -27,8 +27,6 @@ module ccc_wmap (
             4'd6: begin valid = 1'b1; col = 1'd0; lane = 1'd0; dy = 8'sd1; dx = -8'sd1; offset = 8'sd45; end  // input channel 0 -> layer 0 tap 6
             4'd7: begin valid = 1'b1; col = 1'd1; lane = 1'd0; dy = 8'sd1; dx = 8'sd0; offset = 8'sd44; end  // input channel 0 -> layer 0 tap 7
             4'd8: begin valid = 1'b1; col = 1'd0; lane = 1'd0; dy = 8'sd1; dx = 8'sd1; offset = 8'sd59; end  // input channel 0 -> layer 0 tap 8
-            4'd9: begin valid = 1'b1; col = 1'd0; lane = 1'd0; dy = 8'sd0; dx = 8'sd0; offset = 8'sd80; end  // layer 0 channel 0 -> layer 1 tap 0
-            4'd10: begin valid = 1'b1; col = 1'd0; lane = 1'd1; dy = 8'sd0; dx = 8'sd1; offset = 8'sd79; end  // layer 0 channel 1 -> layer 1 tap 1
             default: ;
         endcase
     end
