@@ -3,7 +3,8 @@
 //
 // Dataflow per image:
 //   1. input: AXI-Stream pixels (y, x, channel order) go through the writer into the
-//      first layer's tap buffers (shift-on-write, K*K writes per pixel for a KxK conv);
+//      first layer's tap buffers (shift-on-write; the K*K taps of a KxK first conv are
+//      written in parallel when they sit in different columns);
 //   2. for every tile of the compiled schedule (ccc_sched: layer constants, row block,
 //      column block): stream each output pixel through the array — one word of ALPHA
 //      activation bytes per column, serialized LSB first over 8 cycles, skewed one
@@ -41,7 +42,6 @@ module ccc_core #(
     parameter integer IN_H     = 8,
     parameter integer IN_W     = 8,
     parameter integer IN_WPC   = 9,
-    parameter integer IN_MAP   = 0,
     parameter integer PSUM_D   = 0,
     parameter integer PSUM_AW  = 1,
     parameter integer CLS      = 10,
@@ -314,31 +314,30 @@ module ccc_core #(
     // The writer serves the input phase (K*K taps per pixel for a KxK first layer);
     // layers write through their rows' own targets below.
     wire [C-1:0]       iw_we;
-    wire [ALPHA-1:0]   iw_be;
-    wire [A_W-1:0]     iw_addr;
+    wire [C*ALPHA-1:0] iw_be;
+    wire [C*A_W-1:0]   iw_addr;
     wire [ALPHA*8-1:0] iw_data;
 
-    wire [MAP_AW-1:0]  map_index;
-    wire               map_valid;
-    wire [COL_W-1:0]   map_col;
-    wire [LANE_W-1:0]  map_lane;
-    wire signed [7:0]  map_dy, map_dx;
-    wire signed [A_W:0] map_offset;
+    wire [MAP_AW-1:0]    map_index;
+    wire [C-1:0]         map_valid;
+    wire [C*LANE_W-1:0]  map_lane;
+    wire [C*8-1:0]       map_dy, map_dx;
+    wire [C*(A_W+1)-1:0] map_offset;
 
     ccc_wmap u_wmap (
-        .index(map_index), .valid(map_valid), .col(map_col), .lane(map_lane),
+        .index(map_index), .valid(map_valid), .lane(map_lane),
         .dy(map_dy), .dx(map_dx), .offset(map_offset)
     );
 
     ccc_writer #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
-        .MAP_AW(MAP_AW), .COL_W(COL_W), .LANE_W(LANE_W), .WPC_W(WPC_W)
+        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W)
     ) u_writer (
         .clk(clk), .rst(rst), .req_valid(in_fire), .req_ready(wr_ready),
         .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_pix(in_pix_q),
-        .req_val(s_axis_tdata), .req_map_base(IN_MAP[MAP_AW-1:0]),
-        .req_wpc(IN_WPC[WPC_W-1:0]), .req_h(IN_H[Y_W-1:0]), .req_w(IN_W[X_W-1:0]),
-        .map_index(map_index), .map_valid(map_valid), .map_col(map_col), .map_lane(map_lane),
+        .req_val(s_axis_tdata),
+        .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_H[Y_W-1:0]), .req_w(IN_W[X_W-1:0]),
+        .map_index(map_index), .map_valid(map_valid), .map_lane(map_lane),
         .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
         .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data),
         .busy(wr_busy)
@@ -359,8 +358,8 @@ module ccc_core #(
         for (wc = 0; wc < C; wc = wc + 1) begin
             if (in_phase) begin
                 cw_we[wc] = iw_we[wc];
-                cw_be[wc*ALPHA +: ALPHA] = iw_be;
-                cw_addr[wc*A_W +: A_W] = iw_addr;
+                cw_be[wc*ALPHA +: ALPHA] = iw_be[wc*ALPHA +: ALPHA];
+                cw_addr[wc*A_W +: A_W] = iw_addr[wc*A_W +: A_W];
                 cw_data[wc*ALPHA*8 +: ALPHA*8] = iw_data;
             end else begin
                 for (wr = 0; wr < R; wr = wr + 1) begin

@@ -1,14 +1,13 @@
-// ccc_writer — shift-on-write (hand-written primitive of ccc).
+// ccc_writer — shift-on-write of the input image (hand-written primitive of ccc).
 //
-// Every activation a layer produces (and every input pixel) is written into the tap
-// buffers of the layer that reads it, already displaced by that tap's (dy, dx): tap u
-// at position (y - dy, x - dx) of the map, zero elsewhere (never-written words stay
-// zero). The compiler's write map lists, per channel, WPC entries (1 for 1x1 readers,
-// K*K for the first conv): {valid, column, lane, dy, dx, base - (dy*w + dx)}; the
-// target word address is then that offset plus the source pixel index. One request
-// is accepted per cycle when WPC is 1; a request with WPC > 1 holds `req_ready` low
-// while its entries are issued, one per cycle. The map itself is a combinational ROM
-// outside (map_index -> map_entry); writes leave two cycles after their entry.
+// Every input pixel is written into the tap buffers of the first layer, already
+// displaced by each tap's (dy, dx): tap u at position (y - dy, x - dx) of the map, zero
+// elsewhere (never-written words stay zero). The compiler's write map gives, per
+// channel and phase, one slot per array column: {valid, lane, dy, dx, base - (dy*w + dx)},
+// so that the target word address of pixel p is p + offset. All taps of a phase are in
+// different columns and are written in the same cycle (a KxK first layer usually needs
+// one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
+// cycles, during which `req_ready` is low. Writes leave one cycle after their phase.
 module ccc_writer #(
     parameter integer C      = 4,
     parameter integer ALPHA  = 8,
@@ -18,9 +17,8 @@ module ccc_writer #(
     parameter integer X_W    = 5,
     parameter integer PIX_W  = 10,
     parameter integer MAP_AW = 8,
-    parameter integer COL_W  = 2,
     parameter integer LANE_W = 3,
-    parameter integer WPC_W  = 4
+    parameter integer PH_W   = 4
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -31,45 +29,39 @@ module ccc_writer #(
     input  wire [X_W-1:0]         req_x,
     input  wire [PIX_W-1:0]       req_pix,
     input  wire [7:0]             req_val,
-    input  wire [MAP_AW-1:0]      req_map_base,
-    input  wire [WPC_W-1:0]       req_wpc,
+    input  wire [PH_W-1:0]        req_phases,
     input  wire [Y_W-1:0]         req_h,
     input  wire [X_W-1:0]         req_w,
-    // write-map ROM
+    // write-map ROM: index = channel * phases + phase -> one slot per column
     output wire [MAP_AW-1:0]      map_index,
-    input  wire                   map_valid,
-    input  wire [COL_W-1:0]       map_col,
-    input  wire [LANE_W-1:0]      map_lane,
-    input  wire signed [7:0]      map_dy,
-    input  wire signed [7:0]      map_dx,
-    input  wire signed [A_W:0]    map_offset,
-    // column memory write port (address and data shared; one column enabled)
+    input  wire [C-1:0]           map_valid,
+    input  wire [C*LANE_W-1:0]    map_lane,
+    input  wire [C*8-1:0]         map_dy,
+    input  wire [C*8-1:0]         map_dx,
+    input  wire [C*(A_W+1)-1:0]   map_offset,
+    // column memory write ports
     output reg  [C-1:0]           mem_we,
-    output reg  [ALPHA-1:0]       mem_be,
-    output reg  [A_W-1:0]         mem_waddr,
+    output reg  [C*ALPHA-1:0]     mem_be,
+    output reg  [C*A_W-1:0]       mem_waddr,
     output reg  [ALPHA*8-1:0]     mem_wdata,
     output wire                   busy
 );
-    // Request being expanded into its map entries.
-    reg [WPC_W-1:0]   left_q;
-    reg [MAP_AW-1:0]  idx_q;
-    reg [Y_W-1:0]     y_q;
-    reg [X_W-1:0]     x_q;
-    reg [PIX_W-1:0]   pix_q;
-    reg [7:0]         val_q;
-    reg [Y_W-1:0]     h_q;
-    reg [X_W-1:0]     w_q;
-    reg               pend_q;
+    reg [PH_W-1:0]   left_q;
+    reg [MAP_AW-1:0] idx_q;
+    reg [Y_W-1:0]    y_q;
+    reg [X_W-1:0]    x_q;
+    reg [PIX_W-1:0]  pix_q;
+    reg [7:0]        val_q;
+    reg [Y_W-1:0]    h_q;
+    reg [X_W-1:0]    w_q;
 
-    assign req_ready = (left_q == {WPC_W{1'b0}});
-    assign busy = !req_ready || pend_q || (mem_we != {C{1'b0}});
+    assign req_ready = (left_q == {PH_W{1'b0}});
+    assign busy = !req_ready || (mem_we != {C{1'b0}});
 
     wire accept = req_valid && req_ready;
-    // The entry looked up this cycle: the first of a new request, or the next of the
-    // current one.
-    wire [MAP_AW+N_W+WPC_W-1:0] chan_entry = req_chan * req_wpc;
-    wire [MAP_AW-1:0] first_index = req_map_base + chan_entry[MAP_AW-1:0];
-    wire unused_chan_entry = ^chan_entry[MAP_AW+N_W+WPC_W-1:MAP_AW];
+    wire [MAP_AW+N_W+PH_W-1:0] chan_entry = req_chan * req_phases;
+    wire [MAP_AW-1:0] first_index = chan_entry[MAP_AW-1:0];
+    wire unused_chan_entry = ^chan_entry[MAP_AW+N_W+PH_W-1:MAP_AW];
     assign map_index = accept ? first_index : idx_q;
     wire [Y_W-1:0]   cur_y   = accept ? req_y   : y_q;
     wire [X_W-1:0]   cur_x   = accept ? req_x   : x_q;
@@ -77,22 +69,33 @@ module ccc_writer #(
     wire [7:0]       cur_val = accept ? req_val : val_q;
     wire [Y_W-1:0]   cur_h   = accept ? req_h   : h_q;
     wire [X_W-1:0]   cur_w   = accept ? req_w   : w_q;
-    wire             cur_on  = accept || (left_q != {WPC_W{1'b0}});
+    wire             cur_on  = accept || (left_q != {PH_W{1'b0}});
 
-    // Bounds of the displaced position, in signed arithmetic wide enough for both.
-    wire signed [Y_W+8:0] ty = $signed({9'd0, cur_y}) - {{(Y_W + 1) {map_dy[7]}}, map_dy};
-    wire signed [X_W+8:0] tx = $signed({9'd0, cur_x}) - {{(X_W + 1) {map_dx[7]}}, map_dx};
-    wire in_y = (ty >= 0) && (ty < $signed({9'd0, cur_h}));
-    wire in_x = (tx >= 0) && (tx < $signed({9'd0, cur_w}));
-    // In range by construction (the compiler sized A_W for every target), so the low
-    // A_W bits are the address.
-    wire [A_W:0] taddr = {{(A_W + 1 - PIX_W) {1'b0}}, cur_pix} + map_offset;
-    wire unused_taddr_sign = taddr[A_W];
+    // Per column: bounds of the displaced position and the target address.
+    reg [C-1:0]       slot_ok;
+    reg [C*A_W-1:0]   slot_addr;
+    reg signed [Y_W+8:0] ty;
+    reg signed [X_W+8:0] tx;
+    // Targets are in range by construction, so the sum's top (sign) bit is never used.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [A_W:0]       taddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    integer c;
+    always @(*) begin
+        for (c = 0; c < C; c = c + 1) begin
+            ty = $signed({9'd0, cur_y}) - {{(Y_W + 1) {map_dy[c*8+7]}}, map_dy[c*8 +: 8]};
+            tx = $signed({9'd0, cur_x}) - {{(X_W + 1) {map_dx[c*8+7]}}, map_dx[c*8 +: 8]};
+            taddr = {{(A_W + 1 - PIX_W) {1'b0}}, cur_pix} + map_offset[c*(A_W+1) +: A_W+1];
+            slot_ok[c] = cur_on && map_valid[c] && (ty >= 0) && (ty < $signed({9'd0, cur_h}))
+                         && (tx >= 0) && (tx < $signed({9'd0, cur_w}));
+            slot_addr[c*A_W +: A_W] = taddr[A_W-1:0];
+        end
+    end
 
-    integer j;
+    integer j, k;
     always @(posedge clk) begin
         if (rst) begin
-            left_q    <= {WPC_W{1'b0}};
+            left_q    <= {PH_W{1'b0}};
             idx_q     <= {MAP_AW{1'b0}};
             y_q       <= {Y_W{1'b0}};
             x_q       <= {X_W{1'b0}};
@@ -100,33 +103,29 @@ module ccc_writer #(
             val_q     <= 8'd0;
             h_q       <= {Y_W{1'b0}};
             w_q       <= {X_W{1'b0}};
-            pend_q    <= 1'b0;
             mem_we    <= {C{1'b0}};
-            mem_be    <= {ALPHA{1'b0}};
-            mem_waddr <= {A_W{1'b0}};
+            mem_be    <= {C*ALPHA{1'b0}};
+            mem_waddr <= {C*A_W{1'b0}};
             mem_wdata <= {ALPHA*8{1'b0}};
         end else begin
             if (accept) begin
-                left_q <= req_wpc - 1'b1;
+                left_q <= req_phases - 1'b1;
                 y_q    <= req_y;
                 x_q    <= req_x;
                 pix_q  <= req_pix;
                 val_q  <= req_val;
                 h_q    <= req_h;
                 w_q    <= req_w;
-            end else if (left_q != {WPC_W{1'b0}}) begin
+            end else if (left_q != {PH_W{1'b0}}) begin
                 left_q <= left_q - 1'b1;
             end
-            idx_q  <= map_index + 1'b1;
-            pend_q <= cur_on;
-            mem_we <= {C{1'b0}};
-            if (cur_on && map_valid && in_y && in_x) begin
-                mem_we[map_col] <= 1'b1;
-                mem_waddr <= taddr[A_W-1:0];
-                for (j = 0; j < ALPHA; j = j + 1) begin
-                    mem_be[j] <= (map_lane == j[LANE_W-1:0]);
-                    mem_wdata[8*j +: 8] <= cur_val;
-                end
+            idx_q     <= map_index + 1'b1;
+            mem_we    <= slot_ok;
+            mem_waddr <= slot_addr;
+            for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= cur_val;
+            for (k = 0; k < C; k = k + 1) begin
+                for (j = 0; j < ALPHA; j = j + 1)
+                    mem_be[k*ALPHA + j] <= (map_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
             end
         end
     end

@@ -14,9 +14,10 @@
 //!   the drain of the systolic pipeline (column skew, row skew, row-end, writer).
 //!   Weights are double-buffered in the cells' shadow registers: the next tile's R rows
 //!   shift in while this tile streams, so loading never shows.
-//! * The input phase streams one pixel byte per beat and writes it into the first
-//!   layer's tap buffers, one write per tap that reads it (K·K for a KxK first conv):
-//!   `beats · K² + 2` cycles.
+//! * The input phase streams one pixel byte per beat and writes it into every first-layer
+//!   tap that reads it, in parallel across array columns: `beats · phases + 2` cycles,
+//!   where `phases` is the most taps of one channel that share a column (1 when the
+//!   K·K taps of a KxK first conv spread over ≥ K·K columns).
 //! * Pool + classifier: one MAC per cycle, then the logits and class leave:
 //!   `classes · channels + classes + 5` cycles.
 
@@ -160,15 +161,23 @@ pub fn classifier_cycles(classes: usize, channels: usize) -> u64 {
     (classes * channels + classes) as u64 + 5
 }
 
-/// Input phase: every beat is written once per first-layer tap that reads its channel.
-pub fn input_cycles(net: &PackedNet) -> u64 {
+/// Input phase: a beat is written to every first-layer tap that reads its channel, one
+/// tap per array column per cycle (taps of a channel in the same column take turns).
+pub fn input_cycles(net: &PackedNet, a: ArrayShape) -> u64 {
     let first = &net.layers[0];
-    let mut per_channel = vec![0u64; first.input.c];
-    for t in &first.taps {
-        per_channel[t.channel] += 1;
+    let mut per_column = vec![vec![0u64; a.cols]; first.input.c];
+    for g in 0..first.groups_len() {
+        for t in &first.taps[first.group_offsets[g]..first.group_offsets[g + 1]] {
+            per_column[t.channel][g % a.cols] += 1;
+        }
     }
-    let wpc = per_channel.iter().copied().max().unwrap_or(1).max(1);
-    net.input.len() as u64 * wpc + 2
+    let phases = per_column
+        .iter()
+        .flat_map(|c| c.iter().copied())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    net.input.len() as u64 * phases + 2
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
@@ -179,7 +188,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
     let input = if net.layers.is_empty() {
         net.input.len() as u64
     } else {
-        input_cycles(net)
+        input_cycles(net, a)
     };
     let total = input + layers.iter().map(|l| l.cycles).sum::<u64>() + classifier;
     Schedule {

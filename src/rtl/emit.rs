@@ -71,13 +71,19 @@ struct Target {
 }
 
 #[derive(Clone, Debug, Serialize)]
-struct MapEntry {
-    index: usize,
+struct MapSlot {
     col: usize,
     lane: usize,
     dy_lit: String,
     dx_lit: String,
     offset_lit: String,
+}
+
+/// One write-map ROM entry: the taps of one input channel written in one cycle.
+#[derive(Clone, Debug, Serialize)]
+struct MapEntry {
+    index: usize,
+    slots: Vec<MapSlot>,
     what: String,
 }
 
@@ -212,26 +218,42 @@ pub fn render_all(
         })
     };
 
-    // Write map of the input image: `in_wpc` entries per channel.
+    // Write map of the input image: each channel's first-layer taps in phases, one tap
+    // per column per phase (`in_wpc` phases per channel; usually 1).
     let first = &net.layers[0];
     let in_c = first.input.c;
-    let mut per_channel: Vec<Vec<usize>> = vec![Vec::new(); in_c];
+    let mut phases: Vec<Vec<Vec<(usize, Target)>>> = vec![Vec::new(); in_c];
     for (u, t) in first.taps.iter().enumerate() {
-        per_channel[t.channel].push(u);
+        let tg = target(0, u, first.input.w)?;
+        let ph = &mut phases[t.channel];
+        match ph
+            .iter_mut()
+            .find(|p| p.iter().all(|(_, o)| o.col != tg.col))
+        {
+            Some(p) => p.push((u, tg)),
+            None => ph.push(vec![(u, tg)]),
+        }
     }
-    let in_wpc = per_channel.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let in_wpc = phases.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let mut entries: Vec<MapEntry> = Vec::new();
-    for (ch, us) in per_channel.iter().enumerate() {
-        for (k, &u) in us.iter().enumerate() {
-            let t = target(0, u, first.input.w)?;
+    for (ch, ph) in phases.iter().enumerate() {
+        for (k, slots) in ph.iter().enumerate() {
             entries.push(MapEntry {
                 index: ch * in_wpc + k,
-                col: t.col,
-                lane: t.lane,
-                dy_lit: slit(8, t.dy),
-                dx_lit: slit(8, t.dx),
-                offset_lit: slit(a_w + 1, t.offset),
-                what: format!("input channel {ch} -> layer 0 tap {u}"),
+                slots: slots
+                    .iter()
+                    .map(|(_, t)| MapSlot {
+                        col: t.col,
+                        lane: t.lane,
+                        dy_lit: slit(8, t.dy),
+                        dx_lit: slit(8, t.dx),
+                        offset_lit: slit(a_w + 1, t.offset),
+                    })
+                    .collect(),
+                what: format!(
+                    "input channel {ch}, phase {k}: layer 0 taps {:?}",
+                    slots.iter().map(|(u, _)| *u).collect::<Vec<_>>()
+                ),
             });
         }
     }

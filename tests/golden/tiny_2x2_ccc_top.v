@@ -33,9 +33,9 @@ module ccc_top (
     ccc_core #(
         .R(2), .C(2), .ALPHA(2), .SEL_W(1), .PSUM_W(10),
         .NT(7), .T_W(3), .WM_AW(4), .A_W(7), .A_D(96),
-        .PIX_W(5), .Y_W(3), .X_W(3), .N_W(2), .MAP_AW(4),
-        .COL_W(1), .LANE_W(1), .WPC_W(4), .TP_W(4), .LAYER_W(1),
-        .IN_C(1), .IN_H(4), .IN_W(4), .IN_WPC(9), .IN_MAP(0),
+        .PIX_W(5), .Y_W(3), .X_W(3), .N_W(2), .MAP_AW(3),
+        .COL_W(1), .LANE_W(1), .WPC_W(3), .TP_W(4), .LAYER_W(1),
+        .IN_C(1), .IN_H(4), .IN_W(4), .IN_WPC(5),
         .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
         .POOL_W(10),
         .WM_FILE("weights.hex"), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
