@@ -316,17 +316,7 @@ fn weights_loaded_through_the_load_port() {
         .collect::<String>();
     std::fs::write(rtl.join("weights.hex"), zero).unwrap();
     let imgs = images(&s, 2);
-    let mut hex = String::new();
-    for img in &imgs {
-        for y in 0..s.height {
-            for x in 0..s.width {
-                for ch in 0..s.channels {
-                    hex.push_str(&format!("{:02x}\n", img[(ch * s.height + y) * s.width + x]));
-                }
-            }
-        }
-    }
-    std::fs::write(tb.join("images.hex"), hex).unwrap();
+    std::fs::write(tb.join("images.hex"), sim::images_hex(&b.info, &imgs)).unwrap();
     let mut sources: Vec<PathBuf> = b.info.files.iter().map(|f| rtl.join(f)).collect();
     sources.push(tb.join("tb_ccc_top.v"));
     let defines = std::fs::read_to_string(tb.join("defines.txt")).unwrap();

@@ -101,6 +101,23 @@ fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// Images (each C x H x W) as the input stream sends them: one hex byte per line, in
+/// y, x, channel order.
+pub fn images_hex(info: &RtlInfo, images: &[Vec<u8>]) -> String {
+    let (c, h, w) = (info.in_c, info.in_h, info.in_w);
+    let mut hex = String::with_capacity(images.len() * c * h * w * 3);
+    for img in images {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    hex.push_str(&format!("{:02x}\n", img[(ch * h + y) * w + x]));
+                }
+            }
+        }
+    }
+    hex
+}
+
 /// Builds (if needed) and runs one simulator over `images` (each C x H x W in the
 /// model's input order; streamed as y, x, channel). Returns the parsed output.
 pub fn run(
@@ -113,20 +130,9 @@ pub fn run(
     let tb = out.join("tb");
     let rtl = out.join("rtl");
     let sources: Vec<PathBuf> = info.files.iter().map(|f| rtl.join(f)).collect();
-    let (c, h, w) = (info.in_c, info.in_h, info.in_w);
-    let mut hex = String::new();
-    for img in images {
-        for y in 0..h {
-            for x in 0..w {
-                for ch in 0..c {
-                    hex.push_str(&format!("{:02x}\n", img[(ch * h + y) * w + x]));
-                }
-            }
-        }
-    }
     let images_path = tb.join("images.hex");
-    std::fs::write(&images_path, hex).context("writing tb/images.hex")?;
-    let bytes = c * h * w;
+    std::fs::write(&images_path, images_hex(info, images)).context("writing tb/images.hex")?;
+    let bytes = info.in_c * info.in_h * info.in_w;
     let limit = 200_000_000u64;
     let t_build = std::time::Instant::now();
     let (build_secs, t_run, text) = match sim {
