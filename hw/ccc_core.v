@@ -172,16 +172,16 @@ module ccc_core #(
                              tg_on_q && tg_swap_q && tg_bit_q == 3'd0};
 
     // Token delay line of C stages: row 0's sums for column 0's bit-plane t arrive at t + C.
-    reg [TOK_W-1:0] tok_line_q [0:C-1];
-    integer k;
-    always @(posedge clk) begin
-        if (rst) begin
-            for (k = 0; k < C; k = k + 1) tok_line_q[k] <= {TOK_W{1'b0}};
-        end else begin
-            tok_line_q[0] <= tok0;
-            for (k = 1; k < C; k = k + 1) tok_line_q[k] <= tok_line_q[k-1];
+    // (A flat vector, not an array, so synthesis keeps it as plain registers.)
+    reg [C*TOK_W-1:0] tok_line_q;
+    generate
+        if (C == 1) begin : g_tok_line1
+            always @(posedge clk) tok_line_q <= rst ? {TOK_W{1'b0}} : tok0;
+        end else begin : g_tok_line
+            always @(posedge clk)
+                tok_line_q <= rst ? {C*TOK_W{1'b0}} : {tok_line_q[(C-1)*TOK_W-1:0], tok0};
         end
-    end
+    endgenerate
 
     // ------------------------------------------------------------------ columns
     wire [C:0]            cg_go;
@@ -249,7 +249,7 @@ module ccc_core #(
     wire [R*COL_W-1:0]     rw_col;
     wire [R*LANE_W-1:0]    rw_lane;
     wire [R*A_W-1:0]       rw_addr;
-    assign row_tok[0 +: TOK_W] = tok_line_q[C-1];
+    assign row_tok[0 +: TOK_W] = tok_line_q[(C-1)*TOK_W +: TOK_W];
     assign row_bias[0 +: 32] = wm_rdata[C*(8+SEL_W) +: 32];
     assign row_tgt[0 +: TGT_W] = wm_rdata[WM_W-1 -: TGT_W];
 
@@ -351,6 +351,9 @@ module ccc_core #(
     reg [C*ALPHA*8-1:0] cw_data;
     integer wc, wr, wl;
     always @(*) begin
+        // Loop variables are assigned on every path, or synthesis sees latches.
+        wr = 0;
+        wl = 0;
         cw_we   = {C{1'b0}};
         cw_be   = {C*ALPHA{1'b0}};
         cw_addr = {C*A_W{1'b0}};

@@ -186,8 +186,11 @@ fn emitted_rtl_is_lint_clean() {
 }
 
 #[test]
-fn yosys_synthesizes_without_latches() {
-    if !common::need("yosys", "yosys_synthesizes_without_latches") {
+fn yosys_synthesizes_without_latches_and_infers_block_ram() {
+    if !common::need(
+        "yosys",
+        "yosys_synthesizes_without_latches_and_infers_block_ram",
+    ) {
         return;
     }
     let s = spec(5);
@@ -199,8 +202,12 @@ fn yosys_synthesizes_without_latches() {
         .iter()
         .map(|f| format!("read_verilog {f}; "))
         .collect();
-    let script =
-        format!("{reads} synth -top ccc_top; select -assert-none t:$dlatch t:$_DLATCH_*; stat");
+    // Latches show up as $dlatch right after `proc`; then the iCE40 flow must map the
+    // tap-buffer, weight and partial-sum memories to block RAM.
+    let script = format!(
+        "{reads} hierarchy -top ccc_top; proc; select -assert-none t:$dlatch; \
+         synth_ice40 -top ccc_top; select -assert-min 1 t:SB_RAM40_4K; stat"
+    );
     let o = std::process::Command::new("yosys")
         .current_dir(&rtl)
         .args(["-q", "-p", &script])
