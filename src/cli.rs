@@ -487,6 +487,12 @@ fn cmd_simulate(
     seed: u64,
 ) -> Result<()> {
     use crate::rtl::sim::{self, Simulator};
+    // The simulators run inside OUT, so a relative waveform path is made absolute here.
+    let vcd = vcd
+        .map(std::path::absolute)
+        .transpose()
+        .context("resolving the --vcd path")?;
+    let vcd = vcd.as_deref();
     let record = compile::CompileRecord::read(out)?;
     let c = compile::compile(&record.model, &record.options)?;
     let fresh = compile::packed_safetensors(&c.packed, c.schedule.array)?;

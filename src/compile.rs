@@ -227,8 +227,9 @@ pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>>
 /// and, with `rtl`, OUT/rtl/ into a staged output directory (the caller commits it).
 pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
     // What `ccc simulate OUT` needs to rebuild the reference for this output.
+    // Absolute, so that `ccc simulate OUT` works from any directory.
     let record = CompileRecord {
-        model: c.source.clone(),
+        model: c.source.canonicalize().unwrap_or_else(|_| c.source.clone()),
         options: c.options.clone(),
     };
     out.write(

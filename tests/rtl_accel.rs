@@ -367,48 +367,43 @@ fn simulate_command_end_to_end_with_waveforms() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let m = common::write_model(d.path(), "m.safetensors", &spec(8));
-    let out = d.path().join("out");
-    let o = common::ccc(&[
+    common::write_model(d.path(), "m.safetensors", &spec(8));
+    // Relative paths, as a user in the model's directory types them.
+    let args = [
         "compile",
-        m.to_str().unwrap(),
+        "m.safetensors",
         "--rows",
         "3",
         "--cols",
         "3",
         "-o",
-        out.to_str().unwrap(),
-    ]);
+        "out",
+    ];
+    let o = common::ccc_in(d.path(), &args);
     assert!(o.status.success(), "{}", common::stderr(&o));
     for sim in ["icarus", "verilator"] {
-        let vcd = d.path().join(format!("{sim}.vcd"));
-        let o = common::ccc(&[
+        let vcd = format!("{sim}.vcd");
+        let args = [
             "simulate",
-            out.to_str().unwrap(),
+            "out",
             "--images",
             "2",
             "--simulator",
             sim,
             "--vcd",
-            vcd.to_str().unwrap(),
-        ]);
-        assert!(
-            o.status.success(),
-            "{sim}: {}{}",
-            common::stdout(&o),
-            common::stderr(&o)
-        );
+            &vcd,
+        ];
+        let o = common::ccc_in(d.path(), &args);
         let text = common::stdout(&o);
+        assert!(o.status.success(), "{sim}: {text}{}", common::stderr(&o));
         assert!(text.contains("0 mismatching"), "{text}");
         assert!(text.contains("bit-exact"), "{text}");
-        assert!(
-            std::fs::metadata(&vcd).unwrap().len() > 1000,
-            "{sim}: no waveform"
-        );
+        let len = std::fs::metadata(d.path().join(&vcd)).unwrap().len();
+        assert!(len > 1000, "{sim}: no waveform");
     }
     // A stale output (model changed after compile) is refused.
     common::write_model(d.path(), "m.safetensors", &spec(9));
-    let o = common::ccc(&["simulate", out.to_str().unwrap(), "--simulator", "icarus"]);
+    let o = common::ccc_in(d.path(), &["simulate", "out", "--simulator", "icarus"]);
     assert!(!o.status.success());
     assert!(
         common::stderr(&o).contains("stale"),

@@ -127,6 +127,10 @@ pub fn run(
     sim: Simulator,
     vcd: Option<&Path>,
 ) -> Result<SimRun> {
+    // The simulators run in OUT/tb and OUT/rtl, so relative paths would break.
+    let out = &out
+        .canonicalize()
+        .with_context(|| format!("{} not found", out.display()))?;
     let tb = out.join("tb");
     let rtl = out.join("rtl");
     let sources: Vec<PathBuf> = info.files.iter().map(|f| rtl.join(f)).collect();

@@ -19,6 +19,15 @@ pub fn ccc(args: &[&str]) -> Output {
         .expect("run ccc")
 }
 
+/// Runs `ccc` in `dir` (for relative-path behaviour).
+pub fn ccc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ccc"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run ccc")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
