@@ -411,3 +411,60 @@ fn simulate_command_end_to_end_with_waveforms() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn varied_models_simulate_bit_exact() {
+    if !common::need("iverilog", "varied_models_simulate_bit_exact") {
+        return;
+    }
+    // (gen-model arguments, rows, cols): α up to 16, no stem with 3 input channels on a
+    // 1x1 array, an unpadded and a 1x1 stem, ReLU, conv biases instead of batchnorm.
+    let cases = [
+        (
+            "--input 1,5,5 --stem 3,3,2,1 --blocks 7:1:16,5:2:3 --density 0.5",
+            "2",
+            "3",
+        ),
+        (
+            "--input 3,4,6 --stem none --blocks 9:1:4,6:1:9 --density 0.3",
+            "1",
+            "1",
+        ),
+        (
+            "--input 2,6,5 --stem 4,3,1,0 --blocks 10:2:5 --density 0.7 --relu",
+            "5",
+            "2",
+        ),
+        (
+            "--input 2,5,5 --stem 5,1,1,0 --blocks 8:1:6 --density 0.6 --no-batchnorm",
+            "6",
+            "6",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (k, (spec_args, rows, cols)) in cases.iter().enumerate() {
+        let model = format!("m{k}.safetensors");
+        let out = format!("o{k}");
+        let mut args = vec!["gen-model", &model, "--seed", "3", "--classes", "4"];
+        args.extend(spec_args.split_whitespace());
+        let o = common::ccc_in(d.path(), &args);
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let o = common::ccc_in(
+            d.path(),
+            &[
+                "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
+            ],
+        );
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let o = common::ccc_in(
+            d.path(),
+            &["simulate", &out, "--images", "2", "--simulator", "icarus"],
+        );
+        let text = common::stdout(&o);
+        assert!(
+            o.status.success() && text.contains("bit-exact"),
+            "{spec_args}: {text}{}",
+            common::stderr(&o)
+        );
+    }
+}
