@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::pack::network::PackedNet;
 use crate::reference::Accuracy;
-use crate::schedule::{ArrayShape, classifier_cycles, schedule_layer, tile_count};
+use crate::schedule::{ArrayShape, classifier_cycles, input_cycles, schedule_layer, tile_count};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Metrics {
@@ -58,6 +58,8 @@ pub struct Report {
     pub dense: bool,
     pub layers: Vec<LayerReport>,
     pub classifier_cycles: u64,
+    /// Streaming one image in (the same for both forms; not in the totals).
+    pub input_cycles: u64,
     pub unpacked: Metrics,
     pub packed: Metrics,
     pub tile_reduction: f64,
@@ -182,6 +184,11 @@ pub fn build(net: &PackedNet, dense: &PackedNet, a: ArrayShape, source: &str) ->
         layers,
         accuracy: None,
         classifier_cycles: cls,
+        input_cycles: if net.layers.is_empty() {
+            0
+        } else {
+            input_cycles(net, a)
+        },
         unpacked,
         packed,
     }
@@ -227,8 +234,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nTiles: {:.2}x fewer after packing. Cycles include {} for the pool and classifier.\n",
-            self.tile_reduction, self.classifier_cycles
+            "\nTiles: {:.2}x fewer after packing. Cycles per inference include {} for the pool and classifier; streaming the image in adds {} (both forms).\n",
+            self.tile_reduction, self.classifier_cycles, self.input_cycles
         );
         if let Some(acc) = &self.accuracy {
             let _ = writeln!(s, "## Accuracy\n\n{}\n", accuracy_text(acc, self.dense));
