@@ -15,7 +15,7 @@ SIM      ?= both
 DATA_PKGS := dataset-fashion-mnist
 HDL_PKGS  := verilator iverilog yosys
 
-.PHONY: all build deps-data deps-hdl compile lint sim demo test test-rust test-python style bench bench-sim clean
+.PHONY: all build deps-data deps-hdl compile lint synth sim demo test test-rust test-python style bench bench-sim clean
 
 all: build
 
@@ -35,6 +35,14 @@ compile: build
 # verilator --lint-only -Wall over the emitted accelerator.
 lint: compile deps-hdl
 	$(MAKE) -C $(OUT)/tb lint
+
+# Yosys utilization of the emitted accelerator: generic cells, iCE40 and ECP5 mappings
+# (OUT/synth_{generic,ice40,ecp5}.txt). Place & route and bitstreams are not built yet.
+synth: compile deps-hdl
+	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth -top ccc_top; tee -o ../synth_generic.txt stat"
+	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth_ice40 -top ccc_top; tee -o ../synth_ice40.txt stat"
+	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth_ecp5 -top ccc_top; tee -o ../synth_ecp5.txt stat"
+	@grep -E "SB_LUT4|SB_DFF|SB_RAM40|SB_CARRY" $(OUT)/synth_ice40.txt | tail -8
 
 # Simulate the emitted RTL (SIM=verilator|icarus|both) on IMAGES images against the
 # bit-exact reference; prints measured vs predicted cycles.
