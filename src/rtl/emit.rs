@@ -410,7 +410,6 @@ pub fn render_all(
     ctx.insert("ch_w", &bits(ch));
     ctx.insert("pool_w", &cls.in_bits);
     ctx.insert("mem_prefix", "");
-    ctx.insert("tiles_rows", &tiles);
     let mut sctx = ctx.clone();
     sctx.insert("tiles", &tiles);
     let mut mctx = ctx.clone();
