@@ -1,7 +1,8 @@
 // ccc_core — the accelerator around the MX array (hand-written, generic; ccc emits
 // ccc_top, which sets the parameters and supplies the compiled tables).
 //
-// Dataflow per image:
+// Dataflow per image (the next image streams in as soon as the first layer has read
+// this one, overlapping the later layers, the classifier and the output):
 //   1. input: AXI-Stream pixels (y, x, channel order) go through the writer into the
 //      first layer's tap buffers (shift-on-write; the K*K taps of a KxK first conv are
 //      written in parallel when they sit in different columns);
@@ -113,11 +114,14 @@ module ccc_core #(
     );
 
     // ------------------------------------------------------------------ state
-    localparam [2:0] S_INPUT = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
+    localparam [2:0] S_WAITIN = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
                      S_CLASSIFY = 3'd4;
     reg [2:0]        state_q;
     reg              in_busy_q;
     reg              in_done_q;
+    // The first layer's tap buffers may take the next image; an image waits in them.
+    reg              in_open_q;
+    reg              in_full_q;
     reg [N_W-1:0]    in_c_q;
     reg [Y_W-1:0]    in_y_q;
     reg [X_W-1:0]    in_x_q;
@@ -302,14 +306,15 @@ module ccc_core #(
     assign dbg_row0  = s_row0;
     assign dbg_pix   = ro_pix;
     assign dbg_data  = ro_act;
-    assign dbg_phase = (state_q == S_INPUT) ? 2'd0 : (state_q == S_CLASSIFY) ? 2'd2 : 2'd1;
+    assign dbg_phase = (state_q == S_WAITIN) ? 2'd0 : (state_q == S_CLASSIFY) ? 2'd2 : 2'd1;
     assign dbg_tile_layer = s_layer;
 
     // ------------------------------------------------------------------ writer
-    wire in_phase = (state_q == S_INPUT);
+    wire in_accept = in_open_q && !in_done_q && !in_full_q;
     wire wr_ready, wr_busy;
-    wire in_fire = in_phase && !in_done_q && s_axis_tvalid && wr_ready;
-    assign s_axis_tready = in_phase && !in_done_q && wr_ready;
+    wire iw_stall;
+    wire in_fire = in_accept && s_axis_tvalid && wr_ready && !iw_stall;
+    assign s_axis_tready = in_accept && wr_ready && !iw_stall;
 
     // The writer serves the input phase (K*K taps per pixel for a KxK first layer);
     // layers write through their rows' own targets below.
@@ -333,7 +338,7 @@ module ccc_core #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W)
     ) u_writer (
-        .clk(clk), .rst(rst), .req_valid(in_fire), .req_ready(wr_ready),
+        .clk(clk), .rst(rst), .hold(iw_stall), .req_valid(in_fire), .req_ready(wr_ready),
         .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_pix(in_pix_q),
         .req_val(s_axis_tdata),
         .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_H[Y_W-1:0]), .req_w(IN_W[X_W-1:0]),
@@ -343,40 +348,58 @@ module ccc_core #(
         .busy(wr_busy)
     );
 
-    // Column memory write ports: the input writer, or the rows whose outputs target
-    // that column this cycle (the compiler's pixel period guarantees at most one).
-    reg [C-1:0]       cw_we;
-    reg [C*ALPHA-1:0] cw_be;
-    reg [C*A_W-1:0]   cw_addr;
-    reg [C*ALPHA*8-1:0] cw_data;
+    // Column memory write ports: the rows whose outputs target that column this cycle
+    // (the compiler's pixel period guarantees at most one), else the input writer; an
+    // input write that meets a row write waits (`iw_stall` holds the writer).
+    reg [C-1:0]       rw_we;
+    reg [C*ALPHA-1:0] rw_be;
+    reg [C*A_W-1:0]   rw_waddr;
+    reg [C*ALPHA*8-1:0] rw_data;
     integer wc, wr, wl;
     always @(*) begin
         // Loop variables are assigned on every path, or synthesis sees latches.
         wr = 0;
         wl = 0;
-        cw_we   = {C{1'b0}};
-        cw_be   = {C*ALPHA{1'b0}};
-        cw_addr = {C*A_W{1'b0}};
-        cw_data = {C*ALPHA*8{1'b0}};
+        rw_we    = {C{1'b0}};
+        rw_be    = {C*ALPHA{1'b0}};
+        rw_waddr = {C*A_W{1'b0}};
+        rw_data  = {C*ALPHA*8{1'b0}};
         for (wc = 0; wc < C; wc = wc + 1) begin
-            if (in_phase) begin
-                cw_we[wc] = iw_we[wc];
-                cw_be[wc*ALPHA +: ALPHA] = iw_be[wc*ALPHA +: ALPHA];
-                cw_addr[wc*A_W +: A_W] = iw_addr[wc*A_W +: A_W];
-                cw_data[wc*ALPHA*8 +: ALPHA*8] = iw_data;
-            end else begin
-                for (wr = 0; wr < R; wr = wr + 1) begin
-                    if (rw_valid[wr] && row_keep[wr] && !s_final &&
-                        rw_col[wr*COL_W +: COL_W] == wc[COL_W-1:0]) begin
-                        cw_we[wc] = 1'b1;
-                        cw_addr[wc*A_W +: A_W] = cw_addr[wc*A_W +: A_W] | rw_addr[wr*A_W +: A_W];
-                        for (wl = 0; wl < ALPHA; wl = wl + 1) begin
-                            if (rw_lane[wr*LANE_W +: LANE_W] == wl[LANE_W-1:0])
-                                cw_be[wc*ALPHA + wl] = 1'b1;
-                            cw_data[(wc*ALPHA + wl)*8 +: 8] =
-                                cw_data[(wc*ALPHA + wl)*8 +: 8] | ro_act[wr*8 +: 8];
-                        end
+            for (wr = 0; wr < R; wr = wr + 1) begin
+                if (rw_valid[wr] && row_keep[wr] && !s_final &&
+                    rw_col[wr*COL_W +: COL_W] == wc[COL_W-1:0]) begin
+                    rw_we[wc] = 1'b1;
+                    rw_waddr[wc*A_W +: A_W] = rw_waddr[wc*A_W +: A_W] | rw_addr[wr*A_W +: A_W];
+                    for (wl = 0; wl < ALPHA; wl = wl + 1) begin
+                        if (rw_lane[wr*LANE_W +: LANE_W] == wl[LANE_W-1:0])
+                            rw_be[wc*ALPHA + wl] = 1'b1;
+                        rw_data[(wc*ALPHA + wl)*8 +: 8] =
+                            rw_data[(wc*ALPHA + wl)*8 +: 8] | ro_act[wr*8 +: 8];
                     end
+                end
+            end
+        end
+    end
+    assign iw_stall = |(iw_we & rw_we);
+
+    reg [C-1:0]       cw_we;
+    reg [C*ALPHA-1:0] cw_be;
+    reg [C*A_W-1:0]   cw_addr;
+    reg [C*ALPHA*8-1:0] cw_data;
+    integer ic;
+    always @(*) begin
+        ic = 0;
+        cw_we   = rw_we;
+        cw_be   = rw_be;
+        cw_addr = rw_waddr;
+        cw_data = rw_data;
+        if (!iw_stall) begin
+            for (ic = 0; ic < C; ic = ic + 1) begin
+                if (iw_we[ic]) begin
+                    cw_we[ic] = 1'b1;
+                    cw_be[ic*ALPHA +: ALPHA] = iw_be[ic*ALPHA +: ALPHA];
+                    cw_addr[ic*A_W +: A_W] = iw_addr[ic*A_W +: A_W];
+                    cw_data[ic*ALPHA*8 +: ALPHA*8] = iw_data;
                 end
             end
         end
@@ -395,15 +418,17 @@ module ccc_core #(
         .out_last(m_axis_tlast), .done(done)
     );
 
-    assign busy = (state_q != S_INPUT) || in_busy_q;
+    assign busy = (state_q != S_WAITIN) || in_busy_q;
 
     // ------------------------------------------------------------------ control
     always @(posedge clk) begin
         if (rst) begin
-            state_q     <= S_INPUT;
+            state_q     <= S_WAITIN;
             tile_q      <= {T_W{1'b0}};
             in_busy_q   <= 1'b0;
             in_done_q   <= 1'b0;
+            in_open_q   <= 1'b1;
+            in_full_q   <= 1'b0;
             in_c_q      <= {N_W{1'b0}};
             in_y_q      <= {Y_W{1'b0}};
             in_x_q      <= {X_W{1'b0}};
@@ -466,31 +491,38 @@ module ccc_core #(
                 if (tg_bit_q == 3'd7) tg_on_q <= 1'b0;
             end
 
-            case (state_q)
-                S_INPUT: begin
-                    if (in_fire) begin
-                        in_busy_q <= 1'b1;
-                        if (in_c_q == IN_C[N_W-1:0] - 1'b1) begin
-                            in_c_q   <= {N_W{1'b0}};
-                            in_pix_q <= in_pix_q + 1'b1;
-                            if (in_x_q == IN_W[X_W-1:0] - 1'b1) begin
-                                in_x_q <= {X_W{1'b0}};
-                                if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
-                                    in_y_q    <= {Y_W{1'b0}};
-                                    in_pix_q  <= {PIX_W{1'b0}};
-                                    in_done_q <= 1'b1;
-                                end else begin
-                                    in_y_q <= in_y_q + 1'b1;
-                                end
-                            end else begin
-                                in_x_q <= in_x_q + 1'b1;
-                            end
+            // input: runs beside the layers whenever the first layer's buffers are free
+            if (in_fire) begin
+                in_busy_q <= 1'b1;
+                if (in_c_q == IN_C[N_W-1:0] - 1'b1) begin
+                    in_c_q   <= {N_W{1'b0}};
+                    in_pix_q <= in_pix_q + 1'b1;
+                    if (in_x_q == IN_W[X_W-1:0] - 1'b1) begin
+                        in_x_q <= {X_W{1'b0}};
+                        if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
+                            in_y_q    <= {Y_W{1'b0}};
+                            in_pix_q  <= {PIX_W{1'b0}};
+                            in_done_q <= 1'b1;
                         end else begin
-                            in_c_q <= in_c_q + 1'b1;
+                            in_y_q <= in_y_q + 1'b1;
                         end
+                    end else begin
+                        in_x_q <= in_x_q + 1'b1;
                     end
-                    if (in_done_q && !wr_busy) begin
-                        in_done_q <= 1'b0;
+                end else begin
+                    in_c_q <= in_c_q + 1'b1;
+                end
+            end
+            if (in_done_q && !wr_busy) begin
+                in_done_q <= 1'b0;
+                in_open_q <= 1'b0;
+                in_full_q <= 1'b1;
+            end
+
+            case (state_q)
+                S_WAITIN: begin
+                    if (in_full_q) begin
+                        in_full_q <= 1'b0;
                         in_busy_q <= 1'b0;
                         tile_q    <= {T_W{1'b0}};
                         state_q   <= S_WAITLOAD;
@@ -537,6 +569,8 @@ module ccc_core #(
                     since_q <= since_q + 1'b1;
                     drain_q <= drain_q - 1'b1;
                     if (drain_q == 16'd1) begin
+                        // The first layer has read this image: the next may come in.
+                        if (s_layer == {LAYER_W{1'b0}} && s_layer_end) in_open_q <= 1'b1;
                         if (s_final && s_layer_end) begin
                             state_q     <= S_CLASSIFY;
                             cls_start_q <= 1'b1;
@@ -548,7 +582,7 @@ module ccc_core #(
                 end
                 default: begin  // S_CLASSIFY: wait for the logits to leave
                     if (done) begin
-                        state_q <= S_INPUT;
+                        state_q <= S_WAITIN;
                         tile_q  <= {T_W{1'b0}};
                     end
                 end

@@ -8,6 +8,8 @@
 // different columns and are written in the same cycle (a KxK first layer usually needs
 // one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
 // cycles, during which `req_ready` is low. Writes leave one cycle after their phase.
+// `hold` freezes the writer, outputs included, for a cycle whose write could not be
+// granted (the layers' rows own the column RAMs' write ports first).
 module ccc_writer #(
     parameter integer C      = 4,
     parameter integer ALPHA  = 8,
@@ -22,6 +24,7 @@ module ccc_writer #(
 ) (
     input  wire                   clk,
     input  wire                   rst,
+    input  wire                   hold,
     input  wire                   req_valid,
     output wire                   req_ready,
     input  wire [N_W-1:0]         req_chan,
@@ -58,7 +61,7 @@ module ccc_writer #(
     assign req_ready = (left_q == {PH_W{1'b0}});
     assign busy = !req_ready || (mem_we != {C{1'b0}});
 
-    wire accept = req_valid && req_ready;
+    wire accept = req_valid && req_ready && !hold;
     wire [MAP_AW+N_W+PH_W-1:0] chan_entry = req_chan * req_phases;
     wire [MAP_AW-1:0] first_index = chan_entry[MAP_AW-1:0];
     wire unused_chan_entry = ^chan_entry[MAP_AW+N_W+PH_W-1:MAP_AW];
@@ -107,7 +110,7 @@ module ccc_writer #(
             mem_be    <= {C*ALPHA{1'b0}};
             mem_waddr <= {C*A_W{1'b0}};
             mem_wdata <= {ALPHA*8{1'b0}};
-        end else begin
+        end else if (!hold) begin
             if (accept) begin
                 left_q <= req_phases - 1'b1;
                 y_q    <= req_y;

@@ -15,7 +15,7 @@
 //!   Weights are double-buffered in the cells' shadow registers: the next tile's R rows
 //!   shift in while this tile streams, so loading never shows.
 //! * The input phase streams one pixel byte per beat and writes it into every first-layer
-//!   tap that reads it, in parallel across array columns: `beats · phases + 2` cycles,
+//!   tap that reads it, in parallel across array columns: `beats · phases + 3` cycles,
 //!   where `phases` is the most taps of one channel that share a column (1 when the
 //!   K·K taps of a KxK first conv spread over ≥ K·K columns).
 //! * Pool + classifier: one MAC per cycle, then the logits and class leave:
@@ -177,7 +177,7 @@ pub fn input_cycles(net: &PackedNet, a: ArrayShape) -> u64 {
         .max()
         .unwrap_or(1)
         .max(1);
-    net.input.len() as u64 * phases + 2
+    net.input.len() as u64 * phases + 3
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {

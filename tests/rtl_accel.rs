@@ -112,6 +112,20 @@ fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
     }
     assert_eq!(m.classifier, sch.classifier_cycles, "classifier cycles");
     assert_eq!(m.total, sch.total_cycles, "total cycles");
+    // The next image streams in while the previous one is still in the later layers, so
+    // images finish closer together than one image's latency (never closer than the
+    // latency without the input phase).
+    if let (Some(d0), Some(d1)) = (run.done.get(&0), run.done.get(&1)) {
+        let interval = d1 - d0;
+        assert!(
+            interval < sch.total_cycles,
+            "{s:?}: no overlap ({interval} cycles apart)"
+        );
+        assert!(
+            interval >= sch.total_cycles - sch.input_cycles,
+            "{s:?}: {interval}"
+        );
+    }
 }
 
 #[test]
