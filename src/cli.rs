@@ -571,6 +571,12 @@ fn cmd_simulate(
                 "    classify: {:>9} measured {:>9} predicted",
                 m.classifier, c.schedule.classifier_cycles
             );
+            if let (Some(a), Some(b)) = (run.done.get(&0), run.done.get(&1)) {
+                println!(
+                    "  images finish {} cycles apart (the next input streams in during the later layers)",
+                    b - a
+                );
+            }
         }
     }
     if failed {
