@@ -141,7 +141,13 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
             },
         )?
     };
-    let report = report::build(&packed, &dense, array, &path.display().to_string());
+    let dense_schedule = crate::schedule::schedule(&dense, array);
+    let report = report::build(
+        &packed,
+        &schedule,
+        &dense_schedule,
+        &path.display().to_string(),
+    );
     Ok(Compiled {
         source: path.to_path_buf(),
         options: o.clone(),

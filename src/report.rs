@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::pack::network::PackedNet;
 use crate::reference::Accuracy;
-use crate::schedule::{ArrayShape, classifier_cycles, input_cycles, schedule_layer, tile_count};
+use crate::schedule::{ArrayShape, Schedule, tile_count};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Metrics {
@@ -76,14 +76,15 @@ fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
     }
 }
 
-/// Metrics of layer `i`: the dense baseline `dense` (every nonzero column its own array
-/// column) and the packed network `net`, each with its own exact schedule.
+/// Metrics of layer `i`: the dense baseline (every nonzero column its own array column)
+/// and the packed network `net`, each with the cycles of its own exact schedule.
 fn layer_metrics(
     net: &PackedNet,
-    dense: &PackedNet,
+    sched: &Schedule,
+    dense_sched: &Schedule,
     i: usize,
-    a: ArrayShape,
 ) -> (Metrics, Metrics) {
+    let a = sched.array;
     let l = &net.layers[i];
     let n = l.rows();
     let ut = tile_count(n, l.nonzero_columns, a);
@@ -92,7 +93,7 @@ fn layer_metrics(
         columns: l.nonzero_columns,
         tiles: ut,
         utilization: utilization(l.nnz_unpacked, ut, a),
-        cycles: schedule_layer(dense, i, a).cycles,
+        cycles: dense_sched.layers[i].cycles,
         ..Metrics::default()
     };
     let s = &l.stats;
@@ -107,7 +108,7 @@ fn layer_metrics(
         pruned_l1_fraction: s.pruned_l1_fraction(),
         conflicts: s.conflicts.iter().sum(),
         max_group_conflicts: s.conflicts.iter().copied().max().unwrap_or(0),
-        cycles: schedule_layer(net, i, a).cycles,
+        cycles: sched.layers[i].cycles,
     };
     (unpacked, packed)
 }
@@ -128,10 +129,13 @@ fn total(ms: &[&Metrics], a: ArrayShape, extra_cycles: u64, l1: (f64, f64)) -> M
     }
 }
 
-pub fn build(net: &PackedNet, dense: &PackedNet, a: ArrayShape, source: &str) -> Report {
+/// The report of `net` under its schedule `sched`, next to the dense baseline's schedule
+/// on the same array.
+pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: &str) -> Report {
+    let a = sched.array;
     let mut layers = Vec::new();
     for (i, l) in net.layers.iter().enumerate() {
-        let (unpacked, packed) = layer_metrics(net, dense, i, a);
+        let (unpacked, packed) = layer_metrics(net, sched, dense_sched, i);
         layers.push(LayerReport {
             layer: i,
             conv_index: l.conv_index,
@@ -151,7 +155,7 @@ pub fn build(net: &PackedNet, dense: &PackedNet, a: ArrayShape, source: &str) ->
             packed,
         });
     }
-    let cls = classifier_cycles(net.classes, net.classifier.pool_input.c);
+    let cls = sched.classifier_cycles;
     let l1 = net.layers.iter().fold((0.0, 0.0), |(p, t), l| {
         (p + l.stats.pruned_l1, t + l.stats.total_l1)
     });
@@ -187,7 +191,7 @@ pub fn build(net: &PackedNet, dense: &PackedNet, a: ArrayShape, source: &str) ->
         input_cycles: if net.layers.is_empty() {
             0
         } else {
-            input_cycles(net, a)
+            sched.input_cycles
         },
         unpacked,
         packed,

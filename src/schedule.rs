@@ -35,15 +35,15 @@ pub const DRAIN_EXTRA: u64 = 16;
 /// memory its value is written to (the column of the next layer's group that reads it),
 /// or `None` (no reader, or the last layer, which feeds the pool).
 pub fn write_columns(net: &PackedNet, l: usize, a: ArrayShape) -> Vec<Option<usize>> {
-    let mut cols = vec![None; net.layers[l].output.c];
-    if let Some(next) = net.layers.get(l + 1) {
-        for g in 0..next.groups_len() {
-            for t in &next.taps[next.group_offsets[g]..next.group_offsets[g + 1]] {
-                cols[t.channel] = Some(g % a.cols);
-            }
-        }
+    let channels = net.layers[l].output.c;
+    match net.layers.get(l + 1) {
+        Some(next) => next
+            .readers(channels)
+            .iter()
+            .map(|us| us.last().map(|&u| next.group_of(u) % a.cols))
+            .collect(),
+        None => vec![None; channels],
     }
-    cols
 }
 
 /// Smallest pixel period ≥ 8 for a tile whose rows `row0..row0 + R` write the given
@@ -164,20 +164,26 @@ pub fn classifier_cycles(classes: usize, channels: usize) -> u64 {
 /// Input phase: a beat is written to every first-layer tap that reads its channel, one
 /// tap per array column per cycle (taps of a channel in the same column take turns).
 pub fn input_cycles(net: &PackedNet, a: ArrayShape) -> u64 {
+    net.input.len() as u64 * input_phases(net, a) as u64 + 3
+}
+
+/// Cycles to write one input pixel: the most first-layer taps reading one input channel
+/// that share an array column (at least 1).
+pub fn input_phases(net: &PackedNet, a: ArrayShape) -> usize {
     let first = &net.layers[0];
-    let mut per_column = vec![vec![0u64; a.cols]; first.input.c];
-    for g in 0..first.groups_len() {
-        for t in &first.taps[first.group_offsets[g]..first.group_offsets[g + 1]] {
-            per_column[t.channel][g % a.cols] += 1;
-        }
-    }
-    let phases = per_column
+    first
+        .readers(first.input.c)
         .iter()
-        .flat_map(|c| c.iter().copied())
+        .map(|us| {
+            let mut per_column = vec![0usize; a.cols];
+            for &u in us {
+                per_column[first.group_of(u) % a.cols] += 1;
+            }
+            per_column.into_iter().max().unwrap_or(0)
+        })
         .max()
         .unwrap_or(1)
-        .max(1);
-    net.input.len() as u64 * phases + 3
+        .max(1)
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {

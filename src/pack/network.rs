@@ -75,6 +75,21 @@ impl PackedLayer {
         self.output.c
     }
 
+    /// Group holding packed tap `u`.
+    pub fn group_of(&self, u: usize) -> usize {
+        self.group_offsets.partition_point(|&o| o <= u) - 1
+    }
+
+    /// For each of the previous layer's `channels` output channels (or input channels),
+    /// the packed taps of this layer that read it, in tap (so group) order.
+    pub fn readers(&self, channels: usize) -> Vec<Vec<usize>> {
+        let mut r = vec![Vec::new(); channels];
+        for (u, t) in self.taps.iter().enumerate() {
+            r[t.channel].push(u);
+        }
+        r
+    }
+
     /// Decodes the packed form into an N x T weight matrix over `self.taps`: the matrix
     /// the MX cells compute, read back through the selectors.
     pub fn decode(&self) -> Array2<i32> {

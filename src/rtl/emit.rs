@@ -12,11 +12,15 @@ use super::cell::{CellParams, ceil_log2, render_array, render_cell};
 use crate::compile::Compiled;
 use crate::output::OutDir;
 use crate::pack::network::PackedNet;
-use crate::schedule::{ArrayShape, Schedule};
+use crate::schedule::{ArrayShape, Schedule, input_phases};
 
 /// Hand-written primitives, in dependency order (file name, text).
-pub const HW_FILES: [(&str, &str); 7] = [
+pub const HW_FILES: [(&str, &str); 8] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
+    (
+        "ccc_shift_target.v",
+        include_str!("../../hw/ccc_shift_target.v"),
+    ),
     ("ccc_col_feed.v", include_str!("../../hw/ccc_col_feed.v")),
     ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
     ("ccc_row_unit.v", include_str!("../../hw/ccc_row_unit.v")),
@@ -199,7 +203,7 @@ pub fn render_all(
     // width `width`: its column memory, lane, (dy, dx) and base - (dy·width + dx).
     let target = |l_reader: usize, u: usize, width: usize| -> Result<Target> {
         let reader = &net.layers[l_reader];
-        let g = reader.group_offsets.partition_point(|&o| o <= u) - 1;
+        let g = reader.group_of(u);
         let tap = reader.taps[u];
         if tap.dy.abs() > 127 || tap.dx.abs() > 127 {
             bail!(
@@ -223,18 +227,25 @@ pub fn render_all(
     let first = &net.layers[0];
     let in_c = first.input.c;
     let mut phases: Vec<Vec<Vec<(usize, Target)>>> = vec![Vec::new(); in_c];
-    for (u, t) in first.taps.iter().enumerate() {
-        let tg = target(0, u, first.input.w)?;
-        let ph = &mut phases[t.channel];
-        match ph
-            .iter_mut()
-            .find(|p| p.iter().all(|(_, o)| o.col != tg.col))
-        {
-            Some(p) => p.push((u, tg)),
-            None => ph.push(vec![(u, tg)]),
+    for (ch, us) in first.readers(in_c).iter().enumerate() {
+        for &u in us {
+            let tg = target(0, u, first.input.w)?;
+            let ph = &mut phases[ch];
+            match ph
+                .iter_mut()
+                .find(|p| p.iter().all(|(_, o)| o.col != tg.col))
+            {
+                Some(p) => p.push((u, tg)),
+                None => ph.push(vec![(u, tg)]),
+            }
         }
     }
-    let in_wpc = phases.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    // First-fit into phases gives exactly the count the cycle model uses.
+    let in_wpc = input_phases(net, a);
+    debug_assert_eq!(
+        in_wpc,
+        phases.iter().map(Vec::len).max().unwrap_or(1).max(1)
+    );
     let mut entries: Vec<MapEntry> = Vec::new();
     for (ch, ph) in phases.iter().enumerate() {
         for (k, slots) in ph.iter().enumerate() {
@@ -264,11 +275,7 @@ pub fn render_all(
     for l in 0..nl {
         let mut t: Vec<Option<Target>> = vec![None; net.layers[l].output.c];
         if let Some(reader) = net.layers.get(l + 1) {
-            let mut readers: Vec<Vec<usize>> = vec![Vec::new(); net.layers[l].output.c];
-            for (u, tap) in reader.taps.iter().enumerate() {
-                readers[tap.channel].push(u);
-            }
-            for (n, us) in readers.iter().enumerate() {
+            for (n, us) in reader.readers(net.layers[l].output.c).iter().enumerate() {
                 match us.as_slice() {
                     [] => {}
                     [u] => t[n] = Some(target(l + 1, *u, net.layers[l].output.w)?),
