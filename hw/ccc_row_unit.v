@@ -84,16 +84,16 @@ module ccc_row_unit #(
     wire                 t_valid  = tgt_q[TGT_W-1];
     wire [COL_W-1:0]     t_col    = tgt_q[TGT_W-2 -: COL_W];
     wire [LANE_W-1:0]    t_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
-    wire signed [7:0]    t_dy     = tgt_q[A_W+16 -: 8];
-    wire signed [7:0]    t_dx     = tgt_q[A_W+8 -: 8];
+    wire [7:0]           t_dy     = tgt_q[A_W+16 -: 8];
+    wire [7:0]           t_dx     = tgt_q[A_W+8 -: 8];
     wire [A_W:0]         t_offset = tgt_q[A_W:0];
     // Displaced position of the finished pixel, and its word address.
-    wire signed [Y_W+8:0] ty = $signed({9'd0, y_q}) - {{(Y_W + 1) {t_dy[7]}}, t_dy};
-    wire signed [X_W+8:0] tx = $signed({9'd0, x_q}) - {{(X_W + 1) {t_dx[7]}}, t_dx};
-    wire in_map = (ty >= 0) && (ty < $signed({9'd0, map_h})) &&
-                  (tx >= 0) && (tx < $signed({9'd0, map_w}));
-    wire [A_W:0] taddr = {{(A_W + 1 - PIX_W) {1'b0}}, pix_q} + t_offset;
-    wire unused_taddr_sign = taddr[A_W];
+    wire                 in_map;
+    wire [A_W-1:0]       taddr;
+    ccc_shift_target #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W)) u_target (
+        .y(y_q), .x(x_q), .pix(pix_q), .h(map_h), .w(map_w), .dy(t_dy), .dx(t_dx),
+        .offset(t_offset), .in_map(in_map), .addr(taddr)
+    );
 
     // Partial sums: read at bit-plane 0, used at bit-plane 7, written after it.
     wire                   re_valid;
@@ -201,7 +201,7 @@ module ccc_row_unit #(
             wr_valid  <= re_valid & re_last & t_valid & in_map;
             wr_col    <= t_col;
             wr_lane   <= t_lane;
-            wr_addr   <= taddr[A_W-1:0];
+            wr_addr   <= taddr;
         end
     end
 endmodule

@@ -74,26 +74,22 @@ module ccc_writer #(
     wire [X_W-1:0]   cur_w   = accept ? req_w   : w_q;
     wire             cur_on  = accept || (left_q != {PH_W{1'b0}});
 
-    // Per column: bounds of the displaced position and the target address.
-    reg [C-1:0]       slot_ok;
-    reg [C*A_W-1:0]   slot_addr;
-    reg signed [Y_W+8:0] ty;
-    reg signed [X_W+8:0] tx;
-    // Targets are in range by construction, so the sum's top (sign) bit is never used.
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [A_W:0]       taddr;
-    /* verilator lint_on UNUSEDSIGNAL */
-    integer c;
-    always @(*) begin
-        for (c = 0; c < C; c = c + 1) begin
-            ty = $signed({9'd0, cur_y}) - {{(Y_W + 1) {map_dy[c*8+7]}}, map_dy[c*8 +: 8]};
-            tx = $signed({9'd0, cur_x}) - {{(X_W + 1) {map_dx[c*8+7]}}, map_dx[c*8 +: 8]};
-            taddr = {{(A_W + 1 - PIX_W) {1'b0}}, cur_pix} + map_offset[c*(A_W+1) +: A_W+1];
-            slot_ok[c] = cur_on && map_valid[c] && (ty >= 0) && (ty < $signed({9'd0, cur_h}))
-                         && (tx >= 0) && (tx < $signed({9'd0, cur_w}));
-            slot_addr[c*A_W +: A_W] = taddr[A_W-1:0];
+    // Per column: whether the displaced position exists, and its word address.
+    wire [C-1:0]     slot_ok;
+    wire [C*A_W-1:0] slot_addr;
+    genvar gc;
+    generate
+        for (gc = 0; gc < C; gc = gc + 1) begin : g_slot
+            wire in_map;
+            ccc_shift_target #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W)) u_target (
+                .y(cur_y), .x(cur_x), .pix(cur_pix), .h(cur_h), .w(cur_w),
+                .dy(map_dy[gc*8 +: 8]), .dx(map_dx[gc*8 +: 8]),
+                .offset(map_offset[gc*(A_W+1) +: A_W+1]),
+                .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W])
+            );
+            assign slot_ok[gc] = cur_on && map_valid[gc] && in_map;
         end
-    end
+    endgenerate
 
     integer j, k;
     always @(posedge clk) begin
