@@ -4,7 +4,8 @@
 
 CARGO    ?= cargo
 CCC      := target/release/ccc
-MODEL    ?= models/synthetic-shiftnet.safetensors
+MODEL    ?= models/fmnist-shift-cc.safetensors
+DENSE    ?= models/fmnist-shift-dense.safetensors
 OUT      ?= out
 ROWS     ?= 32
 COLS     ?= 32
@@ -15,7 +16,7 @@ SIM      ?= both
 DATA_PKGS := dataset-fashion-mnist
 HDL_PKGS  := verilator iverilog yosys
 
-.PHONY: all build deps-data deps-hdl compile lint synth sim demo test test-rust test-python style bench bench-sim clean
+.PHONY: all build deps-data deps-hdl compile lint synth sim demo test test-rust test-python style bench bench-sim clean models retrain-10pct sweep
 
 all: build
 
@@ -49,17 +50,41 @@ synth: compile deps-hdl
 sim: compile deps-hdl
 	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator $(SIM)
 
-# The main job: compile the shipped model for a ROWSxCOLS array (column-combined and
-# dense baseline) with float / 8-bit / packed accuracy on LIMIT Fashion-MNIST test
-# images in the reports, then simulate both accelerators (Verilator) on IMAGES real
-# test images against the bit-exact reference, with measured vs predicted cycles.
+# The main job: compile the shipped column-combined model for a ROWSxCOLS array (and
+# the same model as a dense baseline, plus the trained dense model's tile count) with
+# float / 8-bit / packed accuracy on LIMIT Fashion-MNIST test images in the reports,
+# then simulate the packed accelerator and the dense baseline (Verilator) on IMAGES
+# real test images against the bit-exact reference, with measured vs predicted cycles.
 demo: build deps-data deps-hdl
 	$(CCC) inspect $(MODEL)
 	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)
 	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) --dense --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)-dense
+	$(CCC) compile $(DENSE) --rows $(ROWS) --cols $(COLS) --no-rtl --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)-dense-model
 	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator verilator
 	$(CCC) simulate $(OUT)-dense --images $(IMAGES) --simulator verilator
-	@echo "reports: $(OUT)/report.md (column-combined), $(OUT)-dense/report.md (dense baseline)"
+	@echo "reports: $(OUT)/report.md (column-combined), $(OUT)-dense/report.md (same model, dense baseline), $(OUT)-dense-model/report.md (trained dense model)"
+
+# The shipped models, exactly as trained (CPU, deterministic for the seed; see
+# models/README.md for times and results). TRAIN_FLAGS adds options, e.g. --train-limit.
+TRAIN_FLAGS ?=
+models: build deps-data
+	$(CCC) train --groups 1,1,1,1 --epochs 10 --seed 1 --name fmnist-shift-dense $(TRAIN_FLAGS) -o models/fmnist-shift-dense.safetensors
+	$(CCC) train --groups 1,8,8,8 --gamma 1.75 --epochs 12 --quant-aware --qat-epochs 2 --seed 1 --name fmnist-shift-cc $(TRAIN_FLAGS) -o models/fmnist-shift-cc.safetensors
+
+# The retraining claim: from the trained dense model, joint optimization on 10% of the
+# training set (per class) vs the full set, same schedule.
+RETRAIN_EPOCHS ?= 6
+retrain-10pct: build deps-data
+	mkdir -p $(OUT)-retrain
+	$(CCC) train --load $(DENSE) --groups 1,8,8,8 --gamma 1.75 --epochs $(RETRAIN_EPOCHS) --quant-aware --qat-epochs 1 --sample-ratio 0.1 --seed 1 --name fmnist-shift-cc-retrain10 $(TRAIN_FLAGS) -o $(OUT)-retrain/cc-retrain-10pct.safetensors
+	$(CCC) train --load $(DENSE) --groups 1,8,8,8 --gamma 1.75 --epochs $(RETRAIN_EPOCHS) --quant-aware --qat-epochs 1 --sample-ratio 1 --seed 1 --name fmnist-shift-cc-retrain100 $(TRAIN_FLAGS) -o $(OUT)-retrain/cc-retrain-100pct.safetensors
+
+# α × γ grid from the trained dense model on 10% of the data: OUT-sweep/sweep.{md,svg}.
+ALPHAS ?= 2,4,8
+GAMMAS ?= 0.5,1.75,4
+SWEEP_EPOCHS ?= 6
+sweep: build deps-data
+	$(CCC) sweep --load $(DENSE) --alphas $(ALPHAS) --gammas $(GAMMAS) --epochs $(SWEEP_EPOCHS) --sample-ratio 0.1 --quant-aware --qat-epochs 1 --seed 1 $(TRAIN_FLAGS) -o $(OUT)-sweep
 
 test: deps-data deps-hdl style test-rust test-python
 
@@ -84,4 +109,4 @@ bench-sim: build deps-hdl
 
 clean:
 	$(CARGO) clean
-	rm -rf $(OUT) $(OUT)-dense $(OUT)-bench
+	rm -rf $(OUT) $(OUT)-dense $(OUT)-dense-model $(OUT)-bench $(OUT)-retrain $(OUT)-sweep

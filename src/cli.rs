@@ -98,6 +98,30 @@ pub enum Command {
         #[arg(long)]
         graph: Option<PathBuf>,
     },
+    /// Train a shift-CNN with column combining (prune → combine → retrain) on CPU and
+    /// write it in the model format `compile` reads, plus `<OUT>.train.json`.
+    Train {
+        #[command(flatten)]
+        args: TrainArgs,
+        /// Model file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Train every α × γ of a grid (from --load, typically a trained dense model) and
+    /// write OUT/sweep.{json,md,csv,svg} with the models.
+    Sweep {
+        #[command(flatten)]
+        args: TrainArgs,
+        /// α values (applied to every block stage; the stem stays dense).
+        #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+        alphas: Vec<usize>,
+        /// γ values.
+        #[arg(long, value_delimiter = ',', default_value = "0.5,1,1.75")]
+        gammas: Vec<f64>,
+        /// Output directory (replaced atomically).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Write a random sparse shift-CNN in the model format (for tests and benchmarks).
     GenModel {
         out: PathBuf,
@@ -127,6 +151,118 @@ pub enum Command {
         #[arg(long)]
         no_batchnorm: bool,
     },
+}
+
+/// Architecture and optimization options of `train` and `sweep` (the seeds' flags).
+#[derive(Args, Clone, Debug)]
+pub struct TrainArgs {
+    #[arg(long, value_enum, default_value_t = DatasetName::FashionMnist)]
+    pub dataset: DatasetName,
+    #[arg(long, default_value = dataset::DEFAULT_FASHION_MNIST_DIR)]
+    pub data_dir: PathBuf,
+    /// Channels per stage.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
+    pub filters: Vec<usize>,
+    /// Convs per stage (the first conv of stage 0 is the dense KxK stem).
+    #[arg(long, value_delimiter = ',', default_value = "1,1,2,2")]
+    pub layers: Vec<usize>,
+    /// Stride of each stage's first conv.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,2,2")]
+    pub strides: Vec<usize>,
+    /// α per stage (1 = dense; the stem is always dense).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,8,8")]
+    pub groups: Vec<usize>,
+    /// Stem kernel size K (odd; "same" padding).
+    #[arg(long, default_value_t = 3)]
+    pub stem_kernel: usize,
+    /// γ, the conflict budget per row used when combining.
+    #[arg(long, default_value_t = 1.75)]
+    pub gamma: f64,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Peak learning rate (cosine decay to 0).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// L1 penalty on conv weights until the last prune step.
+    #[arg(long, default_value_t = 1e-5)]
+    pub l1_penalty: f64,
+    /// Train on this per-class fraction of the training set.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample_ratio: f64,
+    /// Fine-tune the last --qat-epochs epochs with §5 fake quantization.
+    #[arg(long)]
+    pub quant_aware: bool,
+    #[arg(long, default_value_t = 2)]
+    pub qat_epochs: usize,
+    /// Start from a trained model of the same architecture (the retraining path).
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Column-grouping strategy (the compiler's).
+    #[arg(long, default_value_t = Strategy::default())]
+    pub strategy: Strategy,
+    /// Array for the tile counts reported while training.
+    #[arg(long, default_value_t = 32)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 32)]
+    pub cols: usize,
+    /// Use only the first N training images (smoke tests).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Evaluate on only the first N test images.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    /// Model name in the graph.
+    #[arg(long, default_value = "fmnist-shift")]
+    pub name: String,
+}
+
+impl TrainArgs {
+    pub fn options(&self) -> Result<crate::train::TrainOptions> {
+        let DatasetName::FashionMnist = self.dataset;
+        let arch = crate::train::net::Arch::from_stages(
+            [1, 28, 28],
+            10,
+            self.stem_kernel,
+            &self.filters,
+            &self.layers,
+            &self.strides,
+            &self.groups,
+        )?;
+        let prune = arch.convs.iter().any(|c| c.alpha > 1);
+        Ok(crate::train::TrainOptions {
+            arch,
+            gamma: self.gamma,
+            epochs: self.epochs,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            l1_penalty: self.l1_penalty,
+            sample_ratio: self.sample_ratio,
+            qat_epochs: if self.quant_aware { self.qat_epochs } else { 0 },
+            prune,
+            strategy: self.strategy,
+            seed: self.seed,
+            load: self.load.clone(),
+            rows: self.rows,
+            cols: self.cols,
+            eval_limit: self.eval_limit,
+            name: self.name.clone(),
+            progress: true,
+        })
+    }
+
+    fn data(&self) -> Result<(Dataset, Dataset)> {
+        crate::train::load_data(&self.data_dir, self.train_limit)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -258,6 +394,23 @@ pub fn run(cli: Cli) -> Result<()> {
             data_dir,
             seed,
         } => cmd_simulate(&out, images, simulator, vcd.as_deref(), &data_dir, seed),
+        Command::Train { args, out } => {
+            let o = args.options()?;
+            let (tr, te) = args.data()?;
+            crate::train::train(&o, &tr, &te, &out)?;
+            println!(
+                "wrote {} and {}",
+                out.display(),
+                crate::train::log_path(&out).display()
+            );
+            Ok(())
+        }
+        Command::Sweep {
+            args,
+            alphas,
+            gammas,
+            out,
+        } => cmd_sweep(&args, &alphas, &gammas, &out),
         Command::GenModel {
             out,
             seed,
@@ -718,4 +871,40 @@ fn gen_spec(
         dtype,
         seed,
     })
+}
+
+fn cmd_sweep(args: &TrainArgs, alphas: &[usize], gammas: &[f64], out: &Path) -> Result<()> {
+    if alphas.is_empty() || gammas.is_empty() {
+        bail!("--alphas and --gammas need at least one value each");
+    }
+    // The grid sets α; --groups only has to name the stages.
+    let mut args = args.clone();
+    args.groups = vec![1; args.filters.len()];
+    let base = args.options()?;
+    let (tr, te) = args.data()?;
+    let baseline = match &base.load {
+        Some(p) => {
+            let c = compile::compile(
+                p,
+                &CompileOptions {
+                    graph: None,
+                    rows: base.rows,
+                    cols: base.cols,
+                    alpha: None,
+                    gamma: None,
+                    strategy: base.strategy,
+                    section: 0,
+                    dense: false,
+                    act_frac: DEFAULT_ACT_FRAC,
+                    rtl: false,
+                },
+            )?;
+            Some(crate::train::eval_compiled(&c, &base, &te))
+        }
+        None => None,
+    };
+    let s = crate::train::sweep::run(&base, alphas, gammas, baseline, &tr, &te, out)?;
+    print!("{}", crate::train::sweep::markdown(&s));
+    println!("wrote {}/sweep.{{json,md,csv,svg}}", out.display());
+    Ok(())
 }

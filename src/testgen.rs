@@ -2,7 +2,6 @@
 //! `ccc.graph`), so tests and benchmarks exercise the same ingest path users do.
 //! Seeded and deterministic: the same spec always gives byte-identical files.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -11,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::GRAPH_KEY;
+use crate::modelfile::ModelWriter;
 use crate::output::{OutTensor, safetensors_bytes, write_file_atomic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -98,8 +98,7 @@ impl GenSpec {
 struct Builder {
     rng: ChaCha8Rng,
     dtype: GenDtype,
-    tensors: Vec<(String, OutTensor)>,
-    graph: String,
+    m: ModelWriter,
 }
 
 impl Builder {
@@ -110,7 +109,7 @@ impl Builder {
             GenDtype::Bf16 => OutTensor::bf16(shape, v),
             GenDtype::F64 => OutTensor::f64(shape, v.into_iter().map(f64::from)),
         };
-        self.tensors.push((name.to_string(), t));
+        self.m.tensor(name, t);
     }
 
     fn uniform(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
@@ -145,10 +144,7 @@ impl Builder {
         ] {
             self.tensor(&format!("{prefix}.{suffix}"), &[c], data);
         }
-        let _ = write!(
-            self.graph,
-            "\n[[layers]]\nkind = \"batchnorm\"\nweight = \"{prefix}.weight\"\nbias = \"{prefix}.bias\"\nmean = \"{prefix}.running_mean\"\nvar = \"{prefix}.running_var\"\neps = 1e-5\n"
-        );
+        self.m.batchnorm(prefix, 1e-5);
     }
 }
 
@@ -163,61 +159,49 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<(String, OutTensor)>, String)> {
     let mut b = Builder {
         rng: ChaCha8Rng::seed_from_u64(spec.seed),
         dtype: spec.dtype,
-        tensors: Vec::new(),
-        graph: String::new(),
+        m: ModelWriter::new(
+            &spec.name,
+            spec.classes,
+            [spec.channels, spec.height, spec.width],
+            spec.gamma,
+        ),
     };
-    let _ = writeln!(
-        b.graph,
-        "[model]\nname = \"{}\"\nclasses = {}\n\n[input]\nchannels = {}\nheight = {}\nwidth = {}",
-        spec.name, spec.classes, spec.channels, spec.height, spec.width
-    );
-    if let Some(g) = spec.gamma {
-        let _ = writeln!(b.graph, "\n[packing]\ngamma = {g:?}");
-    }
-    let act = if spec.relu6 { "relu6" } else { "relu" };
     let mut c = spec.channels;
     if let Some(s) = &spec.stem {
         b.conv("stem.conv.weight", s.out, c, s.k, 1.0);
-        let _ = write!(
-            b.graph,
-            "\n[[layers]]\nkind = \"conv\"\nweight = \"stem.conv.weight\"\nstride = {}\npadding = {}\n",
-            s.stride, s.padding
-        );
-        if spec.batchnorm {
-            b.batchnorm("stem.bn", s.out);
+        let bias = if spec.batchnorm {
+            None
         } else {
             let bias = b.uniform(s.out, 0.0, 0.3);
             b.tensor("stem.conv.bias", &[s.out], bias);
-            b.graph.push_str("bias = \"stem.conv.bias\"\n");
+            Some("stem.conv.bias")
+        };
+        b.m.conv("stem.conv.weight", bias, s.stride, s.padding, None);
+        if spec.batchnorm {
+            b.batchnorm("stem.bn", s.out);
         }
-        let _ = write!(b.graph, "\n[[layers]]\nkind = \"{act}\"\n");
+        b.m.activation(spec.relu6);
         c = s.out;
     }
     for (i, blk) in spec.blocks.iter().enumerate() {
         let shifts: Vec<i32> = (0..2 * c).map(|_| b.rng.random_range(-1..=1)).collect();
-        b.tensors
-            .push((format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts)));
-        let _ = write!(
-            b.graph,
-            "\n[[layers]]\nkind = \"shift\"\nshifts = \"b{i}.shift\"\n"
-        );
-        b.conv(&format!("b{i}.conv.weight"), blk.out, c, 1, spec.density);
-        let _ = write!(
-            b.graph,
-            "\n[[layers]]\nkind = \"conv\"\nweight = \"b{i}.conv.weight\"\nstride = {}\npadding = 0\n",
-            blk.stride
-        );
-        if let Some(a) = blk.alpha {
-            let _ = writeln!(b.graph, "alpha = {a}");
-        }
-        if spec.batchnorm {
-            b.batchnorm(&format!("b{i}.bn"), blk.out);
+        b.m.tensor(&format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts));
+        b.m.shift(&format!("b{i}.shift"));
+        let weight = format!("b{i}.conv.weight");
+        b.conv(&weight, blk.out, c, 1, spec.density);
+        let bias_name = format!("b{i}.conv.bias");
+        let bias = if spec.batchnorm {
+            None
         } else {
             let bias = b.uniform(blk.out, 0.0, 0.3);
-            b.tensor(&format!("b{i}.conv.bias"), &[blk.out], bias);
-            let _ = writeln!(b.graph, "bias = \"b{i}.conv.bias\"");
+            b.tensor(&bias_name, &[blk.out], bias);
+            Some(bias_name.as_str())
+        };
+        b.m.conv(&weight, bias, blk.stride, 0, blk.alpha);
+        if spec.batchnorm {
+            b.batchnorm(&format!("b{i}.bn"), blk.out);
         }
-        let _ = write!(b.graph, "\n[[layers]]\nkind = \"{act}\"\n");
+        b.m.activation(spec.relu6);
         c = blk.out;
     }
     let a = (6.0 / c as f64).sqrt() as f32;
@@ -225,10 +209,8 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<(String, OutTensor)>, String)> {
     b.tensor("fc.weight", &[spec.classes, c], fcw);
     let fcb = b.uniform(spec.classes, -0.1, 0.1);
     b.tensor("fc.bias", &[spec.classes], fcb);
-    b.graph.push_str(
-        "\n[[layers]]\nkind = \"avgpool\"\n\n[[layers]]\nkind = \"linear\"\nweight = \"fc.weight\"\nbias = \"fc.bias\"\n",
-    );
-    Ok((b.tensors, b.graph))
+    b.m.classifier("fc.weight", "fc.bias");
+    Ok((b.m.tensors, b.m.graph))
 }
 
 /// Serializes a model: tensors plus the graph under `ccc.graph`.

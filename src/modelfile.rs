@@ -1,0 +1,100 @@
+//! Writes the model format `ccc compile` reads (DESIGN.md §2): tensors plus the
+//! `ccc.graph` TOML under one safetensors metadata key. The random-model generator and
+//! the trainer both write through this, so the two cannot drift from the reader.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::model::GRAPH_KEY;
+use crate::output::{OutTensor, safetensors_bytes, write_file_atomic};
+
+/// A model being assembled, layer by layer, in graph order.
+#[derive(Default)]
+pub struct ModelWriter {
+    pub tensors: Vec<(String, OutTensor)>,
+    pub graph: String,
+}
+
+impl ModelWriter {
+    /// Starts a graph with its `[model]`, `[input]` and optional `[packing]` tables.
+    pub fn new(name: &str, classes: usize, input: [usize; 3], gamma: Option<f64>) -> Self {
+        let mut graph = String::new();
+        let _ = writeln!(
+            graph,
+            "[model]\nname = \"{name}\"\nclasses = {classes}\n\n[input]\nchannels = {}\nheight = {}\nwidth = {}",
+            input[0], input[1], input[2]
+        );
+        if let Some(g) = gamma {
+            let _ = writeln!(graph, "\n[packing]\ngamma = {g:?}");
+        }
+        ModelWriter {
+            tensors: Vec::new(),
+            graph,
+        }
+    }
+
+    pub fn tensor(&mut self, name: &str, t: OutTensor) {
+        self.tensors.push((name.to_string(), t));
+    }
+
+    /// A conv layer over an already added weight tensor (and optional bias tensor).
+    pub fn conv(
+        &mut self,
+        weight: &str,
+        bias: Option<&str>,
+        stride: usize,
+        padding: usize,
+        alpha: Option<usize>,
+    ) {
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"conv\"\nweight = \"{weight}\"\nstride = {stride}\npadding = {padding}\n"
+        );
+        if let Some(b) = bias {
+            let _ = writeln!(self.graph, "bias = \"{b}\"");
+        }
+        if let Some(a) = alpha {
+            let _ = writeln!(self.graph, "alpha = {a}");
+        }
+    }
+
+    /// A batchnorm layer over tensors `{prefix}.{weight,bias,running_mean,running_var}`.
+    pub fn batchnorm(&mut self, prefix: &str, eps: f64) {
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"batchnorm\"\nweight = \"{prefix}.weight\"\nbias = \"{prefix}.bias\"\nmean = \"{prefix}.running_mean\"\nvar = \"{prefix}.running_var\"\neps = {eps:e}\n"
+        );
+    }
+
+    pub fn shift(&mut self, shifts: &str) {
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"shift\"\nshifts = \"{shifts}\"\n"
+        );
+    }
+
+    /// `relu6` or `relu`.
+    pub fn activation(&mut self, relu6: bool) {
+        let act = if relu6 { "relu6" } else { "relu" };
+        let _ = write!(self.graph, "\n[[layers]]\nkind = \"{act}\"\n");
+    }
+
+    /// Global average pool and the linear classifier over `weight` and `bias` tensors.
+    pub fn classifier(&mut self, weight: &str, bias: &str) {
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"avgpool\"\n\n[[layers]]\nkind = \"linear\"\nweight = \"{weight}\"\nbias = \"{bias}\"\n"
+        );
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        safetensors_bytes(&self.tensors, Some((GRAPH_KEY, self.graph.clone())))
+    }
+
+    /// Writes the model file atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_file_atomic(path, &self.bytes()?)
+    }
+}

@@ -1,0 +1,519 @@
+//! `ccc train`: joint optimization of a shift-CNN with column combining (DESIGN.md §9)
+//! on CPU with candle. Owns the training loop (SGD with momentum, weight decay, cosine
+//! learning rate, L1 penalty), the prune schedule's placement in it, quantization-aware
+//! fine-tuning, per-class subsampling, the training log and the final evaluation by the
+//! compiler itself (float / 8-bit / packed accuracy, tiles).
+
+pub mod net;
+pub mod prune;
+pub mod shift;
+pub mod sweep;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor, Var};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::compile::{self, CompileOptions};
+use crate::dataset::{self, Dataset, Split};
+use crate::output::write_file_atomic;
+use crate::pack::group::Strategy;
+use crate::reference::{Accuracy, evaluate};
+use net::{Arch, Mode, ShiftNet, batch_tensor, predictions};
+
+/// Everything `ccc train` needs besides the data.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainOptions {
+    pub arch: Arch,
+    pub gamma: f64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    /// L1 penalty on conv weights, applied until the last prune step.
+    pub l1_penalty: f64,
+    /// Per-class fraction of the training set used.
+    pub sample_ratio: f64,
+    /// Fake-quantized fine-tuning epochs at the end (0 = off).
+    pub qat_epochs: usize,
+    /// Prune and combine (false: train dense, α ignored).
+    pub prune: bool,
+    pub strategy: Strategy,
+    pub seed: u64,
+    pub load: Option<PathBuf>,
+    /// Array used for the tile counts shown while training and in the final report.
+    pub rows: usize,
+    pub cols: usize,
+    /// Test images evaluated after each epoch and at the end (None = all).
+    pub eval_limit: Option<usize>,
+    pub name: String,
+    /// Show a progress bar (off for sweeps running in parallel).
+    pub progress: bool,
+}
+
+/// One epoch's line of the training log.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub nonzeros: usize,
+    pub weights: usize,
+    pub tiles: usize,
+    pub quant_aware: bool,
+    pub seconds: f64,
+}
+
+/// What training produced, written next to the model as `<model>.train.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainLog {
+    pub generator: String,
+    pub options: TrainOptions,
+    pub train_images: usize,
+    pub epochs: Vec<EpochLog>,
+    pub seconds_per_epoch: f64,
+    /// The compiler's verdict on the written model.
+    pub final_eval: FinalEval,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FinalEval {
+    pub accuracy: Accuracy,
+    pub rows: usize,
+    pub cols: usize,
+    /// Tiles of the packed network and of the same model's dense baseline.
+    pub packed_tiles: usize,
+    pub unpacked_tiles: usize,
+    pub packed_utilization: f64,
+    pub unpacked_utilization: f64,
+    pub nonzeros: usize,
+    pub packed_cycles: u64,
+}
+
+/// Keeps `ratio` of each class (at least one image), chosen with the seeded RNG.
+pub fn sample_per_class(d: &Dataset, ratio: f64, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let classes = d.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in d.labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let mut keep = Vec::new();
+    for mut v in by_class {
+        if v.is_empty() {
+            continue;
+        }
+        v.shuffle(rng);
+        let n = ((v.len() as f64 * ratio).round() as usize).clamp(1, v.len());
+        keep.extend_from_slice(&v[..n]);
+    }
+    keep.sort_unstable();
+    keep
+}
+
+/// glibc returns every freed ~15 MB activation to the kernel and maps it again on the
+/// next step; with these thresholds an epoch measured ~3x faster (notes/training-on-cpu).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        // SAFETY: mallopt only changes allocator tuning parameters; called before the
+        // training threads allocate.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
+/// SGD with momentum and decoupled L1, as PyTorch's `SGD(momentum, weight_decay)` plus
+/// the seeds' L1 term: v = μv + g + λ_wd·w + λ_1·sign(w); w -= lr·v; masks re-applied.
+struct Sgd {
+    params: Vec<(Var, bool, bool, Option<usize>)>,
+    velocity: Vec<Option<Tensor>>,
+    momentum: f64,
+    weight_decay: f64,
+}
+
+impl Sgd {
+    fn step(
+        &mut self,
+        grads: &candle_core::backprop::GradStore,
+        lr: f64,
+        l1: f64,
+        masks: &[Option<Tensor>],
+    ) -> Result<()> {
+        for ((var, decay, use_l1, mask), vel) in self.params.iter().zip(&mut self.velocity) {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            // Gradients carry their own op graph; detached, the optimizer state does not
+            // chain every step's graph into the next (memory grew ~300 MB per step).
+            let w = var.as_tensor().detach();
+            let w = &w;
+            let mut g = g.detach();
+            if *decay && self.weight_decay > 0.0 {
+                g = (g + (w * self.weight_decay)?)?;
+            }
+            if *use_l1 && l1 > 0.0 {
+                g = (g + (w.sign()? * l1)?)?;
+            }
+            let v = match vel.take() {
+                Some(v) => ((v * self.momentum)? + g)?,
+                None => g,
+            };
+            let mut nw = (w - (&v * lr)?)?;
+            if let Some(m) = mask.and_then(|i| masks[i].as_ref()) {
+                nw = (nw * m)?;
+            }
+            var.set(&nw)?;
+            *vel = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Zeroes the velocity of pruned weights so momentum cannot revive them.
+    fn mask_velocity(&mut self, masks: &[Option<Tensor>]) -> Result<()> {
+        for ((_, _, _, mask), vel) in self.params.iter().zip(&mut self.velocity) {
+            if let (Some(i), Some(v)) = (mask, vel.as_mut())
+                && let Some(m) = masks[*i].as_ref()
+            {
+                *v = (&*v * m)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn cosine_lr(base: f64, step: usize, total: usize) -> f64 {
+    base * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos())
+}
+
+/// Float accuracy of the network on `d` (eval mode, or fake-quantized).
+pub fn accuracy(net: &mut ShiftNet, d: &Dataset, mode: Mode, limit: Option<usize>) -> Result<f64> {
+    let n = limit.map_or(d.images.len(), |l| l.min(d.images.len()));
+    let mut correct = 0;
+    for start in (0..n).step_by(500) {
+        let end = (start + 500).min(n);
+        let imgs: Vec<&[u8]> = d.images[start..end].iter().map(Vec::as_slice).collect();
+        let x = batch_tensor(&imgs, d.channels, d.height, d.width, &net.device)?;
+        let pred = predictions(&net.forward(&x, mode)?)?;
+        correct += pred
+            .iter()
+            .zip(&d.labels[start..end])
+            .filter(|(p, l)| **p == u32::from(**l))
+            .count();
+    }
+    Ok(correct as f64 / n.max(1) as f64)
+}
+
+/// Tiles the network would need on the array if packed now (per layer ⌈N/R⌉·⌈G/C⌉,
+/// G from the compiler's grouping; dense layers count their nonzero columns).
+fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
+    let mut tiles = 0;
+    for (i, l) in net.convs.iter().enumerate() {
+        let w = net.weight_matrix(i)?;
+        let alpha = if o.prune { l.spec.alpha } else { 1 };
+        let g = prune::groups_now(&w, alpha, o.gamma, o.strategy)?;
+        tiles += l.spec.out.div_ceil(o.rows) * g.div_ceil(o.cols);
+    }
+    Ok(tiles)
+}
+
+/// Loads the train and test splits (test limited by `eval_limit`).
+pub fn load_data(dir: &Path, train_limit: Option<usize>) -> Result<(Dataset, Dataset)> {
+    let train = dataset::load_mnist_like(dir, Split::Train, train_limit)?;
+    let test = dataset::load_mnist_like(dir, Split::Test, None)?;
+    Ok((train, test))
+}
+
+/// Trains, writes the model to `out` and `<out>.train.json`, and returns the log.
+pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> Result<TrainLog> {
+    if std::env::var_os("CCC_NO_MALLOPT").is_none() {
+        tune_malloc();
+    }
+    if o.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if o.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if !(o.sample_ratio > 0.0 && o.sample_ratio <= 1.0) {
+        bail!("--sample-ratio {} must be in (0, 1]", o.sample_ratio);
+    }
+    if o.qat_epochs > o.epochs {
+        bail!(
+            "--qat-epochs {} exceeds --epochs {}",
+            o.qat_epochs,
+            o.epochs
+        );
+    }
+    let [c, h, w] = o.arch.input;
+    if (train.channels, train.height, train.width) != (c, h, w) {
+        bail!(
+            "the dataset's images are {}x{}x{}, the architecture takes {c}x{h}x{w}",
+            train.channels,
+            train.height,
+            train.width
+        );
+    }
+    let dev = Device::Cpu;
+    let mut net = ShiftNet::init(o.arch.clone(), o.seed, &dev)?;
+    if let Some(p) = &o.load {
+        net.load_from(p)?;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed_da7a);
+    let subset = sample_per_class(train, o.sample_ratio, &mut rng);
+    let steps_per_epoch = subset.len().div_ceil(o.batch_size);
+    let total_steps = steps_per_epoch * o.epochs;
+    let prune_at = if o.prune {
+        prune::prune_points(total_steps)
+    } else {
+        Vec::new()
+    };
+    let last_prune = prune_at.last().copied().unwrap_or(0);
+    let mut sgd = Sgd {
+        params: net.params(),
+        velocity: vec![None; net.params().len()],
+        momentum: o.momentum,
+        weight_decay: o.weight_decay,
+    };
+    let mut masks: Vec<Option<Tensor>> = net.convs.iter().map(|l| l.mask.clone()).collect();
+    let qat_from = o.epochs - o.qat_epochs;
+    let mut logs = Vec::new();
+    let mut step = 0;
+    let mut prune_step = 0;
+    eprintln!(
+        "ccc train: {} images ({} per epoch in {} steps), {} epochs, {} convs{}",
+        subset.len(),
+        subset.len(),
+        steps_per_epoch,
+        o.epochs,
+        o.arch.convs.len(),
+        if o.prune {
+            format!(
+                ", {} prune steps up to step {last_prune}",
+                prune::PRUNE_STEPS
+            )
+        } else {
+            String::new()
+        }
+    );
+    for epoch in 0..o.epochs {
+        let t0 = Instant::now();
+        let mode = if epoch >= qat_from && o.qat_epochs > 0 {
+            Mode::Quant
+        } else {
+            Mode::Train
+        };
+        let mut order = subset.clone();
+        order.shuffle(&mut rng);
+        let bar = if o.progress {
+            ProgressBar::new(steps_per_epoch as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}",
+            )
+            .map_err(|e| anyhow::anyhow!("progress template: {e}"))?
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, o.epochs));
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let mut lr = o.lr;
+        for batch in order.chunks(o.batch_size) {
+            lr = cosine_lr(o.lr, step, total_steps);
+            let imgs: Vec<&[u8]> = batch.iter().map(|&i| train.images[i].as_slice()).collect();
+            let labels: Vec<u32> = batch.iter().map(|&i| u32::from(train.labels[i])).collect();
+            let x = batch_tensor(&imgs, c, h, w, &dev)?;
+            let y = Tensor::new(labels.as_slice(), &dev)?;
+            let logits = net.forward(&x, mode)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let grads = loss.backward()?;
+            let l1 = if step < last_prune { o.l1_penalty } else { 0.0 };
+            sgd.step(&grads, lr, l1, &masks)?;
+            step += 1;
+            let lv = loss.to_scalar::<f32>()? as f64;
+            loss_sum += lv * batch.len() as f64;
+            correct += predictions(&logits)?
+                .iter()
+                .zip(&labels)
+                .filter(|(p, l)| p == l)
+                .count();
+            seen += batch.len();
+            // Short runs can place several prune steps after the same optimizer step.
+            while prune_at.get(prune_step) == Some(&step) {
+                prune_step += 1;
+                prune_now(&mut net, o, prune_step, &mut masks)?;
+                sgd.mask_velocity(&masks)?;
+                let (nz, all) = net.nonzeros()?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "  prune step {prune_step}/{}: {nz}/{all} conv weights kept",
+                        prune::PRUNE_STEPS
+                    )
+                });
+            }
+            bar.set_message(format!(
+                "loss {:.4} acc {:.4} lr {lr:.4}",
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64
+            ));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let eval_mode = if mode == Mode::Quant {
+            Mode::Quant
+        } else {
+            Mode::Eval
+        };
+        let test_acc = accuracy(&mut net, test, eval_mode, o.eval_limit)?;
+        let (nonzeros, weights) = net.nonzeros()?;
+        let tiles = tiles_now(&net, o)?;
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            test_accuracy: test_acc,
+            nonzeros,
+            weights,
+            tiles,
+            quant_aware: mode == Mode::Quant,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {}/{}: loss {:.4} train acc {:.4} test acc {:.4}{} | nonzeros {}/{} | tiles@{}x{} {} | {:.1} s",
+            log.epoch,
+            o.epochs,
+            log.loss,
+            log.train_accuracy,
+            log.test_accuracy,
+            if log.quant_aware { " (fake-quant)" } else { "" },
+            nonzeros,
+            weights,
+            o.rows,
+            o.cols,
+            tiles,
+            log.seconds
+        );
+        logs.push(log);
+    }
+    net.export(&o.name, o.gamma, out)?;
+    let final_eval = final_eval(out, o, test)?;
+    eprintln!(
+        "ccc train: wrote {} | test accuracy float {:.4}, 8-bit {:.4}, packed {:.4} | tiles@{}x{}: packed {} (utilization {:.3}), unpacked {}",
+        out.display(),
+        final_eval.accuracy.float,
+        final_eval.accuracy.unpacked,
+        final_eval.accuracy.packed,
+        o.rows,
+        o.cols,
+        final_eval.packed_tiles,
+        final_eval.packed_utilization,
+        final_eval.unpacked_tiles
+    );
+    let log = TrainLog {
+        generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
+        options: o.clone(),
+        train_images: subset.len(),
+        seconds_per_epoch: logs.iter().map(|l| l.seconds).sum::<f64>() / logs.len() as f64,
+        epochs: logs,
+        final_eval,
+    };
+    let json = serde_json::to_string_pretty(&log)?;
+    write_file_atomic(&log_path(out), json.as_bytes())?;
+    Ok(log)
+}
+
+/// `<model>.train.json` next to the model.
+pub fn log_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".train.json");
+    PathBuf::from(s)
+}
+
+/// One prune step over every combinable layer: magnitude, then column combining.
+fn prune_now(
+    net: &mut ShiftNet,
+    o: &TrainOptions,
+    step: usize,
+    masks: &mut [Option<Tensor>],
+) -> Result<()> {
+    for (i, slot) in masks.iter_mut().enumerate() {
+        let alpha = net.convs[i].spec.alpha;
+        if alpha <= 1 {
+            continue;
+        }
+        let w = net.weight_matrix(i)?;
+        let fraction = prune::target_fraction(alpha, step);
+        let p = prune::prune_layer(&w, alpha, o.gamma, fraction, o.strategy)
+            .with_context(|| format!("prune step {step}, conv {i}"))?;
+        let (n, t) = p.mask.dim();
+        let m = Tensor::from_vec(
+            p.mask.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            (n, t),
+            &net.device,
+        )?;
+        let l = &mut net.convs[i];
+        l.w.set(&(l.w.as_tensor() * &m)?)?;
+        l.mask = Some(m.clone());
+        *slot = Some(m);
+    }
+    Ok(())
+}
+
+/// Compiles the written model (no RTL) and measures its three accuracies on the test
+/// set: the numbers a user of `ccc compile --dataset` would see.
+fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<FinalEval> {
+    let opts = CompileOptions {
+        graph: None,
+        rows: o.rows,
+        cols: o.cols,
+        alpha: None,
+        gamma: None,
+        strategy: o.strategy,
+        section: 0,
+        dense: false,
+        act_frac: crate::quant::DEFAULT_ACT_FRAC,
+        rtl: false,
+    };
+    let c = compile::compile(model, &opts)
+        .with_context(|| format!("compiling the trained model {}", model.display()))?;
+    Ok(eval_compiled(&c, o, test))
+}
+
+/// Accuracies and array costs of a compiled model (tiles at the compile's array).
+pub fn eval_compiled(c: &compile::Compiled, o: &TrainOptions, test: &Dataset) -> FinalEval {
+    let n = o
+        .eval_limit
+        .map_or(test.images.len(), |l| l.min(test.images.len()));
+    let accuracy = evaluate(
+        &c.lowered,
+        &c.qnet,
+        &c.packed,
+        &test.images[..n],
+        &test.labels[..n],
+        "fashion-mnist test",
+    );
+    let r = &c.report;
+    FinalEval {
+        accuracy,
+        rows: o.rows,
+        cols: o.cols,
+        packed_tiles: r.packed.tiles,
+        unpacked_tiles: r.unpacked.tiles,
+        packed_utilization: r.packed.utilization,
+        unpacked_utilization: r.unpacked.utilization,
+        nonzeros: r.packed.nonzeros,
+        packed_cycles: r.packed.cycles,
+    }
+}

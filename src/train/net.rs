@@ -1,0 +1,597 @@
+//! The trainable shift-CNN: a dense KxK stem conv, then shift + 1x1 conv blocks, each
+//! conv followed by batchnorm and ReLU6, global average pool and a linear classifier
+//! (the seeds' network family). Owns parameters, forward passes (training, evaluation
+//! and fake-quantized), loading a trained model and exporting the model format.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{D, DType, Device, Tensor, Var};
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::shift::Shift;
+use crate::model::{self, Op};
+use crate::modelfile::ModelWriter;
+use crate::output::OutTensor;
+use crate::quant::{DEFAULT_ACT_FRAC, weight_exponent};
+
+/// BN epsilon and running-stat momentum (PyTorch's defaults, as in the seeds).
+pub const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+/// ReLU6's ceiling.
+const RELU6: f64 = 6.0;
+
+/// One conv layer of the network as the trainer sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConvSpec {
+    pub out: usize,
+    pub cin: usize,
+    /// Kernel size: K for the stem, 1 for blocks.
+    pub k: usize,
+    pub stride: usize,
+    /// α of the layer (1 = dense, never combined).
+    pub alpha: usize,
+}
+
+impl ConvSpec {
+    /// Columns of the filter matrix (taps).
+    pub fn taps(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+}
+
+/// The architecture: input, stem and blocks.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Arch {
+    pub input: [usize; 3],
+    pub classes: usize,
+    /// convs[0] is the stem (KxK, "same" padding); the rest are shift + 1x1 blocks.
+    pub convs: Vec<ConvSpec>,
+}
+
+impl Arch {
+    /// The seeds' description: stage i has `layers[i]` convs of `filters[i]` channels,
+    /// the first with stride `strides[i]`, all with α = `groups[i]`. The network's
+    /// first conv is the dense KxK stem (α = 1 whatever `groups[0]` says: its filter
+    /// matrix has only K·K·C_in columns).
+    pub fn from_stages(
+        input: [usize; 3],
+        classes: usize,
+        stem_kernel: usize,
+        filters: &[usize],
+        layers: &[usize],
+        strides: &[usize],
+        groups: &[usize],
+    ) -> Result<Arch> {
+        let n = filters.len();
+        if n == 0 || layers.len() != n || strides.len() != n || groups.len() != n {
+            bail!(
+                "--filters, --layers, --strides and --groups need one value per stage (got {}, {}, {}, {})",
+                n,
+                layers.len(),
+                strides.len(),
+                groups.len()
+            );
+        }
+        if stem_kernel.is_multiple_of(2) {
+            bail!("--stem-kernel {stem_kernel} must be odd (\"same\" padding)");
+        }
+        let mut convs = Vec::new();
+        let mut cin = input[0];
+        for s in 0..n {
+            if layers[s] == 0 || filters[s] == 0 || strides[s] == 0 || groups[s] == 0 {
+                bail!("stage {s}: filters, layers, strides and groups must be at least 1");
+            }
+            for l in 0..layers[s] {
+                let stem = convs.is_empty();
+                convs.push(ConvSpec {
+                    out: filters[s],
+                    cin,
+                    k: if stem { stem_kernel } else { 1 },
+                    stride: if l == 0 { strides[s] } else { 1 },
+                    alpha: if stem { 1 } else { groups[s] },
+                });
+                cin = filters[s];
+            }
+        }
+        Ok(Arch {
+            input,
+            classes,
+            convs,
+        })
+    }
+
+    /// Output spatial size after each conv.
+    pub fn sizes(&self) -> Vec<(usize, usize)> {
+        let (mut h, mut w) = (self.input[1], self.input[2]);
+        self.convs
+            .iter()
+            .map(|c| {
+                h = h.div_ceil(c.stride);
+                w = w.div_ceil(c.stride);
+                (h, w)
+            })
+            .collect()
+    }
+}
+
+/// Parameters of one conv + batchnorm.
+pub struct ConvLayer {
+    pub spec: ConvSpec,
+    /// N x T filter matrix (T = taps; for the stem, column = c·K·K + ky·K + kx as in
+    /// PyTorch's [out, in, k, k] flattened).
+    pub w: Var,
+    /// 0/1 N x T; None while the layer is unpruned.
+    pub mask: Option<Tensor>,
+    pub gamma: Var,
+    pub beta: Var,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    /// Per-input-channel shift of a block (None for the stem).
+    pub shifts: Option<Vec<(i32, i32)>>,
+}
+
+pub struct ShiftNet {
+    pub arch: Arch,
+    pub convs: Vec<ConvLayer>,
+    /// classes x C.
+    pub fc_w: Var,
+    pub fc_b: Var,
+    pub device: Device,
+}
+
+/// How a forward pass treats batchnorm and quantization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics; running statistics are updated.
+    Train,
+    /// Running statistics, float.
+    Eval,
+    /// Running statistics folded into the weights, weights and activations fake-quantized
+    /// with DESIGN.md §5 (straight-through gradients): what the 8-bit hardware computes.
+    Quant,
+}
+
+/// The seeds' fixed shifts: the K·K = 9 directions of a 3x3 neighbourhood spread evenly
+/// over the channels, in a seeded random order.
+pub fn seeded_shifts(channels: usize, rng: &mut ChaCha8Rng) -> Vec<(i32, i32)> {
+    let mut v: Vec<(i32, i32)> = (0..channels)
+        .map(|c| {
+            let d = (c % 9) as i32;
+            (d / 3 - 1, d % 3 - 1)
+        })
+        .collect();
+    v.shuffle(rng);
+    v
+}
+
+fn var_from(v: Vec<f32>, shape: &[usize], dev: &Device) -> Result<Var> {
+    Ok(Var::from_tensor(&Tensor::from_vec(v, shape, dev)?)?)
+}
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.random_range(-bound..bound) as f32)
+        .collect()
+}
+
+/// Straight-through estimator: `q` forward, identity gradient to `x`.
+fn ste(x: &Tensor, q: &Tensor) -> Result<Tensor> {
+    Ok((x + (q - x)?.detach())?)
+}
+
+/// Fake-quantizes a weight matrix to int8 with one power-of-two scale (§5).
+fn fake_quant_weight(w: &Tensor) -> Result<Tensor> {
+    let max = w.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+    if max == 0.0 {
+        return Ok(w.clone());
+    }
+    let scale = 2f64.powi(weight_exponent(max));
+    // f32::round is half away from zero, as §5 rounds.
+    let q = (w.detach() * scale)?.round()?.clamp(-127f32, 127f32)?;
+    ste(w, &(q / scale)?)
+}
+
+/// Fake-quantizes ReLU6 outputs to uint8 at scale 2^-f (round half up, as the
+/// requantizer's `(acc + 2^(s-1)) >> s`).
+fn fake_quant_act(a: &Tensor, frac: u32) -> Result<Tensor> {
+    let s = f64::from(1u32 << frac);
+    let q = ((a.detach() * s)? + 0.5)?.floor()?;
+    let q = (q / s)?.clamp(0f32, RELU6 as f32)?;
+    ste(a, &q)
+}
+
+impl ShiftNet {
+    /// A freshly initialised network (Kaiming-uniform convs, BN at identity), seeded.
+    pub fn init(arch: Arch, seed: u64, device: &Device) -> Result<ShiftNet> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut convs = Vec::new();
+        for (i, s) in arch.convs.iter().enumerate() {
+            let t = s.taps();
+            let bound = (6.0 / t as f64).sqrt();
+            let shifts = (i > 0).then(|| seeded_shifts(s.cin, &mut rng));
+            convs.push(ConvLayer {
+                spec: s.clone(),
+                w: var_from(uniform(&mut rng, s.out * t, bound), &[s.out, t], device)?,
+                mask: None,
+                gamma: var_from(vec![1.0; s.out], &[s.out], device)?,
+                beta: var_from(vec![0.0; s.out], &[s.out], device)?,
+                running_mean: Tensor::zeros(s.out, DType::F32, device)?,
+                running_var: Tensor::ones(s.out, DType::F32, device)?,
+                shifts,
+            });
+        }
+        let c = arch.convs.last().map_or(arch.input[0], |s| s.out);
+        let bound = (1.0 / c as f64).sqrt();
+        let fc_w = var_from(
+            uniform(&mut rng, arch.classes * c, bound),
+            &[arch.classes, c],
+            device,
+        )?;
+        let fc_b = var_from(
+            uniform(&mut rng, arch.classes, bound),
+            &[arch.classes],
+            device,
+        )?;
+        Ok(ShiftNet {
+            arch,
+            convs,
+            fc_w,
+            fc_b,
+            device: device.clone(),
+        })
+    }
+
+    /// Replaces parameters, statistics and shifts with those of a trained model file of
+    /// the same architecture (the retraining path). Zero weights become the mask.
+    pub fn load_from(&mut self, path: &Path) -> Result<()> {
+        let net = model::load(path, None)
+            .with_context(|| format!("loading {} to continue training", path.display()))?;
+        let mut convs = self.convs.iter_mut();
+        let mut cur: Option<&mut ConvLayer> = None;
+        let mut pending_shift: Option<Vec<(i32, i32)>> = None;
+        let mut linear = None;
+        for layer in &net.layers {
+            match &layer.op {
+                Op::Shift(s) => {
+                    pending_shift = Some(
+                        s.shifts
+                            .iter()
+                            .map(|&(dy, dx)| (dy as i32, dx as i32))
+                            .collect(),
+                    )
+                }
+                Op::Conv(c) => {
+                    let Some(l) = convs.next() else {
+                        bail!(
+                            "{}: layer {} ({}): the model has more convs than the architecture given ({})",
+                            path.display(),
+                            layer.index,
+                            c.weight_name,
+                            self.arch.convs.len()
+                        );
+                    };
+                    let (o, i, kh, kw) = c.weight.dim();
+                    let s = &l.spec;
+                    if (o, i, kh, kw) != (s.out, s.cin, s.k, s.k) || c.stride != s.stride {
+                        bail!(
+                            "{}: layer {} tensor {}: shape [{o}, {i}, {kh}, {kw}] stride {} does not match the architecture's [{}, {}, {}, {}] stride {} (pass the same --filters/--layers/--strides as the loaded model)",
+                            path.display(),
+                            layer.index,
+                            c.weight_name,
+                            c.stride,
+                            s.out,
+                            s.cin,
+                            s.k,
+                            s.k,
+                            s.stride
+                        );
+                    }
+                    let w: Vec<f32> = c.weight.iter().map(|&v| v as f32).collect();
+                    let any_zero = w.contains(&0.0);
+                    let t = Tensor::from_vec(w, (s.out, s.taps()), &self.device)?;
+                    l.mask = if any_zero && s.alpha > 1 {
+                        Some(t.ne(0f32)?.to_dtype(DType::F32)?)
+                    } else {
+                        None
+                    };
+                    l.w.set(&t)?;
+                    if let Some(b) = &c.bias {
+                        // A conv bias without BN: fold it into beta with gamma = 1.
+                        let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+                        l.beta.set(&Tensor::from_vec(v, s.out, &self.device)?)?;
+                    }
+                    if s.k == 1 {
+                        l.shifts =
+                            Some(pending_shift.take().unwrap_or_else(|| vec![(0, 0); s.cin]));
+                    }
+                    cur = Some(l);
+                }
+                Op::BatchNorm(bn) => {
+                    let Some(l) = cur.as_deref_mut() else {
+                        bail!(
+                            "{}: layer {}: batchnorm before any conv",
+                            path.display(),
+                            layer.index
+                        );
+                    };
+                    let n = l.spec.out;
+                    let f = |a: &ndarray::Array1<f64>| -> Result<Tensor> {
+                        Ok(Tensor::from_vec(
+                            a.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                            n,
+                            &self.device,
+                        )?)
+                    };
+                    l.gamma.set(&f(&bn.weight)?)?;
+                    l.beta.set(&f(&bn.bias)?)?;
+                    l.running_mean = f(&bn.mean)?;
+                    l.running_var = f(&bn.var)?;
+                }
+                Op::Linear(lin) => linear = Some(lin.clone()),
+                Op::Relu6 | Op::Relu | Op::AvgPool => {}
+            }
+        }
+        if convs.next().is_some() {
+            bail!(
+                "{}: the model has fewer convs than the architecture given ({})",
+                path.display(),
+                self.arch.convs.len()
+            );
+        }
+        let Some(lin) = linear else {
+            bail!("{}: no linear classifier", path.display());
+        };
+        let (o, i) = lin.weight.dim();
+        let c = self.fc_w.dims()[1];
+        if (o, i) != (self.arch.classes, c) {
+            bail!(
+                "{}: tensor {}: shape [{o}, {i}] does not match the classifier [{}, {c}]",
+                path.display(),
+                lin.weight_name,
+                self.arch.classes
+            );
+        }
+        let w: Vec<f32> = lin.weight.iter().map(|&v| v as f32).collect();
+        self.fc_w.set(&Tensor::from_vec(w, (o, i), &self.device)?)?;
+        if let Some(b) = &lin.bias {
+            let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            self.fc_b.set(&Tensor::from_vec(v, o, &self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// Logits [B, classes] for a batch of images [B, C, H, W] (values p / 256).
+    ///
+    /// Activations are kept channel-major, [C, B, H, W]: a 1x1 conv is then one
+    /// [N, T] x [T, B·H·W] matmul and batchnorm reduces along contiguous rows (with
+    /// [B, C, H, W], the strided reductions cost more than the matmuls).
+    pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut x = x.transpose(0, 1)?.contiguous()?;
+        let frac = DEFAULT_ACT_FRAC;
+        for l in &mut self.convs {
+            let s = &l.spec;
+            let (c, b, h, w) = x.dims4()?;
+            // Gather the taps: [T, B, H, W].
+            let taps = match &l.shifts {
+                None => {
+                    let p = (s.k / 2) as i32;
+                    let mut v = Vec::with_capacity(s.k * s.k);
+                    for ky in 0..s.k as i32 {
+                        for kx in 0..s.k as i32 {
+                            v.push(Shift::uniform(c, ky - p, kx - p).apply(&x)?);
+                        }
+                    }
+                    // [C, K·K, B, H, W] so that column = c·K·K + tap.
+                    Tensor::stack(&v, 1)?.reshape((c * s.k * s.k, b, h, w))?
+                }
+                Some(sh) => Shift::new(sh.clone()).apply(&x)?,
+            };
+            let taps = if s.stride > 1 {
+                let ys: Vec<u32> = (0..h).step_by(s.stride).map(|v| v as u32).collect();
+                let xs: Vec<u32> = (0..w).step_by(s.stride).map(|v| v as u32).collect();
+                let iy = Tensor::new(ys.as_slice(), &self.device)?;
+                let ix = Tensor::new(xs.as_slice(), &self.device)?;
+                taps.index_select(&iy, 2)?.index_select(&ix, 3)?
+            } else {
+                taps
+            };
+            let (t, _, ho, wo) = taps.dims4()?;
+            let cols = taps.reshape((t, b * ho * wo))?;
+            let y = match mode {
+                Mode::Train => {
+                    let y = l.w.as_tensor().matmul(&cols)?; // [N, B·P]
+                    let mean = y.mean_keepdim(1)?; // [N, 1]
+                    let centered = y.broadcast_sub(&mean)?;
+                    let var = centered.sqr()?.mean_keepdim(1)?;
+                    let inv = (var.clone() + BN_EPS)?.sqrt()?.recip()?;
+                    let scale = inv.broadcast_mul(&l.gamma.as_tensor().reshape((s.out, 1))?)?;
+                    let n = (b * ho * wo) as f64;
+                    let m = mean.flatten_all()?.detach();
+                    let v = (var.flatten_all()?.detach() * (n / (n - 1.0).max(1.0)))?;
+                    l.running_mean =
+                        ((&l.running_mean * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?;
+                    l.running_var = ((&l.running_var * (1.0 - BN_MOMENTUM))? + (v * BN_MOMENTUM)?)?;
+                    centered
+                        .broadcast_mul(&scale)?
+                        .broadcast_add(&l.beta.as_tensor().reshape((s.out, 1))?)?
+                }
+                Mode::Eval | Mode::Quant => {
+                    let (wf, bf) = l.folded()?;
+                    let wf = if mode == Mode::Quant {
+                        fake_quant_weight(&wf)?
+                    } else {
+                        wf
+                    };
+                    wf.matmul(&cols)?.broadcast_add(&bf.reshape((s.out, 1))?)?
+                }
+            };
+            let a = y.clamp(0f32, RELU6 as f32)?;
+            let a = if mode == Mode::Quant {
+                fake_quant_act(&a, frac)?
+            } else {
+                a
+            };
+            x = a.reshape((s.out, b, ho, wo))?;
+        }
+        let (c, b, h, w) = x.dims4()?;
+        let pooled = x.reshape((c, b, h * w))?.mean(D::Minus1)?.t()?; // [B, C]
+        let fc = if mode == Mode::Quant {
+            // The hardware multiplies exact pixel sums by W / (H·W), quantized.
+            let p = (h * w) as f64;
+            (fake_quant_weight(&(self.fc_w.as_tensor() / p)?)? * p)?
+        } else {
+            self.fc_w.as_tensor().clone()
+        };
+        Ok(pooled
+            .matmul(&fc.t()?)?
+            .broadcast_add(self.fc_b.as_tensor())?)
+    }
+
+    /// Trainable parameters with (weight decay, L1, mask index) flags: conv weights get
+    /// both decay and L1; BN parameters neither (as in the seeds); the classifier decay.
+    pub fn params(&self) -> Vec<(Var, bool, bool, Option<usize>)> {
+        let mut v = Vec::new();
+        for (i, l) in self.convs.iter().enumerate() {
+            v.push((l.w.clone(), true, true, Some(i)));
+            v.push((l.gamma.clone(), false, false, None));
+            v.push((l.beta.clone(), false, false, None));
+        }
+        v.push((self.fc_w.clone(), true, false, None));
+        v.push((self.fc_b.clone(), false, false, None));
+        v
+    }
+
+    /// Weight matrix of conv `i` as f64 (masked).
+    pub fn weight_matrix(&self, i: usize) -> Result<Array2<f64>> {
+        let l = &self.convs[i];
+        let w = l.masked()?;
+        let (n, t) = w.dims2()?;
+        let v: Vec<f32> = w.flatten_all()?.to_vec1()?;
+        Ok(Array2::from_shape_vec(
+            (n, t),
+            v.into_iter().map(f64::from).collect(),
+        )?)
+    }
+
+    /// Nonzero conv weights (after masks) and all conv weights.
+    pub fn nonzeros(&self) -> Result<(usize, usize)> {
+        let mut nz = 0;
+        let mut all = 0;
+        for l in &self.convs {
+            let w = l.masked()?;
+            nz += w
+                .ne(0f32)?
+                .to_dtype(DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()? as usize;
+            all += w.elem_count();
+        }
+        Ok((nz, all))
+    }
+
+    /// Writes the model format (safetensors + `ccc.graph`) that `ccc compile` reads.
+    pub fn export(&self, name: &str, gamma: f64, path: &Path) -> Result<()> {
+        let mut m = ModelWriter::new(name, self.arch.classes, self.arch.input, Some(gamma));
+        let f32s = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        for (i, l) in self.convs.iter().enumerate() {
+            let s = &l.spec;
+            let prefix = if i == 0 {
+                "stem".to_string()
+            } else {
+                format!("b{i}")
+            };
+            if let Some(sh) = &l.shifts {
+                let v: Vec<i32> = sh.iter().flat_map(|&(dy, dx)| [dy, dx]).collect();
+                m.tensor(&format!("{prefix}.shift"), OutTensor::i32(&[s.cin, 2], v));
+                m.shift(&format!("{prefix}.shift"));
+            }
+            let wname = format!("{prefix}.conv.weight");
+            m.tensor(
+                &wname,
+                OutTensor::f32(&[s.out, s.cin, s.k, s.k], f32s(&l.masked()?)?),
+            );
+            m.conv(
+                &wname,
+                None,
+                s.stride,
+                s.k / 2,
+                (s.alpha > 1).then_some(s.alpha),
+            );
+            let bn = format!("{prefix}.bn");
+            for (suffix, t) in [
+                ("weight", l.gamma.as_tensor()),
+                ("bias", l.beta.as_tensor()),
+                ("running_mean", &l.running_mean),
+                ("running_var", &l.running_var),
+            ] {
+                m.tensor(
+                    &format!("{bn}.{suffix}"),
+                    OutTensor::f32(&[s.out], f32s(t)?),
+                );
+            }
+            m.batchnorm(&bn, BN_EPS);
+            m.activation(true);
+        }
+        let (o, c) = self.fc_w.dims2()?;
+        m.tensor(
+            "fc.weight",
+            OutTensor::f32(&[o, c], f32s(self.fc_w.as_tensor())?),
+        );
+        m.tensor(
+            "fc.bias",
+            OutTensor::f32(&[o], f32s(self.fc_b.as_tensor())?),
+        );
+        m.classifier("fc.weight", "fc.bias");
+        m.write(path)
+            .with_context(|| format!("writing trained model {}", path.display()))
+    }
+}
+
+impl ConvLayer {
+    pub fn masked(&self) -> Result<Tensor> {
+        Ok(match &self.mask {
+            Some(m) => (self.w.as_tensor() * m)?,
+            None => self.w.as_tensor().clone(),
+        })
+    }
+
+    /// Batchnorm (running statistics) folded into weights and bias, as the compiler
+    /// folds it before quantizing.
+    fn folded(&self) -> Result<(Tensor, Tensor)> {
+        let scale = self
+            .gamma
+            .as_tensor()
+            .broadcast_div(&(&self.running_var + BN_EPS)?.sqrt()?)?;
+        let w = self
+            .w
+            .as_tensor()
+            .broadcast_mul(&scale.reshape((self.spec.out, 1))?)?;
+        let b = (self.beta.as_tensor() - (&self.running_mean * &scale)?)?;
+        Ok((w, b))
+    }
+}
+
+/// The first `n` images of a batch as a [B, 1, H, W] tensor of p / 256.
+pub fn batch_tensor(
+    images: &[&[u8]],
+    c: usize,
+    h: usize,
+    w: usize,
+    dev: &Device,
+) -> Result<Tensor> {
+    let mut v = Vec::with_capacity(images.len() * c * h * w);
+    for img in images {
+        v.extend(img.iter().map(|&p| f32::from(p) / 256.0));
+    }
+    Ok(Tensor::from_vec(v, (images.len(), c, h, w), dev)?)
+}
+
+/// Index of the largest logit per row.
+pub fn predictions(logits: &Tensor) -> Result<Vec<u32>> {
+    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}

@@ -1,0 +1,330 @@
+//! `ccc sweep`: the α × γ grid of joint optimizations from one starting point, with a
+//! table (JSON, Markdown, CSV) and an SVG plot of accuracy against tiles and
+//! utilization. The plot is a few dozen SVG elements written directly: plotting crates
+//! need system fonts to lay out text, which a headless CI machine may not have.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::{FinalEval, TrainOptions, train};
+use crate::dataset::Dataset;
+use crate::output::OutDir;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepPoint {
+    pub alpha: usize,
+    pub gamma: f64,
+    pub model: String,
+    pub seconds: f64,
+    pub eval: FinalEval,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Sweep {
+    pub generator: String,
+    pub base: TrainOptions,
+    /// The starting model's own numbers (α = 1 everywhere), when one was loaded.
+    pub baseline: Option<FinalEval>,
+    pub points: Vec<SweepPoint>,
+}
+
+/// Trains every (α, γ) of the grid from `base` (α applied to every block stage; the
+/// stem stays dense) and writes models, table and plot into `out` atomically.
+pub fn run(
+    base: &TrainOptions,
+    alphas: &[usize],
+    gammas: &[f64],
+    baseline: Option<FinalEval>,
+    train_set: &Dataset,
+    test: &Dataset,
+    out: &Path,
+) -> Result<Sweep> {
+    let dir = OutDir::begin(out)?;
+    let mut points = Vec::new();
+    for &alpha in alphas {
+        for &gamma in gammas {
+            let mut o = base.clone();
+            o.gamma = gamma;
+            for (i, c) in o.arch.convs.iter_mut().enumerate() {
+                if i > 0 {
+                    c.alpha = alpha;
+                }
+            }
+            o.prune = alpha > 1;
+            o.name = format!("{}-a{alpha}-g{gamma}", base.name);
+            let file = format!("a{alpha}-g{gamma}.safetensors");
+            eprintln!("ccc sweep: alpha {alpha}, gamma {gamma}");
+            let t0 = std::time::Instant::now();
+            let log = train(&o, train_set, test, &dir.path().join(&file))
+                .with_context(|| format!("sweep point alpha {alpha}, gamma {gamma}"))?;
+            points.push(SweepPoint {
+                alpha,
+                gamma,
+                model: file,
+                seconds: t0.elapsed().as_secs_f64(),
+                eval: log.final_eval,
+            });
+        }
+    }
+    let sweep = Sweep {
+        generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
+        base: base.clone(),
+        baseline,
+        points,
+    };
+    dir.write(
+        "sweep.json",
+        serde_json::to_string_pretty(&sweep)?.as_bytes(),
+    )?;
+    dir.write("sweep.md", markdown(&sweep).as_bytes())?;
+    dir.write("sweep.csv", csv(&sweep).as_bytes())?;
+    dir.write("sweep.svg", svg(&sweep).as_bytes())?;
+    dir.commit()?;
+    Ok(sweep)
+}
+
+pub fn markdown(s: &Sweep) -> String {
+    let mut m = String::new();
+    let b = &s.base;
+    let _ = writeln!(
+        m,
+        "# α × γ sweep\n\n{} epochs, sample ratio {}, batch {}, lr {}, {}; tiles at {}x{}; accuracy on {} test images.\n",
+        b.epochs,
+        b.sample_ratio,
+        b.batch_size,
+        b.lr,
+        b.load
+            .as_ref()
+            .map_or("from scratch".to_string(), |p| format!(
+                "from {}",
+                p.display()
+            )),
+        b.rows,
+        b.cols,
+        s.points.first().map_or(0, |p| p.eval.accuracy.images)
+    );
+    m.push_str("| α | γ | float | 8-bit | packed | tiles | dense-baseline tiles | utilization | nonzeros | s |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    if let Some(e) = &s.baseline {
+        let _ = writeln!(
+            m,
+            "| start | — | {:.4} | {:.4} | {:.4} | {} | {} | {:.3} | {} | — |",
+            e.accuracy.float,
+            e.accuracy.unpacked,
+            e.accuracy.packed,
+            e.packed_tiles,
+            e.unpacked_tiles,
+            e.packed_utilization,
+            e.nonzeros
+        );
+    }
+    for p in &s.points {
+        let e = &p.eval;
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {:.3} | {} | {:.0} |",
+            p.alpha,
+            p.gamma,
+            e.accuracy.float,
+            e.accuracy.unpacked,
+            e.accuracy.packed,
+            e.packed_tiles,
+            e.unpacked_tiles,
+            e.packed_utilization,
+            e.nonzeros,
+            p.seconds
+        );
+    }
+    m.push_str("\n![accuracy vs tiles](sweep.svg)\n");
+    m
+}
+
+pub fn csv(s: &Sweep) -> String {
+    let mut c = String::from(
+        "alpha,gamma,float,unpacked_8bit,packed_8bit,tiles,dense_tiles,utilization,nonzeros,seconds\n",
+    );
+    for p in &s.points {
+        let e = &p.eval;
+        let _ = writeln!(
+            c,
+            "{},{},{},{},{},{},{},{},{},{:.1}",
+            p.alpha,
+            p.gamma,
+            e.accuracy.float,
+            e.accuracy.unpacked,
+            e.accuracy.packed,
+            e.packed_tiles,
+            e.unpacked_tiles,
+            e.packed_utilization,
+            e.nonzeros,
+            p.seconds
+        );
+    }
+    c
+}
+
+/// Nice axis bounds: `lo`/`hi` widened to multiples of a round step.
+fn axis(lo: f64, hi: f64) -> (f64, f64, f64) {
+    let span = (hi - lo).abs().max(1e-9);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    ((lo / step).floor() * step, (hi / step).ceil() * step, step)
+}
+
+/// Two panels: packed 8-bit accuracy vs tiles, and vs utilization; one marker per
+/// (α, γ), labelled, coloured by α; the starting model as a dashed line.
+pub fn svg(s: &Sweep) -> String {
+    const W: f64 = 900.0;
+    const H: f64 = 420.0;
+    const PW: f64 = 360.0;
+    const PH: f64 = 300.0;
+    let colours = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    ];
+    let mut alphas: Vec<usize> = s.points.iter().map(|p| p.alpha).collect();
+    alphas.sort_unstable();
+    alphas.dedup();
+    let colour =
+        |a: usize| colours[alphas.iter().position(|&x| x == a).unwrap_or(0) % colours.len()];
+    let accs: Vec<f64> = s
+        .points
+        .iter()
+        .map(|p| p.eval.accuracy.packed * 100.0)
+        .chain(s.baseline.iter().map(|b| b.accuracy.float * 100.0))
+        .collect();
+    let (ylo, yhi, ystep) = axis(
+        accs.iter().copied().fold(f64::INFINITY, f64::min),
+        accs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    type Axis = Box<dyn Fn(&FinalEval) -> f64>;
+    let panels: [(&str, Axis); 2] = [
+        (
+            "tiles at the array",
+            Box::new(|e: &FinalEval| e.packed_tiles as f64),
+        ),
+        (
+            "utilization",
+            Box::new(|e: &FinalEval| e.packed_utilization),
+        ),
+    ];
+    for (k, (label, xf)) in panels.iter().enumerate() {
+        let ox = 70.0 + k as f64 * (PW + 90.0);
+        let oy = 40.0;
+        let xs: Vec<f64> = s
+            .points
+            .iter()
+            .map(|p| xf(&p.eval))
+            .chain(s.baseline.iter().map(xf))
+            .collect();
+        let (xlo, xhi, xstep) = axis(
+            xs.iter().copied().fold(f64::INFINITY, f64::min),
+            xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let px = |x: f64| ox + (x - xlo) / (xhi - xlo).max(1e-9) * PW;
+        let py = |y: f64| oy + PH - (y - ylo) / (yhi - ylo).max(1e-9) * PH;
+        let _ = writeln!(
+            out,
+            r##"<rect x="{ox}" y="{oy}" width="{PW}" height="{PH}" fill="none" stroke="#444"/>"##
+        );
+        let mut y = ylo;
+        while y <= yhi + 1e-9 {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{ox}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{y:.1}</text>"##,
+                ox + PW,
+                py(y),
+                py(y),
+                ox - 6.0,
+                py(y) + 4.0
+            );
+            y += ystep;
+        }
+        let mut x = xlo;
+        while x <= xhi + 1e-9 {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{:.1}" x2="{:.1}" y1="{oy}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                px(x),
+                px(x),
+                oy + PH,
+                px(x),
+                oy + PH + 16.0,
+                if xstep >= 1.0 {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.2}")
+                }
+            );
+            x += xstep;
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            ox + PW / 2.0,
+            oy + PH + 36.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle">packed 8-bit test accuracy (%)</text>"#,
+            ox - 45.0,
+            oy + PH / 2.0
+        );
+        if let Some(b) = &s.baseline {
+            let yb = py(b.accuracy.float * 100.0);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{ox}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{:.1}" y="{:.1}" text-anchor="end">start model, float</text>"##,
+                ox + PW,
+                ox + PW - 4.0,
+                yb - 4.0
+            );
+        }
+        for p in &s.points {
+            let (cx, cy) = (px(xf(&p.eval)), py(p.eval.accuracy.packed * 100.0));
+            let _ = writeln!(
+                out,
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">α{} γ{}</text>"#,
+                colour(p.alpha),
+                cx + 7.0,
+                cy - 5.0,
+                p.alpha,
+                p.gamma
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">column combining: accuracy vs array cost ({}x{} array)</text>"#,
+        W / 2.0,
+        s.base.rows,
+        s.base.cols
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_bounds_cover_the_data_with_round_steps() {
+        let (lo, hi, step) = axis(83.2, 91.7);
+        assert!(lo <= 83.2 && hi >= 91.7);
+        assert_eq!(step, 2.0);
+        assert_eq!((lo, hi), (82.0, 92.0));
+    }
+}

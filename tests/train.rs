@@ -1,0 +1,342 @@
+//! `ccc train` / `ccc sweep`: the trainer's forward passes agree with the compiler's own
+//! float and integer references on the models it writes, and the command-line paths
+//! (joint optimization, quantization-aware fine-tuning, per-class subsampling, the
+//! retraining path from a trained model, sweeps) work end to end on tiny
+//! configurations.
+
+mod common;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use ccc::compile::{self, CompileOptions};
+use ccc::dataset::Dataset;
+use ccc::pack::group::Strategy;
+use ccc::reference::{argmax, run_float};
+use ccc::testgen::random_image;
+use ccc::train::net::{Arch, Mode, ShiftNet, batch_tensor};
+use ccc::train::{TrainOptions, train};
+use common::{ccc, stderr};
+
+fn synthetic(n: usize, seed: u64) -> Dataset {
+    // Labels follow the image's brightest quadrant-ish bucket so training has signal.
+    let images: Vec<Vec<u8>> = (0..n)
+        .map(|i| random_image(1, 12, 12, seed + i as u64))
+        .collect();
+    let labels = images
+        .iter()
+        .map(|im| (im[..72].iter().map(|&p| p as u32).sum::<u32>() % 4) as u8)
+        .collect();
+    Dataset {
+        channels: 1,
+        height: 12,
+        width: 12,
+        images,
+        labels,
+    }
+}
+
+fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
+    TrainOptions {
+        arch: Arch::from_stages(
+            [1, 12, 12],
+            4,
+            3,
+            &[8, 16, 24],
+            &[1, 1, 1],
+            &[1, 2, 1],
+            &[1, alpha, alpha],
+        )
+        .unwrap(),
+        gamma: 1.0,
+        epochs,
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        batch_size: 32,
+        l1_penalty: 1e-5,
+        sample_ratio: 1.0,
+        qat_epochs: qat,
+        prune: alpha > 1,
+        strategy: Strategy::Auto,
+        seed: 7,
+        load: None,
+        rows: 8,
+        cols: 8,
+        eval_limit: None,
+        name: "tiny".into(),
+        progress: false,
+    }
+}
+
+fn compile_no_rtl(model: &Path) -> compile::Compiled {
+    compile::compile(
+        model,
+        &CompileOptions {
+            graph: None,
+            rows: 8,
+            cols: 8,
+            alpha: None,
+            gamma: None,
+            strategy: Strategy::Auto,
+            section: 0,
+            dense: false,
+            act_frac: 5,
+            rtl: false,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn trained_model_matches_the_compilers_float_and_integer_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let data = synthetic(256, 1);
+    let test = synthetic(64, 9000);
+    let o = options(4, 3, 1);
+    let log = train(&o, &data, &test, &model).unwrap();
+    // Pruning reached the cubic schedule's end: at most 1/α of each block's weights,
+    // and combining left nothing for the compiler to prune.
+    let c = compile_no_rtl(&model);
+    assert_eq!(
+        c.report.packed.pruned, 0,
+        "compile pruned weights training kept"
+    );
+    assert!(log.final_eval.packed_tiles <= log.final_eval.unpacked_tiles);
+    for l in &c.report.layers[1..] {
+        assert!(
+            l.packed.nonzeros * 4 <= l.rows * l.taps,
+            "layer {} keeps {} of {}x{}",
+            l.layer,
+            l.packed.nonzeros,
+            l.rows,
+            l.taps
+        );
+    }
+
+    // Reload into a fresh network (the retraining path) and compare forward passes.
+    let mut net = ShiftNet::init(o.arch.clone(), 99, &Device::Cpu).unwrap();
+    net.load_from(&model).unwrap();
+    let imgs: Vec<&[u8]> = test.images.iter().map(Vec::as_slice).collect();
+    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
+    let float: Vec<Vec<f32>> = net.forward(&x, Mode::Eval).unwrap().to_vec2().unwrap();
+    for (img, got) in test.images.iter().zip(&float) {
+        let want = run_float(&c.lowered, img);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (f64::from(*g) - w).abs() <= 1e-3 * (1.0 + w.abs()),
+                "candle eval {g} vs compiler float {w}"
+            );
+        }
+    }
+    // Fake quantization is the 8-bit network: the same class on (nearly) every image.
+    let quant = net.forward(&x, Mode::Quant).unwrap();
+    let quant: Vec<Vec<f32>> = quant.to_vec2().unwrap();
+    let agree = test
+        .images
+        .iter()
+        .zip(&quant)
+        .filter(|(img, q)| argmax(q.as_slice()) == c.qnet.run(img, false).class)
+        .count();
+    assert!(
+        agree * 100 >= test.images.len() * 95,
+        "fake-quant agrees with the integer reference on only {agree}/{}",
+        test.images.len()
+    );
+}
+
+#[test]
+fn training_is_deterministic_for_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(128, 3);
+    let test = synthetic(32, 7000);
+    let o = options(2, 2, 0);
+    let a = dir.path().join("a.safetensors");
+    let b = dir.path().join("b.safetensors");
+    train(&o, &data, &test, &a).unwrap();
+    train(&o, &data, &test, &b).unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let mut o2 = o.clone();
+    o2.seed = 8;
+    let c = dir.path().join("c.safetensors");
+    train(&o2, &data, &test, &c).unwrap();
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+}
+
+#[test]
+fn sample_ratio_keeps_each_class_share() {
+    let data = synthetic(400, 5);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    let keep = ccc::train::sample_per_class(&data, 0.1, &mut rng);
+    for class in 0..4u8 {
+        let total = data.labels.iter().filter(|&&l| l == class).count();
+        let kept = keep.iter().filter(|&&i| data.labels[i] == class).count();
+        assert_eq!(
+            kept,
+            ((total as f64) * 0.1).round() as usize,
+            "class {class}"
+        );
+    }
+}
+
+#[test]
+fn shift_op_gradient_matches_finite_differences_through_the_network() {
+    // A loss through shift, stride, batchnorm and ReLU6: autograd vs central differences
+    // on a few stem weights.
+    let o = options(1, 1, 0);
+    let mut net = ShiftNet::init(o.arch.clone(), 3, &Device::Cpu).unwrap();
+    let data = synthetic(16, 11);
+    let imgs: Vec<&[u8]> = data.images.iter().map(Vec::as_slice).collect();
+    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
+    let y = Tensor::new(
+        data.labels
+            .iter()
+            .map(|&l| u32::from(l))
+            .collect::<Vec<_>>()
+            .as_slice(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let loss_of = |net: &mut ShiftNet| -> f64 {
+        let l = candle_nn::loss::cross_entropy(&net.forward(&x, Mode::Train).unwrap(), &y).unwrap();
+        f64::from(l.to_scalar::<f32>().unwrap())
+    };
+    let loss = candle_nn::loss::cross_entropy(&net.forward(&x, Mode::Train).unwrap(), &y).unwrap();
+    let grads = loss.backward().unwrap();
+    let w = net.convs[1].w.clone();
+    let g: Vec<f32> = grads
+        .get(w.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let base: Vec<f32> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+    let shape = w.as_tensor().shape().clone();
+    for &k in &[0usize, 5, 17, 40] {
+        let eps = 1e-2f32;
+        let mut plus = base.clone();
+        plus[k] += eps;
+        w.set(&Tensor::from_vec(plus, shape.clone(), &Device::Cpu).unwrap())
+            .unwrap();
+        let lp = loss_of(&mut net);
+        let mut minus = base.clone();
+        minus[k] -= eps;
+        w.set(&Tensor::from_vec(minus, shape.clone(), &Device::Cpu).unwrap())
+            .unwrap();
+        let lm = loss_of(&mut net);
+        let fd = (lp - lm) / (2.0 * f64::from(eps));
+        assert!(
+            (fd - f64::from(g[k])).abs() <= 2e-3 + 0.05 * fd.abs(),
+            "weight {k}: autograd {} vs finite difference {fd}",
+            g[k]
+        );
+    }
+}
+
+/// The real command on real data: a few hundred Fashion-MNIST images, two epochs.
+#[test]
+fn train_retrain_and_sweep_commands_run_end_to_end() {
+    let data = Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
+    if !data.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!(
+            "SKIPPED train_retrain_and_sweep_commands_run_end_to_end: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let tiny = [
+        "--filters",
+        "8,16,16",
+        "--layers",
+        "1,1,1",
+        "--strides",
+        "1,2,2",
+        "--train-limit",
+        "400",
+        "--eval-limit",
+        "200",
+        "--batch-size",
+        "50",
+        "--rows",
+        "8",
+        "--cols",
+        "8",
+    ];
+    let dense = p("dense.safetensors");
+    let mut args = vec!["train", "--groups", "1,1,1", "--epochs", "2", "-o", &dense];
+    args.extend(tiny);
+    let o = ccc(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("epoch 2/2"), "{}", stderr(&o));
+
+    // Retraining path: from the dense model, 10% of the data, combining with α = 4,
+    // fake-quantized last epoch.
+    let cc = p("cc.safetensors");
+    let mut args = vec![
+        "train",
+        "--groups",
+        "1,4,4",
+        "--epochs",
+        "2",
+        "--load",
+        &dense,
+        "--sample-ratio",
+        "0.5",
+        "--quant-aware",
+        "--qat-epochs",
+        "1",
+        "-o",
+        &cc,
+    ];
+    args.extend(tiny);
+    let o = ccc(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{cc}.train.json")).unwrap()).unwrap();
+    // Half of each class (per-class rounding: within one image per class of 200).
+    let n = log["train_images"].as_u64().unwrap();
+    assert!((190..=210).contains(&n), "{n} training images");
+    assert_eq!(log["epochs"][1]["quant_aware"], true);
+    let e = &log["final_eval"];
+    assert!(e["packed_tiles"].as_u64().unwrap() < e["unpacked_tiles"].as_u64().unwrap());
+    let o = ccc(&[
+        "compile",
+        &cc,
+        "--rows",
+        "8",
+        "--cols",
+        "8",
+        "--no-rtl",
+        "-o",
+        &p("out"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A mismatched architecture names the tensor.
+    let bad = p("x.safetensors");
+    let mut args = vec![
+        "train", "--groups", "1,4,4", "--epochs", "1", "--load", &dense, "-o", &bad,
+    ];
+    args.extend(tiny);
+    let base = args.len() - tiny.len();
+    args[base + 1] = "8,24,16"; // the --filters value
+    let o = ccc(&args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("b1.conv.weight"), "{}", stderr(&o));
+
+    let sweep = p("sweep");
+    let mut args = vec![
+        "sweep", "--alphas", "2,4", "--gammas", "1", "--epochs", "1", "--load", &dense, "-o",
+        &sweep,
+    ];
+    args.extend(tiny);
+    let o = ccc(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(format!("{sweep}/sweep.svg")).unwrap();
+    assert_eq!(svg.matches("<circle").count(), 4, "2 points x 2 panels");
+    let md = std::fs::read_to_string(format!("{sweep}/sweep.md")).unwrap();
+    assert!(md.contains("| start |") && md.contains("| 4 | 1 |"), "{md}");
+}
