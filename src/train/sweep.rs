@@ -108,37 +108,35 @@ pub fn markdown(s: &Sweep) -> String {
     );
     m.push_str("| α | γ | float | 8-bit | packed | tiles | dense-baseline tiles | utilization | nonzeros | s |\n|---|---|---|---|---|---|---|---|---|---|\n");
     if let Some(e) = &s.baseline {
-        let _ = writeln!(
-            m,
-            "| start | — | {:.4} | {:.4} | {:.4} | {} | {} | {:.3} | {} | — |",
-            e.accuracy.float,
-            e.accuracy.unpacked,
-            e.accuracy.packed,
-            e.packed_tiles,
-            e.unpacked_tiles,
-            e.packed_utilization,
-            e.nonzeros
-        );
+        let _ = writeln!(m, "| {} |", cells("start", "—", e, None, 4).join(" | "));
     }
     for p in &s.points {
-        let e = &p.eval;
+        let (a, g) = (p.alpha.to_string(), p.gamma.to_string());
         let _ = writeln!(
             m,
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {:.3} | {} | {:.0} |",
-            p.alpha,
-            p.gamma,
-            e.accuracy.float,
-            e.accuracy.unpacked,
-            e.accuracy.packed,
-            e.packed_tiles,
-            e.unpacked_tiles,
-            e.packed_utilization,
-            e.nonzeros,
-            p.seconds
+            "| {} |",
+            cells(&a, &g, &p.eval, Some(p.seconds), 4).join(" | ")
         );
     }
     m.push_str("\n![accuracy vs tiles](sweep.svg)\n");
     m
+}
+
+/// One table row: α, γ, three accuracies (`digits` decimals), tiles, baseline tiles,
+/// utilization, nonzeros, seconds.
+fn cells(alpha: &str, gamma: &str, e: &FinalEval, secs: Option<f64>, digits: usize) -> Vec<String> {
+    vec![
+        alpha.to_string(),
+        gamma.to_string(),
+        format!("{:.digits$}", e.accuracy.float),
+        format!("{:.digits$}", e.accuracy.unpacked),
+        format!("{:.digits$}", e.accuracy.packed),
+        e.packed_tiles.to_string(),
+        e.unpacked_tiles.to_string(),
+        format!("{:.3}", e.packed_utilization),
+        e.nonzeros.to_string(),
+        secs.map_or("—".to_string(), |s| format!("{s:.0}")),
+    ]
 }
 
 pub fn csv(s: &Sweep) -> String {
@@ -146,20 +144,11 @@ pub fn csv(s: &Sweep) -> String {
         "alpha,gamma,float,unpacked_8bit,packed_8bit,tiles,dense_tiles,utilization,nonzeros,seconds\n",
     );
     for p in &s.points {
-        let e = &p.eval;
+        let (a, g) = (p.alpha.to_string(), p.gamma.to_string());
         let _ = writeln!(
             c,
-            "{},{},{},{},{},{},{},{},{},{:.1}",
-            p.alpha,
-            p.gamma,
-            e.accuracy.float,
-            e.accuracy.unpacked,
-            e.accuracy.packed,
-            e.packed_tiles,
-            e.unpacked_tiles,
-            e.packed_utilization,
-            e.nonzeros,
-            p.seconds
+            "{}",
+            cells(&a, &g, &p.eval, Some(p.seconds), 6).join(",")
         );
     }
     c
