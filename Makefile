@@ -9,7 +9,7 @@ DENSE    ?= models/fmnist-shift-dense.safetensors
 OUT      ?= out
 ROWS     ?= 32
 COLS     ?= 32
-LIMIT    ?= 1000
+LIMIT    ?= 10000
 IMAGES   ?= 3
 SIM      ?= both
 # Debian packages each flow needs.
@@ -62,6 +62,9 @@ demo: build deps-data deps-hdl
 	$(CCC) compile $(DENSE) --rows $(ROWS) --cols $(COLS) --no-rtl --dataset fashion-mnist --limit $(LIMIT) -o $(OUT)-dense-model
 	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator verilator
 	$(CCC) simulate $(OUT)-dense --images $(IMAGES) --simulator verilator
+	@echo "== $(MODEL) on a $(ROWS)x$(COLS) array: dense baseline (unpacked) vs column-combined (packed) =="
+	@sed -n '/^## Whole network/,/^Tiles:/p' $(OUT)/report.md
+	@sed -n '/^## Accuracy/,/^## Layers/{/^## Layers/!p;}' $(OUT)/report.md
 	@echo "reports: $(OUT)/report.md (column-combined), $(OUT)-dense/report.md (same model, dense baseline), $(OUT)-dense-model/report.md (trained dense model)"
 
 # The shipped models, exactly as trained (CPU, deterministic for the seed; see

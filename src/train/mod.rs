@@ -289,6 +289,9 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     let mut logs = Vec::new();
     let mut step = 0;
     let mut prune_step = 0;
+    // Shown on the progress bar; refreshed after each prune step and epoch.
+    let (nz0, all0) = net.nonzeros()?;
+    let mut sparsity = format!("nonzeros {nz0}/{all0} tiles {}", tiles_now(&net, o)?);
     eprintln!(
         "ccc train: {} images ({} per epoch in {} steps), {} epochs, {} convs{}",
         subset.len(),
@@ -355,15 +358,19 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
                 prune_now(&mut net, o, prune_step, &mut masks)?;
                 sgd.mask_velocity(&masks)?;
                 let (nz, all) = net.nonzeros()?;
+                let tiles = tiles_now(&net, o)?;
+                sparsity = format!("nonzeros {nz}/{all} tiles {tiles}");
                 bar.suspend(|| {
                     eprintln!(
-                        "  prune step {prune_step}/{}: {nz}/{all} conv weights kept",
-                        prune::PRUNE_STEPS
+                        "  prune step {prune_step}/{}: {nz}/{all} conv weights kept, {tiles} tiles at {}x{}",
+                        prune::PRUNE_STEPS,
+                        o.rows,
+                        o.cols
                     )
                 });
             }
             bar.set_message(format!(
-                "loss {:.4} acc {:.4} lr {lr:.4}",
+                "loss {:.4} acc {:.4} lr {lr:.4} {sparsity}",
                 loss_sum / seen as f64,
                 correct as f64 / seen as f64
             ));
