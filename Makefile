@@ -73,8 +73,8 @@ demo: build deps-data deps-hdl
 # TRAIN_FLAGS adds options (e.g. --train-limit N for a quick check).
 TRAIN_FLAGS ?=
 models: build deps-data
-	RAYON_NUM_THREADS=1 $(CCC) train --groups 1,1,1,1 --epochs 10 --seed 1 --name fmnist-shift-dense $(TRAIN_FLAGS) -o models/fmnist-shift-dense.safetensors
-	RAYON_NUM_THREADS=1 $(CCC) train --load models/fmnist-shift-dense.safetensors --groups 1,1,4,8 --gamma 1.75 --epochs 6 --quant-aware --qat-epochs 1 --seed 1 --name fmnist-shift-cc $(TRAIN_FLAGS) -o models/fmnist-shift-cc.safetensors
+	$(CCC) train --groups 1,1,1,1 --epochs 10 --seed 1 --name fmnist-shift-dense $(TRAIN_FLAGS) -o models/fmnist-shift-dense.safetensors
+	$(CCC) train --load models/fmnist-shift-dense.safetensors --groups 1,1,4,8 --gamma 1.75 --epochs 6 --quant-aware --qat-epochs 1 --seed 1 --name fmnist-shift-cc $(TRAIN_FLAGS) -o models/fmnist-shift-cc.safetensors
 
 # The retraining claim: from the trained dense model, joint optimization on 10% of the
 # training set (per class) vs the full set, same schedule.
