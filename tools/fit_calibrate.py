@@ -22,9 +22,9 @@ import sys
 FEATURES = {
     "cell": lambda p: [1, p["psum_w"], p["alpha"]],
     "feed": lambda p: [1, p["alpha"], p["a_w"]],
-    "row": lambda p: [1, p["a_w"], p["pix_w"]],
-    "classifier": lambda p: [1, p["ch"] * p["pool_w"], p["ch"]],
-    "control": lambda p: [1, p["cols"], p["rows"] * p["cols"], p["rows"]],
+    "row": lambda p: [1, p["a_w"]],
+    "classifier": lambda p: [1, p["ch"] * p["pool_w"]],
+    "control": lambda p: [1, p["cols"], p["rows"] * p["cols"]],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],
     # block RAM counts by rule (src/fit.rs `brams`); the LUTs around them (output
@@ -127,6 +127,22 @@ def instances(comp, p):
     return {"cell": p["rows"] * p["cols"], "feed": p["cols"], "row": p["rows"]}.get(comp, 1)
 
 
+def nn_lstsq(X, y):
+    """Least squares whose slopes are all >= 0: cost never falls as the design grows, so
+    the model extrapolates sanely beyond the calibration sizes. Features whose slope
+    comes out negative are dropped one at a time and the rest refitted."""
+    active = list(range(len(X[0])))
+    while True:
+        c = lstsq([[row[j] for j in active] for row in X], y)
+        full = [0.0] * len(X[0])
+        for j, v in zip(active, c):
+            full[j] = v
+        neg = [j for j, v in zip(active, c) if j != 0 and v < 0]
+        if not neg:
+            return full
+        active.remove(min(neg, key=lambda j: full[j]))
+
+
 def lstsq(X, y):
     """Least squares by the normal equations (tiny systems; no numpy needed). Features
     that are constant across the data are dropped (coefficient 0)."""
@@ -217,12 +233,12 @@ def main():
                 X = [feat(pt["params"]) for pt in points]
                 y = [pt["measured"][fam].get(comp, {}).get(metric, 0) / instances(comp, pt["params"])
                      for pt in points]
-                c = lstsq(X, y)
+                c = nn_lstsq(X, y)
                 coefs.setdefault(fam, {}).setdefault(comp, {})[metric] = [round(float(v), 2) for v in c]
         X = [[1, mux_bits(pt["params"], fam)] for pt in points]
         for metric in ("lut", "dff"):
             y = [pt["measured"][fam].get("memories", {}).get(metric, 0) for pt in points]
-            coefs[fam].setdefault("memories", {})[metric] = [round(v, 3) for v in lstsq(X, y)]
+            coefs[fam].setdefault("memories", {})[metric] = [round(v, 3) for v in nn_lstsq(X, y)]
     print(json.dumps(coefs, indent=1))
     write_rust(coefs)
     json.dump({"generator": "tools/fit_calibrate.py", "yosys": os.popen("yosys -V").read().strip(),
