@@ -395,7 +395,11 @@ fn cmd_fpga_report(out: &Path) -> Result<()> {
     let md = std::fs::read_to_string(&md_path)
         .with_context(|| format!("reading {}", md_path.display()))?;
     let head = md.split("\n## FPGA resources").next().unwrap_or(&md);
-    let md = format!("{}\n{}", head.trim_end_matches('\n').to_string() + "\n", section.to_markdown());
+    let md = format!(
+        "{}\n{}",
+        head.trim_end_matches('\n').to_string() + "\n",
+        section.to_markdown()
+    );
     write_file_atomic(&md_path, md.as_bytes())?;
     print!("{}", section.to_markdown());
     Ok(())

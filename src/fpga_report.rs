@@ -27,6 +27,8 @@ pub struct Pnr {
 pub struct Measured {
     /// yosys, flattened board-level top, per family.
     pub synth: BTreeMap<String, Resources>,
+    /// yosys with hierarchy kept (ccc_top, ports included): whole design, per family.
+    pub hier: BTreeMap<String, Resources>,
     /// yosys per module (hierarchy kept): one MX cell and the whole array, per family.
     pub cell: BTreeMap<String, Resources>,
     pub array: BTreeMap<String, Resources>,
@@ -69,11 +71,7 @@ fn stat_cells(text: &str) -> BTreeMap<String, u64> {
 /// Resources from yosys cell counts of `family`.
 pub fn resources(family: &str, cells: &BTreeMap<String, u64>) -> Resources {
     let sum = |pred: &dyn Fn(&str) -> bool| -> u64 {
-        cells
-            .iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(_, v)| *v)
-            .sum()
+        cells.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v).sum()
     };
     match family {
         "ice40" => Resources {
@@ -158,16 +156,20 @@ pub fn measure(out: &Path) -> Result<Option<Measured>> {
             m.synth
                 .insert(fam.to_string(), resources(fam, &stat_cells(&body)));
         }
-        if let Ok(text) = std::fs::read_to_string(dir.join(format!("hier_{fam}.txt")))
-            && let Some((c, a)) = cell_and_array(fam, &text)
-        {
-            m.cell.insert(fam.to_string(), c);
-            m.array.insert(fam.to_string(), a);
+        if let Ok(text) = std::fs::read_to_string(dir.join(format!("hier_{fam}.txt"))) {
+            if let Some((_, body)) = sections(&text).last() {
+                m.hier
+                    .insert(fam.to_string(), resources(fam, &stat_cells(body)));
+            }
+            if let Some((c, a)) = cell_and_array(fam, &text) {
+                m.cell.insert(fam.to_string(), c);
+                m.array.insert(fam.to_string(), a);
+            }
         }
         let rep = dir.join(format!("{fam}_pnr.json"));
         if let Ok(text) = std::fs::read_to_string(&rep) {
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("parsing {}", rep.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", rep.display()))?;
             let mut pnr = Pnr {
                 device: std::fs::read_to_string(dir.join(format!("{fam}_pnr.device")))
                     .unwrap_or_default()
@@ -255,6 +257,13 @@ impl FpgaSection {
                 "| {k} | predicted | {} | {} | {} | {} | {} | |",
                 t.lut, t.dff, t.carry, t.bram, t.dsp
             );
+            if let Some(r) = m.and_then(|m| m.hier.get(k)) {
+                let _ = writeln!(
+                    s,
+                    "| {k} | measured, hierarchy kept | {} | {} | {} | {} | {} | |",
+                    r.lut, r.dff, r.carry, r.bram, r.dsp
+                );
+            }
             if let Some(r) = m.and_then(|m| m.synth.get(k)) {
                 let fmax = m
                     .and_then(|m| m.pnr.get(k))
@@ -341,10 +350,7 @@ impl FpgaSection {
             for (k, pnr) in &m.pnr {
                 let _ = writeln!(s, "\n### Place and route: {k} ({})\n", pnr.device);
                 for (clk, (a, c)) in &pnr.fmax_mhz {
-                    let _ = writeln!(
-                        s,
-                        "- Fmax `{clk}`: {a:.2} MHz (constraint {c:.2} MHz)"
-                    );
+                    let _ = writeln!(s, "- Fmax `{clk}`: {a:.2} MHz (constraint {c:.2} MHz)");
                 }
                 for (cell, (u, av)) in &pnr.utilization {
                     let _ = writeln!(s, "- {cell}: {u} / {av}");

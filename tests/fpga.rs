@@ -54,7 +54,10 @@ fn fit_model_reproduces_its_calibration() {
     let data: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let points = data["points"].as_array().unwrap();
-    assert!(points.len() >= 3, "calibration needs several configurations");
+    assert!(
+        points.len() >= 3,
+        "calibration needs several configurations"
+    );
     let mut worst = (0.0f64, 0.0f64, String::new());
     for pt in points {
         let g = |k: &str| pt["params"][k].as_u64().unwrap() as usize;
@@ -85,14 +88,23 @@ fn fit_model_reproduces_its_calibration() {
                     .sum()
             };
             let lutram = sum("lutram");
-            let (lut, dff, carry, bram) = (sum("lut") + 2 * lutram, sum("dff"), sum("carry"), sum("bram"));
+            let (lut, dff, carry, bram) = (
+                sum("lut") + 2 * lutram,
+                sum("dff"),
+                sum("carry"),
+                sum("bram"),
+            );
             let what = format!("{} {key}", pt["out"]);
             // iCE40 has no LUT RAM, so its block RAM rule is exact; on ECP5 yosys's choice
             // between DP16KD and LUT RAM for mid-sized memories is only approximated.
             if fam == Family::Ice40 {
                 assert_eq!(e.total.bram, bram, "{what}: block RAMs");
             } else {
-                assert!(rel(e.total.bram, bram) <= 0.25, "{what}: block RAMs {} vs {bram}", e.total.bram);
+                assert!(
+                    rel(e.total.bram, bram) <= 0.25,
+                    "{what}: block RAMs {} vs {bram}",
+                    e.total.bram
+                );
             }
             let (el, ed, ec) = (
                 rel(e.total.lut, lut),
@@ -109,17 +121,17 @@ fn fit_model_reproduces_its_calibration() {
             );
             assert!(el <= LUT_TOL, "{what}: LUT4 {} vs {lut}", e.total.lut);
             assert!(ed <= DFF_TOL, "{what}: FF {} vs {dff}", e.total.dff);
-            assert!(ec <= CARRY_TOL, "{what}: carry {} vs {carry}", e.total.carry);
+            assert!(
+                ec <= CARRY_TOL,
+                "{what}: carry {} vs {carry}",
+                e.total.carry
+            );
             if el > worst.0 {
                 worst = (el, ed, what.clone());
             }
         }
     }
-    eprintln!(
-        "worst LUT4 error {:.1}% ({})",
-        100.0 * worst.0,
-        worst.2
-    );
+    eprintln!("worst LUT4 error {:.1}% ({})", 100.0 * worst.0, worst.2);
 }
 
 #[test]
@@ -155,7 +167,10 @@ fn target_refuses_and_names_the_largest_array() {
     assert!(!o.status.success(), "a 16x16 array cannot fit an UP5K");
     assert!(err.contains("does not fit iCE40UP5K"), "{err}");
     assert!(err.contains("largest array that fits"), "{err}");
-    assert!(!out.exists(), "nothing is written when the design does not fit");
+    assert!(
+        !out.exists(),
+        "nothing is written when the design does not fit"
+    );
     // The array it names does fit.
     let named = err
         .split("--rows ")
@@ -166,7 +181,11 @@ fn target_refuses_and_names_the_largest_array() {
     let cols = err
         .split("--cols ")
         .nth(1)
-        .and_then(|r| r.trim_end_matches(|c: char| !c.is_ascii_digit()).split(')').next())
+        .and_then(|r| {
+            r.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split(')')
+                .next()
+        })
         .unwrap()
         .to_string();
     let o = common::ccc(&[
@@ -186,10 +205,24 @@ fn target_refuses_and_names_the_largest_array() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["fpga"]["prediction"]["target"], "ice40-up5k");
-    assert!(report["fpga"]["prediction"]["dense"].as_array().unwrap().len() == 3);
+    assert!(
+        report["fpga"]["prediction"]["dense"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    );
     // The generic target never refuses.
     let o = common::ccc(&[
-        "compile", m, "--rows", "16", "--cols", "16", "--target", "generic", "-o",
+        "compile",
+        m,
+        "--rows",
+        "16",
+        "--cols",
+        "16",
+        "--target",
+        "generic",
+        "-o",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
@@ -234,7 +267,13 @@ fn yosys_ice40_agrees_with_the_fit_model() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = compile_tiny(dir.path(), "2", "2");
-    flow(&out, "synth", &[("FAMILIES", "ice40"), ("BREAKDOWN", "0")]);
+    // Hierarchy kept: the flattened iCE40 run is many times slower (minutes), too slow
+    // for CI; `make synth` does both.
+    flow(
+        &out,
+        "synth",
+        &[("FAMILIES", "ice40"), ("BREAKDOWN", "1"), ("FLAT", "0")],
+    );
     let o = common::ccc(&["fpga-report", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let r: serde_json::Value =
@@ -247,22 +286,24 @@ fn yosys_ice40_agrees_with_the_fit_model() {
         .find(|e| e["family"] == "ice40")
         .unwrap()["total"]
         .clone();
-    let meas = f["measured"]["synth"]["ice40"].clone();
+    let meas = f["measured"]["hier"]["ice40"].clone();
     let g = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
     eprintln!("predicted {pred}\nmeasured  {meas}");
-    // The board-level top drops the debug and weight-load ports, so it is a little
-    // smaller than the sum of the modules the model was calibrated on.
-    assert!(rel(g(&pred, "lut"), g(&meas, "lut")) <= 0.25, "LUT4");
-    assert!(rel(g(&pred, "dff"), g(&meas, "dff")) <= 0.25, "FF");
+    assert!(rel(g(&pred, "lut"), g(&meas, "lut")) <= 0.15, "LUT4");
+    assert!(rel(g(&pred, "dff"), g(&meas, "dff")) <= 0.15, "FF");
     assert_eq!(g(&pred, "bram"), g(&meas, "bram"), "block RAMs");
     assert!(
         std::fs::read_to_string(out.join("report.md"))
             .unwrap()
-            .contains("| ice40 | measured |")
+            .contains("| ice40 | measured, hierarchy kept |")
     );
 }
 
+// Flattened iCE40 synthesis of even a tiny design took 20 min on the loaded 2-core
+// development machine, beyond the CI budget; run with `cargo test --release --test fpga
+// -- --ignored` or `make postsynth-sim`.
 #[test]
+#[ignore]
 fn postsynth_ice40_netlist_is_bit_exact() {
     if !common::need("yosys", "postsynth_ice40_netlist_is_bit_exact")
         || !common::need("iverilog", "postsynth_ice40_netlist_is_bit_exact")

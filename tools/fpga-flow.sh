@@ -10,7 +10,8 @@
 #   timing     prints the max frequency nextpnr reached
 #   netlist    post-synthesis netlist of ccc_top for simulation (OUT/fpga/netlist_<family>.v)
 # Environment: FAMILY (ice40|ecp5), DEVICE (ice40: hx8k|up5k|hx1k|lp8k...; ecp5: 85k|45k|25k),
-#   PACKAGE, FREQ (MHz), SEED, FAMILIES (for synth), BREAKDOWN (1|0), NICE (niceness).
+#   PACKAGE, FREQ (MHz), SEED, FAMILIES (for synth), BREAKDOWN (1|0: per-module run),
+#   FLAT (1|0: flattened run and P&R netlist), NICE (niceness).
 # Each step records its wall time in OUT/fpga/times.txt ("step seconds").
 set -euo pipefail
 
@@ -21,6 +22,7 @@ FREQ=${FREQ:-12}
 SEED=${SEED:-1}
 FAMILIES=${FAMILIES:-generic ice40 ecp5}
 BREAKDOWN=${BREAKDOWN:-1}
+FLAT=${FLAT:-1}
 NICE=${NICE:-15}
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -72,6 +74,7 @@ synth_family() {
         timed "hier_$fam" yosys_run "$fpga/hier_$fam.log" \
           "$read; synth_$fam -noflatten -top ccc_top; tee -q -o $fpga/hier_$fam.txt stat -top ccc_top"
       fi
+      [ "$FLAT" = 1 ] || return 0
       timed "synth_$fam" yosys_run "$fpga/synth_$fam.log" \
         "$read; synth_$fam -top ccc_fpga_top -json $fpga/$fam.json; tee -q -o $fpga/synth_$fam.txt stat"
       ;;

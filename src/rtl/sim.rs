@@ -163,7 +163,11 @@ pub fn run_sources(
             let vvp = tb.join("tb.vvp");
             let mut cmd = Command::new("iverilog");
             // The vendor cell models that netlists need use SystemVerilog constructs.
-            let generation = if netlist.is_some() { "-g2012" } else { "-g2005" };
+            let generation = if netlist.is_some() {
+                "-g2012"
+            } else {
+                "-g2005"
+            };
             cmd.args([generation, "-s", "tb_ccc_top"]);
             for d in defines(info).split_whitespace() {
                 cmd.arg(d);
@@ -246,7 +250,9 @@ pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
     let mut files = vec![netlist];
     if family == "ice40" || family == "ecp5" {
         let datdir = run_cmd(Command::new("yosys-config").arg("--datdir"), "yosys-config")?;
-        let cells = PathBuf::from(datdir.trim()).join(family).join("cells_sim.v");
+        let cells = PathBuf::from(datdir.trim())
+            .join(family)
+            .join("cells_sim.v");
         if !cells.exists() {
             bail!("{} missing (yosys's {family} cell models)", cells.display());
         }
