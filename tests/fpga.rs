@@ -327,3 +327,24 @@ fn postsynth_ice40_netlist_is_bit_exact() {
     assert!(o.status.success(), "{text}{}", common::stderr(&o));
     assert!(text.contains("bit-exact"), "{text}");
 }
+
+#[test]
+fn board_level_top_is_lint_clean() {
+    if !common::need("verilator", "board_level_top_is_lint_clean") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = compile_tiny(dir.path(), "3", "2");
+    let rtl = out.join("rtl");
+    let files: Vec<_> = std::fs::read_dir(&rtl)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "v"))
+        .collect();
+    let o = Command::new("verilator")
+        .args(["--lint-only", "-Wall", "--top-module", "ccc_fpga_top"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+}
