@@ -226,7 +226,7 @@ fn pct(pred: u64, meas: u64) -> String {
     }
 }
 
-fn est<'a>(v: &'a [Estimate], f: Family) -> Option<&'a Estimate> {
+fn est(v: &[Estimate], f: Family) -> Option<&Estimate> {
     v.iter().find(|e| e.family == f)
 }
 
