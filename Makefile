@@ -15,8 +15,19 @@ SIM      ?= both
 # Debian packages each flow needs.
 DATA_PKGS := dataset-fashion-mnist
 HDL_PKGS  := verilator iverilog yosys
+# FPGA flows (docs/FPGA.md): family, device and package for place and route, target
+# clock (MHz), and which families `synth` maps to. TARGET (ice40-up5k, ice40-hx8k,
+# ecp5-85k, generic) makes `compile` refuse a design that the fit model says is too big.
+FAMILY   ?= ice40
+DEVICE   ?= $(if $(filter ecp5,$(FAMILY)),85k,hx8k)
+PACKAGE  ?= $(if $(filter ecp5,$(FAMILY)),CABGA381,$(if $(filter up5k,$(DEVICE)),sg48,ct256))
+FREQ     ?= 12
+FAMILIES ?= generic ice40 ecp5
+BREAKDOWN ?= 1
+TARGET   ?=
+FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN)
 
-.PHONY: all build deps-data deps-hdl compile lint synth sim demo test test-rust test-python style bench bench-sim clean models retrain-10pct sweep
+.PHONY: all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models retrain-10pct sweep
 
 all: build
 
@@ -29,6 +40,10 @@ deps-data:
 deps-hdl:
 	tools/ensure-deps.sh $(HDL_PKGS)
 
+deps-fpga: deps-hdl
+	tools/ensure-fpga-tools.sh ice40
+	tools/ensure-fpga-tools.sh ecp5
+
 # OUT/ from MODEL for a ROWSxCOLS array (reports, packed weights, rtl/, tb/).
 compile: build
 	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) -o $(OUT)
@@ -37,13 +52,40 @@ compile: build
 lint: compile deps-hdl
 	$(MAKE) -C $(OUT)/tb lint
 
-# Yosys utilization of the emitted accelerator: generic cells, iCE40 and ECP5 mappings
-# (OUT/synth_{generic,ice40,ecp5}.txt). Place & route and bitstreams are not built yet.
-synth: compile deps-hdl
-	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth -top ccc_top; tee -o ../synth_generic.txt stat"
-	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth_ice40 -top ccc_top; tee -o ../synth_ice40.txt stat"
-	cd $(OUT)/rtl && yosys -q -p "read_verilog $$(ls *.v | tr '\n' ' '); synth_ecp5 -top ccc_top; tee -o ../synth_ecp5.txt stat"
-	@grep -E "SB_LUT4|SB_DFF|SB_RAM40|SB_CARRY" $(OUT)/synth_ice40.txt | tail -8
+# The flows below read OUT as `ccc compile` left it; it is compiled only when missing or
+# older than MODEL (recompiling replaces OUT, flow results included).
+$(OUT)/compile.json: $(MODEL) | build
+	$(CCC) compile $(MODEL) --rows $(ROWS) --cols $(COLS) $(if $(TARGET),--target $(TARGET)) -o $(OUT)
+
+# Yosys utilisation (OUT/fpga/synth_{generic,ice40,ecp5}.txt; per module with BREAKDOWN=1),
+# then the fit model's prediction next to it in OUT/report.{md,json}.
+synth: $(OUT)/compile.json deps-hdl
+	$(FPGA_ENV) tools/fpga-flow.sh synth $(OUT)
+	$(CCC) fpga-report $(OUT)
+
+# Place and route (nextpnr) for FAMILY/DEVICE/PACKAGE at FREQ MHz; prints Fmax.
+pnr: $(OUT)/compile.json deps-hdl
+	$(FPGA_ENV) tools/fpga-flow.sh pnr $(OUT)
+	$(CCC) fpga-report $(OUT)
+
+# iCE40 OUT/fpga/ice40.bin (icepack) or ECP5 OUT/fpga/ecp5.bit (ecppack).
+bitstream: $(OUT)/compile.json deps-hdl
+	$(FPGA_ENV) tools/fpga-flow.sh bitstream $(OUT)
+	$(CCC) fpga-report $(OUT)
+
+# Max frequency from nextpnr's report (place and route first if needed).
+timing: $(OUT)/compile.json deps-hdl
+	$(FPGA_ENV) tools/fpga-flow.sh timing $(OUT)
+
+# Predicted vs measured resources, Fmax and run times into OUT/report.{md,json}.
+fpga-report: $(OUT)/compile.json
+	$(CCC) fpga-report $(OUT)
+
+# The post-synthesis netlist of ccc_top (FAMILY's mapping, or NETLIST=generic) simulated
+# on IMAGES real test images against the bit-exact reference.
+postsynth-sim: $(OUT)/compile.json deps-hdl
+	$(FPGA_ENV) tools/fpga-flow.sh netlist $(OUT)
+	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator icarus --netlist $(or $(NETLIST),$(FAMILY))
 
 # Simulate the emitted RTL (SIM=verilator|icarus|both) on IMAGES images against the
 # bit-exact reference; prints measured vs predicted cycles.

@@ -35,6 +35,9 @@ module ccc_classifier #(
     output reg               done
 );
     localparam integer NW = CLS * CH;
+    // Counters are CLS_W bits wide so they can hold CLS itself; the per-class arrays are
+    // indexed with only the bits a class number needs.
+    localparam integer IDX_W = (CLS > 1) ? $clog2(CLS) : 1;
 
     reg signed [7:0]  w_rom [0:NW-1];
     reg signed [31:0] b_rom [0:CLS-1];
@@ -81,7 +84,7 @@ module ccc_classifier #(
 
     wire signed [31:0] product =
         $signed({{24{mac_w_q[7]}}, mac_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, pool_rd_q});
-    wire signed [31:0] acc_d = (mac_ch_q == {CH_W{1'b0}}) ? b_rom[mac_k_q] + product
+    wire signed [31:0] acc_d = (mac_ch_q == {CH_W{1'b0}}) ? b_rom[mac_k_q[IDX_W-1:0]] + product
                                                          : acc_q + product;
 
     always @(posedge clk) begin
@@ -134,8 +137,8 @@ module ccc_classifier #(
                     if (mac_valid_q) begin
                         acc_q <= acc_d;
                         if (mac_lastch_q) begin
-                            logit_q[mac_k_q] <= acc_d;
-                            if (mac_k_q == {CLS_W{1'b0}} || acc_d > logit_q[best_q]) best_q <= mac_k_q;
+                            logit_q[mac_k_q[IDX_W-1:0]] <= acc_d;
+                            if (mac_k_q == {CLS_W{1'b0}} || acc_d > logit_q[best_q[IDX_W-1:0]]) best_q <= mac_k_q;
                             if (mac_k_q == CLS[CLS_W-1:0] - 1'b1) begin
                                 state_q      <= S_OUT;
                                 pool_clear_q <= 1'b1;
@@ -150,7 +153,7 @@ module ccc_classifier #(
                             out_valid <= 1'b1;
                             out_data  <= (out_i_q == CLS[CLS_W:0])
                                 ? {{(32 - CLS_W) {1'b0}}, best_q}
-                                : logit_q[out_i_q[CLS_W-1:0]];
+                                : logit_q[out_i_q[IDX_W-1:0]];
                             out_last  <= (out_i_q == CLS[CLS_W:0]);
                             out_i_q   <= out_i_q + 1'b1;
                         end else begin

@@ -20,6 +20,13 @@ module ccc_sdp_ram #(
     output reg  [WIDTH-1:0]  rdata
 );
     localparam integer LANE_W = WIDTH / BYTES;
+    // No port of the accelerator reads a word in the cycle it is written (tap-buffer
+    // regions are read and written by different layers, the input of the next image
+    // enters only after the first layer has read the last one, a partial sum is read
+    // before it is rewritten, weights load before they stream). Saying so spares yosys
+    // the read-during-write bypass it would otherwise build around every block RAM
+    // (on iCE40 ~150 flip-flops and ~15 LUTs for a 64-bit tap buffer).
+    (* no_rw_check *)
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer i;
 

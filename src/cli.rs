@@ -44,7 +44,14 @@ pub enum Command {
         /// Output directory (replaced atomically).
         #[arg(short, long, default_value = "out")]
         out: PathBuf,
+        /// Refuse (before writing anything) a design that the fit model says does not
+        /// fit this FPGA, naming the exceeded resource and the largest array that fits.
+        #[arg(long, value_enum)]
+        target: Option<crate::fit::Target>,
     },
+    /// Add what the FPGA flows measured (OUT/fpga: yosys utilisation, nextpnr Fmax and
+    /// utilisation, run times) next to the fit model's prediction in OUT/report.{json,md}.
+    FpgaReport { out: PathBuf },
     /// Accuracy of the float, 8-bit unpacked and 8-bit packed networks on a dataset.
     Eval {
         model: PathBuf,
@@ -91,6 +98,10 @@ pub enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Simulate the post-synthesis netlist OUT/fpga/netlist_FAMILY.v (generic, ice40,
+        /// ecp5; `make postsynth-sim` writes it) instead of OUT/rtl.
+        #[arg(long, value_name = "FAMILY")]
+        netlist: Option<String>,
     },
     /// Print a model's layers, shapes and sparsity.
     Inspect {
@@ -374,7 +385,9 @@ pub fn run(cli: Cli) -> Result<()> {
             opts,
             data,
             out,
-        } => cmd_compile(&model, &opts, &data, &out),
+            target,
+        } => cmd_compile(&model, &opts, &data, &out, target),
+        Command::FpgaReport { out } => cmd_fpga_report(&out),
         Command::Eval { model, opts, data } => cmd_eval(&model, &opts, &data),
         Command::Infer {
             model,
@@ -393,7 +406,16 @@ pub fn run(cli: Cli) -> Result<()> {
             vcd,
             data_dir,
             seed,
-        } => cmd_simulate(&out, images, simulator, vcd.as_deref(), &data_dir, seed),
+            netlist,
+        } => cmd_simulate(
+            &out,
+            images,
+            simulator,
+            vcd.as_deref(),
+            &data_dir,
+            seed,
+            netlist.as_deref(),
+        ),
         Command::Train { args, out } => {
             let o = args.options()?;
             let (tr, te) = args.data()?;
@@ -444,11 +466,20 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn cmd_compile(model: &Path, opts: &PackArgs, data: &DataArgs, out: &Path) -> Result<()> {
+fn cmd_compile(
+    model: &Path,
+    opts: &PackArgs,
+    data: &DataArgs,
+    out: &Path,
+    target: Option<crate::fit::Target>,
+) -> Result<()> {
     let t0 = Instant::now();
     // Stage the output first: an unwritable destination fails before any work.
     let dir = OutDir::begin(out)?;
     let mut c = compile::compile(model, &opts.options())?;
+    if let Some(t) = target {
+        check_target(&mut c, t)?;
+    }
     if data.dataset.is_some() {
         measure_accuracy(&mut c, data)?;
     }
@@ -461,6 +492,69 @@ fn cmd_compile(model: &Path, opts: &PackArgs, data: &DataArgs, out: &Path) -> Re
         if opts.no_rtl { "" } else { ",rtl/,tb/" },
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Refuses a design that does not fit `t` (before anything is written); otherwise
+/// records the target in the report's FPGA section and prints the prediction.
+fn check_target(c: &mut Compiled, t: crate::fit::Target) -> Result<()> {
+    use crate::fit;
+    let a = c.schedule.array;
+    let p = fit::params_for(&c.packed, a).with_context(|| {
+        format!(
+            "--target {} needs the RTL, which this model cannot have (see `ccc compile --no-rtl`)",
+            t.name()
+        )
+    })?;
+    let e = fit::check(&c.packed, &p, t)?;
+    let d = t.device();
+    println!(
+        "fits {}: {} LUT4 / {}, {} FF / {}, {} BRAM / {} (fit model)",
+        d.name, e.total.lut, d.lut, e.total.dff, d.dff, e.total.bram, d.bram
+    );
+    if let Some(f) = c.report.fpga.as_mut() {
+        f.prediction.target = Some(t);
+    }
+    Ok(())
+}
+
+fn cmd_fpga_report(out: &Path) -> Result<()> {
+    let record = compile::CompileRecord::read(out)?;
+    let c = compile::compile(&record.model, &record.options)?;
+    let report_json = out.join("report.json");
+    let text = std::fs::read_to_string(&report_json)
+        .with_context(|| format!("reading {}", report_json.display()))?;
+    let mut old: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parsing {}", report_json.display()))?;
+    let mut report = c.report.clone();
+    let Some(mut section) = report.fpga.take() else {
+        bail!("{} was compiled without RTL: no FPGA flows", out.display());
+    };
+    // Keep the target `compile --target` checked, if any.
+    section.prediction.target = old
+        .pointer("/fpga/prediction/target")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    section.measured = crate::fpga_report::measure(out)?;
+    let fpga_json = serde_json::to_value(&section)?;
+    if let Some(obj) = old.as_object_mut() {
+        obj.insert("fpga".into(), fpga_json);
+    }
+    write_file_atomic(
+        &report_json,
+        (serde_json::to_string_pretty(&old)? + "\n").as_bytes(),
+    )?;
+    // report.md: everything before the FPGA section stays as `compile` wrote it.
+    let md_path = out.join("report.md");
+    let md = std::fs::read_to_string(&md_path)
+        .with_context(|| format!("reading {}", md_path.display()))?;
+    let head = md.split("\n## FPGA resources").next().unwrap_or(&md);
+    let md = format!(
+        "{}\n{}",
+        head.trim_end_matches('\n').to_string() + "\n",
+        section.to_markdown()
+    );
+    write_file_atomic(&md_path, md.as_bytes())?;
+    print!("{}", section.to_markdown());
     Ok(())
 }
 
@@ -638,8 +732,12 @@ fn cmd_simulate(
     vcd: Option<&Path>,
     data_dir: &Path,
     seed: u64,
+    netlist: Option<&str>,
 ) -> Result<()> {
     use crate::rtl::sim::{self, Simulator};
+    let netlist_files = netlist
+        .map(|fam| sim::netlist_sources(out, fam))
+        .transpose()?;
     // The simulators run inside OUT, so a relative waveform path is made absolute here.
     let vcd = vcd
         .map(std::path::absolute)
@@ -685,7 +783,7 @@ fn cmd_simulate(
     };
     let mut failed = false;
     for s in sims {
-        let run = sim::run(out, &info, &images, s, vcd)?;
+        let run = sim::run_sources(out, &info, &images, s, vcd, netlist_files.as_deref())?;
         let mismatches = sim::compare(&c.packed, &images, &run);
         println!(
             "{s:?}: {} {source}, {} mismatching (build {:.1} s, run {:.1} s)",

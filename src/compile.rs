@@ -142,12 +142,18 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         )?
     };
     let dense_schedule = crate::schedule::schedule(&dense, array);
-    let report = report::build(
+    let mut report = report::build(
         &packed,
         &schedule,
         &dense_schedule,
         &path.display().to_string(),
     );
+    if o.rtl {
+        report.fpga = Some(crate::fpga_report::FpgaSection {
+            prediction: crate::fit::predict(&packed, Some(&dense), array, None)?,
+            measured: None,
+        });
+    }
     Ok(Compiled {
         source: path.to_path_buf(),
         options: o.clone(),

@@ -3,12 +3,16 @@
 //!
 //! Pipeline (one module per stage): [`model`] (ingest) → [`lower`] → [`quant`] →
 //! [`pack`] → [`schedule`] → [`report`], driven by [`compile`]; [`reference`] is the
-//! bit-exact software model every hardware form is checked against.
+//! bit-exact software model every hardware form is checked against; [`fit`] predicts
+//! what the emitted accelerator costs on an FPGA and [`fpga_report`] sets the flows'
+//! measurements beside it.
 
 pub mod cli;
 pub mod compile;
 pub mod dataset;
 pub mod error;
+pub mod fit;
+pub mod fpga_report;
 pub mod lower;
 pub mod model;
 pub mod modelfile;

@@ -66,6 +66,9 @@ pub struct Report {
     /// Present when compiled or evaluated with a dataset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<Accuracy>,
+    /// Predicted (and, after the flows, measured) FPGA resources; with the RTL only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fpga: Option<crate::fpga_report::FpgaSection>,
 }
 
 fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
@@ -187,6 +190,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         },
         layers,
         accuracy: None,
+        fpga: None,
         classifier_cycles: cls,
         input_cycles: if net.layers.is_empty() {
             0
@@ -269,6 +273,9 @@ impl Report {
             );
             let _ = writeln!(s, "{head}{}", metrics_row("unpacked", &l.unpacked));
             let _ = writeln!(s, "| | | | | | | | {}", metrics_row("packed", &l.packed));
+        }
+        if let Some(f) = &self.fpga {
+            let _ = writeln!(s, "\n{}", f.to_markdown());
         }
         s
     }

@@ -35,6 +35,9 @@ pub const HW_FILES: [(&str, &str); 8] = [
 const TOP_TEMPLATE: &str = include_str!("../../templates/ccc_top.v.tera");
 const SCHED_TEMPLATE: &str = include_str!("../../templates/ccc_sched.v.tera");
 const WMAP_TEMPLATE: &str = include_str!("../../templates/ccc_wmap.v.tera");
+const FPGA_TOP_TEMPLATE: &str = include_str!("../../templates/ccc_fpga_top.v.tera");
+/// The board-level top the FPGA flows place and route (not simulated: `files` omits it).
+pub const FPGA_TOP: &str = "ccc_fpga_top.v";
 
 /// Bits to hold the value `v` (at least 1).
 pub fn bits(v: usize) -> usize {
@@ -113,6 +116,16 @@ pub struct RtlInfo {
     pub in_w: usize,
     pub in_wpc: usize,
     pub classes: usize,
+    /// Tap-buffer address width, partial-sum words per row, pooled channels and their
+    /// width (the FPGA fit model's inputs; absent in older rtl.json files).
+    #[serde(default)]
+    pub a_w: usize,
+    #[serde(default)]
+    pub psum_d: usize,
+    #[serde(default)]
+    pub ch: usize,
+    #[serde(default)]
+    pub pool_w: usize,
     /// Physical-to-model channel order of every layer (row_perm).
     pub row_perm: Vec<Vec<usize>>,
     /// Output map (channels, height, width) of every layer.
@@ -440,6 +453,10 @@ pub fn render_all(
         render("ccc_wmap", WMAP_TEMPLATE, &mctx)?,
     ));
     files.push(("ccc_top.v".into(), render("ccc_top", TOP_TEMPLATE, &ctx)?));
+    files.push((
+        FPGA_TOP.into(),
+        render("ccc_fpga_top", FPGA_TOP_TEMPLATE, &ctx)?,
+    ));
     files.push(("weights.hex".into(), words.join("\n") + "\n"));
     files.push((
         "cls_w.hex".into(),
@@ -475,6 +492,10 @@ pub fn render_all(
         in_w: first.input.w,
         in_wpc,
         classes,
+        a_w,
+        psum_d,
+        ch,
+        pool_w: cls.in_bits as usize,
         row_perm: net.layers.iter().map(|l| l.row_perm.clone()).collect(),
         layer_dims: net
             .layers
@@ -483,7 +504,7 @@ pub fn render_all(
             .collect(),
         files: files
             .iter()
-            .filter(|(n, _)| n.ends_with(".v"))
+            .filter(|(n, _)| n.ends_with(".v") && n != FPGA_TOP)
             .map(|(n, _)| n.clone())
             .collect(),
     };

@@ -127,13 +127,32 @@ pub fn run(
     sim: Simulator,
     vcd: Option<&Path>,
 ) -> Result<SimRun> {
+    run_sources(out, info, images, sim, vcd, None)
+}
+
+/// [`run`] on other Verilog than OUT/rtl's: a post-synthesis netlist of `ccc_top` and
+/// the simulation models of its cells (see [`netlist_sources`]).
+pub fn run_sources(
+    out: &Path,
+    info: &RtlInfo,
+    images: &[Vec<u8>],
+    sim: Simulator,
+    vcd: Option<&Path>,
+    netlist: Option<&[PathBuf]>,
+) -> Result<SimRun> {
     // The simulators run in OUT/tb and OUT/rtl, so relative paths would break.
     let out = &out
         .canonicalize()
         .with_context(|| format!("{} not found", out.display()))?;
     let tb = out.join("tb");
     let rtl = out.join("rtl");
-    let sources: Vec<PathBuf> = info.files.iter().map(|f| rtl.join(f)).collect();
+    let sources: Vec<PathBuf> = match netlist {
+        Some(files) => files
+            .iter()
+            .map(|f| std::path::absolute(f).with_context(|| format!("resolving {}", f.display())))
+            .collect::<Result<_>>()?,
+        None => info.files.iter().map(|f| rtl.join(f)).collect(),
+    };
     let images_path = tb.join("images.hex");
     std::fs::write(&images_path, images_hex(info, images)).context("writing tb/images.hex")?;
     let bytes = info.in_c * info.in_h * info.in_w;
@@ -143,7 +162,13 @@ pub fn run(
         Simulator::Icarus => {
             let vvp = tb.join("tb.vvp");
             let mut cmd = Command::new("iverilog");
-            cmd.args(["-g2005", "-s", "tb_ccc_top"]);
+            // The vendor cell models that netlists need use SystemVerilog constructs.
+            let generation = if netlist.is_some() {
+                "-g2012"
+            } else {
+                "-g2005"
+            };
+            cmd.args([generation, "-s", "tb_ccc_top"]);
             for d in defines(info).split_whitespace() {
                 cmd.arg(d);
             }
@@ -208,6 +233,32 @@ pub fn run(
     r.build_secs = build_secs;
     r.run_secs = t_run.elapsed().as_secs_f64();
     Ok(r)
+}
+
+/// The files that simulate OUT/fpga/netlist_FAMILY.v (written by `make postsynth-sim`
+/// or `tools/fpga-flow.sh netlist`): the netlist and, for iCE40 and ECP5, yosys's
+/// simulation models of the vendor cells it instantiates.
+pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
+    let netlist = out.join("fpga").join(format!("netlist_{family}.v"));
+    if !netlist.exists() {
+        bail!(
+            "{} missing: run `make postsynth-sim OUT={}` (or tools/fpga-flow.sh netlist) first",
+            netlist.display(),
+            out.display()
+        );
+    }
+    let mut files = vec![netlist];
+    if family == "ice40" || family == "ecp5" {
+        let datdir = run_cmd(Command::new("yosys-config").arg("--datdir"), "yosys-config")?;
+        let cells = PathBuf::from(datdir.trim())
+            .join(family)
+            .join("cells_sim.v");
+        if !cells.exists() {
+            bail!("{} missing (yosys's {family} cell models)", cells.display());
+        }
+        files.push(cells);
+    }
+    Ok(files)
 }
 
 pub fn parse(text: &str) -> Result<SimRun> {

@@ -1,0 +1,558 @@
+//! FPGA fit model: what the emitted accelerator costs on an FPGA, before synthesis.
+//!
+//! Per component of the design (MX cells, column feeds, row units, memories, pool and
+//! classifier, control, input writer, schedule/write-map ROMs) an analytic count of
+//! 4-input LUTs, flip-flops and carry cells, linear in the design's parameters with
+//! coefficients fitted against yosys 0.23 (`tools/fit_calibrate.py`; the data points and
+//! the model's error on them are in `tests/data/fit-calibration.json` and checked by
+//! `cargo test`), and block RAMs counted by the same packing rules yosys's memory mapper
+//! follows (iCE40 SB_RAM40_4K, ECP5 DP16KD or LUT RAM). `ccc compile --target T` refuses
+//! a design that does not fit T and names the largest array that would.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::pack::network::PackedNet;
+use crate::rtl::emit::{RtlInfo, render_all};
+use crate::schedule::{ArrayShape, schedule};
+
+/// A synthesis family: what the LUTs, flip-flops and memories are made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// yosys `synth` mapped to 4-LUTs, memories kept (counted as iCE40 would pack them).
+    Generic,
+    Ice40,
+    Ecp5,
+}
+
+/// A device `ccc compile --target` checks the design against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Target {
+    #[value(name = "ice40-up5k")]
+    #[serde(rename = "ice40-up5k")]
+    Ice40Up5k,
+    #[value(name = "ice40-hx8k")]
+    #[serde(rename = "ice40-hx8k")]
+    Ice40Hx8k,
+    #[value(name = "ecp5-85k")]
+    #[serde(rename = "ecp5-85k")]
+    Ecp5_85k,
+    #[value(name = "generic")]
+    #[serde(rename = "generic")]
+    Generic,
+}
+
+/// Capacity of a device (u64::MAX: unlimited).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Device {
+    pub name: &'static str,
+    pub family: Family,
+    pub lut: u64,
+    pub dff: u64,
+    pub bram: u64,
+    pub dsp: u64,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Ice40Up5k,
+        Target::Ice40Hx8k,
+        Target::Ecp5_85k,
+        Target::Generic,
+    ];
+
+    pub fn device(self) -> Device {
+        match self {
+            // Lattice data sheets: logic cells (one LUT4 + one flip-flop each), 4-kbit
+            // EBRs, 18x18 multipliers (the UP5K's SB_MAC16 are not inferred by default).
+            Target::Ice40Up5k => Device {
+                name: "iCE40UP5K",
+                family: Family::Ice40,
+                lut: 5280,
+                dff: 5280,
+                bram: 30,
+                dsp: 8,
+            },
+            Target::Ice40Hx8k => Device {
+                name: "iCE40HX8K",
+                family: Family::Ice40,
+                lut: 7680,
+                dff: 7680,
+                bram: 32,
+                dsp: 0,
+            },
+            Target::Ecp5_85k => Device {
+                name: "LFE5U-85F",
+                family: Family::Ecp5,
+                lut: 83_640,
+                dff: 83_640,
+                bram: 208,
+                dsp: 156,
+            },
+            Target::Generic => Device {
+                name: "generic",
+                family: Family::Generic,
+                lut: u64::MAX,
+                dff: u64::MAX,
+                bram: u64::MAX,
+                dsp: u64::MAX,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ice40Up5k => "ice40-up5k",
+            Target::Ice40Hx8k => "ice40-hx8k",
+            Target::Ecp5_85k => "ecp5-85k",
+            Target::Generic => "generic",
+        }
+    }
+}
+
+/// FPGA resources. `lut` counts LUT4s; on ECP5 it includes 2 LUT4s per 16x4 LUT RAM
+/// (a DPR16X4 takes the two LUTs of a slice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub lut: u64,
+    pub dff: u64,
+    pub carry: u64,
+    pub bram: u64,
+    pub dsp: u64,
+}
+
+impl Resources {
+    fn add(&mut self, o: &Resources) {
+        self.lut += o.lut;
+        self.dff += o.dff;
+        self.carry += o.carry;
+        self.bram += o.bram;
+        self.dsp += o.dsp;
+    }
+}
+
+/// The design parameters the model needs (all known once the RTL is emitted).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Params {
+    pub rows: usize,
+    pub cols: usize,
+    pub alpha: usize,
+    pub psum_w: usize,
+    pub a_w: usize,
+    pub a_d: usize,
+    pub tiles: usize,
+    pub wm_w: usize,
+    pub psum_d: usize,
+    pub pix_w: usize,
+    pub ch: usize,
+    pub pool_w: usize,
+    pub classes: usize,
+    pub map_entries: usize,
+}
+
+impl Params {
+    pub fn from_info(i: &RtlInfo) -> Self {
+        Params {
+            rows: i.rows,
+            cols: i.cols,
+            alpha: i.alpha,
+            psum_w: i.psum_w,
+            a_w: i.a_w,
+            a_d: i.a_d.max(1),
+            tiles: i.tiles,
+            wm_w: i.wm_w,
+            psum_d: i.psum_d,
+            pix_w: i.pix_w,
+            ch: i.ch,
+            pool_w: i.pool_w,
+            classes: i.classes,
+            map_entries: i.in_c * i.in_wpc,
+        }
+    }
+}
+
+/// One component's cost: `instances` copies of `each`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Component {
+    pub name: &'static str,
+    pub instances: usize,
+    pub each: Resources,
+    pub total: Resources,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Estimate {
+    pub family: Family,
+    pub params: Params,
+    pub components: Vec<Component>,
+    pub total: Resources,
+}
+
+impl Estimate {
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+// Fitted coefficients (tools/fit_calibrate.py on tests/data/fit-calibration.json's
+// configurations, yosys 0.23): per family, component and metric, the coefficients of
+// the component's features (see `features`), per instance.
+struct Coef {
+    lut: &'static [f64],
+    dff: &'static [f64],
+    carry: &'static [f64],
+}
+
+const COMPONENTS: [&str; 7] = [
+    "cell",
+    "feed",
+    "row",
+    "classifier",
+    "control",
+    "writer",
+    "roms",
+];
+
+fn features(comp: &str, p: &Params) -> Vec<f64> {
+    let f = |v: usize| v as f64;
+    match comp {
+        "cell" => vec![1.0, f(p.psum_w), f(p.alpha)],
+        "feed" => vec![1.0, f(p.alpha), f(p.a_w)],
+        "row" => vec![1.0, f(p.a_w)],
+        "classifier" => vec![1.0, f(p.ch * p.pool_w)],
+        "control" => vec![1.0, f(p.cols), f(p.rows * p.cols)],
+        "writer" => vec![1.0, f(p.cols)],
+        "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],
+        _ => unreachable!("unknown component {comp}"),
+    }
+}
+
+fn instances(comp: &str, p: &Params) -> usize {
+    match comp {
+        "cell" => p.rows * p.cols,
+        "feed" => p.cols,
+        "row" => p.rows,
+        _ => 1,
+    }
+}
+
+include!("fit_coefs.rs");
+
+fn dot(c: &[f64], x: &[f64]) -> f64 {
+    c.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+fn count(v: f64) -> u64 {
+    v.round().max(0.0) as u64
+}
+
+/// iCE40 SB_RAM40_4K modes (width, depth); the 16-bit mode is the only one with a
+/// per-bit write mask, so byte-enabled memories use it.
+const ICE40_MODES: [(usize, usize); 4] = [(16, 256), (8, 512), (4, 1024), (2, 2048)];
+/// ECP5 DP16KD modes; byte enables exist in the 18- and 36-bit modes (9-bit bytes).
+const ECP5_MODES: [(usize, usize); 6] = [
+    (1, 16384),
+    (2, 8192),
+    (4, 4096),
+    (9, 2048),
+    (18, 1024),
+    (36, 512),
+];
+
+/// (block RAMs, blocks cascaded in depth) for one `depth` x `width` memory written in
+/// `lanes` byte lanes: the cheapest mode, as yosys's memory mapper picks it.
+pub fn brams(family: Family, depth: usize, width: usize, lanes: usize) -> (u64, u64) {
+    let (modes, eff): (Vec<(usize, usize)>, usize) = match family {
+        Family::Ice40 | Family::Generic => {
+            if lanes > 1 {
+                (ICE40_MODES[..1].to_vec(), width)
+            } else {
+                (ICE40_MODES.to_vec(), width)
+            }
+        }
+        Family::Ecp5 => {
+            if lanes > 1 {
+                (
+                    ECP5_MODES.iter().copied().filter(|m| m.0 >= 18).collect(),
+                    lanes * 9,
+                )
+            } else {
+                (ECP5_MODES.to_vec(), width)
+            }
+        }
+    };
+    modes
+        .iter()
+        .map(|&(w, d)| {
+            let deep = depth.div_ceil(d) as u64;
+            (eff.div_ceil(w) as u64 * deep, deep)
+        })
+        .min()
+        .unwrap_or((0, 0))
+}
+
+/// ECP5 keeps a small memory in LUT RAM (DPR16X4, 16 x 4) when that is cheaper in
+/// yosys's cost units (4 per DPR16X4, 128 per DP16KD; ties go to block RAM).
+fn ecp5_lutram(depth: usize, width: usize, lanes: usize, bram: u64) -> Option<u64> {
+    let n = (width.div_ceil(4) * depth.div_ceil(16)) as u64;
+    (lanes == 1 && 4 * n < 128 * bram).then_some(n)
+}
+
+/// Every block-RAM-mapped memory: (what, depth, width, byte lanes, instances).
+fn memories(p: &Params) -> Vec<(&'static str, usize, usize, usize, usize)> {
+    let mut m = vec![
+        ("tap buffers", p.a_d, p.alpha * 8, p.alpha, p.cols),
+        ("weight memory", p.tiles * p.rows, p.wm_w, 1, 1),
+    ];
+    if p.psum_d > 0 {
+        m.push(("partial sums", p.psum_d, 32, 1, p.rows));
+    }
+    m
+}
+
+/// The model's estimate for `p` on `family`.
+pub fn estimate(p: &Params, family: Family) -> Estimate {
+    let coefs = coefficients(family);
+    let mut components = Vec::new();
+    for (name, c) in COMPONENTS.iter().zip(coefs.iter()) {
+        let x = features(name, p);
+        let mut each = Resources {
+            lut: count(dot(c.lut, &x)),
+            dff: count(dot(c.dff, &x)),
+            carry: count(dot(c.carry, &x)),
+            ..Resources::default()
+        };
+        if *name == "cell" {
+            // Exact: {weight, selector} shadow and active, α lanes, swap, partial sum.
+            let sel_w = crate::rtl::cell::ceil_log2(p.alpha).max(1);
+            each.dff = (2 * (8 + sel_w) + p.alpha + 1 + p.psum_w) as u64;
+        }
+        components.push((*name, instances(name, p), each));
+    }
+    // Classifier ROMs and logit registers: weights CLS*CH x 8, biases and logits CLS x 32.
+    let cls_mem = |fam: Family| -> Resources {
+        let w = brams(fam, p.classes * p.ch, 8, 1).0;
+        let b = brams(fam, p.classes, 32, 1).0;
+        match fam {
+            // ROMs become logic and the two-port logit memory LUT RAM (already in the
+            // classifier's fitted LUTs).
+            Family::Ecp5 => Resources {
+                dsp: 2,
+                ..Resources::default()
+            },
+            _ => Resources {
+                bram: w + 2 * b,
+                ..Resources::default()
+            },
+        }
+    };
+    if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
+        c.2.add(&cls_mem(family));
+    }
+    if family == Family::Ecp5 {
+        // The writer's channel * phases product maps to a multiplier.
+        if let Some(c) = components.iter_mut().find(|c| c.0 == "writer") {
+            c.2.dsp += 1;
+        }
+    }
+    let mem_coef = memory_coefficients(family);
+    let mut mem = Resources::default();
+    let mut mux_bits = 0usize;
+    for (_, d, w, lanes, n) in memories(p) {
+        let (b, deep) = brams(family, d, w, lanes);
+        let n64 = n as u64;
+        match (family, ecp5_lutram(d, w, lanes, b)) {
+            (Family::Ecp5, Some(lr)) => mem.lut += 2 * lr * n64,
+            _ => {
+                mem.bram += b * n64;
+                mux_bits += n * w * (deep as usize - 1);
+            }
+        }
+    }
+    let x = [1.0, mux_bits as f64];
+    mem.lut += count(dot(mem_coef.0, &x));
+    mem.dff += count(dot(mem_coef.1, &x));
+    components.push(("memories", 1, mem));
+
+    let mut total = Resources::default();
+    let components: Vec<Component> = components
+        .into_iter()
+        .map(|(name, instances, each)| {
+            let mut t = Resources::default();
+            for _ in 0..instances {
+                t.add(&each);
+            }
+            total.add(&t);
+            Component {
+                name,
+                instances,
+                each,
+                total: t,
+            }
+        })
+        .collect();
+    Estimate {
+        family,
+        params: *p,
+        components,
+        total,
+    }
+}
+
+/// Why a design was refused for a target.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error(
+        "the {rows}x{cols} array does not fit {device}: {resource} {need} > {have} available (fit model, before synthesis){}",
+        match largest { Some(a) => format!("; the largest array that fits this model is {}x{} (--rows {} --cols {})", a.rows, a.cols, a.rows, a.cols), None => "; no array size fits this model (the memories alone exceed the device)".to_string() }
+    )]
+    DoesNotFit {
+        device: &'static str,
+        rows: usize,
+        cols: usize,
+        resource: &'static str,
+        need: u64,
+        have: u64,
+        largest: Option<ArrayShape>,
+    },
+}
+
+/// The first resource of `e` that exceeds `d`: (name, need, have).
+pub fn exceeded(e: &Resources, d: &Device) -> Option<(&'static str, u64, u64)> {
+    [
+        ("LUT4", e.lut, d.lut),
+        ("flip-flops", e.dff, d.dff),
+        ("block RAMs", e.bram, d.bram),
+        ("multipliers", e.dsp, d.dsp),
+    ]
+    .into_iter()
+    .find(|(_, need, have)| need > have)
+}
+
+/// Design parameters of `net` on array `a` (None when the RTL cannot be emitted).
+pub fn params_for(net: &PackedNet, a: ArrayShape) -> Option<Params> {
+    let sched = schedule(net, a);
+    render_all(net, &sched, a, "")
+        .ok()
+        .map(|(_, info)| Params::from_info(&info))
+}
+
+fn fits(net: &PackedNet, a: ArrayShape, t: Target) -> bool {
+    params_for(net, a)
+        .map(|p| exceeded(&estimate(&p, t.device().family).total, &t.device()).is_none())
+        .unwrap_or(false)
+}
+
+/// The largest array (most cells; squarer on ties) for which `net` fits `t`: square
+/// arrays first, then the best square widened in either direction.
+pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
+    let sq = |n: usize| ArrayShape { rows: n, cols: n };
+    let mut best = None;
+    let mut n = 1;
+    // Cost grows with the array, so the squares that fit are a prefix (checked up to 64).
+    while n <= 64 && fits(net, sq(n), t) {
+        best = Some(sq(n));
+        n += 1;
+    }
+    let b = best?;
+    let mut winner = b;
+    for (dr, dc) in [(0usize, 1usize), (1, 0)] {
+        let mut k = 1;
+        loop {
+            let a = ArrayShape {
+                rows: b.rows + dr * k,
+                cols: b.cols + dc * k,
+            };
+            if k > 64 || !fits(net, a, t) {
+                break;
+            }
+            if a.rows * a.cols > winner.rows * winner.cols {
+                winner = a;
+            }
+            k += 1;
+        }
+    }
+    Some(winner)
+}
+
+/// Checks the compiled design against `t`; on failure, the error names the exceeded
+/// resource and the largest array that fits.
+pub fn check(net: &PackedNet, p: &Params, t: Target) -> std::result::Result<Estimate, FitError> {
+    let d = t.device();
+    let e = estimate(p, d.family);
+    if let Some((resource, need, have)) = exceeded(&e.total, &d) {
+        return Err(FitError::DoesNotFit {
+            device: d.name,
+            rows: p.rows,
+            cols: p.cols,
+            resource,
+            need,
+            have,
+            largest: largest_fit(net, t),
+        });
+    }
+    Ok(e)
+}
+
+/// Predicted resources for the report: every family, for the design and for the dense
+/// baseline on the same array.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub target: Option<Target>,
+    pub packed: Vec<Estimate>,
+    pub dense: Vec<Estimate>,
+}
+
+pub fn predict(
+    packed: &PackedNet,
+    dense: Option<&PackedNet>,
+    a: ArrayShape,
+    target: Option<Target>,
+) -> Result<Prediction> {
+    let fams = [Family::Generic, Family::Ice40, Family::Ecp5];
+    let all = |net: &PackedNet| -> Vec<Estimate> {
+        params_for(net, a)
+            .map(|p| fams.iter().map(|&f| estimate(&p, f)).collect())
+            .unwrap_or_default()
+    };
+    Ok(Prediction {
+        target,
+        packed: all(packed),
+        dense: dense.map(all).unwrap_or_default(),
+    })
+}
+
+/// Markdown table of one estimate's components.
+pub fn components_markdown(e: &Estimate) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| component | instances | LUT4 each | FF each | LUT4 | FF | carry | BRAM | DSP |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for c in &e.components {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.name,
+            c.instances,
+            c.each.lut,
+            c.each.dff,
+            c.total.lut,
+            c.total.dff,
+            c.total.carry,
+            c.total.bram,
+            c.total.dsp
+        );
+    }
+    let t = &e.total;
+    let _ = writeln!(
+        s,
+        "| **total** | | | | **{}** | **{}** | **{}** | **{}** | **{}** |",
+        t.lut, t.dff, t.carry, t.bram, t.dsp
+    );
+    s
+}

