@@ -450,14 +450,10 @@ fn fits(net: &PackedNet, a: ArrayShape, t: Target) -> bool {
 /// arrays first, then the best square widened in either direction.
 pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
     let sq = |n: usize| ArrayShape { rows: n, cols: n };
-    let mut best = None;
-    let mut n = 1;
-    // Cost grows with the array, so the squares that fit are a prefix (checked up to 64).
-    while n <= 64 && fits(net, sq(n), t) {
-        best = Some(sq(n));
-        n += 1;
-    }
-    let b = best?;
+    // Not a prefix: logic grows with the array, but small arrays need more tiles and so
+    // larger schedule and weight memories (the shipped model needs 2x2 or more on
+    // ECP5), so every square up to 64 is checked.
+    let b = (1..=64).map(sq).filter(|&a| fits(net, a, t)).last()?;
     let mut winner = b;
     for (dr, dc) in [(0usize, 1usize), (1, 0)] {
         let mut k = 1;
