@@ -133,6 +133,8 @@ pub enum Command {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Rewrite DIR/sweep.{md,csv,svg} from DIR/sweep.json (no training).
+    SweepPlot { dir: PathBuf },
     /// Write a random sparse shift-CNN in the model format (for tests and benchmarks).
     GenModel {
         out: PathBuf,
@@ -433,6 +435,11 @@ pub fn run(cli: Cli) -> Result<()> {
             gammas,
             out,
         } => cmd_sweep(&args, &alphas, &gammas, &out),
+        Command::SweepPlot { dir } => {
+            crate::train::sweep::replot(&dir)?;
+            println!("wrote {}/sweep.{{md,csv,svg}}", dir.display());
+            Ok(())
+        }
         Command::GenModel {
             out,
             seed,

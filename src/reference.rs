@@ -222,7 +222,7 @@ pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
 }
 
 /// Accuracy of the three network forms on a labelled image set.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Accuracy {
     pub dataset: String,
     pub images: usize,

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compile::{self, CompileOptions};
 use crate::dataset::{self, Dataset, Split};
@@ -28,7 +28,7 @@ use crate::reference::{Accuracy, evaluate};
 use net::{Arch, Mode, ShiftNet, batch_tensor, predictions};
 
 /// Everything `ccc train` needs besides the data.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainOptions {
     pub arch: Arch,
     pub gamma: f64,
@@ -85,7 +85,7 @@ pub struct TrainLog {
     pub final_eval: FinalEval,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FinalEval {
     pub accuracy: Accuracy,
     pub rows: usize,

@@ -11,7 +11,7 @@ use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::shift::Shift;
 use crate::model::{self, Op};
@@ -26,7 +26,7 @@ const BN_MOMENTUM: f64 = 0.1;
 const RELU6: f64 = 6.0;
 
 /// One conv layer of the network as the trainer sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConvSpec {
     pub out: usize,
     pub cin: usize,
@@ -45,7 +45,7 @@ impl ConvSpec {
 }
 
 /// The architecture: input, stem and blocks.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
     pub input: [usize; 3],
     pub classes: usize,

@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{FinalEval, TrainOptions, train};
 use crate::dataset::Dataset;
 use crate::output::OutDir;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepPoint {
     pub alpha: usize,
     pub gamma: f64,
@@ -22,7 +22,7 @@ pub struct SweepPoint {
     pub eval: FinalEval,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sweep {
     pub generator: String,
     pub base: TrainOptions,
@@ -84,6 +84,23 @@ pub fn run(
     dir.write("sweep.svg", svg(&sweep).as_bytes())?;
     dir.commit()?;
     Ok(sweep)
+}
+
+/// Rewrites `dir/sweep.{md,csv,svg}` from `dir/sweep.json` (after a change to the
+/// table or plot, without retraining).
+pub fn replot(dir: &Path) -> Result<Sweep> {
+    let p = dir.join("sweep.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let s: Sweep =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+    for (name, body) in [
+        ("sweep.md", markdown(&s)),
+        ("sweep.csv", csv(&s)),
+        ("sweep.svg", svg(&s)),
+    ] {
+        crate::output::write_file_atomic(&dir.join(name), body.as_bytes())?;
+    }
+    Ok(s)
 }
 
 pub fn markdown(s: &Sweep) -> String {
@@ -281,14 +298,22 @@ pub fn svg(s: &Sweep) -> String {
                 yb - 4.0
             );
         }
+        // Labels of coinciding or nearby points are stacked instead of overprinted.
+        let mut placed: Vec<(f64, f64)> = Vec::new();
         for p in &s.points {
             let (cx, cy) = (px(xf(&p.eval)), py(p.eval.accuracy.packed * 100.0));
+            let (lx, mut ly) = (cx + 7.0, cy - 5.0);
+            while placed
+                .iter()
+                .any(|&(x, y)| (x - lx).abs() < 45.0 && (y - ly).abs() < 11.0)
+            {
+                ly += 11.0;
+            }
+            placed.push((lx, ly));
             let _ = writeln!(
                 out,
-                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">α{} γ{}</text>"#,
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{lx:.1}" y="{ly:.1}" font-size="10">α{} γ{}</text>"#,
                 colour(p.alpha),
-                cx + 7.0,
-                cy - 5.0,
                 p.alpha,
                 p.gamma
             );
