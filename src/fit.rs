@@ -453,7 +453,7 @@ pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
     // Not a prefix: logic grows with the array, but small arrays need more tiles and so
     // larger schedule and weight memories (the shipped model needs 2x2 or more on
     // ECP5), so every square up to 64 is checked.
-    let b = (1..=64).map(sq).filter(|&a| fits(net, a, t)).last()?;
+    let b = (1..=64).rev().map(sq).find(|&a| fits(net, a, t))?;
     let mut winner = b;
     for (dr, dc) in [(0usize, 1usize), (1, 0)] {
         let mut k = 1;
