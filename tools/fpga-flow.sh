@@ -46,12 +46,17 @@ run() { nice -n "$NICE" "$@"; }
 timed() {  # timed NAME CMD...: runs CMD, appends "NAME seconds" to times.txt
   local name=$1; shift
   local t0; t0=$(date +%s.%N)
-  "$@"
+  # The command's status is this function's: callers run it under `|| status=$?`, where
+  # `set -e` is off, so a failure must not be masked by the bookkeeping below (it was,
+  # and a failed place and route then looped through timing -> pnr).
+  local rc=0
+  "$@" || rc=$?
   local t1; t1=$(date +%s.%N)
   local secs; secs=$(echo "$t1 - $t0" | bc)
   { grep -v "^$name " "$fpga/times.txt" 2>/dev/null || true; echo "$name $secs"; } > "$fpga/times.tmp"
   mv "$fpga/times.tmp" "$fpga/times.txt"
   echo "fpga-flow: $name took ${secs}s" >&2
+  return "$rc"
 }
 
 yosys_run() {  # yosys_run LOG SCRIPT
