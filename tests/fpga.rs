@@ -145,24 +145,28 @@ fn block_ram_rules() {
     assert_eq!(fit::brams(Family::Ice40, 1280, 8, 1).0, 3);
 }
 
+fn compile_for(m: &str, rows: &str, cols: &str, target: &str, out: &Path) -> std::process::Output {
+    common::ccc(&[
+        "compile",
+        m,
+        "--rows",
+        rows,
+        "--cols",
+        cols,
+        "--target",
+        target,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn target_refuses_and_names_the_largest_array() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::write_model(dir.path(), "m.safetensors", &tiny());
     let m = m.to_str().unwrap();
     let out = dir.path().join("out");
-    let o = common::ccc(&[
-        "compile",
-        m,
-        "--rows",
-        "16",
-        "--cols",
-        "16",
-        "--target",
-        "ice40-up5k",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = compile_for(m, "16", "16", "ice40-up5k", &out);
     let err = common::stderr(&o);
     assert!(!o.status.success(), "a 16x16 array cannot fit an UP5K");
     assert!(err.contains("does not fit iCE40UP5K"), "{err}");
@@ -188,18 +192,7 @@ fn target_refuses_and_names_the_largest_array() {
         })
         .unwrap()
         .to_string();
-    let o = common::ccc(&[
-        "compile",
-        m,
-        "--rows",
-        &named,
-        "--cols",
-        &cols,
-        "--target",
-        "ice40-up5k",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = compile_for(m, &named, &cols, "ice40-up5k", &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(common::stdout(&o).contains("fits iCE40UP5K"));
     let report: serde_json::Value =
@@ -213,18 +206,7 @@ fn target_refuses_and_names_the_largest_array() {
             == 3
     );
     // The generic target never refuses.
-    let o = common::ccc(&[
-        "compile",
-        m,
-        "--rows",
-        "16",
-        "--cols",
-        "16",
-        "--target",
-        "generic",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = compile_for(m, "16", "16", "generic", &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let _ = Target::ALL;
 }
