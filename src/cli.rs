@@ -249,7 +249,6 @@ impl TrainArgs {
             &self.strides,
             &self.groups,
         )?;
-        let prune = arch.convs.iter().any(|c| c.alpha > 1);
         Ok(crate::train::TrainOptions {
             arch,
             gamma: self.gamma,
@@ -261,7 +260,6 @@ impl TrainArgs {
             l1_penalty: self.l1_penalty,
             sample_ratio: self.sample_ratio,
             qat_epochs: if self.quant_aware { self.qat_epochs } else { 0 },
-            prune,
             strategy: self.strategy,
             seed: self.seed,
             load: self.load.clone(),
@@ -988,24 +986,7 @@ fn cmd_sweep(args: &TrainArgs, alphas: &[usize], gammas: &[f64], out: &Path) -> 
     let base = args.options()?;
     let (tr, te) = args.data()?;
     let baseline = match &base.load {
-        Some(p) => {
-            let c = compile::compile(
-                p,
-                &CompileOptions {
-                    graph: None,
-                    rows: base.rows,
-                    cols: base.cols,
-                    alpha: None,
-                    gamma: None,
-                    strategy: base.strategy,
-                    section: 0,
-                    dense: false,
-                    act_frac: DEFAULT_ACT_FRAC,
-                    rtl: false,
-                },
-            )?;
-            Some(crate::train::eval_compiled(&c, &base, &te))
-        }
+        Some(p) => Some(crate::train::final_eval(p, &base, &te)?),
         None => None,
     };
     let s = crate::train::sweep::run(&base, alphas, gammas, baseline, &tr, &te, out)?;

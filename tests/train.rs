@@ -57,7 +57,6 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         l1_penalty: 1e-5,
         sample_ratio: 1.0,
         qat_epochs: qat,
-        prune: alpha > 1,
         strategy: Strategy::Auto,
         seed: 7,
         load: None,

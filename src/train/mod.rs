@@ -25,7 +25,7 @@ use crate::dataset::{self, Dataset, Split};
 use crate::output::write_file_atomic;
 use crate::pack::group::Strategy;
 use crate::reference::{Accuracy, evaluate};
-use net::{Arch, Mode, ShiftNet, batch_tensor, predictions};
+use net::{Arch, ConvLayer, Mode, ShiftNet, batch_tensor, predictions};
 
 /// Everything `ccc train` needs besides the data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -43,8 +43,6 @@ pub struct TrainOptions {
     pub sample_ratio: f64,
     /// Fake-quantized fine-tuning epochs at the end (0 = off).
     pub qat_epochs: usize,
-    /// Prune and combine (false: train dense, α ignored).
-    pub prune: bool,
     pub strategy: Strategy,
     pub seed: u64,
     pub load: Option<PathBuf>,
@@ -56,6 +54,13 @@ pub struct TrainOptions {
     pub name: String,
     /// Show a progress bar (off for sweeps running in parallel).
     pub progress: bool,
+}
+
+impl TrainOptions {
+    /// Whether any layer is column-combined (α > 1), i.e. whether training prunes.
+    pub fn combines(&self) -> bool {
+        self.arch.convs.iter().any(|c| c.alpha > 1)
+    }
 }
 
 /// One epoch's line of the training log.
@@ -147,7 +152,7 @@ impl Sgd {
         grads: &candle_core::backprop::GradStore,
         lr: f64,
         l1: f64,
-        masks: &[Option<Tensor>],
+        convs: &[ConvLayer],
     ) -> Result<()> {
         for ((var, decay, use_l1, mask), vel) in self.params.iter().zip(&mut self.velocity) {
             let Some(g) = grads.get(var.as_tensor()) else {
@@ -169,7 +174,7 @@ impl Sgd {
                 None => g,
             };
             let mut nw = (w - (&v * lr)?)?;
-            if let Some(m) = mask.and_then(|i| masks[i].as_ref()) {
+            if let Some(m) = mask.and_then(|i| convs[i].mask.as_ref()) {
                 nw = (nw * m)?;
             }
             var.set(&nw)?;
@@ -179,10 +184,10 @@ impl Sgd {
     }
 
     /// Zeroes the velocity of pruned weights so momentum cannot revive them.
-    fn mask_velocity(&mut self, masks: &[Option<Tensor>]) -> Result<()> {
+    fn mask_velocity(&mut self, convs: &[ConvLayer]) -> Result<()> {
         for ((_, _, _, mask), vel) in self.params.iter().zip(&mut self.velocity) {
             if let (Some(i), Some(v)) = (mask, vel.as_mut())
-                && let Some(m) = masks[*i].as_ref()
+                && let Some(m) = convs[*i].mask.as_ref()
             {
                 *v = (&*v * m)?;
             }
@@ -219,8 +224,7 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
     let mut tiles = 0;
     for (i, l) in net.convs.iter().enumerate() {
         let w = net.weight_matrix(i)?;
-        let alpha = if o.prune { l.spec.alpha } else { 1 };
-        let g = prune::groups_now(&w, alpha, o.gamma, o.strategy)?;
+        let g = prune::groups_now(&w, l.spec.alpha, o.gamma, o.strategy)?;
         tiles += l.spec.out.div_ceil(o.rows) * g.div_ceil(o.cols);
     }
     Ok(tiles)
@@ -235,9 +239,7 @@ pub fn load_data(dir: &Path, train_limit: Option<usize>) -> Result<(Dataset, Dat
 
 /// Trains, writes the model to `out` and `<out>.train.json`, and returns the log.
 pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> Result<TrainLog> {
-    if std::env::var_os("CCC_NO_MALLOPT").is_none() {
-        tune_malloc();
-    }
+    tune_malloc();
     if o.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -272,19 +274,19 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     let subset = sample_per_class(train, o.sample_ratio, &mut rng);
     let steps_per_epoch = subset.len().div_ceil(o.batch_size);
     let total_steps = steps_per_epoch * o.epochs;
-    let prune_at = if o.prune {
+    let prune_at = if o.combines() {
         prune::prune_points(total_steps)
     } else {
         Vec::new()
     };
     let last_prune = prune_at.last().copied().unwrap_or(0);
+    let params = net.params();
     let mut sgd = Sgd {
-        params: net.params(),
-        velocity: vec![None; net.params().len()],
+        velocity: vec![None; params.len()],
+        params,
         momentum: o.momentum,
         weight_decay: o.weight_decay,
     };
-    let mut masks: Vec<Option<Tensor>> = net.convs.iter().map(|l| l.mask.clone()).collect();
     let qat_from = o.epochs - o.qat_epochs;
     let mut logs = Vec::new();
     let mut step = 0;
@@ -299,7 +301,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         steps_per_epoch,
         o.epochs,
         o.arch.convs.len(),
-        if o.prune {
+        if o.combines() {
             format!(
                 ", {} prune steps up to step {last_prune}",
                 prune::PRUNE_STEPS
@@ -342,7 +344,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let l1 = if step < last_prune { o.l1_penalty } else { 0.0 };
-            sgd.step(&grads, lr, l1, &masks)?;
+            sgd.step(&grads, lr, l1, &net.convs)?;
             step += 1;
             let lv = loss.to_scalar::<f32>()? as f64;
             loss_sum += lv * batch.len() as f64;
@@ -355,8 +357,8 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             // Short runs can place several prune steps after the same optimizer step.
             while prune_at.get(prune_step) == Some(&step) {
                 prune_step += 1;
-                prune_now(&mut net, o, prune_step, &mut masks)?;
-                sgd.mask_velocity(&masks)?;
+                prune_now(&mut net, o, prune_step)?;
+                sgd.mask_velocity(&net.convs)?;
                 let (nz, all) = net.nonzeros()?;
                 let tiles = tiles_now(&net, o)?;
                 sparsity = format!("nonzeros {nz}/{all} tiles {tiles}");
@@ -449,13 +451,8 @@ pub fn log_path(model: &Path) -> PathBuf {
 }
 
 /// One prune step over every combinable layer: magnitude, then column combining.
-fn prune_now(
-    net: &mut ShiftNet,
-    o: &TrainOptions,
-    step: usize,
-    masks: &mut [Option<Tensor>],
-) -> Result<()> {
-    for (i, slot) in masks.iter_mut().enumerate() {
+fn prune_now(net: &mut ShiftNet, o: &TrainOptions, step: usize) -> Result<()> {
+    for i in 0..net.convs.len() {
         let alpha = net.convs[i].spec.alpha;
         if alpha <= 1 {
             continue;
@@ -472,15 +469,14 @@ fn prune_now(
         )?;
         let l = &mut net.convs[i];
         l.w.set(&(l.w.as_tensor() * &m)?)?;
-        l.mask = Some(m.clone());
-        *slot = Some(m);
+        l.mask = Some(m);
     }
     Ok(())
 }
 
 /// Compiles the written model (no RTL) and measures its three accuracies on the test
 /// set: the numbers a user of `ccc compile --dataset` would see.
-fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<FinalEval> {
+pub fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<FinalEval> {
     let opts = CompileOptions {
         graph: None,
         rows: o.rows,
@@ -495,11 +491,6 @@ fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<FinalEva
     };
     let c = compile::compile(model, &opts)
         .with_context(|| format!("compiling the trained model {}", model.display()))?;
-    Ok(eval_compiled(&c, o, test))
-}
-
-/// Accuracies and array costs of a compiled model (tiles at the compile's array).
-pub fn eval_compiled(c: &compile::Compiled, o: &TrainOptions, test: &Dataset) -> FinalEval {
     let n = o
         .eval_limit
         .map_or(test.images.len(), |l| l.min(test.images.len()));
@@ -512,7 +503,7 @@ pub fn eval_compiled(c: &compile::Compiled, o: &TrainOptions, test: &Dataset) ->
         "fashion-mnist test",
     );
     let r = &c.report;
-    FinalEval {
+    Ok(FinalEval {
         accuracy,
         rows: o.rows,
         cols: o.cols,
@@ -522,5 +513,5 @@ pub fn eval_compiled(c: &compile::Compiled, o: &TrainOptions, test: &Dataset) ->
         unpacked_utilization: r.unpacked.utilization,
         nonzeros: r.packed.nonzeros,
         packed_cycles: r.packed.cycles,
-    }
+    })
 }

@@ -88,20 +88,12 @@ pub fn prune_layer(
             mask[[r, *c]] = 1.0;
         }
     }
+    // Combining keeps only nonzero weights, so the mask lies within the magnitude mask.
     Ok(PruneResult {
         mask,
         grouping,
         magnitude_pruned,
         combine_pruned: combined.stats.pruned_count,
-    })
-    .map(|mut p| {
-        // Combining keeps only nonzeros, so the mask is already within the magnitude mask.
-        p.mask.zip_mut_with(&m, |k, &v| {
-            if v == 0.0 {
-                *k = 0.0
-            }
-        });
-        p
     })
 }
 

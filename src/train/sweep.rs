@@ -53,7 +53,6 @@ pub fn run(
                     c.alpha = alpha;
                 }
             }
-            o.prune = alpha > 1;
             o.name = format!("{}-a{alpha}-g{gamma}", base.name);
             let file = format!("a{alpha}-g{gamma}.safetensors");
             eprintln!("ccc sweep: alpha {alpha}, gamma {gamma}");
