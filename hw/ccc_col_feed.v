@@ -1,23 +1,30 @@
 // ccc_col_feed — input streamer for one array column (hand-written primitive of ccc).
 //
-// Columns are chained: a pixel request (go, addr, swap) enters column 0 from the
+// Columns are chained: a pixel request (go, addr, amt, swap) enters column 0 from the
 // controller and moves one column per cycle, which is exactly the systolic skew the
 // array needs. On a request the column reads one word (ALPHA activation bytes: the
 // taps of the group this column holds, all at the same pixel address thanks to
 // shift-on-write) and serializes it LSB first: bit-plane b of the request issued at
 // time t leaves on `act` at t + 2 + b, with `act_swap` set on bit-plane 0 of a tile's
 // first pixel. Outside those 8 cycles `act` is 0, which adds nothing in the array.
+// A layer with alpha < ALPHA packs several pixels in a word: lanes amt .. amt + alpha - 1
+// hold this pixel's taps, and the bit-planes are shifted down by `amt` lanes so that the
+// cells' selectors (0 .. alpha - 1) find them; the lanes above carry other pixels' bits,
+// which no cell of that layer selects.
 module ccc_col_feed #(
     parameter integer ALPHA  = 8,
-    parameter integer ADDR_W = 10
+    parameter integer ADDR_W = 10,
+    parameter integer LANE_W = 3
 ) (
     input  wire                  clk,
     input  wire                  rst,
     input  wire                  go_in,
     input  wire [ADDR_W-1:0]     addr_in,
+    input  wire [LANE_W-1:0]     amt_in,
     input  wire                  swap_in,
     output reg                   go_out,
     output reg  [ADDR_W-1:0]     addr_out,
+    output reg  [LANE_W-1:0]     amt_out,
     output reg                   swap_out,
     output wire                  mem_re,
     output wire [ADDR_W-1:0]     mem_raddr,
@@ -30,6 +37,17 @@ module ccc_col_feed #(
     reg [ALPHA*8-1:0] shreg_q;
     reg [2:0]        left_q;
     reg              busy_q;
+    reg [LANE_W-1:0] amt_rd_q;
+    reg [LANE_W-1:0] amt_q;
+    wire [ALPHA-1:0] rd_lsb;
+    wire [ALPHA-1:0] sh_lsb;
+    genvar gj;
+    generate
+        for (gj = 0; gj < ALPHA; gj = gj + 1) begin : g_lsb
+            assign rd_lsb[gj] = mem_rdata[8*gj];
+            assign sh_lsb[gj] = shreg_q[8*gj];
+        end
+    endgenerate
 
     assign mem_re    = go_in;
     assign mem_raddr = addr_in;
@@ -39,7 +57,10 @@ module ccc_col_feed #(
         if (rst) begin
             go_out   <= 1'b0;
             addr_out <= {ADDR_W{1'b0}};
+            amt_out  <= {LANE_W{1'b0}};
             swap_out <= 1'b0;
+            amt_rd_q <= {LANE_W{1'b0}};
+            amt_q    <= {LANE_W{1'b0}};
             load_q   <= 1'b0;
             swap_q   <= 1'b0;
             shreg_q  <= {ALPHA*8{1'b0}};
@@ -50,21 +71,24 @@ module ccc_col_feed #(
         end else begin
             go_out   <= go_in;
             addr_out <= addr_in;
+            amt_out  <= amt_in;
             swap_out <= swap_in;
+            amt_rd_q <= amt_in;
             load_q   <= go_in;
             swap_q   <= go_in & swap_in;
             act_swap <= 1'b0;
             if (load_q) begin
+                act   <= rd_lsb >> amt_rd_q;
+                amt_q <= amt_rd_q;
                 for (j = 0; j < ALPHA; j = j + 1) begin
-                    act[j] <= mem_rdata[8*j];
                     shreg_q[8*j +: 8] <= {1'b0, mem_rdata[8*j+1 +: 7]};
                 end
                 act_swap <= swap_q;
                 left_q   <= 3'd7;
                 busy_q   <= 1'b1;
             end else if (busy_q) begin
+                act <= sh_lsb >> amt_q;
                 for (j = 0; j < ALPHA; j = j + 1) begin
-                    act[j] <= shreg_q[8*j];
                     shreg_q[8*j +: 8] <= {1'b0, shreg_q[8*j+1 +: 7]};
                 end
                 left_q <= left_q - 3'd1;

@@ -43,6 +43,17 @@ module ccc_core #(
     parameter integer IN_H     = 8,
     parameter integer IN_W     = 8,
     parameter integer IN_WPC   = 9,
+    // compact tap buffers (ccc_shift_target): stride-mask and packing-field widths, and
+    // the first layer's stride mask, packing (log2 pixels per word, log2 alpha), read
+    // limits and output width, for the input writer
+    parameter integer S_W      = 1,
+    parameter integer LK_W     = 2,
+    parameter integer IN_SMASK = 0,
+    parameter integer IN_LK    = 0,
+    parameter integer IN_LA    = 0,
+    parameter integer IN_LH    = 8,
+    parameter integer IN_LW    = 8,
+    parameter integer IN_WO    = 8,
     parameter integer PSUM_D   = 0,
     parameter integer PSUM_AW  = 1,
     parameter integer CLS      = 10,
@@ -69,7 +80,7 @@ module ccc_core #(
     // selector}} a word
     input  wire                   wl_en,
     input  wire [WM_AW-1:0]       wl_addr,
-    input  wire [C*(8+SEL_W)+32+1+COL_W+LANE_W+16+A_W:0] wl_data,
+    input  wire [C*(8+SEL_W)+32+1+COL_W+LANE_W+16+A_W+LANE_W:0] wl_data,
     // debug: every activation a layer produces; row r holds channel dbg_row0 + r
     output wire [R-1:0]           dbg_valid,
     output wire [LAYER_W-1:0]     dbg_layer,
@@ -80,11 +91,11 @@ module ccc_core #(
     output wire [1:0]             dbg_phase,
     output wire [LAYER_W-1:0]     dbg_tile_layer
 );
-    localparam integer TGT_W = 1 + COL_W + LANE_W + 16 + A_W + 1;
+    localparam integer TGT_W = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1;
     localparam integer WM_W  = C * (8 + SEL_W) + 32 + TGT_W;
     // Mirrored by DRAIN_EXTRA in src/schedule.rs (the cycle model).
     localparam integer DRAIN = R + C + 16;
-    localparam integer TOK_W = 1 + 3 + PIX_W + Y_W + X_W + 3;
+    localparam integer TOK_W = 1 + 3 + PIX_W + PIX_W + Y_W + X_W + 3;
     // The next tile's weights may start shifting in once the swap token has passed the
     // last cell: 2 cycles of feed latency + (C - 1) + (R - 1), plus margin.
     localparam integer LOAD_AT_I = R + C + 4;
@@ -97,11 +108,16 @@ module ccc_core #(
     wire [N_W-1:0]        s_row0;
     wire [N_W:0]          s_nrows;
     wire [PIX_W:0]        s_pixels;
-    wire [Y_W-1:0]        s_ho;
     wire [X_W-1:0]        s_wo;
-    wire [A_W-1:0]        s_stride;
-    wire [A_W-1:0]        s_row_step;
     wire [A_W-1:0]        s_rbase;
+    wire [LANE_W-1:0]     s_rkm1;
+    wire [LANE_W-1:0]     s_rstep;
+    wire [S_W-1:0]        s_wsmask;
+    wire [LK_W-1:0]       s_wlk;
+    wire [LK_W-1:0]       s_wla;
+    wire [PIX_W-1:0]      s_wwo;
+    wire [Y_W-1:0]        s_wlh;
+    wire [X_W-1:0]        s_wlw;
     wire signed [5:0]     s_shift;
     wire [7:0]            s_clamp;
     wire [TP_W-1:0]       s_tp;
@@ -109,9 +125,17 @@ module ccc_core #(
     ccc_sched u_sched (
         .tile(tile_q), .layer(s_layer), .first(s_first), .last(s_last), .final_layer(s_final),
         .layer_end(s_layer_end), .row0(s_row0), .nrows(s_nrows), .pixels(s_pixels),
-        .ho(s_ho), .wo(s_wo), .stride(s_stride), .row_step(s_row_step), .rbase(s_rbase),
+        .wo(s_wo), .rbase(s_rbase), .rkm1(s_rkm1), .rstep(s_rstep),
+        .wsmask(s_wsmask), .wlk(s_wlk), .wla(s_wla), .wwo(s_wwo), .wlh(s_wlh), .wlw(s_wlw),
         .shift(s_shift), .clamp(s_clamp), .tp(s_tp)
     );
+
+    // The next layer's stride mask at the widths of y and x.
+    wire [Y_W+S_W-1:0] s_wsmask_ye = {{Y_W{1'b0}}, s_wsmask};
+    wire [X_W+S_W-1:0] s_wsmask_xe = {{X_W{1'b0}}, s_wsmask};
+    wire [Y_W-1:0]     s_wsmask_y  = s_wsmask_ye[Y_W-1:0];
+    wire [X_W-1:0]     s_wsmask_x  = s_wsmask_xe[X_W-1:0];
+    wire unused_wsmask = ^{s_wsmask_ye[Y_W+S_W-1:Y_W], s_wsmask_xe[X_W+S_W-1:X_W]};
 
     // ------------------------------------------------------------------ state
     localparam [2:0] S_WAITIN = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
@@ -125,13 +149,19 @@ module ccc_core #(
     reg [N_W-1:0]    in_c_q;
     reg [Y_W-1:0]    in_y_q;
     reg [X_W-1:0]    in_x_q;
-    reg [PIX_W-1:0]  in_pix_q;
+    reg [PIX_W-1:0]  in_cpix_q;
+    reg [PIX_W-1:0]  in_crow_q;
     reg [TP_W-1:0]   cyc_q;
     reg [PIX_W:0]    pix_q;
     reg [Y_W-1:0]    y_q;
     reg [X_W-1:0]    x_q;
+    // read side: word address, pixel within the word and its lane offset
     reg [A_W-1:0]    addr_q;
-    reg [A_W-1:0]    row_addr_q;
+    reg [LANE_W-1:0] sub_q;
+    reg [LANE_W-1:0] amt_q;
+    // write side: the pixel's index on the next layer's grid (ccc_shift_target's cpix)
+    reg [PIX_W-1:0]  cpix_q;
+    reg [PIX_W-1:0]  crow_q;
     reg [15:0]       since_q;
     reg [15:0]       drain_q;
     reg              cls_start_q;
@@ -167,12 +197,13 @@ module ccc_core #(
     // step with column 0's bit-planes (the feed's RAM read and output register).
     reg              go_d1_q;
     reg [PIX_W-1:0]  tg_pix_q;
+    reg [PIX_W-1:0]  tg_cpix_q;
     reg [Y_W-1:0]    tg_y_q;
     reg [X_W-1:0]    tg_x_q;
     reg              tg_swap_q;
     reg              tg_on_q;
     reg [2:0]        tg_bit_q;
-    wire [TOK_W-1:0] tok0 = {tg_on_q, tg_bit_q, tg_pix_q, tg_y_q, tg_x_q, s_first, s_last,
+    wire [TOK_W-1:0] tok0 = {tg_on_q, tg_bit_q, tg_pix_q, tg_cpix_q, tg_y_q, tg_x_q, s_first, s_last,
                              tg_on_q && tg_swap_q && tg_bit_q == 3'd0};
 
     // Token delay line of C stages: row 0's sums for column 0's bit-plane t arrive at t + C.
@@ -190,11 +221,13 @@ module ccc_core #(
     // ------------------------------------------------------------------ columns
     wire [C:0]            cg_go;
     wire [(C+1)*A_W-1:0]  cg_addr;
+    wire [(C+1)*LANE_W-1:0] cg_amt;
     wire [C:0]            cg_swap;
     wire [C*ALPHA-1:0]    arr_act;
     wire [C-1:0]          arr_swap;
     assign cg_go[0] = go0;
     assign cg_addr[0 +: A_W] = addr_q;
+    assign cg_amt[0 +: LANE_W] = amt_q;
     assign cg_swap[0] = swap0;
 
     genvar gc, gr;
@@ -203,10 +236,12 @@ module ccc_core #(
             wire              re;
             wire [A_W-1:0]    raddr;
             wire [ALPHA*8-1:0] rdata;
-            ccc_col_feed #(.ALPHA(ALPHA), .ADDR_W(A_W)) u_feed (
+            ccc_col_feed #(.ALPHA(ALPHA), .ADDR_W(A_W), .LANE_W(LANE_W)) u_feed (
                 .clk(clk), .rst(rst),
-                .go_in(cg_go[gc]), .addr_in(cg_addr[gc*A_W +: A_W]), .swap_in(cg_swap[gc]),
+                .go_in(cg_go[gc]), .addr_in(cg_addr[gc*A_W +: A_W]),
+                .amt_in(cg_amt[gc*LANE_W +: LANE_W]), .swap_in(cg_swap[gc]),
                 .go_out(cg_go[gc+1]), .addr_out(cg_addr[(gc+1)*A_W +: A_W]),
+                .amt_out(cg_amt[(gc+1)*LANE_W +: LANE_W]),
                 .swap_out(cg_swap[gc+1]),
                 .mem_re(re), .mem_raddr(raddr), .mem_rdata(rdata),
                 .act(arr_act[gc*ALPHA +: ALPHA]), .act_swap(arr_swap[gc])
@@ -220,7 +255,8 @@ module ccc_core #(
             );
         end
     endgenerate
-    wire unused_chain_end = ^{cg_go[C], cg_addr[C*A_W +: A_W], cg_swap[C]};
+    wire unused_chain_end = ^{cg_go[C], cg_addr[C*A_W +: A_W], cg_amt[C*LANE_W +: LANE_W],
+                              cg_swap[C]};
 
     // ------------------------------------------------------------------ array
     wire [C*8-1:0]     arr_ld_w;
@@ -263,14 +299,17 @@ module ccc_core #(
             wire [TOK_W-1:0] to;
             ccc_row_unit #(
                 .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .PSUM_D(PSUM_D),
-                .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W)
+                .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W), .S_W(S_W),
+                .LK_W(LK_W)
             ) u_row (
                 .clk(clk), .rst(rst),
                 .tok_valid(ti[TOK_W-1]), .tok_bit(ti[TOK_W-2 -: 3]),
-                .tok_pix(ti[TOK_W-5 -: PIX_W]), .tok_y(ti[TOK_W-5-PIX_W -: Y_W]),
+                .tok_pix(ti[TOK_W-5 -: PIX_W]), .tok_cpix(ti[TOK_W-5-PIX_W -: PIX_W]),
+                .tok_y(ti[TOK_W-5-2*PIX_W -: Y_W]),
                 .tok_x(ti[X_W+2 -: X_W]), .tok_first(ti[2]), .tok_last(ti[1]), .tok_swap(ti[0]),
                 .tok_valid_o(to[TOK_W-1]), .tok_bit_o(to[TOK_W-2 -: 3]),
-                .tok_pix_o(to[TOK_W-5 -: PIX_W]), .tok_y_o(to[TOK_W-5-PIX_W -: Y_W]),
+                .tok_pix_o(to[TOK_W-5 -: PIX_W]), .tok_cpix_o(to[TOK_W-5-PIX_W -: PIX_W]),
+                .tok_y_o(to[TOK_W-5-2*PIX_W -: Y_W]),
                 .tok_x_o(to[X_W+2 -: X_W]), .tok_first_o(to[2]), .tok_last_o(to[1]),
                 .tok_swap_o(to[0]),
                 .psum(arr_psum[gr*PSUM_W +: PSUM_W]),
@@ -278,7 +317,8 @@ module ccc_core #(
                 .ld_bias_out(row_bias[(gr+1)*32 +: 32]),
                 .ld_tgt_in(row_tgt[gr*TGT_W +: TGT_W]),
                 .ld_tgt_out(row_tgt[(gr+1)*TGT_W +: TGT_W]),
-                .map_h(s_ho), .map_w(s_wo),
+                .map_h(s_wlh), .map_w(s_wlw), .map_smask(s_wsmask), .map_lk(s_wlk),
+                .map_la(s_wla),
                 .shift(s_shift), .clamp_max(s_clamp),
                 .out_valid(ro_valid[gr]), .out_act(ro_act[gr*8 +: 8]),
                 .out_y(ro_y[gr*Y_W +: Y_W]), .out_x(ro_x[gr*X_W +: X_W]),
@@ -327,7 +367,7 @@ module ccc_core #(
     wire [C-1:0]         map_valid;
     wire [C*LANE_W-1:0]  map_lane;
     wire [C*8-1:0]       map_dy, map_dx;
-    wire [C*(A_W+1)-1:0] map_offset;
+    wire [C*(A_W+LANE_W+1)-1:0] map_offset;
 
     ccc_wmap u_wmap (
         .index(map_index), .valid(map_valid), .lane(map_lane),
@@ -336,12 +376,13 @@ module ccc_core #(
 
     ccc_writer #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
-        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W)
+        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W)
     ) u_writer (
         .clk(clk), .rst(rst), .hold(iw_stall), .req_valid(in_fire), .req_ready(wr_ready),
-        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_pix(in_pix_q),
+        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_cpix(in_cpix_q),
         .req_val(s_axis_tdata),
-        .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_H[Y_W-1:0]), .req_w(IN_W[X_W-1:0]),
+        .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
+        .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),
         .map_index(map_index), .map_valid(map_valid), .map_lane(map_lane),
         .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
         .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data),
@@ -432,13 +473,17 @@ module ccc_core #(
             in_c_q      <= {N_W{1'b0}};
             in_y_q      <= {Y_W{1'b0}};
             in_x_q      <= {X_W{1'b0}};
-            in_pix_q    <= {PIX_W{1'b0}};
+            in_cpix_q   <= {PIX_W{1'b0}};
+            in_crow_q   <= {PIX_W{1'b0}};
             cyc_q       <= {TP_W{1'b0}};
             pix_q       <= {(PIX_W + 1) {1'b0}};
             y_q         <= {Y_W{1'b0}};
             x_q         <= {X_W{1'b0}};
             addr_q      <= {A_W{1'b0}};
-            row_addr_q  <= {A_W{1'b0}};
+            sub_q       <= {LANE_W{1'b0}};
+            amt_q       <= {LANE_W{1'b0}};
+            cpix_q      <= {PIX_W{1'b0}};
+            crow_q      <= {PIX_W{1'b0}};
             since_q     <= 16'd0;
             drain_q     <= 16'd0;
             cls_start_q <= 1'b0;
@@ -451,6 +496,7 @@ module ccc_core #(
             ld_need_q   <= 1'b1;
             go_d1_q     <= 1'b0;
             tg_pix_q    <= {PIX_W{1'b0}};
+            tg_cpix_q   <= {PIX_W{1'b0}};
             tg_y_q      <= {Y_W{1'b0}};
             tg_x_q      <= {X_W{1'b0}};
             tg_swap_q   <= 1'b0;
@@ -479,6 +525,7 @@ module ccc_core #(
             go_d1_q <= go0;
             if (go0) begin
                 tg_pix_q  <= pix_q[PIX_W-1:0];
+                tg_cpix_q <= cpix_q;
                 tg_y_q    <= y_q;
                 tg_x_q    <= x_q;
                 tg_swap_q <= swap0;
@@ -496,18 +543,27 @@ module ccc_core #(
                 in_busy_q <= 1'b1;
                 if (in_c_q == IN_C[N_W-1:0] - 1'b1) begin
                     in_c_q   <= {N_W{1'b0}};
-                    in_pix_q <= in_pix_q + 1'b1;
                     if (in_x_q == IN_W[X_W-1:0] - 1'b1) begin
                         in_x_q <= {X_W{1'b0}};
                         if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
                             in_y_q    <= {Y_W{1'b0}};
-                            in_pix_q  <= {PIX_W{1'b0}};
+                            in_cpix_q <= {PIX_W{1'b0}};
+                            in_crow_q <= {PIX_W{1'b0}};
                             in_done_q <= 1'b1;
                         end else begin
                             in_y_q <= in_y_q + 1'b1;
+                            // (y >> log2 s) * wo: one more grid row when y + 1 is on it
+                            if (((in_y_q + 1'b1) & IN_SMASK[Y_W-1:0]) == {Y_W{1'b0}}) begin
+                                in_crow_q <= in_crow_q + IN_WO[PIX_W-1:0];
+                                in_cpix_q <= in_crow_q + IN_WO[PIX_W-1:0];
+                            end else begin
+                                in_cpix_q <= in_crow_q;
+                            end
                         end
                     end else begin
                         in_x_q <= in_x_q + 1'b1;
+                        if (((in_x_q + 1'b1) & IN_SMASK[X_W-1:0]) == {X_W{1'b0}})
+                            in_cpix_q <= in_cpix_q + 1'b1;
                     end
                 end else begin
                     in_c_q <= in_c_q + 1'b1;
@@ -537,7 +593,10 @@ module ccc_core #(
                         y_q        <= {Y_W{1'b0}};
                         x_q        <= {X_W{1'b0}};
                         addr_q     <= s_rbase;
-                        row_addr_q <= s_rbase;
+                        sub_q      <= {LANE_W{1'b0}};
+                        amt_q      <= {LANE_W{1'b0}};
+                        cpix_q     <= {PIX_W{1'b0}};
+                        crow_q     <= {PIX_W{1'b0}};
                         since_q    <= 16'd0;
                     end
                 end
@@ -554,14 +613,29 @@ module ccc_core #(
                     end
                     if (go0) begin
                         pix_q <= pix_q + 1'b1;
-                        if (x_q == s_wo - 1'b1) begin
-                            x_q        <= {X_W{1'b0}};
-                            y_q        <= y_q + 1'b1;
-                            row_addr_q <= row_addr_q + s_row_step;
-                            addr_q     <= row_addr_q + s_row_step;
+                        // This layer's pixels are consecutive in its compact buffers,
+                        // rkm1 + 1 of them per word, rstep lanes apart.
+                        if (sub_q == s_rkm1) begin
+                            sub_q  <= {LANE_W{1'b0}};
+                            amt_q  <= {LANE_W{1'b0}};
+                            addr_q <= addr_q + 1'b1;
                         end else begin
-                            x_q    <= x_q + 1'b1;
-                            addr_q <= addr_q + s_stride;
+                            sub_q <= sub_q + 1'b1;
+                            amt_q <= amt_q + s_rstep;
+                        end
+                        if (x_q == s_wo - 1'b1) begin
+                            x_q <= {X_W{1'b0}};
+                            y_q <= y_q + 1'b1;
+                            if (((y_q + 1'b1) & s_wsmask_y) == {Y_W{1'b0}}) begin
+                                crow_q <= crow_q + s_wwo;
+                                cpix_q <= crow_q + s_wwo;
+                            end else begin
+                                cpix_q <= crow_q;
+                            end
+                        end else begin
+                            x_q <= x_q + 1'b1;
+                            if (((x_q + 1'b1) & s_wsmask_x) == {X_W{1'b0}})
+                                cpix_q <= cpix_q + 1'b1;
                         end
                     end
                 end

@@ -6,9 +6,10 @@
 // the row-end accumulate/requantize unit. A finished activation leaves on `out_*` two
 // cycles after bit-plane 7, together with its shift-on-write request (`wr_*`): the
 // column memory, byte lane and word address of the one next-layer tap that reads this
-// row's channel, already displaced by that tap's (dy, dx); no request when the position
-// falls outside the map or no tap reads the channel. Partial sums of non-final column
-// blocks go to the psum memory instead.
+// row's channel, already displaced by that tap's (dy, dx) and placed in the reader's
+// compact buffer (ccc_shift_target); no request when the position falls outside the
+// map or off the reader's stride grid, or no tap reads the channel. Partial sums of
+// non-final column blocks go to the psum memory instead.
 module ccc_row_unit #(
     parameter integer PSUM_W  = 14,
     parameter integer PIX_W   = 10,
@@ -21,8 +22,10 @@ module ccc_row_unit #(
     parameter integer A_W     = 10,
     parameter integer COL_W   = 2,
     parameter integer LANE_W  = 3,
-    // {valid, col, lane, dy[7:0], dx[7:0], offset[A_W:0]}
-    parameter integer TGT_W   = 1 + COL_W + LANE_W + 16 + A_W + 1
+    parameter integer S_W     = 1,
+    parameter integer LK_W    = 2,
+    // {valid, col, lane, dy[7:0], dx[7:0], offset[A_W+LANE_W:0]}
+    parameter integer TGT_W   = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -30,6 +33,7 @@ module ccc_row_unit #(
     input  wire                     tok_valid,
     input  wire [2:0]               tok_bit,
     input  wire [PIX_W-1:0]         tok_pix,
+    input  wire [PIX_W-1:0]         tok_cpix,
     input  wire [Y_W-1:0]           tok_y,
     input  wire [X_W-1:0]           tok_x,
     input  wire                     tok_first,
@@ -39,6 +43,7 @@ module ccc_row_unit #(
     output reg                      tok_valid_o,
     output reg  [2:0]               tok_bit_o,
     output reg  [PIX_W-1:0]         tok_pix_o,
+    output reg  [PIX_W-1:0]         tok_cpix_o,
     output reg  [Y_W-1:0]           tok_y_o,
     output reg  [X_W-1:0]           tok_x_o,
     output reg                      tok_first_o,
@@ -52,9 +57,12 @@ module ccc_row_unit #(
     output wire [31:0]              ld_bias_out,
     input  wire [TGT_W-1:0]         ld_tgt_in,
     output wire [TGT_W-1:0]         ld_tgt_out,
-    // size of the map this layer writes (for the displaced-position bounds)
+    // the next layer's buffers (ccc_shift_target): read limits, stride mask, packing
     input  wire [Y_W-1:0]           map_h,
     input  wire [X_W-1:0]           map_w,
+    input  wire [S_W-1:0]           map_smask,
+    input  wire [LK_W-1:0]          map_lk,
+    input  wire [LK_W-1:0]          map_la,
     // layer constants (stable while a tile runs)
     input  wire signed [5:0]        shift,
     input  wire [7:0]               clamp_max,
@@ -73,6 +81,7 @@ module ccc_row_unit #(
     reg [31:0] bias_q;
     reg        first_q;
     reg [PIX_W-1:0] pix_q;
+    reg [PIX_W-1:0] cpix_q;
     reg [Y_W-1:0]   y_q;
     reg [X_W-1:0]   x_q;
 
@@ -84,15 +93,20 @@ module ccc_row_unit #(
     wire                 t_valid  = tgt_q[TGT_W-1];
     wire [COL_W-1:0]     t_col    = tgt_q[TGT_W-2 -: COL_W];
     wire [LANE_W-1:0]    t_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
-    wire [7:0]           t_dy     = tgt_q[A_W+16 -: 8];
-    wire [7:0]           t_dx     = tgt_q[A_W+8 -: 8];
-    wire [A_W:0]         t_offset = tgt_q[A_W:0];
-    // Displaced position of the finished pixel, and its word address.
+    wire [7:0]           t_dy     = tgt_q[A_W+LANE_W+16 -: 8];
+    wire [7:0]           t_dx     = tgt_q[A_W+LANE_W+8 -: 8];
+    wire [A_W+LANE_W:0]  t_offset = tgt_q[A_W+LANE_W:0];
+    // Displaced position of the finished pixel, and its word address and byte lane.
     wire                 in_map;
     wire [A_W-1:0]       taddr;
-    ccc_shift_target #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W)) u_target (
-        .y(y_q), .x(x_q), .pix(pix_q), .h(map_h), .w(map_w), .dy(t_dy), .dx(t_dx),
-        .offset(t_offset), .in_map(in_map), .addr(taddr)
+    wire [LANE_W-1:0]    lane_off;
+    ccc_shift_target #(
+        .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
+        .LK_W(LK_W)
+    ) u_target (
+        .y(y_q), .x(x_q), .cpix(cpix_q), .h_lim(map_h), .w_lim(map_w), .dy(t_dy),
+        .dx(t_dx), .offset(t_offset), .smask(map_smask), .lk(map_lk), .la(map_la),
+        .in_map(in_map), .addr(taddr), .lane_off(lane_off)
     );
 
     // Partial sums: read at bit-plane 0, used at bit-plane 7, written after it.
@@ -148,6 +162,7 @@ module ccc_row_unit #(
             tok_valid_o   <= 1'b0;
             tok_bit_o     <= 3'd0;
             tok_pix_o     <= {PIX_W{1'b0}};
+            tok_cpix_o    <= {PIX_W{1'b0}};
             tok_y_o       <= {Y_W{1'b0}};
             tok_x_o       <= {X_W{1'b0}};
             tok_first_o   <= 1'b0;
@@ -163,6 +178,7 @@ module ccc_row_unit #(
             wr_addr       <= {A_W{1'b0}};
             first_q       <= 1'b0;
             pix_q         <= {PIX_W{1'b0}};
+            cpix_q        <= {PIX_W{1'b0}};
             y_q           <= {Y_W{1'b0}};
             x_q           <= {X_W{1'b0}};
             out_valid     <= 1'b0;
@@ -174,6 +190,7 @@ module ccc_row_unit #(
             tok_valid_o <= tok_valid;
             tok_bit_o   <= tok_bit;
             tok_pix_o   <= tok_pix;
+            tok_cpix_o  <= tok_cpix;
             tok_y_o     <= tok_y;
             tok_x_o     <= tok_x;
             tok_first_o <= tok_first;
@@ -190,6 +207,7 @@ module ccc_row_unit #(
             if (tok_valid && tok_bit == 3'd0) begin
                 first_q <= tok_first;
                 pix_q   <= tok_pix;
+                cpix_q  <= tok_cpix;
                 y_q     <= tok_y;
                 x_q     <= tok_x;
             end
@@ -200,7 +218,8 @@ module ccc_row_unit #(
             out_pix   <= pix_q;
             wr_valid  <= re_valid & re_last & t_valid & in_map;
             wr_col    <= t_col;
-            wr_lane   <= t_lane;
+            // t_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
+            wr_lane   <= t_lane | lane_off;
             wr_addr   <= taddr;
         end
     end

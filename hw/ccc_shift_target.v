@@ -1,32 +1,56 @@
 // ccc_shift_target — where shift-on-write puts one value (hand-written primitive of ccc).
 //
-// A value produced at (y, x) of an h x w map, pixel index pix = y * w + x, goes to tap
-// (dy, dx) at position (y - dy, x - dx): `in_map` says whether that position exists, and
-// its word address is pix + offset, where the compiler's offset = buffer base -
-// (dy * w + dx). Shared by the input writer (one per column) and every row unit.
+// A value produced at (y, x) of the map a layer reads goes to the buffer of tap
+// (dy, dx) at position (y - dy, x - dx). Tap buffers are compact: the reading layer
+// (stride s, a power of two) only ever reads positions (yo * s, xo * s), so only those
+// are stored, in the reader's output order q = yo * wo + xo, and ALPHA / alpha
+// consecutive q share one word (byte lanes (q mod k) * alpha + lane, k = 2^lk words'
+// worth of pixels, alpha = 2^la). `in_map` says the position exists and lies on the
+// reader's grid; `addr` and `lane_off` say where it goes. The caller supplies
+// cpix = (y >> log2 s) * wo + (x >> log2 s), and the compiler's offset folds in the
+// buffer base (in pixels) and the tap's -floor(d / s) steps, so q = cpix + offset.
+// Shared by the input writer (one per column) and every row unit.
 module ccc_shift_target #(
-    parameter integer Y_W   = 5,
-    parameter integer X_W   = 5,
-    parameter integer PIX_W = 10,
-    parameter integer A_W   = 10
+    parameter integer Y_W    = 5,
+    parameter integer X_W    = 5,
+    parameter integer PIX_W  = 10,
+    parameter integer A_W    = 10,
+    parameter integer LANE_W = 3,
+    parameter integer S_W    = 1,
+    parameter integer LK_W   = 2
 ) (
-    input  wire [Y_W-1:0]    y,
-    input  wire [X_W-1:0]    x,
-    input  wire [PIX_W-1:0]  pix,
-    input  wire [Y_W-1:0]    h,
-    input  wire [X_W-1:0]    w,
-    input  wire [7:0]        dy,
-    input  wire [7:0]        dx,
-    input  wire [A_W:0]      offset,
-    output wire              in_map,
-    output wire [A_W-1:0]    addr
+    input  wire [Y_W-1:0]        y,
+    input  wire [X_W-1:0]        x,
+    input  wire [PIX_W-1:0]      cpix,
+    // positions beyond these are never read: (ho - 1) * s + 1, (wo - 1) * s + 1
+    input  wire [Y_W-1:0]        h_lim,
+    input  wire [X_W-1:0]        w_lim,
+    input  wire [7:0]            dy,
+    input  wire [7:0]            dx,
+    input  wire [A_W+LANE_W:0]   offset,
+    input  wire [S_W-1:0]        smask,
+    input  wire [LK_W-1:0]       lk,
+    input  wire [LK_W-1:0]       la,
+    output wire                  in_map,
+    output wire [A_W-1:0]        addr,
+    output wire [LANE_W-1:0]     lane_off
 );
+    localparam integer QW = A_W + LANE_W;
     wire signed [Y_W+8:0] ty = $signed({9'd0, y}) - $signed({{(Y_W + 1) {dy[7]}}, dy});
     wire signed [X_W+8:0] tx = $signed({9'd0, x}) - $signed({{(X_W + 1) {dx[7]}}, dx});
-    assign in_map = (ty >= 0) && (ty < $signed({9'd0, h})) &&
-                    (tx >= 0) && (tx < $signed({9'd0, w}));
+    // On the reader's grid: y - dy and x - dx are multiples of s.
+    wire [Y_W+S_W-1:0] y_ext = {{S_W{1'b0}}, y};
+    wire [X_W+S_W-1:0] x_ext = {{S_W{1'b0}}, x};
+    wire on_grid = (((y_ext[S_W-1:0] ^ dy[S_W-1:0]) | (x_ext[S_W-1:0] ^ dx[S_W-1:0])) &
+                    smask) == {S_W{1'b0}};
+    assign in_map = on_grid && (ty >= 0) && (ty < $signed({9'd0, h_lim})) &&
+                    (tx >= 0) && (tx < $signed({9'd0, w_lim}));
     // Targets are in range by construction, so the sum's top (sign) bit is never used.
-    wire [A_W:0] sum = {{(A_W + 1 - PIX_W) {1'b0}}, pix} + offset;
-    assign addr = sum[A_W-1:0];
-    wire unused_sum_sign = sum[A_W];
+    wire [QW:0]       sum   = {{(QW + 1 - PIX_W) {1'b0}}, cpix} + offset;
+    wire [QW-1:0]     word  = sum[QW-1:0] >> lk;
+    wire [LANE_W-1:0] kmask = ~({LANE_W{1'b1}} << lk);
+    assign addr     = word[A_W-1:0];
+    assign lane_off = (sum[LANE_W-1:0] & kmask) << la;
+    wire unused_sum = ^{sum[QW], word[QW-1:A_W], y_ext[Y_W+S_W-1:S_W],
+                        x_ext[X_W+S_W-1:S_W]};
 endmodule

@@ -2,9 +2,9 @@
 //
 // Every input pixel is written into the tap buffers of the first layer, already
 // displaced by each tap's (dy, dx): tap u at position (y - dy, x - dx) of the map, zero
-// elsewhere (never-written words stay zero). The compiler's write map gives, per
-// channel and phase, one slot per array column: {valid, lane, dy, dx, base - (dy*w + dx)},
-// so that the target word address of pixel p is p + offset. All taps of a phase are in
+// elsewhere (never-written words stay zero), in the first layer's compact buffers
+// (ccc_shift_target). The compiler's write map gives, per channel and phase, one slot
+// per array column: {valid, lane, dy, dx, offset}. All taps of a phase are in
 // different columns and are written in the same cycle (a KxK first layer usually needs
 // one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
 // cycles, during which `req_ready` is low. Writes leave one cycle after their phase.
@@ -20,7 +20,9 @@ module ccc_writer #(
     parameter integer PIX_W  = 10,
     parameter integer MAP_AW = 8,
     parameter integer LANE_W = 3,
-    parameter integer PH_W   = 4
+    parameter integer PH_W   = 4,
+    parameter integer S_W    = 1,
+    parameter integer LK_W   = 2
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -30,18 +32,21 @@ module ccc_writer #(
     input  wire [N_W-1:0]         req_chan,
     input  wire [Y_W-1:0]         req_y,
     input  wire [X_W-1:0]         req_x,
-    input  wire [PIX_W-1:0]       req_pix,
+    input  wire [PIX_W-1:0]       req_cpix,
     input  wire [7:0]             req_val,
     input  wire [PH_W-1:0]        req_phases,
     input  wire [Y_W-1:0]         req_h,
     input  wire [X_W-1:0]         req_w,
+    input  wire [S_W-1:0]         req_smask,
+    input  wire [LK_W-1:0]        req_lk,
+    input  wire [LK_W-1:0]        req_la,
     // write-map ROM: index = channel * phases + phase -> one slot per column
     output wire [MAP_AW-1:0]      map_index,
     input  wire [C-1:0]           map_valid,
     input  wire [C*LANE_W-1:0]    map_lane,
     input  wire [C*8-1:0]         map_dy,
     input  wire [C*8-1:0]         map_dx,
-    input  wire [C*(A_W+1)-1:0]   map_offset,
+    input  wire [C*(A_W+LANE_W+1)-1:0] map_offset,
     // column memory write ports
     output reg  [C-1:0]           mem_we,
     output reg  [C*ALPHA-1:0]     mem_be,
@@ -68,26 +73,34 @@ module ccc_writer #(
     assign map_index = accept ? first_index : idx_q;
     wire [Y_W-1:0]   cur_y   = accept ? req_y   : y_q;
     wire [X_W-1:0]   cur_x   = accept ? req_x   : x_q;
-    wire [PIX_W-1:0] cur_pix = accept ? req_pix : pix_q;
+    wire [PIX_W-1:0] cur_pix = accept ? req_cpix : pix_q;
     wire [7:0]       cur_val = accept ? req_val : val_q;
     wire [Y_W-1:0]   cur_h   = accept ? req_h   : h_q;
     wire [X_W-1:0]   cur_w   = accept ? req_w   : w_q;
     wire             cur_on  = accept || (left_q != {PH_W{1'b0}});
 
-    // Per column: whether the displaced position exists, and its word address.
-    wire [C-1:0]     slot_ok;
-    wire [C*A_W-1:0] slot_addr;
+    // Per column: whether the displaced position exists, its word address and byte lane.
+    wire [C-1:0]        slot_ok;
+    wire [C*A_W-1:0]    slot_addr;
+    wire [C*LANE_W-1:0] slot_lane;
     genvar gc;
     generate
         for (gc = 0; gc < C; gc = gc + 1) begin : g_slot
             wire in_map;
-            ccc_shift_target #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W)) u_target (
-                .y(cur_y), .x(cur_x), .pix(cur_pix), .h(cur_h), .w(cur_w),
+            wire [LANE_W-1:0] lane_off;
+            ccc_shift_target #(
+                .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
+                .LK_W(LK_W)
+            ) u_target (
+                .y(cur_y), .x(cur_x), .cpix(cur_pix), .h_lim(cur_h), .w_lim(cur_w),
                 .dy(map_dy[gc*8 +: 8]), .dx(map_dx[gc*8 +: 8]),
-                .offset(map_offset[gc*(A_W+1) +: A_W+1]),
-                .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W])
+                .offset(map_offset[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
+                .smask(req_smask), .lk(req_lk), .la(req_la),
+                .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off)
             );
             assign slot_ok[gc] = cur_on && map_valid[gc] && in_map;
+            // map_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
+            assign slot_lane[gc*LANE_W +: LANE_W] = map_lane[gc*LANE_W +: LANE_W] | lane_off;
         end
     endgenerate
 
@@ -111,7 +124,7 @@ module ccc_writer #(
                 left_q <= req_phases - 1'b1;
                 y_q    <= req_y;
                 x_q    <= req_x;
-                pix_q  <= req_pix;
+                pix_q  <= req_cpix;
                 val_q  <= req_val;
                 h_q    <= req_h;
                 w_q    <= req_w;
@@ -124,7 +137,7 @@ module ccc_writer #(
             for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= cur_val;
             for (k = 0; k < C; k = k + 1) begin
                 for (j = 0; j < ALPHA; j = j + 1)
-                    mem_be[k*ALPHA + j] <= (map_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
+                    mem_be[k*ALPHA + j] <= (slot_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
             end
         end
     end

@@ -334,8 +334,17 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
     }
     // Classifier ROMs and logit registers: weights CLS*CH x 8, biases and logits CLS x 32.
     let cls_mem = |fam: Family| -> Resources {
-        let w = brams(fam, p.classes * p.ch, 8, 1).0;
-        let b = brams(fam, p.classes, 32, 1).0;
+        // yosys keeps memories this small in logic (measured: 256 bits and below stay
+        // logic, 320 bits and above become block RAM).
+        let rom = |depth: usize, width: usize| {
+            if depth * width > 256 {
+                brams(fam, depth, width, 1).0
+            } else {
+                0
+            }
+        };
+        let w = rom(p.classes * p.ch, 8);
+        let b = rom(p.classes, 32);
         match fam {
             // ROMs become logic and the two-port logit memory LUT RAM (already in the
             // classifier's fitted LUTs).

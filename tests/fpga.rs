@@ -273,9 +273,7 @@ fn yosys_ice40_agrees_with_the_fit_model() {
     eprintln!("predicted {pred}\nmeasured  {meas}");
     assert!(rel(g(&pred, "lut"), g(&meas, "lut")) <= 0.15, "LUT4");
     assert!(rel(g(&pred, "dff"), g(&meas, "dff")) <= 0.15, "FF");
-    // Known gap: the block-RAM rule is exact on the calibration designs (α = 8) but
-    // predicted 23 for the 18 yosys used on this α = 4 design (measured 2026-05).
-    assert!(rel(g(&pred, "bram"), g(&meas, "bram")) <= 0.3, "block RAMs");
+    assert_eq!(g(&pred, "bram"), g(&meas, "bram"), "block RAMs");
     assert!(
         std::fs::read_to_string(out.join("report.md"))
             .unwrap()

@@ -432,8 +432,15 @@ fn varied_models_simulate_bit_exact() {
         return;
     }
     // (gen-model arguments, rows, cols): α up to 16, no stem with 3 input channels on a
-    // 1x1 array, an unpadded and a 1x1 stem, ReLU, conv biases instead of batchnorm.
+    // 1x1 array, an unpadded and a 1x1 stem, ReLU, conv biases instead of batchnorm, and
+    // compact tap buffers packing 2 and 4 pixels per word behind stride-2 and stride-4
+    // layers on odd-sized maps.
     let cases = [
+        (
+            "--input 2,11,9 --stem 4,3,1,1 --blocks 8:2:2,8:4:4,6:1:8 --density 0.6",
+            "3",
+            "2",
+        ),
         (
             "--input 1,5,5 --stem 3,3,2,1 --blocks 7:1:16,5:2:3 --density 0.5",
             "2",

@@ -4,14 +4,14 @@
 //! ROM), `ccc_wmap` (shift-on-write map ROM) and the memory images (`weights.hex`,
 //! `cls_w.hex`, `cls_b.hex`). Also the numbers the simulators need (`rtl.json`).
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use tera::{Context, Tera};
 
 use super::cell::{CellParams, ceil_log2, render_array, render_cell};
 use crate::compile::Compiled;
 use crate::output::OutDir;
-use crate::pack::network::PackedNet;
+use crate::pack::network::{PackedLayer, PackedNet};
 use crate::schedule::{ArrayShape, Schedule, input_phases};
 
 /// Hand-written primitives, in dependency order (file name, text).
@@ -57,11 +57,16 @@ struct TileRow {
     col0: usize,
     nrows: usize,
     pixels: usize,
-    ho: usize,
     wo: usize,
-    stride: usize,
-    row_step: usize,
     rbase: usize,
+    rkm1: usize,
+    rstep: usize,
+    wsmask: usize,
+    wlk: usize,
+    wla: usize,
+    wwo: usize,
+    wlh: usize,
+    wlw: usize,
     shift_lit: String,
     clamp: i32,
     tp: usize,
@@ -75,6 +80,47 @@ struct Target {
     dy: i64,
     dx: i64,
     offset: i64,
+}
+
+/// How a layer's input sits in its compact tap buffers: the layer reads output pixel
+/// (yo, xo) at position (yo·s, xo·s) of every tap, so only those positions are stored,
+/// in output order, `2^lk` consecutive pixels per word (byte lanes `(p mod 2^lk)·α + u`)
+/// when α is a power of two below the array's ALPHA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufLayout {
+    pub stride: usize,
+    pub lk: usize,
+    pub la: usize,
+    pub words_per_block: usize,
+}
+
+impl BufLayout {
+    pub fn new(l: &PackedLayer, alpha_max: usize) -> Result<Self> {
+        if !l.stride.is_power_of_two() || l.stride > 128 {
+            bail!(
+                "stride {} is not supported by the RTL (compact tap buffers need a power of two up to 128)",
+                l.stride
+            );
+        }
+        let lk = if l.alpha.is_power_of_two() && l.alpha < alpha_max {
+            (alpha_max / l.alpha).ilog2() as usize
+        } else {
+            0
+        };
+        let la = if lk > 0 { l.alpha.ilog2() as usize } else { 0 };
+        Ok(Self {
+            stride: l.stride,
+            lk,
+            la,
+            words_per_block: l.output.pixels().div_ceil(1 << lk).max(1),
+        })
+    }
+
+    /// One past the last input row (or column) the layer reads, capped at the map's size:
+    /// positions beyond it are never stored.
+    pub fn limit(&self, input: usize, output: usize) -> usize {
+        (output.saturating_sub(1) * self.stride + 1).min(input)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -174,12 +220,21 @@ pub fn render_all(
         .unwrap_or(8);
     let nl = net.layers.len();
 
-    // Tap-buffer regions: layer l's column blocks, each a full input map.
+    // Tap-buffer regions: layer l's column blocks, each its compact buffer.
+    let layouts = net
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            BufLayout::new(l, alpha)
+                .with_context(|| format!("{}: conv layer {i} ({})", net.name, l.weight_name))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut region = Vec::with_capacity(nl);
     let mut a_d = 0usize;
-    for l in &net.layers {
+    for (l, lay) in net.layers.iter().zip(&layouts) {
         region.push(a_d);
-        a_d += l.groups_len().div_ceil(c).max(1) * l.input.pixels();
+        a_d += l.groups_len().div_ceil(c).max(1) * lay.words_per_block;
     }
     let max_pixels = net
         .layers
@@ -212,9 +267,12 @@ pub fn render_all(
 
     let col_w = ceil_log2(c).max(1);
     let lane_w = ceil_log2(alpha).max(1);
-    // Shift-on-write target of packed tap `u` of layer `l_reader`, written from a map of
-    // width `width`: its column memory, lane, (dy, dx) and base - (dy·width + dx).
-    let target = |l_reader: usize, u: usize, width: usize| -> Result<Target> {
+    let s_w = bits(layouts.iter().map(|b| b.stride - 1).max().unwrap_or(0));
+    let lk_w = bits(lane_w);
+    // Shift-on-write target of packed tap `u` of layer `l_reader`: its column memory,
+    // lane, (dy, dx) and the offset that turns the writer's grid index into the tap's
+    // position in its compact buffer (`ccc_shift_target`).
+    let target = |l_reader: usize, u: usize| -> Result<Target> {
         let reader = &net.layers[l_reader];
         let g = reader.group_of(u);
         let tap = reader.taps[u];
@@ -225,13 +283,17 @@ pub fn render_all(
                 tap.dx
             );
         }
-        let base = region[l_reader] + (g / c) * reader.input.pixels();
+        let lay = &layouts[l_reader];
+        let base = (region[l_reader] + (g / c) * lay.words_per_block) << lay.lk;
+        let s = lay.stride as i64;
         Ok(Target {
             col: g % c,
             lane: u - reader.group_offsets[g],
             dy: tap.dy,
             dx: tap.dx,
-            offset: base as i64 - (tap.dy * width as i64 + tap.dx),
+            offset: base as i64
+                - tap.dy.div_euclid(s) * reader.output.w as i64
+                - tap.dx.div_euclid(s),
         })
     };
 
@@ -242,7 +304,7 @@ pub fn render_all(
     let mut phases: Vec<Vec<Vec<(usize, Target)>>> = vec![Vec::new(); in_c];
     for (ch, us) in first.readers(in_c).iter().enumerate() {
         for &u in us {
-            let tg = target(0, u, first.input.w)?;
+            let tg = target(0, u)?;
             let ph = &mut phases[ch];
             match ph
                 .iter_mut()
@@ -271,7 +333,7 @@ pub fn render_all(
                         lane: t.lane,
                         dy_lit: slit(8, t.dy),
                         dx_lit: slit(8, t.dx),
-                        offset_lit: slit(a_w + 1, t.offset),
+                        offset_lit: slit(a_w + lane_w + 1, t.offset),
                     })
                     .collect(),
                 what: format!(
@@ -291,7 +353,7 @@ pub fn render_all(
             for (n, us) in reader.readers(net.layers[l].output.c).iter().enumerate() {
                 match us.as_slice() {
                     [] => {}
-                    [u] => t[n] = Some(target(l + 1, *u, net.layers[l].output.w)?),
+                    [u] => t[n] = Some(target(l + 1, *u)?),
                     _ => bail!(
                         "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer (compile with --no-rtl for reports only)",
                         net.name,
@@ -305,7 +367,8 @@ pub fn render_all(
     }
 
     // Schedule rows and weight words: {target, bias, columns' {weight, selector}}.
-    let tgt_w = 1 + col_w + lane_w + 16 + a_w + 1;
+    let qw = a_w + lane_w;
+    let tgt_w = 1 + col_w + lane_w + 16 + qw + 1;
     let wm_w = c * (8 + cp.sel_w) + 32 + tgt_w;
     let mut tiles = Vec::new();
     let mut words: Vec<String> = Vec::new();
@@ -313,6 +376,8 @@ pub fn render_all(
         let n = l.rows();
         for (ti, t) in ls.tiles.iter().enumerate() {
             let cb = t.col0 / c;
+            let lay = &layouts[li];
+            let next = net.layers.get(li + 1).zip(layouts.get(li + 1));
             tiles.push(TileRow {
                 index: tiles.len(),
                 layer: li,
@@ -324,11 +389,16 @@ pub fn render_all(
                 col0: t.col0,
                 nrows: n,
                 pixels: l.output.pixels(),
-                ho: l.output.h,
                 wo: l.output.w,
-                stride: l.stride,
-                row_step: l.stride * l.input.w,
-                rbase: region[li] + cb * l.input.pixels(),
+                rbase: region[li] + cb * lay.words_per_block,
+                rkm1: (1 << lay.lk) - 1,
+                rstep: if lay.lk > 0 { l.alpha } else { 0 },
+                wsmask: next.map_or(0, |(_, b)| b.stride - 1),
+                wlk: next.map_or(0, |(_, b)| b.lk),
+                wla: next.map_or(0, |(_, b)| b.la),
+                wwo: next.map_or(0, |(n, _)| n.output.w),
+                wlh: next.map_or(0, |(n, b)| b.limit(n.input.h, n.output.h)),
+                wlw: next.map_or(0, |(n, b)| b.limit(n.input.w, n.output.w)),
                 shift_lit: slit(6, l.shift as i64),
                 clamp: l.clamp_max,
                 tp: t.tp as usize,
@@ -347,11 +417,11 @@ pub fn render_all(
                     put(bias_at, 32, l.bias[row] as u32 as u64);
                     if let Some(tg) = &row_targets[li][row] {
                         let at = bias_at + 32;
-                        put(at, a_w + 1, tg.offset as u64);
-                        put(at + a_w + 1, 8, tg.dx as u8 as u64);
-                        put(at + a_w + 9, 8, tg.dy as u8 as u64);
-                        put(at + a_w + 17, lane_w, tg.lane as u64);
-                        put(at + a_w + 17 + lane_w, col_w, tg.col as u64);
+                        put(at, qw + 1, tg.offset as u64);
+                        put(at + qw + 1, 8, tg.dx as u8 as u64);
+                        put(at + qw + 9, 8, tg.dy as u8 as u64);
+                        put(at + qw + 17, lane_w, tg.lane as u64);
+                        put(at + qw + 17 + lane_w, col_w, tg.col as u64);
                         put(wm_w - 1, 1, 1);
                     }
                     for cc in 0..c {
@@ -422,6 +492,15 @@ pub fn render_all(
     ctx.insert("in_h", &first.input.h);
     ctx.insert("in_w", &first.input.w);
     ctx.insert("in_wpc", &in_wpc);
+    ctx.insert("s_w", &s_w);
+    ctx.insert("lk_w", &lk_w);
+    let lay0 = &layouts[0];
+    ctx.insert("in_smask", &(lay0.stride - 1));
+    ctx.insert("in_lk", &lay0.lk);
+    ctx.insert("in_la", &lay0.la);
+    ctx.insert("in_lh", &lay0.limit(first.input.h, first.output.h));
+    ctx.insert("in_lw", &lay0.limit(first.input.w, first.output.w));
+    ctx.insert("in_wo", &first.output.w);
     ctx.insert("psum_d", &psum_d);
     ctx.insert("psum_aw", &bits(psum_d.saturating_sub(1)));
     ctx.insert("classes", &classes);

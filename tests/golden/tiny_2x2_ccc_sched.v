@@ -4,10 +4,12 @@
 // One entry per tile, in execution order (layer, then row block, then column block):
 //   layer, first/last column block of its row block, final (last conv layer),
 //   layer_end (last tile of its layer), row0 (first physical filter), nrows (filters
-//   in the layer), pixels / ho / wo (output map), stride and row_step (input address
-//   steps), rbase (tap-buffer word address of this column block), shift / clamp
-//   (requantizer), tp (cycles per pixel: 8, stretched where two rows finishing together
-//   would write the same column memory).
+//   in the layer), pixels / wo (output map), rbase (tap-buffer word address of this
+//   column block; its pixels follow in order, rkm1 + 1 per word, rstep lanes apart),
+//   the next layer's compact buffers for the rows' writes (wsmask: its stride - 1, wlk /
+//   wla: log2 pixels per word and log2 alpha, wwo: its output width, wlh / wlw: the
+//   last positions it reads + 1), shift / clamp (requantizer), tp (cycles per pixel: 8,
+//   stretched where two rows finishing together would write the same column memory).
 module ccc_sched (
     input  wire [2:0] tile,
     output reg  [0:0] layer,
@@ -18,11 +20,16 @@ module ccc_sched (
     output reg  [1:0] row0,
     output reg  [2:0] nrows,
     output reg  [5:0] pixels,
-    output reg  [2:0] ho,
     output reg  [2:0] wo,
-    output reg  [6:0] stride,
-    output reg  [6:0] row_step,
-    output reg  [6:0] rbase,
+    output reg  [5:0] rbase,
+    output reg  [0:0] rkm1,
+    output reg  [0:0] rstep,
+    output reg  [0:0] wsmask,
+    output reg  [0:0] wlk,
+    output reg  [0:0] wla,
+    output reg  [4:0] wwo,
+    output reg  [2:0] wlh,
+    output reg  [2:0] wlw,
     output reg  signed [5:0] shift,
     output reg  [7:0] clamp,
     output reg  [3:0] tp
@@ -33,62 +40,78 @@ module ccc_sched (
                 layer = 1'd0; first = 1'b1; last = 1'b0;
                 final_layer = 1'b0; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd2;
-                pixels = 6'd16; ho = 3'd4; wo = 3'd4;
-                stride = 7'd1; row_step = 7'd4; rbase = 7'd0;
+                pixels = 6'd16; wo = 3'd4;
+                rbase = 6'd0; rkm1 = 1'd1; rstep = 1'd1;
+                wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd2; wlh = 3'd3; wlw = 3'd3;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
             end
             3'd1: begin  // layer 0, rows 0.., groups 2..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
                 final_layer = 1'b0; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd2;
-                pixels = 6'd16; ho = 3'd4; wo = 3'd4;
-                stride = 7'd1; row_step = 7'd4; rbase = 7'd16;
+                pixels = 6'd16; wo = 3'd4;
+                rbase = 6'd8; rkm1 = 1'd1; rstep = 1'd1;
+                wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd2; wlh = 3'd3; wlw = 3'd3;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
             end
             3'd2: begin  // layer 0, rows 0.., groups 4..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
                 final_layer = 1'b0; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd2;
-                pixels = 6'd16; ho = 3'd4; wo = 3'd4;
-                stride = 7'd1; row_step = 7'd4; rbase = 7'd32;
+                pixels = 6'd16; wo = 3'd4;
+                rbase = 6'd16; rkm1 = 1'd1; rstep = 1'd1;
+                wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd2; wlh = 3'd3; wlw = 3'd3;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
             end
             3'd3: begin  // layer 0, rows 0.., groups 6..
                 layer = 1'd0; first = 1'b0; last = 1'b0;
                 final_layer = 1'b0; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd2;
-                pixels = 6'd16; ho = 3'd4; wo = 3'd4;
-                stride = 7'd1; row_step = 7'd4; rbase = 7'd48;
+                pixels = 6'd16; wo = 3'd4;
+                rbase = 6'd24; rkm1 = 1'd1; rstep = 1'd1;
+                wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd2; wlh = 3'd3; wlw = 3'd3;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
             end
             3'd4: begin  // layer 0, rows 0.., groups 8..
                 layer = 1'd0; first = 1'b0; last = 1'b1;
                 final_layer = 1'b0; layer_end = 1'b1;
                 row0 = 2'd0; nrows = 3'd2;
-                pixels = 6'd16; ho = 3'd4; wo = 3'd4;
-                stride = 7'd1; row_step = 7'd4; rbase = 7'd64;
+                pixels = 6'd16; wo = 3'd4;
+                rbase = 6'd32; rkm1 = 1'd1; rstep = 1'd1;
+                wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd2; wlh = 3'd3; wlw = 3'd3;
                 shift = 6'sd10; clamp = 8'd192; tp = 4'd8;
             end
             3'd5: begin  // layer 1, rows 0.., groups 0..
                 layer = 1'd1; first = 1'b1; last = 1'b1;
                 final_layer = 1'b1; layer_end = 1'b0;
                 row0 = 2'd0; nrows = 3'd3;
-                pixels = 6'd4; ho = 3'd2; wo = 3'd2;
-                stride = 7'd2; row_step = 7'd8; rbase = 7'd80;
+                pixels = 6'd4; wo = 3'd2;
+                rbase = 6'd40; rkm1 = 1'd0; rstep = 1'd0;
+                wsmask = 1'd0; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd0; wlh = 3'd0; wlw = 3'd0;
                 shift = 6'sd6; clamp = 8'd192; tp = 4'd8;
             end
             3'd6: begin  // layer 1, rows 2.., groups 0..
                 layer = 1'd1; first = 1'b1; last = 1'b1;
                 final_layer = 1'b1; layer_end = 1'b1;
                 row0 = 2'd2; nrows = 3'd3;
-                pixels = 6'd4; ho = 3'd2; wo = 3'd2;
-                stride = 7'd2; row_step = 7'd8; rbase = 7'd80;
+                pixels = 6'd4; wo = 3'd2;
+                rbase = 6'd40; rkm1 = 1'd0; rstep = 1'd0;
+                wsmask = 1'd0; wlk = 1'd0; wla = 1'd0;
+                wwo = 5'd0; wlh = 3'd0; wlw = 3'd0;
                 shift = 6'sd6; clamp = 8'd192; tp = 4'd8;
             end
             default: begin
                 layer = 1'd0; first = 1'b0; last = 1'b0; final_layer = 1'b0; layer_end = 1'b0;
-                row0 = 2'd0; nrows = 3'd0; pixels = 6'd0; ho = 3'd0; wo = 3'd0;
-                stride = 7'd0; row_step = 7'd0; rbase = 7'd0; shift = 6'sd0; clamp = 8'd0;
+                row0 = 2'd0; nrows = 3'd0; pixels = 6'd0; wo = 3'd0;
+                rbase = 6'd0; rkm1 = 1'd0; rstep = 1'd0; wsmask = 1'd0;
+                wlk = 1'd0; wla = 1'd0; wwo = 5'd0; wlh = 3'd0; wlw = 3'd0;
+                shift = 6'sd0; clamp = 8'd0;
                 tp = 4'd0;
             end
         endcase
