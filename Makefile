@@ -27,7 +27,7 @@ BREAKDOWN ?= 1
 TARGET   ?=
 FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN)
 
-.PHONY: all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models retrain-10pct sweep
+.PHONY: all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 retrain-10pct sweep
 
 all: build
 
@@ -117,6 +117,12 @@ TRAIN_FLAGS ?=
 models: build deps-data
 	$(CCC) train --groups 1,1,1,1 --epochs 10 --seed 1 --name fmnist-shift-dense $(TRAIN_FLAGS) -o models/fmnist-shift-dense.safetensors
 	$(CCC) train --load models/fmnist-shift-dense.safetensors --groups 1,1,4,8 --gamma 1.75 --epochs 6 --quant-aware --qat-epochs 1 --seed 1 --name fmnist-shift-cc $(TRAIN_FLAGS) -o models/fmnist-shift-cc.safetensors
+
+# The iCE40-sized model (models/README.md): a stride-2 stem and 16-32 channels, trained
+# from scratch with joint optimization; its bitstream: make bitstream MODEL=... ROWS=2
+# COLS=4 TARGET=ice40-hx8k FAMILY=ice40 FAMILIES=ice40 BREAKDOWN=0 OUT=out-ice40.
+models-ice40: build deps-data
+	$(CCC) train --filters 16,32,32,32 --layers 1,1,1,1 --strides 2,2,1,1 --groups 1,4,8,8 --gamma 1.75 --epochs 8 --quant-aware --qat-epochs 1 --seed 1 --rows 2 --cols 4 --name fmnist-shift-ice40 $(TRAIN_FLAGS) -o models/fmnist-shift-ice40.safetensors
 
 # The retraining claim: from the trained dense model, joint optimization on 10% of the
 # training set (per class) vs the full set, same schedule.

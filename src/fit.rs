@@ -478,7 +478,21 @@ pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
     // Not a prefix: logic grows with the array, but small arrays need more tiles and so
     // larger schedule and weight memories (the shipped model needs 2x2 or more on
     // ECP5), so every square up to 64 is checked.
-    let b = (1..=64).rev().map(sq).find(|&a| fits(net, a, t))?;
+    let Some(b) = (1..=64).rev().map(sq).find(|&a| fits(net, a, t)) else {
+        // No square fits (a small device whose block RAM a 1-column step tips over):
+        // the narrow rectangles, most cells first.
+        let mut best: Option<ArrayShape> = None;
+        for rows in 1..=8 {
+            for cols in 1..=16 {
+                let a = ArrayShape { rows, cols };
+                let better = best.is_none_or(|w| rows * cols > w.rows * w.cols);
+                if better && fits(net, a, t) {
+                    best = Some(a);
+                }
+            }
+        }
+        return best;
+    };
     let mut winner = b;
     for (dr, dc) in [(0usize, 1usize), (1, 0)] {
         let mut k = 1;

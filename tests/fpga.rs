@@ -330,3 +330,26 @@ fn board_level_top_is_lint_clean() {
         .unwrap();
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
+
+#[test]
+fn shipped_models_against_their_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    // The iCE40 model: no square array fits an HX8K, so the search falls back to narrow
+    // rectangles and names the 2x4 array its bitstream was built on.
+    let ice = format!("{repo}/models/fmnist-shift-ice40.safetensors");
+    let o = compile_for(&ice, "4", "4", "ice40-hx8k", &out);
+    let err = common::stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("(--rows 2 --cols 4)"), "{err}");
+    let o = compile_for(&ice, "2", "4", "ice40-hx8k", &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    // The shipped column-combined model: too big for any iCE40 at any size, and its
+    // 16x16 design (placed and routed on an LFE5U-85F) passes the ECP5 check.
+    let cc = format!("{repo}/models/fmnist-shift-cc.safetensors");
+    let o = compile_for(&cc, "2", "2", "ice40-up5k", &out);
+    assert!(common::stderr(&o).contains("no array size fits"));
+    let o = compile_for(&cc, "16", "16", "ecp5-85k", &out);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+}
