@@ -130,13 +130,6 @@ module ccc_core #(
         .shift(s_shift), .clamp(s_clamp), .tp(s_tp)
     );
 
-    // The next layer's stride mask at the widths of y and x.
-    wire [Y_W+S_W-1:0] s_wsmask_ye = {{Y_W{1'b0}}, s_wsmask};
-    wire [X_W+S_W-1:0] s_wsmask_xe = {{X_W{1'b0}}, s_wsmask};
-    wire [Y_W-1:0]     s_wsmask_y  = s_wsmask_ye[Y_W-1:0];
-    wire [X_W-1:0]     s_wsmask_x  = s_wsmask_xe[X_W-1:0];
-    wire unused_wsmask = ^{s_wsmask_ye[Y_W+S_W-1:Y_W], s_wsmask_xe[X_W+S_W-1:X_W]};
-
     // ------------------------------------------------------------------ state
     localparam [2:0] S_WAITIN = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
                      S_CLASSIFY = 3'd4;
@@ -149,8 +142,7 @@ module ccc_core #(
     reg [N_W-1:0]    in_c_q;
     reg [Y_W-1:0]    in_y_q;
     reg [X_W-1:0]    in_x_q;
-    reg [PIX_W-1:0]  in_cpix_q;
-    reg [PIX_W-1:0]  in_crow_q;
+    wire [PIX_W-1:0] in_cpix;
     reg [TP_W-1:0]   cyc_q;
     reg [PIX_W:0]    pix_q;
     reg [Y_W-1:0]    y_q;
@@ -160,8 +152,7 @@ module ccc_core #(
     reg [LANE_W-1:0] sub_q;
     reg [LANE_W-1:0] amt_q;
     // write side: the pixel's index on the next layer's grid (ccc_shift_target's cpix)
-    reg [PIX_W-1:0]  cpix_q;
-    reg [PIX_W-1:0]  crow_q;
+    wire [PIX_W-1:0] cpix;
     reg [15:0]       since_q;
     reg [15:0]       drain_q;
     reg              cls_start_q;
@@ -379,7 +370,7 @@ module ccc_core #(
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W)
     ) u_writer (
         .clk(clk), .rst(rst), .hold(iw_stall), .req_valid(in_fire), .req_ready(wr_ready),
-        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_cpix(in_cpix_q),
+        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_cpix(in_cpix),
         .req_val(s_axis_tdata),
         .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
         .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),
@@ -461,6 +452,24 @@ module ccc_core #(
 
     assign busy = (state_q != S_WAITIN) || in_busy_q;
 
+    // Grid indices for shift-on-write: input pixels on the first layer's grid (back to 0
+    // after an image's last pixel), this tile's output pixels on the next layer's grid
+    // (back to 0 when a tile starts streaming).
+    wire in_pix_step = in_fire && (in_c_q == IN_C[N_W-1:0] - 1'b1);
+    wire in_row_end  = (in_x_q == IN_W[X_W-1:0] - 1'b1);
+    ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_in_grid (
+        .clk(clk), .rst(rst),
+        .clear(in_pix_step && in_row_end && (in_y_q == IN_H[Y_W-1:0] - 1'b1)),
+        .step(in_pix_step), .y(in_y_q), .x(in_x_q), .row_end(in_row_end),
+        .smask(IN_SMASK[S_W-1:0]), .wo(IN_WO[PIX_W-1:0]), .cpix(in_cpix)
+    );
+    ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_out_grid (
+        .clk(clk), .rst(rst),
+        .clear(state_q == S_WAITLOAD && loaded_q && ld_tile_q == tile_q),
+        .step(go0), .y(y_q), .x(x_q), .row_end(x_q == s_wo - 1'b1),
+        .smask(s_wsmask), .wo(s_wwo), .cpix(cpix)
+    );
+
     // ------------------------------------------------------------------ control
     always @(posedge clk) begin
         if (rst) begin
@@ -473,8 +482,6 @@ module ccc_core #(
             in_c_q      <= {N_W{1'b0}};
             in_y_q      <= {Y_W{1'b0}};
             in_x_q      <= {X_W{1'b0}};
-            in_cpix_q   <= {PIX_W{1'b0}};
-            in_crow_q   <= {PIX_W{1'b0}};
             cyc_q       <= {TP_W{1'b0}};
             pix_q       <= {(PIX_W + 1) {1'b0}};
             y_q         <= {Y_W{1'b0}};
@@ -482,8 +489,6 @@ module ccc_core #(
             addr_q      <= {A_W{1'b0}};
             sub_q       <= {LANE_W{1'b0}};
             amt_q       <= {LANE_W{1'b0}};
-            cpix_q      <= {PIX_W{1'b0}};
-            crow_q      <= {PIX_W{1'b0}};
             since_q     <= 16'd0;
             drain_q     <= 16'd0;
             cls_start_q <= 1'b0;
@@ -525,7 +530,7 @@ module ccc_core #(
             go_d1_q <= go0;
             if (go0) begin
                 tg_pix_q  <= pix_q[PIX_W-1:0];
-                tg_cpix_q <= cpix_q;
+                tg_cpix_q <= cpix;
                 tg_y_q    <= y_q;
                 tg_x_q    <= x_q;
                 tg_swap_q <= swap0;
@@ -547,23 +552,12 @@ module ccc_core #(
                         in_x_q <= {X_W{1'b0}};
                         if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
                             in_y_q    <= {Y_W{1'b0}};
-                            in_cpix_q <= {PIX_W{1'b0}};
-                            in_crow_q <= {PIX_W{1'b0}};
                             in_done_q <= 1'b1;
                         end else begin
                             in_y_q <= in_y_q + 1'b1;
-                            // (y >> log2 s) * wo: one more grid row when y + 1 is on it
-                            if (((in_y_q + 1'b1) & IN_SMASK[Y_W-1:0]) == {Y_W{1'b0}}) begin
-                                in_crow_q <= in_crow_q + IN_WO[PIX_W-1:0];
-                                in_cpix_q <= in_crow_q + IN_WO[PIX_W-1:0];
-                            end else begin
-                                in_cpix_q <= in_crow_q;
-                            end
                         end
                     end else begin
                         in_x_q <= in_x_q + 1'b1;
-                        if (((in_x_q + 1'b1) & IN_SMASK[X_W-1:0]) == {X_W{1'b0}})
-                            in_cpix_q <= in_cpix_q + 1'b1;
                     end
                 end else begin
                     in_c_q <= in_c_q + 1'b1;
@@ -595,8 +589,6 @@ module ccc_core #(
                         addr_q     <= s_rbase;
                         sub_q      <= {LANE_W{1'b0}};
                         amt_q      <= {LANE_W{1'b0}};
-                        cpix_q     <= {PIX_W{1'b0}};
-                        crow_q     <= {PIX_W{1'b0}};
                         since_q    <= 16'd0;
                     end
                 end
@@ -626,16 +618,8 @@ module ccc_core #(
                         if (x_q == s_wo - 1'b1) begin
                             x_q <= {X_W{1'b0}};
                             y_q <= y_q + 1'b1;
-                            if (((y_q + 1'b1) & s_wsmask_y) == {Y_W{1'b0}}) begin
-                                crow_q <= crow_q + s_wwo;
-                                cpix_q <= crow_q + s_wwo;
-                            end else begin
-                                cpix_q <= crow_q;
-                            end
                         end else begin
                             x_q <= x_q + 1'b1;
-                            if (((x_q + 1'b1) & s_wsmask_x) == {X_W{1'b0}})
-                                cpix_q <= cpix_q + 1'b1;
                         end
                     end
                 end

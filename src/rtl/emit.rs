@@ -15,11 +15,15 @@ use crate::pack::network::{PackedLayer, PackedNet};
 use crate::schedule::{ArrayShape, Schedule, input_phases};
 
 /// Hand-written primitives, in dependency order (file name, text).
-pub const HW_FILES: [(&str, &str); 8] = [
+pub const HW_FILES: [(&str, &str); 9] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     (
         "ccc_shift_target.v",
         include_str!("../../hw/ccc_shift_target.v"),
+    ),
+    (
+        "ccc_grid_index.v",
+        include_str!("../../hw/ccc_grid_index.v"),
     ),
     ("ccc_col_feed.v", include_str!("../../hw/ccc_col_feed.v")),
     ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
@@ -85,13 +89,20 @@ struct Target {
 /// How a layer's input sits in its compact tap buffers: the layer reads output pixel
 /// (yo, xo) at position (yo·s, xo·s) of every tap, so only those positions are stored,
 /// in output order, `2^lk` consecutive pixels per word (byte lanes `(p mod 2^lk)·α + u`)
-/// when α is a power of two below the array's ALPHA.
+/// when α is a power of two below the array's ALPHA. Writers (the input writer for the
+/// first layer, the previous layer's rows otherwise) need all of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufLayout {
     pub stride: usize,
     pub lk: usize,
     pub la: usize,
     pub words_per_block: usize,
+    /// Width of the layer's output: the row length of its grid index.
+    pub wo: usize,
+    /// One past the last input row / column the layer reads, capped at the map's size:
+    /// positions beyond it are never stored.
+    pub h_lim: usize,
+    pub w_lim: usize,
 }
 
 impl BufLayout {
@@ -108,18 +119,17 @@ impl BufLayout {
             0
         };
         let la = if lk > 0 { l.alpha.ilog2() as usize } else { 0 };
+        let limit =
+            |input: usize, output: usize| (output.saturating_sub(1) * l.stride + 1).min(input);
         Ok(Self {
             stride: l.stride,
             lk,
             la,
             words_per_block: l.output.pixels().div_ceil(1 << lk).max(1),
+            wo: l.output.w,
+            h_lim: limit(l.input.h, l.output.h),
+            w_lim: limit(l.input.w, l.output.w),
         })
-    }
-
-    /// One past the last input row (or column) the layer reads, capped at the map's size:
-    /// positions beyond it are never stored.
-    pub fn limit(&self, input: usize, output: usize) -> usize {
-        (output.saturating_sub(1) * self.stride + 1).min(input)
     }
 }
 
@@ -291,9 +301,7 @@ pub fn render_all(
             lane: u - reader.group_offsets[g],
             dy: tap.dy,
             dx: tap.dx,
-            offset: base as i64
-                - tap.dy.div_euclid(s) * reader.output.w as i64
-                - tap.dx.div_euclid(s),
+            offset: base as i64 - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s),
         })
     };
 
@@ -377,7 +385,7 @@ pub fn render_all(
         for (ti, t) in ls.tiles.iter().enumerate() {
             let cb = t.col0 / c;
             let lay = &layouts[li];
-            let next = net.layers.get(li + 1).zip(layouts.get(li + 1));
+            let next = layouts.get(li + 1);
             tiles.push(TileRow {
                 index: tiles.len(),
                 layer: li,
@@ -393,12 +401,12 @@ pub fn render_all(
                 rbase: region[li] + cb * lay.words_per_block,
                 rkm1: (1 << lay.lk) - 1,
                 rstep: if lay.lk > 0 { l.alpha } else { 0 },
-                wsmask: next.map_or(0, |(_, b)| b.stride - 1),
-                wlk: next.map_or(0, |(_, b)| b.lk),
-                wla: next.map_or(0, |(_, b)| b.la),
-                wwo: next.map_or(0, |(n, _)| n.output.w),
-                wlh: next.map_or(0, |(n, b)| b.limit(n.input.h, n.output.h)),
-                wlw: next.map_or(0, |(n, b)| b.limit(n.input.w, n.output.w)),
+                wsmask: next.map_or(0, |b| b.stride - 1),
+                wlk: next.map_or(0, |b| b.lk),
+                wla: next.map_or(0, |b| b.la),
+                wwo: next.map_or(0, |b| b.wo),
+                wlh: next.map_or(0, |b| b.h_lim),
+                wlw: next.map_or(0, |b| b.w_lim),
                 shift_lit: slit(6, l.shift as i64),
                 clamp: l.clamp_max,
                 tp: t.tp as usize,
@@ -498,9 +506,9 @@ pub fn render_all(
     ctx.insert("in_smask", &(lay0.stride - 1));
     ctx.insert("in_lk", &lay0.lk);
     ctx.insert("in_la", &lay0.la);
-    ctx.insert("in_lh", &lay0.limit(first.input.h, first.output.h));
-    ctx.insert("in_lw", &lay0.limit(first.input.w, first.output.w));
-    ctx.insert("in_wo", &first.output.w);
+    ctx.insert("in_lh", &lay0.h_lim);
+    ctx.insert("in_lw", &lay0.w_lim);
+    ctx.insert("in_wo", &lay0.wo);
     ctx.insert("psum_d", &psum_d);
     ctx.insert("psum_aw", &bits(psum_d.saturating_sub(1)));
     ctx.insert("classes", &classes);
