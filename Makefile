@@ -85,7 +85,7 @@ fpga-report: $(OUT)/compile.json
 # on IMAGES real test images against the bit-exact reference.
 postsynth-sim: $(OUT)/compile.json deps-hdl
 	$(FPGA_ENV) tools/fpga-flow.sh netlist $(OUT)
-	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator icarus --netlist $(or $(NETLIST),$(FAMILY))
+	$(CCC) simulate $(OUT) --images $(IMAGES) --simulator $(or $(POSTSIM),verilator) --netlist $(or $(NETLIST),$(FAMILY))
 
 # Simulate the emitted RTL (SIM=verilator|icarus|both) on IMAGES images against the
 # bit-exact reference; prints measured vs predicted cycles.

@@ -281,14 +281,12 @@ fn yosys_ice40_agrees_with_the_fit_model() {
     );
 }
 
-// Flattened iCE40 synthesis of even a tiny design took 20 min on the loaded 2-core
-// development machine, beyond the CI budget; run with `cargo test --release --test fpga
-// -- --ignored` or `make postsynth-sim`.
+// The yosys iCE40 netlist (SB_LUT4, SB_CARRY, SB_DFF*, SB_RAM40_4K with yosys's cell
+// models) under Verilator: the same testbench and images as the RTL, bit for bit.
 #[test]
-#[ignore]
 fn postsynth_ice40_netlist_is_bit_exact() {
     if !common::need("yosys", "postsynth_ice40_netlist_is_bit_exact")
-        || !common::need("iverilog", "postsynth_ice40_netlist_is_bit_exact")
+        || !common::need("verilator", "postsynth_ice40_netlist_is_bit_exact")
     {
         return;
     }
@@ -301,7 +299,7 @@ fn postsynth_ice40_netlist_is_bit_exact() {
         "--images",
         "2",
         "--simulator",
-        "icarus",
+        "verilator",
         "--netlist",
         "ice40",
     ]);

@@ -211,6 +211,11 @@ pub fn run_sources(
             if vcd.is_some() {
                 cmd.arg("--trace");
             }
+            if netlist.is_some() {
+                // yosys's iCE40 models give some inputs defaults (`input WCLKE = 1'b1`),
+                // which Verilator 5.0 cannot parse; the netlists connect every port.
+                cmd.arg("+define+NO_ICE40_DEFAULT_ASSIGNMENTS");
+            }
             cmd.arg("-CFLAGS")
                 .arg(format!("-DROWS={} -DPIX_W={}", info.rows, info.pix_w));
             cmd.args(&sources).arg("ccc_tb.cpp");
@@ -249,16 +254,34 @@ pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
     }
     let mut files = vec![netlist];
     if family == "ice40" || family == "ecp5" {
-        let datdir = run_cmd(Command::new("yosys-config").arg("--datdir"), "yosys-config")?;
-        let cells = PathBuf::from(datdir.trim())
-            .join(family)
-            .join("cells_sim.v");
+        let cells = yosys_datdir()?.join(family).join("cells_sim.v");
         if !cells.exists() {
             bail!("{} missing (yosys's {family} cell models)", cells.display());
         }
         files.push(cells);
     }
     Ok(files)
+}
+
+/// yosys's data directory: `yosys-config --datdir` where the development package is
+/// installed, else PREFIX/share/yosys beside the `yosys` binary on PATH (Debian's `yosys`
+/// package ships the cell models without `yosys-config`).
+fn yosys_datdir() -> Result<PathBuf> {
+    if let Ok(o) = Command::new("yosys-config").arg("--datdir").output()
+        && o.status.success()
+    {
+        return Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("yosys"))
+        .find(|b| b.is_file())
+        .and_then(|b| {
+            let prefix = b.canonicalize().ok()?.parent()?.parent()?.to_path_buf();
+            Some(prefix.join("share").join("yosys"))
+        })
+        .filter(|d| d.is_dir())
+        .context("cannot find yosys's data directory: neither `yosys-config --datdir` nor PREFIX/share/yosys beside `yosys` on PATH")
 }
 
 pub fn parse(text: &str) -> Result<SimRun> {

@@ -16,6 +16,8 @@ module ccc_wmap (
     always @(*) begin
         valid = 2'd0; lane = 2'd0; dy = 16'd0; dx = 16'd0;
         offset = 16'd0;
+        // Logic, not block RAM, as in ccc_sched: a few entries, far below a block RAM's worth.
+        (* rom_style = "logic" *)
         case (index)
             3'd0: begin  // input channel 0, phase 0: layer 0 taps [0, 1]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
