@@ -24,8 +24,9 @@ PACKAGE  ?= $(if $(filter ecp5,$(FAMILY)),CABGA381,$(if $(filter up5k,$(DEVICE))
 FREQ     ?= 12
 FAMILIES ?= generic ice40 ecp5
 BREAKDOWN ?= 1
+ROUTER   ?= router1
 TARGET   ?=
-FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN)
+FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) ROUTER=$(ROUTER)
 
 .PHONY: all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 retrain-10pct sweep
 
