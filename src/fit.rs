@@ -432,8 +432,8 @@ pub enum FitError {
 /// Flattened ECP5 synthesis (what place and route sees) needs this share of the LUT4s
 /// that the per-module fits add up to: yosys merges logic across module boundaries and
 /// drops the load and debug paths of the board top. Measured on the shipped model:
-/// 18 031 / 36 510 (4x4) and 39 135 / 98 675 (16x16); the larger ratio is kept, so the
-/// check errs towards refusing.
+/// 18 031 / 36 510 (4x4), 19 700 / 50 841 (8x8) and 39 135 / 98 675 (16x16); the
+/// largest ratio is kept, so the check errs towards refusing.
 pub const ECP5_FLAT_LUT: f64 = 0.5;
 
 /// The resources a device must provide for estimate `e` (see [`ECP5_FLAT_LUT`]).

@@ -172,6 +172,9 @@ pub fn run_sources(
             for d in defines(info).split_whitespace() {
                 cmd.arg(d);
             }
+            for d in include_dirs(&sources) {
+                cmd.arg("-I").arg(d);
+            }
             cmd.arg("-o")
                 .arg(&vvp)
                 .args(&sources)
@@ -215,6 +218,9 @@ pub fn run_sources(
                 // yosys's iCE40 models give some inputs defaults (`input WCLKE = 1'b1`),
                 // which Verilator 5.0 cannot parse; the netlists connect every port.
                 cmd.arg("+define+NO_ICE40_DEFAULT_ASSIGNMENTS");
+            }
+            for d in include_dirs(&sources) {
+                cmd.arg(format!("-I{}", d.display()));
             }
             cmd.arg("-CFLAGS")
                 .arg(format!("-DROWS={} -DPIX_W={}", info.rows, info.pix_w));
@@ -261,6 +267,18 @@ pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
         files.push(cells);
     }
     Ok(files)
+}
+
+/// The directories of the sources, for the `include`s of yosys's cell models (the ECP5
+/// ones include `cells_ff.vh` and `cells_io.vh` from beside them).
+fn include_dirs(sources: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// yosys's data directory: `yosys-config --datdir` where the development package is
