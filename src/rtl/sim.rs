@@ -261,12 +261,43 @@ pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
     let mut files = vec![netlist];
     if family == "ice40" || family == "ecp5" {
         let cells = yosys_datdir()?.join(family).join("cells_sim.v");
+        if family == "ecp5" {
+            check_dp16kd_model(&files[0], &cells)?;
+        }
         if !cells.exists() {
             bail!("{} missing (yosys's {family} cell models)", cells.display());
         }
         files.push(cells);
     }
     Ok(files)
+}
+
+/// yosys 0.23's `DP16KD` simulation model is an empty module (ports and parameters, no
+/// behaviour), so an ECP5 netlist with block RAM would read zeros and "fail" for a
+/// reason that is not the design's: refuse it, naming the cause.
+fn check_dp16kd_model(netlist: &Path, cells: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(netlist)
+        .with_context(|| format!("reading {}", netlist.display()))?;
+    if !text.contains("DP16KD ") {
+        return Ok(());
+    }
+    let models =
+        std::fs::read_to_string(cells).with_context(|| format!("reading {}", cells.display()))?;
+    let body = models
+        .split("module DP16KD(")
+        .nth(1)
+        .and_then(|m| m.split("endmodule").next())
+        .unwrap_or("");
+    if !body.contains("always") && !body.contains("assign") {
+        bail!(
+            "{} instantiates DP16KD block RAMs, but the DP16KD model in {} has no behaviour \
+             (yosys 0.23 ships it as an empty module), so its simulation would read zeros; \
+             simulate the iCE40 netlist instead, or use a yosys whose ECP5 models simulate DP16KD",
+            netlist.display(),
+            cells.display()
+        );
+    }
+    Ok(())
 }
 
 /// The directories of the sources, for the `include`s of yosys's cell models (the ECP5
