@@ -157,6 +157,7 @@ pub fn run_sources(
     std::fs::write(&images_path, images_hex(info, images)).context("writing tb/images.hex")?;
     let bytes = info.in_c * info.in_h * info.in_w;
     let limit = 200_000_000u64;
+    let includes = include_dirs(&sources);
     let t_build = std::time::Instant::now();
     let (build_secs, t_run, text) = match sim {
         Simulator::Icarus => {
@@ -172,7 +173,7 @@ pub fn run_sources(
             for d in defines(info).split_whitespace() {
                 cmd.arg(d);
             }
-            for d in include_dirs(&sources) {
+            for d in &includes {
                 cmd.arg("-I").arg(d);
             }
             cmd.arg("-o")
@@ -219,7 +220,7 @@ pub fn run_sources(
                 // which Verilator 5.0 cannot parse; the netlists connect every port.
                 cmd.arg("+define+NO_ICE40_DEFAULT_ASSIGNMENTS");
             }
-            for d in include_dirs(&sources) {
+            for d in &includes {
                 cmd.arg(format!("-I{}", d.display()));
             }
             cmd.arg("-CFLAGS")
