@@ -28,7 +28,7 @@ ROUTER   ?= router1
 TARGET   ?=
 FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) ROUTER=$(ROUTER)
 
-.PHONY: all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 retrain-10pct sweep
+.PHONY: fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 retrain-10pct sweep
 
 all: build
 
@@ -164,3 +164,20 @@ bench-sim: build deps-hdl
 clean:
 	$(CARGO) clean
 	rm -rf $(OUT) $(OUT)-dense $(OUT)-dense-model $(OUT)-bench $(OUT)-retrain $(OUT)-sweep
+
+# Recalibrates the fit model (docs/FPGA.md): four small designs synthesized per module
+# for iCE40 and ECP5 (yosys, hierarchy kept), then least squares per component; rewrites
+# src/fit_coefs.rs and tests/data/fit-calibration.json. ~8 min on 2 cores.
+CAL ?= cal
+CAL_TINY := --input 1,8,8 --stem 4,3,1,1 --blocks 8:2:4,16:1:8 --density 0.4 --gamma 1.0
+CAL_MID  := --input 1,16,16 --stem 8,3,1,1 --blocks 16:2:4,32:1:8 --density 0.3 --gamma 1.0
+fit-calibrate: build deps-hdl
+	mkdir -p $(CAL)
+	$(CCC) gen-model $(CAL)/tiny.safetensors --seed 7 $(CAL_TINY)
+	$(CCC) gen-model $(CAL)/mid.safetensors --seed 3 $(CAL_MID)
+	$(CCC) compile $(CAL)/tiny.safetensors --rows 2 --cols 2 -o $(CAL)/tiny2
+	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 4 -o $(CAL)/tiny4
+	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 8 -o $(CAL)/tiny48
+	$(CCC) compile $(CAL)/mid.safetensors --rows 4 --cols 4 -o $(CAL)/mid4
+	for d in tiny2 tiny4 tiny48 mid4; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
+	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/mid4

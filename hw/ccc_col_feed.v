@@ -5,8 +5,10 @@
 // array needs. On a request the column reads one word (ALPHA activation bytes: the
 // taps of the group this column holds, all at the same pixel address thanks to
 // shift-on-write) and serializes it LSB first: bit-plane b of the request issued at
-// time t leaves on `act` at t + 2 + b, with `act_swap` set on bit-plane 0 of a tile's
-// first pixel. Outside those 8 cycles `act` is 0, which adds nothing in the array.
+// time t leaves on `act` at t + 2 + b. `act_swap` is set one cycle ahead of bit-plane 0
+// of a tile's first pixel, at t + 1: the cells copy their shadow weights to the active
+// registers on that edge, so the new weights are in place for bit-plane 0 without a
+// shadow bypass in every cell's datapath (docs/MX_CELL.md). Outside those 8 cycles `act` is 0, which adds nothing in the array.
 // A layer with alpha < ALPHA packs several pixels in a word: lanes amt .. amt + alpha - 1
 // hold this pixel's taps, and the bit-planes are shifted down by `amt` lanes so that the
 // cells' selectors (0 .. alpha - 1) find them; the lanes above carry other pixels' bits,
@@ -33,7 +35,6 @@ module ccc_col_feed #(
     output reg                   act_swap
 );
     reg              load_q;
-    reg              swap_q;
     reg [ALPHA*8-1:0] shreg_q;
     reg [2:0]        left_q;
     reg              busy_q;
@@ -62,7 +63,6 @@ module ccc_col_feed #(
             amt_rd_q <= {LANE_W{1'b0}};
             amt_q    <= {LANE_W{1'b0}};
             load_q   <= 1'b0;
-            swap_q   <= 1'b0;
             shreg_q  <= {ALPHA*8{1'b0}};
             left_q   <= 3'd0;
             busy_q   <= 1'b0;
@@ -75,15 +75,13 @@ module ccc_col_feed #(
             swap_out <= swap_in;
             amt_rd_q <= amt_in;
             load_q   <= go_in;
-            swap_q   <= go_in & swap_in;
-            act_swap <= 1'b0;
+            act_swap <= go_in & swap_in;
             if (load_q) begin
                 act   <= rd_lsb >> amt_rd_q;
                 amt_q <= amt_rd_q;
                 for (j = 0; j < ALPHA; j = j + 1) begin
                     shreg_q[8*j +: 8] <= {1'b0, mem_rdata[8*j+1 +: 7]};
                 end
-                act_swap <= swap_q;
                 left_q   <= 3'd7;
                 busy_q   <= 1'b1;
             end else if (busy_q) begin

@@ -6,7 +6,7 @@
 // partial sum on later ones: vertical tiling), which is sampled with bit-plane 7 so a
 // partial-sum memory read issued at bit-plane 0 is in time; it then either hands the 32-bit
 // partial sum back (`last` = 0) or requantizes and clamps it to a uint8 activation
-// (`last` = 1), exactly as ccc's integer reference does:
+// (`last` = 1, ccc_requant), exactly as ccc's integer reference does:
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
 //   y = min(max(y, 0), clamp_max)
 // Latency: the result is valid one cycle after bit-plane 7 is accepted.
@@ -29,32 +29,30 @@ module ccc_row_end #(
     output reg  signed [ACC_W-1:0]  out_acc,
     output reg  [7:0]               out_act
 );
-    // Wide enough for acc << 16 and for the rounding add without overflow.
-    localparam integer WIDE_W = ACC_W + 17;
+    // Shift-accumulate LSB first without a barrel shifter (Horner): r_b = (r_(b-1) >>> 1)
+    // + psum_b, and bit 0 of each r_b is final (later bit-planes only add above it), so
+    // it moves to lo_q. After bit-plane 7 the sum is {r_7, lo}. |r_b| <= 2^PSUM_W, so
+    // PSUM_W + 1 bits hold it; only the final add of `base` is ACC_W wide.
+    localparam integer R_W = PSUM_W + 1;
 
-    reg  signed [ACC_W-1:0] acc_q;
-    wire signed [ACC_W-1:0] psum_ext = {{(ACC_W - PSUM_W) {psum[PSUM_W-1]}}, psum};
-    wire signed [ACC_W-1:0] start = (in_bit == 3'd0) ? {ACC_W{1'b0}} : acc_q;
-    wire signed [ACC_W-1:0] sum_d = start + (psum_ext <<< in_bit);
-    wire signed [ACC_W-1:0] acc_d = (in_bit == 3'd7) ? sum_d + base : sum_d;
+    reg  signed [R_W-1:0]   r_q;
+    reg         [5:0]       lo_q;
+    wire signed [R_W-1:0]   psum_ext = {psum[PSUM_W-1], psum};
+    wire signed [R_W-1:0]   r_d = (in_bit == 3'd0) ? psum_ext : (r_q >>> 1) + psum_ext;
+    wire signed [ACC_W-1:0] sum7 = {{(ACC_W - R_W - 7) {r_d[R_W-1]}}, r_d, r_q[0], lo_q};
+    wire signed [ACC_W-1:0] acc_d = sum7 + base;
+    wire        [7:0]       act_d;
 
-    // Requantize the completed accumulator (combinational; registered below).
-    wire signed [WIDE_W-1:0] acc_wide = {{(WIDE_W - ACC_W) {acc_d[ACC_W-1]}}, acc_d};
-    wire        [4:0]        rshift = shift[4:0];
-    wire        [4:0]        lshift = 5'd0 - shift[4:0];
-    wire signed [WIDE_W-1:0] round_bias = (shift > 6'sd0)
-        ? ({{(WIDE_W - 1) {1'b0}}, 1'b1} <<< (rshift - 5'd1))
-        : {WIDE_W{1'b0}};
-    wire signed [WIDE_W-1:0] scaled = (shift > 6'sd0)
-        ? ((acc_wide + round_bias) >>> rshift)
-        : (acc_wide <<< lshift);
-    wire signed [WIDE_W-1:0] clamp_wide = {{(WIDE_W - 8) {1'b0}}, clamp_max};
-    wire        [7:0]        act_d = (scaled < 0) ? 8'd0
-        : (scaled > clamp_wide) ? clamp_max : scaled[7:0];
+    ccc_requant #(
+        .ACC_W(ACC_W)
+    ) u_requant (
+        .acc(acc_d), .shift(shift), .clamp_max(clamp_max), .act(act_d)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
-            acc_q     <= {ACC_W{1'b0}};
+            r_q       <= {R_W{1'b0}};
+            lo_q      <= 6'd0;
             out_valid <= 1'b0;
             out_last  <= 1'b0;
             out_acc   <= {ACC_W{1'b0}};
@@ -62,7 +60,9 @@ module ccc_row_end #(
         end else begin
             out_valid <= 1'b0;
             if (in_valid) begin
-                acc_q <= acc_d;
+                r_q  <= r_d;
+                // lo_q[b-1] takes bit 0 of r_(b-1) at bit-plane b (bits 1..6).
+                lo_q <= {r_q[0], lo_q[5:1]};
                 if (in_bit == 3'd7) begin
                     out_valid <= 1'b1;
                     out_last  <= last;

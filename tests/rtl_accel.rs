@@ -214,7 +214,7 @@ fn yosys_synthesizes_without_latches_and_infers_block_ram() {
         .info
         .files
         .iter()
-        .map(|f| format!("read_verilog {f}; "))
+        .map(|f| format!("read_verilog -DCCC_ICE40 {f}; "))
         .collect();
     // Latches show up as $dlatch right after `proc`; then the iCE40 flow must map the
     // tap-buffer, weight and partial-sum memories to block RAM.

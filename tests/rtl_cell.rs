@@ -320,22 +320,116 @@ fn yosys_equiv_rejects_broken_cells() {
         let gold = render_cell(&p).unwrap();
         let sel_off_by_one = mutate(
             &gold,
-            "assign sel_bit = act_pad[eff_sel];",
-            "assign sel_bit = act_pad[eff_sel + 1'b1];",
+            "assign sel_bit = act_pad[sel_active];",
+            "assign sel_bit = act_pad[sel_active + 1'b1];",
         );
         assert_proof_fails("selector off by one", &sel_off_by_one, &gate);
         let no_sign_ext = mutate(
             &gold,
-            "{ {(PSUM_W - 8){eff_w[7]}}, eff_w }",
-            "{ {(PSUM_W - 8){1'b0}}, eff_w }",
+            "{ {(PSUM_W - 8){w_active[7]}}, w_active }",
+            "{ {(PSUM_W - 8){1'b0}}, w_active }",
         );
         assert_proof_fails("psum without sign extension", &no_sign_ext, &gate);
-        let no_bypass = mutate(
+        // The old timing (the swap token on the first bit-plane, shadow bypassing the
+        // active copy that cycle) is a different cell now, and must be told apart.
+        let old_bypass = mutate(
             &gold,
-            "assign eff_w   = swap_in ? w_shadow : w_active;",
-            "assign eff_w   = w_active;",
+            "assign sel_bit = act_pad[sel_active];",
+            "assign sel_bit = act_pad[swap_in ? sel_shadow : sel_active];",
         );
-        assert_proof_fails("swap without shadow bypass", &no_bypass, &gate);
+        assert_proof_fails("same-cycle shadow bypass", &old_bypass, &gate);
+        let no_swap = mutate(
+            &gold,
+            "end else if (swap_in) begin",
+            "end else if (ld_en) begin",
+        );
+        assert_proof_fails("active copy loaded on ld_en", &no_swap, &gate);
+    }
+}
+
+/// yosys's own simulation models of the two iCE40 primitives the `CCC_ICE40` cell
+/// instantiates, cut out of `ice40/cells_sim.v` (reading the whole file costs ~40 s: it
+/// elaborates every block-RAM model).
+fn ice40_adder_models() -> String {
+    let cells = ccc::rtl::sim::yosys_datdir()
+        .expect("yosys data directory")
+        .join("ice40/cells_sim.v");
+    let text = std::fs::read_to_string(&cells).expect("read ice40/cells_sim.v");
+    let module = |name: &str| -> String {
+        let start = text
+            .find(&format!("module {name} ("))
+            .or_else(|| text.find(&format!("module {name}(")))
+            .unwrap_or_else(|| panic!("{name} not in {}", cells.display()));
+        let len = text[start..].find("endmodule").expect("endmodule") + "endmodule".len();
+        text[start..start + len].to_string()
+    };
+    // The models give unconnected inputs defaults through this macro; the cell connects
+    // every input, so it expands to nothing here.
+    format!(
+        "`define ICE40_DEFAULT_ASSIGNMENT_0\n`define ICE40_DEFAULT_ASSIGNMENT_1\n{}\n{}\n",
+        module("SB_LUT4"),
+        module("SB_CARRY")
+    )
+}
+
+/// Proves the cell as the iCE40 flow reads it (`-DCCC_ICE40`: SB_LUT4 + SB_CARRY per
+/// partial-sum bit, mapped through yosys's models of them) equal to the generic cell,
+/// which the proof above ties to the rust-hdl model. Returns (proved, log).
+fn prove_ice40_adder(cell: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cell.v", cell);
+    write(dir.path(), "prims.v", &ice40_adder_models());
+    let script = "\
+read_verilog cell.v
+rename ccc_mx_cell ccc_mx_cell_generic
+read_verilog -DCCC_ICE40 cell.v
+techmap -map prims.v ccc_mx_cell
+proc
+opt_clean
+equiv_make ccc_mx_cell_generic ccc_mx_cell equiv
+hierarchy -top equiv
+equiv_simple -seq 2
+equiv_induct -seq 2
+equiv_status -assert
+";
+    write(dir.path(), "equiv.ys", script);
+    run(Command::new("yosys")
+        .args(["-q", "-l", "equiv.log", "equiv.ys"])
+        .current_dir(dir.path()))
+}
+
+#[test]
+fn yosys_equiv_ice40_adder_matches_generic_cell() {
+    if !require("yosys_equiv_ice40_adder_matches_generic_cell", "yosys") {
+        return;
+    }
+    for p in [
+        CellParams::for_array(8, 32),
+        CellParams::for_array(3, 5),
+        CellParams::for_array(1, 1),
+    ] {
+        let cell = render_cell(&p).unwrap();
+        assert!(cell.contains("`ifdef CCC_ICE40"));
+        let (ok, log) = prove_ice40_adder(&cell);
+        assert!(ok, "{p:?}: iCE40 adder cell not proven equal:\n{log}");
+    }
+    // A wrong sum LUT (one truth-table entry flipped) and a carry that skips the weight
+    // must fail in the proof.
+    let cell = render_cell(&CellParams::for_array(8, 32)).unwrap();
+    for (what, from, to) in [
+        ("sum LUT", ".LUT_INIT(16'hc66c)", ".LUT_INIT(16'hc66d)"),
+        (
+            "carry input",
+            ".I1(w_ext[gb]),\n          .CI",
+            ".I1(1'b0),\n          .CI",
+        ),
+    ] {
+        let (ok, log) = prove_ice40_adder(&mutate(&cell, from, to));
+        assert!(!ok, "{what}: a broken iCE40 adder passed the proof");
+        assert!(
+            log.contains("unproven $equiv cells"),
+            "{what}: failed for another reason:\n{log}"
+        );
     }
 }
 
@@ -615,12 +709,13 @@ fn iverilog_array_matches_matmul() {
 // ---------------------------------------------------------------------------------------
 // iCE40 cost per cell
 
-/// (SB_LUT4, DFFs, SB_CARRY) of `top` in `file` after `synth_ice40`.
-fn ice40_cost(dir: &Path, file: &str, top: &str, extra: &str) -> (usize, usize, usize) {
+/// (SB_LUT4, DFFs, SB_CARRY) of `top` in `file` after `synth_ice40`; `extra` goes to
+/// `synth_ice40`, `read` to `read_verilog` (`-DCCC_ICE40`, as the iCE40 flow reads it).
+fn ice40_cost(dir: &Path, file: &str, top: &str, extra: &str, read: &str) -> (usize, usize, usize) {
     let (ok, log) = run(Command::new("yosys")
         .args([
             "-p",
-            &format!("read_verilog {file}; synth_ice40 {extra} -top {top}; stat"),
+            &format!("read_verilog {read} {file}; synth_ice40 {extra} -top {top}; stat"),
         ])
         .current_dir(dir));
     assert!(ok, "synth_ice40 {top}:\n{log}");
@@ -657,22 +752,42 @@ fn ice40_cost_per_cell() {
             "ccc_mx_cell_bitserial.v",
             &render_cell_bitserial(&p).unwrap(),
         );
-        let (lut, dff, carry) = ice40_cost(dir.path(), "ccc_mx_cell.v", "ccc_mx_cell", "");
-        let (lut9, _, _) = ice40_cost(dir.path(), "ccc_mx_cell.v", "ccc_mx_cell", "-abc9");
+        let (lut, dff, carry) = ice40_cost(dir.path(), "ccc_mx_cell.v", "ccc_mx_cell", "", "");
+        let (lut9, _, _) = ice40_cost(dir.path(), "ccc_mx_cell.v", "ccc_mx_cell", "-abc9", "");
+        let (ilut, idff, icarry) = ice40_cost(
+            dir.path(),
+            "ccc_mx_cell.v",
+            "ccc_mx_cell",
+            "",
+            "-DCCC_ICE40",
+        );
         let (slut, sdff, scarry) = ice40_cost(
             dir.path(),
             "ccc_mx_cell_bitserial.v",
             "ccc_mx_cell_bitserial",
             "",
+            "",
         );
         println!(
-            "iCE40 α={alpha} C=32: ccc_mx_cell {lut} LUT4 ({lut9} with -abc9), {dff} DFF, \
-             {carry} CARRY; bit-serial psum cell {slut} LUT4, {sdff} DFF, {scarry} CARRY"
+            "iCE40 α={alpha} C=32: ccc_mx_cell {ilut} LUT4, {idff} DFF, {icarry} CARRY as the \
+             iCE40 flow builds it (-DCCC_ICE40); generic adder {lut} LUT4 ({lut9} with \
+             -abc9), {dff} DFF, {carry} CARRY; bit-serial psum cell {slut} LUT4, {sdff} DFF, \
+             {scarry} CARRY"
         );
         // DFFs are exact: 2x(8 + SEL_W) weight/selector + α lanes + swap + PSUM_W.
         assert_eq!(dff, 2 * (8 + p.sel_w) + alpha + 1 + p.psum_w);
+        assert_eq!(idff, dff);
+        // One sum LUT per partial-sum bit plus the lane multiplexer.
+        assert!(
+            ilut < lut,
+            "the iCE40 adder saved nothing: {ilut} vs {lut} SB_LUT4"
+        );
         if alpha == 8 {
-            assert!(lut <= 38, "α=8 cell grew to {lut} SB_LUT4");
+            assert!(
+                ilut < 25,
+                "α=8 iCE40 cell is {ilut} SB_LUT4, the target is < 25"
+            );
+            assert!(lut <= 38, "α=8 generic cell grew to {lut} SB_LUT4");
         }
     }
 }

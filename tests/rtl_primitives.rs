@@ -60,6 +60,7 @@ fn row_end_matches_reference_requantize() {
     let out = common::iverilog_run(
         d.path(),
         &[
+            repo.join("hw/ccc_requant.v"),
             repo.join("hw/ccc_row_end.v"),
             repo.join("testbench/tb_row_end.v"),
         ],
@@ -73,5 +74,97 @@ fn row_end_matches_reference_requantize() {
     assert_eq!(got.len(), n, "{out}");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "case {i}");
+    }
+}
+
+/// The requantizer as DESIGN.md §5 states it, written the direct way (a 49-bit
+/// bidirectional shift, the rounding add and two wide comparisons): the specification
+/// that `hw/ccc_requant.v` must equal.
+const REQUANT_SPEC: &str = r#"
+module requant_spec (
+    input  wire signed [31:0] acc,
+    input  wire signed [5:0]  shift,
+    input  wire [7:0]         clamp_max,
+    output wire [7:0]         act
+);
+    wire signed [48:0] acc_wide = {{17{acc[31]}}, acc};
+    wire        [4:0]  rshift = shift[4:0];
+    wire        [4:0]  lshift = 5'd0 - shift[4:0];
+    wire signed [48:0] round_bias = (shift > 6'sd0) ? (49'sd1 <<< (rshift - 5'd1)) : 49'sd0;
+    wire signed [48:0] scaled = (shift > 6'sd0) ? ((acc_wide + round_bias) >>> rshift)
+                                                : (acc_wide <<< lshift);
+    wire signed [48:0] clamp_wide = {41'd0, clamp_max};
+    assign act = (scaled < 0) ? 8'd0 : (scaled > clamp_wide) ? clamp_max : scaled[7:0];
+endmodule
+
+module requant_miter (
+    input  wire signed [31:0] acc,
+    input  wire [5:0]         t_in,
+    input  wire [7:0]         clamp_max,
+    output wire               same
+);
+    // Every shift the compiler emits, [-16, 31], and nothing else.
+    wire        [5:0] t = (t_in > 6'd47) ? 6'd47 : t_in;
+    wire signed [5:0] shift = t - 6'd16;
+    wire [7:0] a_spec, a_impl;
+    requant_spec u_spec (.acc(acc), .shift(shift), .clamp_max(clamp_max), .act(a_spec));
+    ccc_requant #(.ACC_W(32)) u_impl (.acc(acc), .shift(shift), .clamp_max(clamp_max), .act(a_impl));
+    assign same = a_spec == a_impl;
+endmodule
+"#;
+
+/// yosys's SAT solver proves `impl_text` (a `ccc_requant` module) equal to the spec for
+/// every accumulator, shift and clamp. Returns (proved, log).
+fn prove_requant(impl_text: &str) -> (bool, String) {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("impl.v"), impl_text).unwrap();
+    std::fs::write(d.path().join("spec.v"), REQUANT_SPEC).unwrap();
+    let o = std::process::Command::new("yosys")
+        .current_dir(d.path())
+        .args([
+            "-p",
+            "read_verilog impl.v spec.v; hierarchy -top requant_miter; proc; flatten; opt; \
+             sat -prove same 1 -verify -show-inputs",
+        ])
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!("{}{}", common::stdout(&o), common::stderr(&o)),
+    )
+}
+
+#[test]
+fn requantizer_is_proven_equal_to_the_spec() {
+    if !common::need("yosys", "requantizer_is_proven_equal_to_the_spec") {
+        return;
+    }
+    let text = std::fs::read_to_string(common::repo().join("hw/ccc_requant.v")).unwrap();
+    let (ok, log) = prove_requant(&text);
+    assert!(ok, "ccc_requant differs from the spec:\n{log}");
+    assert!(
+        log.contains("SAT proof finished - no model found: SUCCESS"),
+        "{log}"
+    );
+    // Broken requantizers must fail the proof with a counterexample: no round bit, and
+    // an overflow check one bit too high.
+    for (what, from, to) in [
+        ("round bit", "+ {8'd0, s0[0]}", "+ 9'd0"),
+        (
+            "overflow",
+            "(t < 6'd8) ? 6'd0 : t - 6'd8",
+            "(t < 6'd7) ? 6'd0 : t - 6'd7",
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "mutation target `{from}` not in ccc_requant.v"
+        );
+        let (ok, log) = prove_requant(&text.replacen(from, to, 1));
+        assert!(!ok, "{what}: a broken requantizer passed the proof");
+        assert!(
+            log.contains("proof did fail"),
+            "{what}: failed for another reason:\n{log}"
+        );
     }
 }

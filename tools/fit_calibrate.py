@@ -72,7 +72,7 @@ def component_of(path):
         return "cell"
     if leaf == "ccc_col_feed":
         return "feed"
-    if leaf in ("ccc_row_unit", "ccc_row_end") or (leaf == "ccc_shift_target" and "ccc_row_unit" in path):
+    if leaf in ("ccc_row_unit", "ccc_row_end", "ccc_requant") or (leaf == "ccc_shift_target" and "ccc_row_unit" in path):
         return "row"
     if leaf == "ccc_shift_target" or leaf == "ccc_writer":
         return "writer"

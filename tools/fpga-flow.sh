@@ -68,8 +68,13 @@ yosys_run() {  # yosys_run LOG SCRIPT
     echo "fpga-flow: yosys failed, see $log" >&2; tail -20 "$log" >&2; exit 1; }
 }
 
+# The iCE40 flows read the design with CCC_ICE40 defined: the MX cell then builds each
+# partial-sum bit from one SB_LUT4 and an SB_CARRY (docs/MX_CELL.md); other families read
+# the generic adder.
+read_cmd() { case "$1" in ice40) echo "read_verilog -DCCC_ICE40 $sources" ;; *) echo "read_verilog $sources" ;; esac; }
+
 synth_family() {
-  local fam=$1 read="read_verilog $sources"
+  local fam=$1 read; read=$(read_cmd "$1")
   case "$fam" in
     generic)
       # Logic mapped to 4-LUTs; memories stay memories (mapping them to flip-flops, as
@@ -158,7 +163,9 @@ EOF
 
 netlist() {
   # ccc_top (not the board wrapper) so that the simulation testbench drives it as it
-  # drives the RTL; block RAMs keep their initial contents in the netlist.
+  # drives the RTL; block RAMs keep their initial contents in the netlist. `ccc simulate
+  # --netlist ecp5` simulates DP16KD with ccc's model (testbench/ecp5/DP16KD.v), since
+  # yosys's is an empty module.
   local fam=$FAMILY flow
   case "${NETLIST:-$fam}" in
     generic) fam=generic; flow="synth -flatten -top ccc_top" ;;
@@ -170,7 +177,7 @@ netlist() {
     *) echo "fpga-flow: NETLIST must be generic, ice40 or ecp5" >&2; exit 2 ;;
   esac
   timed "netlist_$fam" yosys_run "$fpga/netlist_$fam.log" \
-    "read_verilog $sources; $flow; write_verilog -noattr $fpga/netlist_$fam.v"
+    "$(read_cmd "$fam"); $flow; write_verilog -noattr $fpga/netlist_$fam.v"
   echo "fpga-flow: wrote $fpga/netlist_$fam.v" >&2
 }
 

@@ -15,7 +15,7 @@ use crate::pack::network::{PackedLayer, PackedNet};
 use crate::schedule::{ArrayShape, Schedule, input_phases};
 
 /// Hand-written primitives, in dependency order (file name, text).
-pub const HW_FILES: [(&str, &str); 9] = [
+pub const HW_FILES: [(&str, &str); 10] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     (
         "ccc_shift_target.v",
@@ -26,6 +26,7 @@ pub const HW_FILES: [(&str, &str); 9] = [
         include_str!("../../hw/ccc_grid_index.v"),
     ),
     ("ccc_col_feed.v", include_str!("../../hw/ccc_col_feed.v")),
+    ("ccc_requant.v", include_str!("../../hw/ccc_requant.v")),
     ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
     ("ccc_row_unit.v", include_str!("../../hw/ccc_row_unit.v")),
     ("ccc_writer.v", include_str!("../../hw/ccc_writer.v")),

@@ -42,8 +42,6 @@ pub struct MxCell<const A: usize, const S: usize, const P: usize> {
     act_reg: DFF<Bits<A>>,
     swap_reg: DFF<Bit>,
     psum_reg: DFF<Signed<P>>,
-    eff_w: Signal<Local, Bits<8>>,
-    eff_sel: Signal<Local, Bits<S>>,
     lanes: Signal<Local, Bits<A>>,
     w_ext: Signal<Local, Signed<P>>,
     /// Ones in bits 8..P: OR-ed onto a negative weight to sign-extend it.
@@ -81,8 +79,6 @@ impl<const A: usize, const S: usize, const P: usize> Default for MxCell<A, S, P>
             act_reg: Default::default(),
             swap_reg: Default::default(),
             psum_reg: Default::default(),
-            eff_w: Default::default(),
-            eff_sel: Default::default(),
             lanes: Default::default(),
             w_ext: Default::default(),
             sign_mask: Constant::new(Bits::<P>::from((u64::MAX >> (64 - P)) & !0xff)),
@@ -96,13 +92,9 @@ impl<const A: usize, const S: usize, const P: usize> Logic for MxCell<A, S, P> {
         dff_setup!(
             self, clk, w_shadow, sel_shadow, w_active, sel_active, act_reg, swap_reg, psum_reg
         );
-        // The weight the cell multiplies by this cycle: the shadow copy on the cycle the
-        // swap token passes (the first bit-plane of a new tile), else the active copy.
-        self.eff_w.next = self.w_active.q.val();
-        self.eff_sel.next = self.sel_active.q.val();
+        // The swap token runs one cycle ahead of a tile's first bit-plane, so the cell
+        // always multiplies by the active copy and only copies the shadow into it here.
         if self.swap_in.val() {
-            self.eff_w.next = self.w_shadow.q.val();
-            self.eff_sel.next = self.sel_shadow.q.val();
             self.w_active.d.next = self.w_shadow.q.val();
             self.sel_active.d.next = self.sel_shadow.q.val();
         }
@@ -115,14 +107,14 @@ impl<const A: usize, const S: usize, const P: usize> Logic for MxCell<A, S, P> {
         // Shifting the lanes right by the selector puts the selected lane at bit 0 and
         // yields 0 for a selector >= α (a shift past the width empties the vector), which
         // is the template's "selected_bit = 0 when sel >= ALPHA" without a comparator.
-        self.lanes.next = self.act_in.val() >> self.eff_sel.val();
+        self.lanes.next = self.act_in.val() >> self.sel_active.q.val();
         self.psum_reg.d.next = self.psum_in.val();
         // Sign extension by hand: rust-hdl 0.46's `signed_bit_cast` recurses forever on
         // the most negative value (-(-128) == -128), and a cell must accept any int8.
-        self.w_ext.next = signed_cast(bit_cast::<P, 8>(self.eff_w.val()));
-        if self.eff_w.val().get_bit(7) {
+        self.w_ext.next = signed_cast(bit_cast::<P, 8>(self.w_active.q.val()));
+        if self.w_active.q.val().get_bit(7) {
             self.w_ext.next =
-                signed_cast(bit_cast::<P, 8>(self.eff_w.val()) | self.sign_mask.val());
+                signed_cast(bit_cast::<P, 8>(self.w_active.q.val()) | self.sign_mask.val());
         }
         if self.lanes.val().get_bit(0) {
             self.psum_reg.d.next = self.psum_in.val() + self.w_ext.val();
@@ -393,11 +385,12 @@ pub struct StreamPlan {
 
 /// Builds the input program that runs `tiles` back to back through one array, double
 /// buffered: one reset cycle; tile 0's load; then each tile streams (bit-planes LSB first,
-/// column c skewed by c cycles, the swap token on the first bit-plane) while the next
-/// tile's weights shift into the shadow chain. A load may start once the last cell
-/// (R-1, C-1) has taken the previous swap, at `t + (C-1) + (R-1)` (the swap reads the
-/// shadow in the same cycle the shift overwrites it at the clock edge), and the next tile
-/// starts when both its load is complete and the previous tile's bit-planes have entered.
+/// column c skewed by c cycles, the swap token one cycle ahead of the first bit-plane)
+/// while the next tile's weights shift into the shadow chain. A load may start once the
+/// last cell (R-1, C-1) has taken the previous swap, at `t - 1 + (C-1) + (R-1)` (the swap
+/// reads the shadow in the same cycle the shift overwrites it at the clock edge); the next
+/// tile's swap needs its load complete (`t - 1 >= load + R`) and may share a cycle with
+/// the previous tile's last bit-plane, which still multiplies by the old active weight.
 pub fn plan_stream(tiles: &[TileOperands]) -> StreamPlan {
     assert!(!tiles.is_empty());
     let (rows, cols, alpha) = (tiles[0].rows, tiles[0].cols, tiles[0].alpha);
@@ -415,9 +408,9 @@ pub fn plan_stream(tiles: &[TileOperands]) -> StreamPlan {
     let mut earliest_start = 0;
     for (k, t) in tiles.iter().enumerate() {
         if k > 0 {
-            load = (loads[k - 1] + rows).max(starts[k - 1] + (cols - 1) + (rows - 1));
+            load = (loads[k - 1] + rows).max(starts[k - 1] - 1 + (cols - 1) + (rows - 1));
         }
-        let start = earliest_start.max(load + rows);
+        let start = earliest_start.max(load + rows + 1);
         loads.push(load);
         starts.push(start);
         earliest_start = start + 8 * t.pixels;
@@ -439,7 +432,7 @@ pub fn plan_stream(tiles: &[TileOperands]) -> StreamPlan {
             }
         }
         for c in 0..cols {
-            cycles[starts[k] + c].swap[c] = true;
+            cycles[starts[k] - 1 + c].swap[c] = true;
             for p in 0..t.pixels {
                 for b in 0..8 {
                     let plane = (0..alpha)
@@ -501,7 +494,8 @@ mod tests {
     }
 
     /// Loads `w`/`sel` into a 1x1 tile's shadow register, then returns the sums of the
-    /// swap cycle and the following cycle for the lane bits `act`.
+    /// swap cycle and the following cycle for the lane bits `act` (the swap cycle still
+    /// multiplies by the active weight, 0 after reset).
     fn one_cell<const A: usize, const S: usize, const P: usize>(
         w: i8,
         sel: usize,
@@ -527,23 +521,23 @@ mod tests {
     }
 
     #[test]
-    fn swap_cycle_uses_the_shadow_weight_then_keeps_it() {
-        assert_eq!(one_cell::<3, 2, 9>(-77, 1, 0b010), (-77, -77));
+    fn swap_takes_effect_on_the_next_cycle() {
+        assert_eq!(one_cell::<3, 2, 9>(-77, 1, 0b010), (0, -77));
         assert_eq!(one_cell::<3, 2, 9>(-77, 1, 0b101), (0, 0));
     }
 
     #[test]
     fn most_negative_weight_is_sign_extended() {
-        assert_eq!(one_cell::<8, 3, 14>(-128, 7, 0x80), (-128, -128));
-        assert_eq!(one_cell::<1, 1, 9>(-128, 0, 1), (-128, -128));
-        assert_eq!(one_cell::<1, 1, 9>(127, 0, 1), (127, 127));
+        assert_eq!(one_cell::<8, 3, 14>(-128, 7, 0x80), (0, -128));
+        assert_eq!(one_cell::<1, 1, 9>(-128, 0, 1), (0, -128));
+        assert_eq!(one_cell::<1, 1, 9>(127, 0, 1), (0, 127));
     }
 
     #[test]
     fn selector_beyond_alpha_reads_zero() {
         // α = 3 with a 2-bit selector: selector 3 names no lane, even with all lines high.
         assert_eq!(one_cell::<3, 2, 11>(5, 3, 0b111), (0, 0));
-        assert_eq!(one_cell::<3, 2, 11>(5, 2, 0b111), (5, 5));
+        assert_eq!(one_cell::<3, 2, 11>(5, 2, 0b111), (0, 5));
     }
 
     #[test]
@@ -565,6 +559,8 @@ mod tests {
         assert_eq!(sim.cycle(&i), vec![0], "active weight cleared");
         let mut i = inputs(1);
         i.swap = vec![true];
+        sim.cycle(&i);
+        let mut i = inputs(1);
         i.act = vec![1];
         assert_eq!(sim.cycle(&i), vec![0], "shadow weight cleared");
     }

@@ -6,10 +6,17 @@
 //
 // Per clock (rst clears every register to 0):
 //   ld_en   : {w_shadow, sel_shadow} <= {ld_w_in, ld_sel_in}   (shadow chain shifts down)
-//   swap_in : this cycle uses the shadow weight/selector, and active <= shadow
+//   swap_in : {w_active, sel_active} <= {w_shadow, sel_shadow}
 //   act_out <= act_in; swap_out <= swap_in                       (vertical systolic hop)
 //   psum_out <= psum_in + (act_in[sel] ? sign_extend(w) : 0)     (horizontal systolic hop)
-// where {w, sel} = swap_in ? shadow : active, and act_in[sel] reads 0 when sel >= ALPHA.
+// where {w, sel} = {w_active, sel_active}, and act_in[sel] reads 0 when sel >= ALPHA. The
+// swap token travels one cycle ahead of a tile's first bit-plane, so the active copy is
+// already the new one when that bit-plane arrives (no shadow bypass in the datapath).
+//
+// With CCC_ICE40 defined (the iCE40 flow defines it) each partial-sum bit is one SB_LUT4
+// beside an SB_CARRY, with the "keep psum_in unless the selected bit is set" choice folded
+// into the sum LUT; elsewhere the same function is written generically. Both are proven
+// equal by yosys (tests/rtl_cell.rs).
 
 `default_nettype none
 
@@ -45,16 +52,10 @@ module ccc_mx_cell #(
   reg         [7:0]            w_active;
   reg         [SEL_W-1:0]      sel_active;
 
-  wire        [7:0]            eff_w;
-  wire        [SEL_W-1:0]      eff_sel;
   wire        [LANES_POW2-1:0] act_pad;
   wire                         sel_bit;
   wire signed [PSUM_W-1:0]     w_ext;
-
-  // The swap token travels with the first bit-plane of a new tile: on that cycle the cell
-  // must already multiply by the new (shadow) weight, so the shadow bypasses the active reg.
-  assign eff_w   = swap_in ? w_shadow : w_active;
-  assign eff_sel = swap_in ? sel_shadow : sel_active;
+  wire signed [PSUM_W-1:0]     psum_d;
 
   assign act_pad[ALPHA-1:0] = act_in;
   generate
@@ -63,8 +64,44 @@ module ccc_mx_cell #(
     end
   endgenerate
 
-  assign sel_bit = act_pad[eff_sel];
-  assign w_ext   = { {(PSUM_W - 8){eff_w[7]}}, eff_w };
+  assign sel_bit = act_pad[sel_active];
+  assign w_ext   = { {(PSUM_W - 8){w_active[7]}}, w_active };
+
+`ifdef CCC_ICE40
+  // LUT_INIT 16'hc66c is I0 ? I1 ^ I2 ^ I3 : I1 with I0 = sel_bit, I1 = psum_in, I2 = the
+  // weight bit, I3 = the carry in; the SB_CARRY takes I1/I2 as the LUT does, so nextpnr
+  // packs each pair (and the psum register) into one logic cell. yosys's own $alu mapping
+  // leaves I0 unused and spends a second LUT per bit on the choice.
+  wire [PSUM_W-1:0] carry;
+  assign carry[0] = 1'b0;
+  genvar gb;
+  generate
+    for (gb = 0; gb < PSUM_W; gb = gb + 1) begin : g_bit
+      SB_LUT4 #(
+        .LUT_INIT(16'hc66c)
+      ) u_sum (
+        .O (psum_d[gb]),
+        .I0(sel_bit),
+        .I1(psum_in[gb]),
+        .I2(w_ext[gb]),
+        .I3(carry[gb])
+      );
+      if (gb < PSUM_W - 1) begin : g_carry
+        SB_CARRY u_carry (
+          .CO(carry[gb+1]),
+          .I0(psum_in[gb]),
+          .I1(w_ext[gb]),
+          .CI(carry[gb])
+        );
+      end
+    end
+  endgenerate
+`else
+  // Written as "add, then keep or bypass" rather than "add (sel ? w : 0)": the adder's carry
+  // chain then takes the weight straight from the register and sel_bit folds into each sum
+  // LUT where the mapper can (docs/MX_CELL.md).
+  assign psum_d = sel_bit ? psum_in + w_ext : psum_in;
+`endif
 
   always @(posedge clk) begin
     if (rst) begin
@@ -94,10 +131,8 @@ module ccc_mx_cell #(
     end else begin
       act_out  <= act_in;
       swap_out <= swap_in;
-      // One bit-plane times an int8 weight. Written as "add, then keep or bypass" rather than
-      // "add (sel ? w : 0)": the adder's carry chain then takes the weight straight from the
-      // bypass mux and sel_bit folds into each sum LUT (35 vs 43 SB_LUT4, docs/MX_CELL.md).
-      psum_out <= sel_bit ? psum_in + w_ext : psum_in;
+      // One bit-plane times an int8 weight.
+      psum_out <= psum_d;
     end
   end
 
