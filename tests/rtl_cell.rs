@@ -318,32 +318,32 @@ fn yosys_equiv_rejects_broken_cells() {
         (CellParams::for_array(3, 5), hdl::cell_verilog::<3, 2, 12>()),
     ] {
         let gold = render_cell(&p).unwrap();
-        let sel_off_by_one = mutate(
-            &gold,
-            "assign sel_bit = act_pad[sel_active];",
-            "assign sel_bit = act_pad[sel_active + 1'b1];",
-        );
-        assert_proof_fails("selector off by one", &sel_off_by_one, &gate);
-        let no_sign_ext = mutate(
-            &gold,
-            "{ {(PSUM_W - 8){w_active[7]}}, w_active }",
-            "{ {(PSUM_W - 8){1'b0}}, w_active }",
-        );
-        assert_proof_fails("psum without sign extension", &no_sign_ext, &gate);
-        // The old timing (the swap token on the first bit-plane, shadow bypassing the
-        // active copy that cycle) is a different cell now, and must be told apart.
-        let old_bypass = mutate(
-            &gold,
-            "assign sel_bit = act_pad[sel_active];",
-            "assign sel_bit = act_pad[swap_in ? sel_shadow : sel_active];",
-        );
-        assert_proof_fails("same-cycle shadow bypass", &old_bypass, &gate);
-        let no_swap = mutate(
-            &gold,
-            "end else if (swap_in) begin",
-            "end else if (ld_en) begin",
-        );
-        assert_proof_fails("active copy loaded on ld_en", &no_swap, &gate);
+        for (what, from, to) in [
+            (
+                "selector off by one",
+                "assign sel_bit = act_pad[sel_active];",
+                "assign sel_bit = act_pad[sel_active + 1'b1];",
+            ),
+            (
+                "psum without sign extension",
+                "{ {(PSUM_W - 8){w_active[7]}}, w_active }",
+                "{ {(PSUM_W - 8){1'b0}}, w_active }",
+            ),
+            // The old timing (the swap token on the first bit-plane, shadow bypassing the
+            // active copy that cycle) is a different cell now, and must be told apart.
+            (
+                "same-cycle shadow bypass",
+                "assign sel_bit = act_pad[sel_active];",
+                "assign sel_bit = act_pad[swap_in ? sel_shadow : sel_active];",
+            ),
+            (
+                "active copy loaded on ld_en",
+                "end else if (swap_in) begin",
+                "end else if (ld_en) begin",
+            ),
+        ] {
+            assert_proof_fails(what, &mutate(&gold, from, to), &gate);
+        }
     }
 }
 
