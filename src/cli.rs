@@ -99,7 +99,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Simulate the post-synthesis netlist OUT/fpga/netlist_FAMILY.v (generic, ice40,
-        /// ecp5; `make postsynth-sim` writes it) instead of OUT/rtl.
+        /// ecp5; `make postsynth-sim` writes it) instead of OUT/rtl. ECP5 block RAMs run on
+        /// ccc's DP16KD model, written to OUT/fpga with yosys's other cell models.
         #[arg(long, value_name = "FAMILY")]
         netlist: Option<String>,
     },
@@ -513,9 +514,10 @@ fn check_target(c: &mut Compiled, t: crate::fit::Target) -> Result<()> {
     })?;
     let e = fit::check(&c.packed, &p, t)?;
     let d = t.device();
+    let need = fit::device_need(&e);
     println!(
-        "fits {}: {} LUT4 / {}, {} FF / {}, {} BRAM / {} (fit model)",
-        d.name, e.total.lut, d.lut, e.total.dff, d.dff, e.total.bram, d.bram
+        "fits {}: {} LUT4 (logic and carry) / {}, {} FF / {}, {} BRAM / {} (fit model)",
+        d.name, need.lut, d.lut, need.dff, d.dff, need.bram, d.bram
     );
     if let Some(f) = c.report.fpga.as_mut() {
         f.prediction.target = Some(t);
@@ -788,7 +790,7 @@ fn cmd_simulate(
     };
     let mut failed = false;
     for s in sims {
-        let run = sim::run_sources(out, &info, &images, s, vcd, netlist_files.as_deref())?;
+        let run = sim::run_sources(out, &info, &images, s, vcd, netlist_files.as_ref())?;
         let mismatches = sim::compare(&c.packed, &images, &run);
         println!(
             "{s:?}: {} {source}, {} mismatching (build {:.1} s, run {:.1} s)",

@@ -314,8 +314,8 @@ fn postsynth_ice40_netlist_is_bit_exact() {
 
 // The yosys ECP5 netlist (`synth_ecp5 -nodsp`: LUT4, CCU2C, TRELLIS_FF, DP16KD) under
 // Verilator with yosys's cell models and ccc's DP16KD model (testbench/ecp5/DP16KD.v;
-// yosys's own is an empty module): bit for bit, like the iCE40 one. About 80 s on 2
-// cores: 16 s yosys, 60 s Verilator build, 1 s run.
+// yosys's own is an empty module): bit for bit, like the iCE40 one. 46 s on an idle
+// 2-core machine, 80 s under load: mostly the Verilator build (yosys 10-16 s, run 1 s).
 #[test]
 fn postsynth_ecp5_netlist_is_bit_exact() {
     if !common::need("yosys", "postsynth_ecp5_netlist_is_bit_exact")

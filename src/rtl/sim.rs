@@ -16,6 +16,10 @@ use crate::pack::network::PackedNet;
 
 pub const TB_VERILOG: &str = include_str!("../../testbench/tb_ccc_top.v");
 pub const TB_CPP: &str = include_str!("../../testbench/ccc_tb.cpp");
+/// ccc's behavioural model of the ECP5 `DP16KD` block RAM: yosys ships an empty module,
+/// so an ECP5 netlist simulated with yosys's models alone reads zeros from every block
+/// RAM. Embedded so that `ccc simulate` finds it from any working directory.
+pub const DP16KD_MODEL: &str = include_str!("../../testbench/ecp5/DP16KD.v");
 
 const TB_MAKEFILE: &str = r#"# Builds and runs the emitted accelerator's testbenches (written by ccc).
 # Usage (from OUT/tb): make verilator | make icarus | make lint
@@ -130,6 +134,14 @@ pub fn run(
     run_sources(out, info, images, sim, vcd, None)
 }
 
+/// The Verilog that simulates a post-synthesis netlist: the netlist and its cell models,
+/// and the directories their `include`s search besides the files' own.
+#[derive(Clone, Debug, Default)]
+pub struct NetlistSources {
+    pub files: Vec<PathBuf>,
+    pub include_dirs: Vec<PathBuf>,
+}
+
 /// [`run`] on other Verilog than OUT/rtl's: a post-synthesis netlist of `ccc_top` and
 /// the simulation models of its cells (see [`netlist_sources`]).
 pub fn run_sources(
@@ -138,7 +150,7 @@ pub fn run_sources(
     images: &[Vec<u8>],
     sim: Simulator,
     vcd: Option<&Path>,
-    netlist: Option<&[PathBuf]>,
+    netlist: Option<&NetlistSources>,
 ) -> Result<SimRun> {
     // The simulators run in OUT/tb and OUT/rtl, so relative paths would break.
     let out = &out
@@ -147,7 +159,8 @@ pub fn run_sources(
     let tb = out.join("tb");
     let rtl = out.join("rtl");
     let sources: Vec<PathBuf> = match netlist {
-        Some(files) => files
+        Some(n) => n
+            .files
             .iter()
             .map(|f| std::path::absolute(f).with_context(|| format!("resolving {}", f.display())))
             .collect::<Result<_>>()?,
@@ -157,7 +170,10 @@ pub fn run_sources(
     std::fs::write(&images_path, images_hex(info, images)).context("writing tb/images.hex")?;
     let bytes = info.in_c * info.in_h * info.in_w;
     let limit = 200_000_000u64;
-    let includes = include_dirs(&sources);
+    let mut includes = include_dirs(&sources);
+    if let Some(n) = netlist {
+        includes.extend(n.include_dirs.iter().cloned());
+    }
     let t_build = std::time::Instant::now();
     let (build_secs, t_run, text) = match sim {
         Simulator::Icarus => {
@@ -249,8 +265,9 @@ pub fn run_sources(
 
 /// The files that simulate OUT/fpga/netlist_FAMILY.v (written by `make postsynth-sim`
 /// or `tools/fpga-flow.sh netlist`): the netlist and, for iCE40 and ECP5, yosys's
-/// simulation models of the vendor cells it instantiates.
-pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
+/// simulation models of the vendor cells it instantiates. For ECP5 these are written
+/// into OUT/fpga (see [`write_ecp5_models`]).
+pub fn netlist_sources(out: &Path, family: &str) -> Result<NetlistSources> {
     let netlist = out.join("fpga").join(format!("netlist_{family}.v"));
     if !netlist.exists() {
         bail!(
@@ -259,46 +276,99 @@ pub fn netlist_sources(out: &Path, family: &str) -> Result<Vec<PathBuf>> {
             out.display()
         );
     }
-    let mut files = vec![netlist];
-    if family == "ice40" || family == "ecp5" {
-        let cells = yosys_datdir()?.join(family).join("cells_sim.v");
-        if family == "ecp5" {
-            check_dp16kd_model(&files[0], &cells)?;
+    let mut sources = NetlistSources {
+        files: vec![netlist],
+        include_dirs: Vec::new(),
+    };
+    match family {
+        "ice40" => {
+            let cells = yosys_datdir()?.join("ice40").join("cells_sim.v");
+            if !cells.exists() {
+                bail!("{} missing (yosys's ice40 cell models)", cells.display());
+            }
+            sources.files.push(cells);
         }
-        if !cells.exists() {
-            bail!("{} missing (yosys's {family} cell models)", cells.display());
+        "ecp5" => {
+            let ecp5 = yosys_datdir()?.join("ecp5");
+            let (cells, model) = write_ecp5_models(&out.join("fpga"), &ecp5)?;
+            sources.files.extend([cells, model]);
+            // The copy of cells_sim.v still includes cells_ff.vh and cells_io.vh.
+            sources.include_dirs.push(ecp5);
         }
-        files.push(cells);
+        _ => {}
     }
-    Ok(files)
+    Ok(sources)
 }
 
-/// yosys 0.23's `DP16KD` simulation model is an empty module (ports and parameters, no
-/// behaviour), so an ECP5 netlist with block RAM would read zeros and "fail" for a
-/// reason that is not the design's: refuse it, naming the cause.
-fn check_dp16kd_model(netlist: &Path, cells: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(netlist)
-        .with_context(|| format!("reading {}", netlist.display()))?;
-    if !text.contains("DP16KD ") {
-        return Ok(());
-    }
-    let models =
-        std::fs::read_to_string(cells).with_context(|| format!("reading {}", cells.display()))?;
-    let body = models
-        .split("module DP16KD(")
-        .nth(1)
-        .and_then(|m| m.split("endmodule").next())
-        .unwrap_or("");
-    if !body.contains("always") && !body.contains("assign") {
-        bail!(
-            "{} instantiates DP16KD block RAMs, but the DP16KD model in {} has no behaviour \
-             (yosys 0.23 ships it as an empty module), so its simulation would read zeros; \
-             simulate the iCE40 netlist instead, or use a yosys whose ECP5 models simulate DP16KD",
-            netlist.display(),
+/// File names, in the directory given to [`write_ecp5_models`], of yosys's ECP5 cell
+/// models without `DP16KD` and of ccc's `DP16KD` model.
+pub const ECP5_CELLS_FILE: &str = "ecp5_cells_sim.v";
+pub const DP16KD_FILE: &str = "ecp5_dp16kd.v";
+
+/// Writes into `dir` the ECP5 cell models a netlist simulation needs: yosys's
+/// `ECP5_DIR/cells_sim.v` with its `DP16KD` module removed ([`ECP5_CELLS_FILE`]; it
+/// still includes cells_ff.vh and cells_io.vh from ECP5_DIR) and [`DP16KD_MODEL`]
+/// ([`DP16KD_FILE`]). yosys's DP16KD is replaced even where a later yosys gives it a
+/// body: ours is the one tests/ecp5_bram.rs checks against yosys's block RAM mapping.
+/// Returns the two paths.
+pub fn write_ecp5_models(dir: &Path, ecp5_dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let cells = ecp5_dir.join("cells_sim.v");
+    let text = std::fs::read_to_string(&cells).with_context(|| {
+        format!(
+            "reading {} (yosys's ECP5 cell models; is yosys installed with its data files?)",
             cells.display()
-        );
+        )
+    })?;
+    let filtered = without_module(&text, "DP16KD")
+        .with_context(|| format!("removing yosys's DP16KD from {}", cells.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cells_out = dir.join(ECP5_CELLS_FILE);
+    let header = format!(
+        "// {} without its DP16KD module (an empty one in yosys), written by `ccc simulate`;\n\
+         // DP16KD is simulated by {DP16KD_FILE}, ccc's model.\n",
+        cells.display()
+    );
+    std::fs::write(&cells_out, header + &filtered)
+        .with_context(|| format!("writing {}", cells_out.display()))?;
+    let model_out = dir.join(DP16KD_FILE);
+    std::fs::write(&model_out, DP16KD_MODEL)
+        .with_context(|| format!("writing {}", model_out.display()))?;
+    Ok((cells_out, model_out))
+}
+
+/// `text` without the Verilog module `name` (from its `module` line through its
+/// `endmodule` line). A missing module is not an error (nothing clashes with ours); one
+/// that cannot be cut out cleanly is, since the simulators would then see two.
+fn without_module(text: &str, name: &str) -> Result<String> {
+    let opens = |l: &str| {
+        l.trim_start()
+            .strip_prefix("module")
+            .filter(|r| r.starts_with(char::is_whitespace))
+            .and_then(|r| r.trim_start().strip_prefix(name))
+            .map(str::trim_start)
+            .is_some_and(|r| r.is_empty() || r.starts_with(['(', '#', ';']))
+    };
+    let mut kept = String::with_capacity(text.len());
+    let mut inside = false;
+    let mut removed = 0;
+    for line in text.split_inclusive('\n') {
+        if !inside && opens(line) {
+            inside = true;
+            removed += 1;
+        }
+        if !inside {
+            kept.push_str(line);
+        } else if line.trim_start().starts_with("endmodule") {
+            inside = false;
+        }
     }
-    Ok(())
+    if inside {
+        bail!("module {name} has no endmodule");
+    }
+    if removed > 1 {
+        bail!("module {name} is defined {removed} times");
+    }
+    Ok(kept)
 }
 
 /// The directories of the sources, for the `include`s of yosys's cell models (the ECP5
@@ -316,7 +386,7 @@ fn include_dirs(sources: &[PathBuf]) -> Vec<PathBuf> {
 /// yosys's data directory: `yosys-config --datdir` where the development package is
 /// installed, else PREFIX/share/yosys beside the `yosys` binary on PATH (Debian's `yosys`
 /// package ships the cell models without `yosys-config`).
-fn yosys_datdir() -> Result<PathBuf> {
+pub fn yosys_datdir() -> Result<PathBuf> {
     if let Ok(o) = Command::new("yosys-config").arg("--datdir").output()
         && o.status.success()
     {
@@ -517,4 +587,55 @@ pub fn measure(run: &SimRun, layers: usize) -> Option<MeasuredCycles> {
     }
     m.total = end + 1;
     Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_module_cuts_exactly_that_module() {
+        let text = "module A(x);\nendmodule\nmodule DP16KD(\n  input a);\n\tparameter P = 1;\nendmodule\nmodule DP16KDX(y);\nendmodule\n`include \"cells_ff.vh\"\n";
+        let kept = without_module(text, "DP16KD").unwrap();
+        assert_eq!(
+            kept,
+            "module A(x);\nendmodule\nmodule DP16KDX(y);\nendmodule\n`include \"cells_ff.vh\"\n"
+        );
+        // Absent: nothing to cut.
+        assert_eq!(without_module(&kept, "DP16KD").unwrap(), kept);
+        assert!(without_module("module DP16KD (a);\n", "DP16KD").is_err());
+        assert!(
+            without_module(
+                "module DP16KD;\nendmodule\nmodule DP16KD;\nendmodule\n",
+                "DP16KD"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_dp16kd_model_declares_what_yosys_declares() {
+        // Same module name and the parameters yosys's write_verilog sets on DP16KD.
+        assert!(DP16KD_MODEL.contains("\nmodule DP16KD(\n"));
+        for p in [
+            "DATA_WIDTH_A",
+            "DATA_WIDTH_B",
+            "REGMODE_A",
+            "RESETMODE",
+            "ASYNC_RESET_RELEASE",
+            "CSDECODE_B",
+            "WRITEMODE_A",
+            "CLKAMUX",
+            "CLKBMUX",
+            "GSR",
+            "INITVAL_00",
+            "INITVAL_3F",
+            "INIT_DATA",
+        ] {
+            assert!(
+                DP16KD_MODEL.contains(&format!("\tparameter {p} = ")),
+                "{p} missing"
+            );
+        }
+    }
 }
