@@ -97,7 +97,8 @@ module ccc_core #(
     localparam integer DRAIN = R + C + 16;
     localparam integer TOK_W = 1 + 3 + PIX_W + PIX_W + Y_W + X_W + 3;
     // The next tile's weights may start shifting in once the swap token has passed the
-    // last cell: 2 cycles of feed latency + (C - 1) + (R - 1), plus margin.
+    // last cell: 1 cycle of feed latency (the token leads bit-plane 0 by one) + (C - 1) +
+    // (R - 1), plus margin.
     localparam integer LOAD_AT_I = R + C + 4;
     localparam [15:0] LOAD_AT = LOAD_AT_I[15:0];
 

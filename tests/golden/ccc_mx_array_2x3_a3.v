@@ -5,8 +5,9 @@
 // Rendered with: ROWS = 2, COLS = 3, ALPHA = 3, SEL_W = 2, PSUM_W = 11.
 //
 // Timing (t = the cycle a bit-plane enters column 0; the caller applies the skew):
-//   column c's bit-plane and swap token arrive on act_in/swap_in at t + c,
-//   reach cell (r, c) at t + c + r, and row r's bit-plane sum is on psum_out at t + r + COLS.
+//   column c's bit-plane arrives on act_in at t + c and reaches cell (r, c) at t + c + r;
+//   row r's bit-plane sum is on psum_out at t + r + COLS. A tile's swap token runs one
+//   cycle ahead of its first bit-plane t0: on swap_in[c] at t0 - 1 + c.
 //   ROWS cycles of ld_en, bottom row's {weight, selector} first, fill every column's shadow chain.
 
 `default_nettype none
