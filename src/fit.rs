@@ -222,7 +222,9 @@ fn features(comp: &str, p: &Params) -> Vec<f64> {
         "cell" => vec![1.0, f(p.psum_w), f(p.alpha)],
         "feed" => vec![1.0, f(p.alpha), f(p.a_w)],
         "row" => vec![1.0, f(p.a_w)],
-        "classifier" => vec![1.0, f(p.ch * p.pool_w)],
+        // The fixed part (logit registers and their read multiplexer, argmax) grows with
+        // the classes; the pool with the pooled bits.
+        "classifier" => vec![f(p.classes), f(p.ch * p.pool_w)],
         "control" => vec![1.0, f(p.cols), f(p.rows * p.cols)],
         "writer" => vec![1.0, f(p.cols)],
         "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],

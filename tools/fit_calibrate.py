@@ -23,7 +23,7 @@ FEATURES = {
     "cell": lambda p: [1, p["psum_w"], p["alpha"]],
     "feed": lambda p: [1, p["alpha"], p["a_w"]],
     "row": lambda p: [1, p["a_w"]],
-    "classifier": lambda p: [1, p["ch"] * p["pool_w"]],
+    "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"]],
     "control": lambda p: [1, p["cols"], p["rows"] * p["cols"]],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],
