@@ -297,6 +297,11 @@ fn postsynth_ice40_netlist_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let out = compile_tiny(dir.path(), "2", "2");
     flow(&out, "netlist", &[("FAMILY", "ice40")]);
+    simulate_netlist_bit_exact(&out, "ice40");
+}
+
+/// `ccc simulate OUT --netlist FAMILY` on 2 images must pass and say bit-exact.
+fn simulate_netlist_bit_exact(out: &Path, family: &str) {
     let o = common::ccc(&[
         "simulate",
         out.to_str().unwrap(),
@@ -305,7 +310,7 @@ fn postsynth_ice40_netlist_is_bit_exact() {
         "--simulator",
         "verilator",
         "--netlist",
-        "ice40",
+        family,
     ]);
     let text = common::stdout(&o);
     assert!(o.status.success(), "{text}{}", common::stderr(&o));
@@ -331,19 +336,7 @@ fn postsynth_ecp5_netlist_is_bit_exact() {
         netlist.contains("DP16KD #("),
         "the netlist has no block RAM, so it would not exercise the DP16KD model"
     );
-    let o = common::ccc(&[
-        "simulate",
-        out.to_str().unwrap(),
-        "--images",
-        "2",
-        "--simulator",
-        "verilator",
-        "--netlist",
-        "ecp5",
-    ]);
-    let text = common::stdout(&o);
-    assert!(o.status.success(), "{text}{}", common::stderr(&o));
-    assert!(text.contains("bit-exact"), "{text}");
+    simulate_netlist_bit_exact(&out, "ecp5");
     // The model ccc simulated with is the one it ships.
     assert_eq!(
         std::fs::read_to_string(out.join("fpga").join(ccc::rtl::sim::DP16KD_FILE)).unwrap(),
