@@ -253,16 +253,21 @@ rename sel_shadow$q sel_shadow
 rename w_active$q w_active
 rename sel_active$q sel_active
 cd ..
-equiv_make ccc_mx_cell ccc_mx_cell_hdl equiv
-hierarchy -top equiv
-equiv_simple -seq 2
-equiv_induct -seq 2
-equiv_status -assert
 ";
-    write(dir.path(), "equiv.ys", script);
+    run_equiv(dir.path(), script, "ccc_mx_cell", "ccc_mx_cell_hdl")
+}
+
+/// Runs `prepare` (reads and renames) then yosys's sequential equivalence proof of
+/// `gate` against `gold` in `dir`, logging to equiv.log. Returns (proved, log).
+fn run_equiv(dir: &Path, prepare: &str, gold: &str, gate: &str) -> (bool, String) {
+    let script = format!(
+        "{prepare}equiv_make {gold} {gate} equiv\nhierarchy -top equiv\nequiv_simple -seq 2\n\
+         equiv_induct -seq 2\nequiv_status -assert\n"
+    );
+    write(dir, "equiv.ys", &script);
     run(Command::new("yosys")
         .args(["-q", "-l", "equiv.log", "equiv.ys"])
-        .current_dir(dir.path()))
+        .current_dir(dir))
 }
 
 fn assert_proof_fails(what: &str, gold: &str, gate: &str) {
@@ -386,16 +391,8 @@ read_verilog -DCCC_ICE40 cell.v
 techmap -map prims.v ccc_mx_cell
 proc
 opt_clean
-equiv_make ccc_mx_cell_generic ccc_mx_cell equiv
-hierarchy -top equiv
-equiv_simple -seq 2
-equiv_induct -seq 2
-equiv_status -assert
 ";
-    write(dir.path(), "equiv.ys", script);
-    run(Command::new("yosys")
-        .args(["-q", "-l", "equiv.log", "equiv.ys"])
-        .current_dir(dir.path()))
+    run_equiv(dir.path(), script, "ccc_mx_cell_generic", "ccc_mx_cell")
 }
 
 #[test]
