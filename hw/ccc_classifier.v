@@ -2,13 +2,19 @@
 // of ccc).
 //
 // While the last layer runs, every activation it produces is added into its channel's
-// pool sum. Several rows can finish on the same cycle, so each channel has its own
-// accumulator register, fed by the one array row that computes it (channel ch is row
-// ch mod R of some row block). On `start`, it computes
-// logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC per cycle (the 1/(H*W)
-// factor is folded into w by the compiler), clears the pool sums for the next image,
-// keeps the argmax (lowest index on ties), and streams the int32 logits in class order,
-// then the class index (with `out_last`).
+// pool sum. Several rows can finish on the same cycle, and channel ch is always computed
+// by array row ch mod R, in row block ch / R; so each row keeps the sums of its own
+// channels in a small memory of D = ceil(CH / R) words, addressed by the row block. All
+// rows share that address, so one read-modify-write per row and cycle needs no
+// arbitration, and the memories map to LUT RAM (ECP5) or a few flip-flops per word.
+// A live bit per word stands in for clearing it: a word that has not been written since
+// the last clear reads as 0, so reset and the end-of-image clear take one cycle.
+//
+// On `start`, it computes logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC
+// per cycle (the 1/(H*W) factor is folded into w by the compiler), reading channels in
+// order with counters rather than an indexed multiplexer over all CH sums; clears the pool
+// sums for the next image; keeps the argmax (lowest index on ties); and streams the int32
+// logits in class order from a shift register, then the class index (with `out_last`).
 module ccc_classifier #(
     parameter integer CH      = 4,
     parameter integer CH_W    = 2,
@@ -34,16 +40,19 @@ module ccc_classifier #(
     output reg               out_last,
     output reg               done
 );
-    localparam integer NW = CLS * CH;
-    // Counters are CLS_W bits wide so they can hold CLS itself; the per-class arrays are
-    // indexed with only the bits a class number needs.
-    localparam integer IDX_W = (CLS > 1) ? $clog2(CLS) : 1;
+    localparam integer NW     = CLS * CH;
+    localparam integer NW_W   = (NW > 1) ? $clog2(NW) : 1;
+    // Counters are CLS_W bits wide so they can hold CLS itself.
+    localparam integer D      = (CH + R - 1) / R;
+    localparam integer D_W    = (D > 1) ? $clog2(D) : 1;
+    localparam integer R_W    = (R > 1) ? $clog2(R) : 1;
+    localparam integer R_LAST = R - 1;
+    // The per-class arrays are indexed with only the bits a class number needs.
+    localparam integer IDX_W  = (CLS > 1) ? $clog2(CLS) : 1;
 
     reg signed [7:0]  w_rom [0:NW-1];
     reg signed [31:0] b_rom [0:CLS-1];
-    wire [CH*POOL_W-1:0] pool_flat;
     reg               pool_clear_q;
-    reg signed [31:0] logit_q [0:CLS-1];
 
     initial begin
         // Guarded so that tools elaborating the module alone (default parameters) work.
@@ -51,55 +60,87 @@ module ccc_classifier #(
         if (B_FILE != "") $readmemh(B_FILE, b_rom);
     end
 
-    genvar gch;
-    generate
-        for (gch = 0; gch < CH; gch = gch + 1) begin : g_pool
-            localparam integer ROW = gch % R;
-            reg [POOL_W-1:0] sum_q;
-            wire [N_W:0] chan = {1'b0, add_row0} + ROW[N_W:0];
-            wire hit = add_valid[ROW] && (chan == gch[N_W:0]);
-            always @(posedge clk) begin
-                if (rst || pool_clear_q) sum_q <= {POOL_W{1'b0}};
-                else if (hit) sum_q <= sum_q + {{(POOL_W - 8) {1'b0}}, add_val[ROW*8 +: 8]};
-            end
-            assign pool_flat[gch*POOL_W +: POOL_W] = sum_q;
-        end
-    endgenerate
-
     localparam [1:0] S_IDLE = 2'd0, S_MAC = 2'd1, S_OUT = 2'd2;
     reg [1:0]        state_q;
     reg [CLS_W-1:0]  k_q;
     reg [CH_W-1:0]   ch_q;
+    reg [R_W-1:0]    rrow_q;
+    reg [D_W-1:0]    rblk_q;
+    reg [NW_W-1:0]   waddr_q;
     reg              mac_valid_q;
     reg              mac_lastch_q;
+    reg              mac_first_q;
     reg [CLS_W-1:0]  mac_k_q;
-    reg [CH_W-1:0]   mac_ch_q;
     reg signed [7:0] mac_w_q;
     reg [POOL_W-1:0] pool_rd_q;
     reg signed [31:0] acc_q;
     reg [CLS_W-1:0]  best_q;
+    reg signed [31:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
+    reg signed [31:0] logit_q [0:CLS-1];
+    integer i;
 
     assign busy = (state_q != S_IDLE);
 
+    // Row block of the incoming activations: add_row0 is always a multiple of R, so
+    // this is add_row0 / R without a divider.
+    reg [D_W-1:0] add_blk;
+    integer j;
+    always @(*) begin
+        add_blk = {D_W{1'b0}};
+        for (j = 1; j < D; j = j + 1)
+            if ({{(32 - N_W) {1'b0}}, add_row0} >= j * R) add_blk = j[D_W-1:0];
+    end
+
+    // Adds happen only while the last layer runs and the MACs only after it, so the
+    // memories need one address: the read counter in S_MAC, the row block otherwise.
+    wire [D_W-1:0]    pool_addr = (state_q == S_MAC) ? rblk_q : add_blk;
+    wire [POOL_W-1:0] row_sum [0:R-1];
+
+    genvar gr;
+    generate
+        for (gr = 0; gr < R; gr = gr + 1) begin : g_row
+            reg [POOL_W-1:0] sum_mem [0:D-1];
+            reg [D-1:0]      live_q;
+            integer          m;
+            initial begin
+                // Only so that netlist simulators start from 0s rather than Xs: live_q
+                // already masks every word that has not been written.
+                for (m = 0; m < D; m = m + 1) sum_mem[m] = {POOL_W{1'b0}};
+            end
+            assign row_sum[gr] = live_q[pool_addr] ? sum_mem[pool_addr] : {POOL_W{1'b0}};
+            always @(posedge clk) begin
+                if (add_valid[gr])
+                    sum_mem[pool_addr] <= row_sum[gr] + {{(POOL_W - 8) {1'b0}}, add_val[gr*8 +: 8]};
+            end
+            always @(posedge clk) begin
+                if (rst || pool_clear_q) live_q <= {D{1'b0}};
+                else if (add_valid[gr]) live_q[pool_addr] <= 1'b1;
+            end
+        end
+    endgenerate
+
     wire signed [31:0] product =
         $signed({{24{mac_w_q[7]}}, mac_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, pool_rd_q});
-    wire signed [31:0] acc_d = (mac_ch_q == {CH_W{1'b0}}) ? b_rom[mac_k_q[IDX_W-1:0]] + product
-                                                         : acc_q + product;
+    wire signed [31:0] acc_d = (mac_first_q ? b_rom[mac_k_q[IDX_W-1:0]] : acc_q) + product;
 
     always @(posedge clk) begin
         if (rst) begin
             state_q      <= S_IDLE;
             k_q          <= {CLS_W{1'b0}};
             ch_q         <= {CH_W{1'b0}};
+            rrow_q       <= {R_W{1'b0}};
+            rblk_q       <= {D_W{1'b0}};
+            waddr_q      <= {NW_W{1'b0}};
             mac_valid_q  <= 1'b0;
             mac_lastch_q <= 1'b0;
+            mac_first_q  <= 1'b0;
             mac_k_q      <= {CLS_W{1'b0}};
-            mac_ch_q     <= {CH_W{1'b0}};
             mac_w_q      <= 8'sd0;
             pool_rd_q    <= {POOL_W{1'b0}};
             acc_q        <= 32'sd0;
             best_q       <= {CLS_W{1'b0}};
+            best_val_q   <= 32'sd0;
             out_i_q      <= {(CLS_W + 1) {1'b0}};
             pool_clear_q <= 1'b0;
             out_valid    <= 1'b0;
@@ -116,33 +157,51 @@ module ccc_classifier #(
                         state_q <= S_MAC;
                         k_q     <= {CLS_W{1'b0}};
                         ch_q    <= {CH_W{1'b0}};
+                        rrow_q  <= {R_W{1'b0}};
+                        rblk_q  <= {D_W{1'b0}};
+                        waddr_q <= {NW_W{1'b0}};
                     end
                 end
                 S_MAC: begin
-                    // Issue the read of (k, ch); the MAC happens next cycle.
+                    // Issue the read of (k, ch); the MAC happens next cycle. Channel ch
+                    // is word rblk_q of row rrow_q, and w[k][ch] is word waddr_q.
                     if (k_q != CLS[CLS_W-1:0]) begin
-                        pool_rd_q    <= pool_flat[ch_q*POOL_W +: POOL_W];
-                        mac_w_q      <= w_rom[k_q * CH + {{(32 - CH_W) {1'b0}}, ch_q}];
+                        pool_rd_q    <= row_sum[rrow_q];
+                        mac_w_q      <= w_rom[waddr_q];
+                        waddr_q      <= waddr_q + 1'b1;
                         mac_valid_q  <= 1'b1;
                         mac_k_q      <= k_q;
-                        mac_ch_q     <= ch_q;
+                        mac_first_q  <= (ch_q == {CH_W{1'b0}});
                         mac_lastch_q <= (ch_q == CH[CH_W-1:0] - 1'b1);
                         if (ch_q == CH[CH_W-1:0] - 1'b1) begin
-                            ch_q <= {CH_W{1'b0}};
-                            k_q  <= k_q + 1'b1;
+                            ch_q   <= {CH_W{1'b0}};
+                            rrow_q <= {R_W{1'b0}};
+                            rblk_q <= {D_W{1'b0}};
+                            k_q    <= k_q + 1'b1;
                         end else begin
                             ch_q <= ch_q + 1'b1;
+                            if (rrow_q == R_LAST[R_W-1:0]) begin
+                                rrow_q <= {R_W{1'b0}};
+                                rblk_q <= rblk_q + 1'b1;
+                            end else begin
+                                rrow_q <= rrow_q + 1'b1;
+                            end
                         end
                     end
                     if (mac_valid_q) begin
                         acc_q <= acc_d;
                         if (mac_lastch_q) begin
-                            logit_q[mac_k_q[IDX_W-1:0]] <= acc_d;
-                            if (mac_k_q == {CLS_W{1'b0}} || acc_d > logit_q[best_q[IDX_W-1:0]]) best_q <= mac_k_q;
+                            // Logits arrive in class order and leave in class order.
+                            for (i = 0; i < CLS - 1; i = i + 1) logit_q[i] <= logit_q[i + 1];
+                            logit_q[CLS - 1] <= acc_d;
+                            if (mac_k_q == {CLS_W{1'b0}} || acc_d > best_val_q) begin
+                                best_q     <= mac_k_q;
+                                best_val_q <= acc_d;
+                            end
                             if (mac_k_q == CLS[CLS_W-1:0] - 1'b1) begin
                                 state_q      <= S_OUT;
                                 pool_clear_q <= 1'b1;
-                                out_i_q <= {(CLS_W + 1) {1'b0}};
+                                out_i_q      <= {(CLS_W + 1) {1'b0}};
                             end
                         end
                     end
@@ -153,7 +212,8 @@ module ccc_classifier #(
                             out_valid <= 1'b1;
                             out_data  <= (out_i_q == CLS[CLS_W:0])
                                 ? {{(32 - CLS_W) {1'b0}}, best_q}
-                                : logit_q[out_i_q[IDX_W-1:0]];
+                                : logit_q[0];
+                            for (i = 0; i < CLS - 1; i = i + 1) logit_q[i] <= logit_q[i + 1];
                             out_last  <= (out_i_q == CLS[CLS_W:0]);
                             out_i_q   <= out_i_q + 1'b1;
                         end else begin
