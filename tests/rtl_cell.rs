@@ -361,12 +361,8 @@ fn ice40_adder_models() -> String {
         .join("ice40/cells_sim.v");
     let text = std::fs::read_to_string(&cells).expect("read ice40/cells_sim.v");
     let module = |name: &str| -> String {
-        let start = text
-            .find(&format!("module {name} ("))
-            .or_else(|| text.find(&format!("module {name}(")))
-            .unwrap_or_else(|| panic!("{name} not in {}", cells.display()));
-        let len = text[start..].find("endmodule").expect("endmodule") + "endmodule".len();
-        text[start..start + len].to_string()
+        ccc::rtl::sim::module_text(&text, name)
+            .unwrap_or_else(|e| panic!("{name} in {}: {e:#}", cells.display()))
     };
     // The models give unconnected inputs defaults through this macro; the cell connects
     // every input, so it expands to nothing here.

@@ -336,10 +336,10 @@ pub fn write_ecp5_models(dir: &Path, ecp5_dir: &Path) -> Result<(PathBuf, PathBu
     Ok((cells_out, model_out))
 }
 
-/// `text` without the Verilog module `name` (from its `module` line through its
-/// `endmodule` line). A missing module is not an error (nothing clashes with ours); one
-/// that cannot be cut out cleanly is, since the simulators would then see two.
-fn without_module(text: &str, name: &str) -> Result<String> {
+/// Byte ranges of every definition of module `name` in Verilog `text`, each from the
+/// start of its `module` line to the end of its `endmodule` line. Line-based, as yosys's
+/// cell libraries put each `module` and `endmodule` on a line of its own.
+fn module_spans(text: &str, name: &str) -> Result<Vec<std::ops::Range<usize>>> {
     let opens = |l: &str| {
         l.trim_start()
             .strip_prefix("module")
@@ -348,27 +348,51 @@ fn without_module(text: &str, name: &str) -> Result<String> {
             .map(str::trim_start)
             .is_some_and(|r| r.is_empty() || r.starts_with(['(', '#', ';']))
     };
-    let mut kept = String::with_capacity(text.len());
-    let mut inside = false;
-    let mut removed = 0;
+    let mut spans = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut at = 0;
     for line in text.split_inclusive('\n') {
-        if !inside && opens(line) {
-            inside = true;
-            removed += 1;
+        let end = at + line.len();
+        if open.is_none() && opens(line) {
+            open = Some(at);
         }
-        if !inside {
-            kept.push_str(line);
-        } else if line.trim_start().starts_with("endmodule") {
-            inside = false;
+        if let Some(start) = open
+            && line.trim_start().starts_with("endmodule")
+        {
+            spans.push(start..end);
+            open = None;
         }
+        at = end;
     }
-    if inside {
+    if open.is_some() {
         bail!("module {name} has no endmodule");
     }
-    if removed > 1 {
-        bail!("module {name} is defined {removed} times");
+    Ok(spans)
+}
+
+/// `text` without the definition of module `name`. A missing module is not an error
+/// (nothing clashes with ours); one that cannot be cut out cleanly is, since the
+/// simulators would then see two.
+fn without_module(text: &str, name: &str) -> Result<String> {
+    let spans = module_spans(text, name)?;
+    if spans.len() > 1 {
+        bail!("module {name} is defined {} times", spans.len());
+    }
+    let mut kept = text.to_string();
+    if let Some(span) = spans.into_iter().next() {
+        kept.replace_range(span, "");
     }
     Ok(kept)
+}
+
+/// The one definition of module `name` in Verilog `text` (e.g. a primitive's simulation
+/// model cut from a yosys cell library).
+pub fn module_text(text: &str, name: &str) -> Result<String> {
+    match module_spans(text, name)?.as_slice() {
+        [span] => Ok(text[span.clone()].to_string()),
+        [] => bail!("module {name} is not defined"),
+        spans => bail!("module {name} is defined {} times", spans.len()),
+    }
 }
 
 /// The directories of the sources, for the `include`s of yosys's cell models (the ECP5
@@ -592,6 +616,17 @@ pub fn measure(run: &SimRun, layers: usize) -> Option<MeasuredCycles> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn module_text_cuts_one_definition() {
+        let text = "module SB_LUT4 (output O);\n  assign O = 1'b0;\nendmodule\nmodule SB_LUT4X(y);\nendmodule\n";
+        assert_eq!(
+            module_text(text, "SB_LUT4").unwrap(),
+            "module SB_LUT4 (output O);\n  assign O = 1'b0;\nendmodule\n"
+        );
+        assert!(module_text(text, "SB_CARRY").is_err());
+        assert!(module_text(&format!("{text}{text}"), "SB_LUT4").is_err());
+    }
 
     #[test]
     fn without_module_cuts_exactly_that_module() {
