@@ -77,8 +77,10 @@ module ccc_classifier #(
     reg [CLS_W-1:0]  best_q;
     reg signed [31:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
-    reg signed [31:0] logit_q [0:CLS-1];
-    integer i;
+    // Logits in class order, class 0 in the low word: each completed logit enters at the
+    // top and every output takes the low word, both shifting one word down.
+    reg  [32*CLS-1:0] logit_q;
+    wire [32*CLS-1:0] logit_shifted;
 
     assign busy = (state_q != S_IDLE);
 
@@ -123,6 +125,15 @@ module ccc_classifier #(
     wire signed [31:0] product =
         $signed({{24{mac_w_q[7]}}, mac_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, pool_rd_q});
     wire signed [31:0] acc_d = (mac_first_q ? b_rom[mac_k_q[IDX_W-1:0]] : acc_q) + product;
+
+    // While the logits leave, the word shifted in at the top is never read.
+    generate
+        if (CLS > 1) begin : g_logit_shift
+            assign logit_shifted = {acc_d, logit_q[32*CLS-1:32]};
+        end else begin : g_logit_one
+            assign logit_shifted = acc_d;
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (rst) begin
@@ -191,9 +202,7 @@ module ccc_classifier #(
                     if (mac_valid_q) begin
                         acc_q <= acc_d;
                         if (mac_lastch_q) begin
-                            // Logits arrive in class order and leave in class order.
-                            for (i = 0; i < CLS - 1; i = i + 1) logit_q[i] <= logit_q[i + 1];
-                            logit_q[CLS - 1] <= acc_d;
+                            logit_q <= logit_shifted;
                             if (mac_k_q == {CLS_W{1'b0}} || acc_d > best_val_q) begin
                                 best_q     <= mac_k_q;
                                 best_val_q <= acc_d;
@@ -212,8 +221,8 @@ module ccc_classifier #(
                             out_valid <= 1'b1;
                             out_data  <= (out_i_q == CLS[CLS_W:0])
                                 ? {{(32 - CLS_W) {1'b0}}, best_q}
-                                : logit_q[0];
-                            for (i = 0; i < CLS - 1; i = i + 1) logit_q[i] <= logit_q[i + 1];
+                                : logit_q[31:0];
+                            if (out_i_q != CLS[CLS_W:0]) logit_q <= logit_shifted;
                             out_last  <= (out_i_q == CLS[CLS_W:0]);
                             out_i_q   <= out_i_q + 1'b1;
                         end else begin
