@@ -165,7 +165,7 @@ clean:
 	$(CARGO) clean
 	rm -rf $(OUT) $(OUT)-dense $(OUT)-dense-model $(OUT)-bench $(OUT)-retrain $(OUT)-sweep
 
-# Recalibrates the fit model (docs/FPGA.md): five small designs synthesized per module
+# Recalibrates the fit model (docs/FPGA.md): six small designs synthesized per module
 # for iCE40 and ECP5 (yosys, hierarchy kept), then least squares per component; rewrites
 # src/fit_coefs.rs and tests/data/fit-calibration.json. ~8 min on 2 cores.
 CAL ?= cal
@@ -182,7 +182,8 @@ fit-calibrate: build deps-hdl
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 2 --cols 2 -o $(CAL)/tiny2
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 4 -o $(CAL)/tiny4
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 8 -o $(CAL)/tiny48
+	$(CCC) compile $(CAL)/tiny.safetensors --rows 8 --cols 8 -o $(CAL)/tiny8
 	$(CCC) compile $(CAL)/mid.safetensors --rows 4 --cols 4 -o $(CAL)/mid4
 	$(CCC) compile $(CAL)/wide.safetensors --rows 4 --cols 4 -o $(CAL)/wide4
-	for d in tiny2 tiny4 tiny48 mid4 wide4; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
-	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/mid4 $(CAL)/wide4
+	for d in tiny2 tiny4 tiny48 tiny8 mid4 wide4; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
+	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/tiny8 $(CAL)/mid4 $(CAL)/wide4

@@ -222,9 +222,10 @@ fn features(comp: &str, p: &Params) -> Vec<f64> {
         "cell" => vec![1.0, f(p.psum_w), f(p.alpha)],
         "feed" => vec![1.0, f(p.alpha), f(p.a_w)],
         "row" => vec![1.0, f(p.a_w)],
-        // The fixed part (logit registers and their read multiplexer, argmax) grows with
-        // the classes; the pool with the pooled bits.
-        "classifier" => vec![f(p.classes), f(p.ch * p.pool_w)],
+        // The fixed part (logit shift register, argmax) grows with the classes; the pool
+        // storage (flip-flops and their word multiplexers where there is no LUT RAM) with
+        // the pooled bits; the per-row adders and the row multiplexer with rows x width.
+        "classifier" => vec![f(p.classes), f(p.ch * p.pool_w), f(p.rows * p.pool_w)],
         "control" => vec![1.0, f(p.cols), f(p.rows * p.cols)],
         "writer" => vec![1.0, f(p.cols)],
         "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],
@@ -334,7 +335,8 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
         }
         components.push((*name, instances(name, p), each));
     }
-    // Classifier ROMs and logit registers: weights CLS*CH x 8, biases and logits CLS x 32.
+    // The classifier's weight ROM (CLS*CH x 8) and, on ECP5, its pool memories (one per
+    // array row, ceil(CH / R) words of POOL_W).
     let cls_mem = |fam: Family| -> Resources {
         // yosys keeps memories this small in logic (measured: 256 bits and below stay
         // logic, 320 bits and above become block RAM).
@@ -345,17 +347,22 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
                 0
             }
         };
-        let w = rom(p.classes * p.ch, 8);
-        let b = rom(p.classes, 32);
         match fam {
-            // ROMs become logic and the two-port logit memory LUT RAM (already in the
-            // classifier's fitted LUTs).
-            Family::Ecp5 => Resources {
-                dsp: 2,
-                ..Resources::default()
-            },
+            // The ROMs become logic (in the classifier's fitted LUTs); the pool memories
+            // LUT RAM, two LUT slots per DPR16X4 as in `memories`.
+            Family::Ecp5 => {
+                let words = p.ch.div_ceil(p.rows.max(1));
+                let dpr = (p.rows * p.pool_w.div_ceil(4) * words.div_ceil(16)) as u64;
+                Resources {
+                    lut: 2 * dpr,
+                    dsp: 1,
+                    ..Resources::default()
+                }
+            }
+            // No LUT RAM: the pool memories are flip-flops (fitted). The bias ROM is read
+            // combinationally into the accumulator, so it stays logic too.
             _ => Resources {
-                bram: w + 2 * b,
+                bram: rom(p.classes * p.ch, 8),
                 ..Resources::default()
             },
         }
@@ -383,7 +390,10 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
             }
         }
     }
-    let x = [1.0, mux_bits as f64];
+    // Besides the output multiplexers of deep memories, the write-enable and read-lane
+    // logic around the block RAMs grows with the tap buffers (C) and partial-sum memories
+    // (R): iCE40 measured 308 / 551 / 900 / 1 036 LUT4 at 2x2 / 4x4 / 4x8 / 8x8.
+    let x = [1.0, mux_bits as f64, p.cols as f64, p.rows as f64];
     mem.lut += count(dot(mem_coef.0, &x));
     mem.dff += count(dot(mem_coef.1, &x));
     components.push(("memories", 1, mem));
@@ -434,8 +444,9 @@ pub enum FitError {
 /// Flattened ECP5 synthesis (what place and route sees) needs this share of the LUT4s
 /// that the per-module fits add up to: yosys merges logic across module boundaries and
 /// drops the load and debug paths of the board top. Measured on the shipped model at
-/// 16x16 with the session-5 RTL: 23 062 flattened / 37 898 per-module sum = 0.61
-/// (the session-4 RTL measured 0.39 to 0.50 on 4x4, 8x8 and 16x16).
+/// 16x16: 17 525 flattened / 28 939 per-module prediction = 0.61 with the session-6 RTL
+/// (per-row pool memories), as with the session-5 RTL (23 062 / 37 898); the session-4
+/// RTL measured 0.39 to 0.50 on 4x4, 8x8 and 16x16.
 pub const ECP5_FLAT_LUT: f64 = 0.61;
 
 /// The flattened design's predicted resources (what `synth_<family>` reports for the

@@ -17,7 +17,7 @@ use ccc::testgen::{BlockSpec, GenDtype, GenSpec, StemSpec};
 /// was 15% until session 5 added the 128-channel `wide4` design: one slope per pooled
 /// bit cannot also match `mid4` on ECP5 (-24%: yosys builds its 32-channel classifier's
 /// weight ROM from LUTs), while the others are within 18%.
-const LUT_TOL: f64 = 0.25;
+const LUT_TOL: f64 = 0.15;
 const DFF_TOL: f64 = 0.15;
 const CARRY_TOL: f64 = 0.25;
 

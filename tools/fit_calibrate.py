@@ -23,12 +23,12 @@ FEATURES = {
     "cell": lambda p: [1, p["psum_w"], p["alpha"]],
     "feed": lambda p: [1, p["alpha"], p["a_w"]],
     "row": lambda p: [1, p["a_w"]],
-    "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"]],
+    "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"], p["rows"] * p["pool_w"]],
     "control": lambda p: [1, p["cols"], p["rows"] * p["cols"]],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],
-    # block RAM counts by rule (src/fit.rs `brams`); the LUTs around them (output
-    # multiplexers of deep memories) scale with the bits multiplexed
+    # block RAM counts by rule (src/fit.rs `brams`); the LUTs around them scale with the
+    # bits multiplexed out of deep memories and with the memories per column and row
     "memories": None,
 }
 METRICS = {
@@ -235,7 +235,7 @@ def main():
                      for pt in points]
                 c = nn_lstsq(X, y)
                 coefs.setdefault(fam, {}).setdefault(comp, {})[metric] = [round(float(v), 2) for v in c]
-        X = [[1, mux_bits(pt["params"], fam)] for pt in points]
+        X = [[1, mux_bits(pt["params"], fam), pt["params"]["cols"], pt["params"]["rows"]] for pt in points]
         for metric in ("lut", "dff"):
             y = [pt["measured"][fam].get("memories", {}).get(metric, 0) for pt in points]
             coefs[fam].setdefault("memories", {})[metric] = [round(v, 3) for v in nn_lstsq(X, y)]
