@@ -24,9 +24,13 @@ PACKAGE  ?= $(if $(filter ecp5,$(FAMILY)),CABGA381,$(if $(filter up5k,$(DEVICE))
 FREQ     ?= 12
 FAMILIES ?= generic ice40 ecp5
 BREAKDOWN ?= 1
-ROUTER   ?= router1
+# nextpnr placer and router (empty: tools/fpga-flow.sh picks per family, iCE40 heap +
+# router1, ECP5 static + router2) and more nextpnr arguments.
+PLACER   ?=
+ROUTER   ?=
+PNR_ARGS ?=
 TARGET   ?=
-FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) ROUTER=$(ROUTER)
+FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
 
 .PHONY: fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 retrain-10pct sweep
 

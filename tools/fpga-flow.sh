@@ -11,9 +11,12 @@
 #   netlist    post-synthesis netlist of ccc_top for simulation (OUT/fpga/netlist_<family>.v)
 # Environment: FAMILY (ice40|ecp5), DEVICE (ice40: hx8k|up5k|hx1k|lp8k...; ecp5: 85k|45k|25k),
 #   PACKAGE, FREQ (MHz), SEED, FAMILIES (for synth), BREAKDOWN (1|0: per-module run),
-#   FLAT (1|0: flattened run and P&R netlist), NICE (niceness), ROUTER (nextpnr router:
-#   router1 by default: it routed the iCE40 model at 2x4 on an HX8K (91% of the logic cells)
-#   in 42 s, where router2 was still cycling 4 overused wires after 12 000 iterations).
+#   FLAT (1|0: flattened run and P&R netlist), NICE (niceness), PLACER and ROUTER (nextpnr
+#   placer and router; by family when unset: iCE40 heap + router1, which routed the iCE40
+#   model on an HX8K at 88-91% of the logic cells in under 80 s where router2 was still
+#   cycling 4 overused wires after 12 000 iterations; ECP5 static + router2, which routed
+#   the shipped model at 16x16 in 12 min where heap placement left router2 stalled at
+#   ~7 000 overused wires), PNR_ARGS (more nextpnr arguments).
 # Each step records its wall time in OUT/fpga/times.txt ("step seconds").
 set -euo pipefail
 
@@ -26,7 +29,11 @@ FAMILIES=${FAMILIES:-generic ice40 ecp5}
 BREAKDOWN=${BREAKDOWN:-1}
 FLAT=${FLAT:-1}
 NICE=${NICE:-15}
-ROUTER=${ROUTER:-router1}
+case "${FAMILY:-ice40}" in
+  ecp5) PLACER=${PLACER:-static}; ROUTER=${ROUTER:-router2} ;;
+  *) PLACER=${PLACER:-heap}; ROUTER=${ROUTER:-router1} ;;
+esac
+read -r -a pnr_args <<< "${PNR_ARGS:-}"
 here=$(cd "$(dirname "$0")" && pwd)
 
 case "$FAMILY" in
@@ -69,9 +76,16 @@ yosys_run() {  # yosys_run LOG SCRIPT
 }
 
 # The iCE40 flows read the design with CCC_ICE40 defined: the MX cell then builds each
-# partial-sum bit from one SB_LUT4 and an SB_CARRY (docs/MX_CELL.md); other families read
-# the generic adder.
-read_cmd() { case "$1" in ice40) echo "read_verilog -DCCC_ICE40 $sources" ;; *) echo "read_verilog $sources" ;; esac; }
+# partial-sum bit from one SB_LUT4 and an SB_CARRY (docs/MX_CELL.md). The ECP5 flows
+# define CCC_ECP5: the board top then puts the reset on a global network (DCCA). Generic
+# synthesis reads the design without vendor primitives.
+read_cmd() {
+  case "$1" in
+  ice40) echo "read_verilog -DCCC_ICE40 $sources" ;;
+  ecp5) echo "read_verilog -DCCC_ECP5 $sources" ;;
+  *) echo "read_verilog $sources" ;;
+  esac
+}
 
 synth_family() {
   local fam=$1 read; read=$(read_cmd "$1")
@@ -112,8 +126,8 @@ pnr() {
   local status=0
   if [ "$FAMILY" = ice40 ]; then
     timed pnr_ice40 run nextpnr-ice40 "--$DEVICE" --package "$PACKAGE" --json "$fpga/ice40.json" \
-      --asc "$fpga/ice40.asc" --freq "$FREQ" --seed "$SEED" --router "$ROUTER" --pcf-allow-unconstrained \
-      --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
+      --asc "$fpga/ice40.asc" --freq "$FREQ" --seed "$SEED" --placer "$PLACER" --router "$ROUTER" --pcf-allow-unconstrained \
+      --timing-allow-fail --report "$rep" -q -l "$log" "${pnr_args[@]}" || status=$?
   else
     case "$(nextpnr_ecp5)" in yowasp-*)
       # The WebAssembly build sees only the current directory tree.
@@ -123,8 +137,8 @@ pnr() {
       esac ;;
     esac
     timed pnr_ecp5 run "$(nextpnr_ecp5)" "--$DEVICE" --package "$PACKAGE" --json "$fpga/ecp5.json" \
-      --textcfg "$fpga/ecp5.config" --freq "$FREQ" --seed "$SEED" --router "$ROUTER" --lpf-allow-unconstrained \
-      --timing-allow-fail --report "$rep" -q -l "$log" || status=$?
+      --textcfg "$fpga/ecp5.config" --freq "$FREQ" --seed "$SEED" --placer "$PLACER" --router "$ROUTER" --lpf-allow-unconstrained \
+      --timing-allow-fail --report "$rep" -q -l "$log" "${pnr_args[@]}" || status=$?
   fi
   if [ "$status" != 0 ]; then
     echo "fpga-flow: nextpnr failed for $FAMILY $DEVICE $PACKAGE (exit $status); last lines of $log:" >&2
