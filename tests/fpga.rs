@@ -380,7 +380,7 @@ fn shipped_models_against_their_targets() {
     let o = compile_for(&ice, "4", "4", "ice40-hx8k", &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
     // The shipped column-combined model: too big for any iCE40 at any size, and its
-    // 16x16 design (synthesized and placed on an LFE5U-85F; routing did not finish)
+    // 16x16 design (placed, routed and packed into a bitstream for an LFE5U-85F)
     // passes the ECP5 check.
     let cc = format!("{repo}/models/fmnist-shift-cc.safetensors");
     let o = compile_for(&cc, "2", "2", "ice40-up5k", &out);
