@@ -381,38 +381,84 @@ module ccc_core #(
         .busy(wr_busy)
     );
 
-    // Column memory write ports: the rows whose outputs target that column this cycle
-    // (the compiler's pixel period guarantees at most one), else the input writer; an
-    // input write that meets a row write waits (`iw_stall` holds the writer).
+    // Column memory write ports, merged in two levels so the merge stays small and local.
+    // Row r finishes pixel p at t0 + TP*p + r with TP >= 8 (src/schedule.rs), and tiles
+    // do not overlap, so the WG = 8 consecutive rows of a write group never write on the
+    // same cycle: each group needs only a one-hot AND-OR of its rows' writes. The column
+    // memories then pick among ceil(R/8) group buses instead of R rows; the compiler's
+    // pixel period guarantees at most one group targets a column per cycle. An input
+    // write that meets a row write waits (`iw_stall` holds the writer).
+    localparam integer WG = 8;
+    localparam integer NG = (R + WG - 1) / WG;
+    localparam integer GW_W = 1 + COL_W + LANE_W + A_W + 8;
+    wire [NG*GW_W-1:0] gw;
+    wire [R-1:0] rw_keep = rw_valid & row_keep & {R{!s_final}};
+    genvar gg;
+    generate
+        for (gg = 0; gg < NG; gg = gg + 1) begin : g_wgroup
+            localparam integer GN = (R - gg*WG < WG) ? R - gg*WG : WG;
+            reg [GW_W-1:0] bus;
+            integer gk;
+            always @(*) begin
+                gk = 0;
+                bus = {GW_W{1'b0}};
+                for (gk = 0; gk < GN; gk = gk + 1) begin
+                    if (rw_keep[gg*WG + gk])
+                        bus = bus | {1'b1, rw_col[(gg*WG + gk)*COL_W +: COL_W],
+                                     rw_lane[(gg*WG + gk)*LANE_W +: LANE_W],
+                                     rw_addr[(gg*WG + gk)*A_W +: A_W],
+                                     ro_act[(gg*WG + gk)*8 +: 8]};
+                end
+            end
+            assign gw[gg*GW_W +: GW_W] = bus;
+`ifndef SYNTHESIS
+            // The one-hot premise above, checked wherever the RTL is simulated.
+            wire [GN-1:0] g_keep = rw_keep[gg*WG +: GN];
+            always @(posedge clk) begin
+                if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})
+                    $fatal(1, "ccc_core: write group %0d has two rows writing in one cycle (%b)",
+                           gg, g_keep);
+            end
+`endif
+        end
+    endgenerate
+
     reg [C-1:0]       rw_we;
     reg [C*ALPHA-1:0] rw_be;
     reg [C*A_W-1:0]   rw_waddr;
-    reg [C*ALPHA*8-1:0] rw_data;
-    integer wc, wr, wl;
+    reg [C*8-1:0]     rw_byte;
+    integer wc, wg, wl;
     always @(*) begin
         // Loop variables are assigned on every path, or synthesis sees latches.
-        wr = 0;
+        wg = 0;
         wl = 0;
         rw_we    = {C{1'b0}};
         rw_be    = {C*ALPHA{1'b0}};
         rw_waddr = {C*A_W{1'b0}};
-        rw_data  = {C*ALPHA*8{1'b0}};
+        rw_byte  = {C*8{1'b0}};
         for (wc = 0; wc < C; wc = wc + 1) begin
-            for (wr = 0; wr < R; wr = wr + 1) begin
-                if (rw_valid[wr] && row_keep[wr] && !s_final &&
-                    rw_col[wr*COL_W +: COL_W] == wc[COL_W-1:0]) begin
+            for (wg = 0; wg < NG; wg = wg + 1) begin
+                if (gw[wg*GW_W + GW_W - 1] &&
+                    gw[wg*GW_W + LANE_W + A_W + 8 +: COL_W] == wc[COL_W-1:0]) begin
                     rw_we[wc] = 1'b1;
-                    rw_waddr[wc*A_W +: A_W] = rw_waddr[wc*A_W +: A_W] | rw_addr[wr*A_W +: A_W];
+                    rw_waddr[wc*A_W +: A_W] = rw_waddr[wc*A_W +: A_W] | gw[wg*GW_W + 8 +: A_W];
+                    rw_byte[wc*8 +: 8] = rw_byte[wc*8 +: 8] | gw[wg*GW_W +: 8];
                     for (wl = 0; wl < ALPHA; wl = wl + 1) begin
-                        if (rw_lane[wr*LANE_W +: LANE_W] == wl[LANE_W-1:0])
+                        if (gw[wg*GW_W + A_W + 8 +: LANE_W] == wl[LANE_W-1:0])
                             rw_be[wc*ALPHA + wl] = 1'b1;
-                        rw_data[(wc*ALPHA + wl)*8 +: 8] =
-                            rw_data[(wc*ALPHA + wl)*8 +: 8] | ro_act[wr*8 +: 8];
                     end
                 end
             end
         end
     end
+    // A row write fills one lane (byte enable); every lane carries the same byte.
+    wire [C*ALPHA*8-1:0] rw_data;
+    genvar gd;
+    generate
+        for (gd = 0; gd < C; gd = gd + 1) begin : g_wdata
+            assign rw_data[gd*ALPHA*8 +: ALPHA*8] = {ALPHA{rw_byte[gd*8 +: 8]}};
+        end
+    endgenerate
     assign iw_stall = |(iw_we & rw_we);
 
     reg [C-1:0]       cw_we;

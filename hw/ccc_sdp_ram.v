@@ -20,6 +20,17 @@ module ccc_sdp_ram #(
     output reg  [WIDTH-1:0]  rdata
 );
     localparam integer LANE_W = WIDTH / BYTES;
+    // Addresses may be wider than the depth needs (the core sizes them to its pixel
+    // indices); every address the accelerator issues is below DEPTH, so only the bits
+    // that index the array are decoded.
+    localparam integer MEM_AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+    wire [MEM_AW-1:0] wa = waddr[MEM_AW-1:0];
+    wire [MEM_AW-1:0] ra = raddr[MEM_AW-1:0];
+    generate
+        if (ADDR_W > MEM_AW) begin : g_addr_hi
+            wire unused_addr_hi = ^{waddr[ADDR_W-1:MEM_AW], raddr[ADDR_W-1:MEM_AW]};
+        end
+    endgenerate
     // No port of the accelerator reads a word in the cycle it is written (tap-buffer
     // regions are read and written by different layers, the input of the next image
     // enters only after the first layer has read the last one, a partial sum is read
@@ -43,12 +54,12 @@ module ccc_sdp_ram #(
     generate
         for (b = 0; b < BYTES; b = b + 1) begin : g_lane
             always @(posedge clk) begin
-                if (we && wbe[b]) mem[waddr][b*LANE_W +: LANE_W] <= wdata[b*LANE_W +: LANE_W];
+                if (we && wbe[b]) mem[wa][b*LANE_W +: LANE_W] <= wdata[b*LANE_W +: LANE_W];
             end
         end
     endgenerate
 
     always @(posedge clk) begin
-        if (re) rdata <= mem[raddr];
+        if (re) rdata <= mem[ra];
     end
 endmodule

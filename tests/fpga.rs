@@ -365,6 +365,41 @@ fn board_level_top_is_lint_clean() {
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
+/// The shipped model at the array the ECP5 bitstream was built for: its tap buffers are
+/// shallower than their address width, and two full write groups of rows share each
+/// column memory, shapes the tiny lint configurations above do not reach.
+#[test]
+fn shipped_model_rtl_is_lint_clean_at_16x16() {
+    if !common::need("verilator", "shipped_model_rtl_is_lint_clean_at_16x16") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let model = common::repo().join("models/fmnist-shift-cc.safetensors");
+    let o = common::ccc(&[
+        "compile",
+        model.to_str().unwrap(),
+        "--rows",
+        "16",
+        "--cols",
+        "16",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let files: Vec<_> = std::fs::read_dir(out.join("rtl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "v"))
+        .collect();
+    let o = Command::new("verilator")
+        .args(["--lint-only", "-Wall", "--top-module", "ccc_fpga_top"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+}
+
 #[test]
 fn shipped_models_against_their_targets() {
     let dir = tempfile::tempdir().unwrap();

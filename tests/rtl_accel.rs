@@ -489,3 +489,34 @@ fn varied_models_simulate_bit_exact() {
         );
     }
 }
+
+/// The row-write merge relies on the 8 rows of a write group never finishing on the same
+/// cycle (TP >= 8). The simulation check of that premise must stop a run that breaks it:
+/// widened to 16-row groups, rows r and r + 8 of the shipped model's 16x8 tiles collide.
+#[test]
+fn write_group_premise_is_checked_in_simulation() {
+    if !common::need("verilator", "write_group_premise_is_checked_in_simulation") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = common::repo().join("models/fmnist-shift-cc.safetensors");
+    let out = d.path().join("out");
+    let (model, out_s) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let o = common::ccc(&["compile", model, "--rows", "16", "--cols", "8", "-o", out_s]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let core = out.join("rtl/ccc_core.v");
+    let text = std::fs::read_to_string(&core).unwrap();
+    let grouped = "localparam integer WG = 8;";
+    assert!(
+        text.contains(grouped),
+        "ccc_core.v no longer declares {grouped}"
+    );
+    std::fs::write(&core, text.replace(grouped, "localparam integer WG = 16;")).unwrap();
+    let o = common::ccc(&["simulate", out_s, "--simulator", "verilator"]);
+    let all = format!("{}{}", common::stdout(&o), common::stderr(&o));
+    assert!(
+        !o.status.success(),
+        "a colliding write group went unnoticed: {all}"
+    );
+    assert!(all.contains("two rows writing in one cycle"), "{all}");
+}
