@@ -189,5 +189,6 @@ fit-calibrate: build deps-hdl
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 8 --cols 8 -o $(CAL)/tiny8
 	$(CCC) compile $(CAL)/mid.safetensors --rows 4 --cols 4 -o $(CAL)/mid4
 	$(CCC) compile $(CAL)/wide.safetensors --rows 4 --cols 4 -o $(CAL)/wide4
-	for d in tiny2 tiny4 tiny48 tiny8 mid4 wide4; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
-	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/tiny8 $(CAL)/mid4 $(CAL)/wide4
+	$(CCC) compile $(CAL)/wide.safetensors --rows 16 --cols 4 -o $(CAL)/wide16
+	for d in tiny2 tiny4 tiny48 tiny8 mid4 wide4 wide16; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
+	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/tiny8 $(CAL)/mid4 $(CAL)/wide4 $(CAL)/wide16

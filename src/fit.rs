@@ -226,7 +226,9 @@ fn features(comp: &str, p: &Params) -> Vec<f64> {
         // storage (flip-flops and their word multiplexers where there is no LUT RAM) with
         // the pooled bits; the per-row adders and the row multiplexer with rows x width.
         "classifier" => vec![f(p.classes), f(p.ch * p.pool_w), f(p.rows * p.pool_w)],
-        "control" => vec![1.0, f(p.cols), f(p.rows * p.cols)],
+        // The row writes merge one-hot within each 8-row write group, then the groups'
+        // buses into the column RAMs' write ports.
+        "control" => vec![1.0, f(p.cols), f(p.rows), f(p.cols * p.rows.div_ceil(8))],
         "writer" => vec![1.0, f(p.cols)],
         "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],
         _ => unreachable!("unknown component {comp}"),

@@ -24,7 +24,8 @@ FEATURES = {
     "feed": lambda p: [1, p["alpha"], p["a_w"]],
     "row": lambda p: [1, p["a_w"]],
     "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"], p["rows"] * p["pool_w"]],
-    "control": lambda p: [1, p["cols"], p["rows"] * p["cols"]],
+    # the row writes' one-hot merge per 8-row write group, then groups x column RAMs
+    "control": lambda p: [1, p["cols"], p["rows"], p["cols"] * -(-p["rows"] // 8)],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],
     # block RAM counts by rule (src/fit.rs `brams`); the LUTs around them scale with the
