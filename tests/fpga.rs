@@ -351,8 +351,13 @@ fn board_level_top_is_lint_clean() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = compile_tiny(dir.path(), "3", "2");
-    let rtl = out.join("rtl");
-    let files: Vec<_> = std::fs::read_dir(&rtl)
+    assert_board_top_lint_clean(&out);
+}
+
+/// `verilator --lint-only -Wall` over every Verilog file of OUT/rtl, with the board-level
+/// top (`ccc_fpga_top`, which instantiates `ccc_top`).
+fn assert_board_top_lint_clean(out: &Path) {
+    let files: Vec<_> = std::fs::read_dir(out.join("rtl"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "v"))
@@ -387,17 +392,7 @@ fn shipped_model_rtl_is_lint_clean_at_16x16() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let files: Vec<_> = std::fs::read_dir(out.join("rtl"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "v"))
-        .collect();
-    let o = Command::new("verilator")
-        .args(["--lint-only", "-Wall", "--top-module", "ccc_fpga_top"])
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_board_top_lint_clean(&out);
 }
 
 #[test]
