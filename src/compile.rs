@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::lower::{LoweredNet, lower};
 use crate::model;
 use crate::output::{OutDir, OutTensor, safetensors_bytes};
-use crate::pack::group::{MAX_ALPHA, Strategy};
+use crate::pack::group::{MAX_ALPHA, Strategy, check_gamma};
 use crate::pack::network::{PackOptions, PackedNet, pack_network};
 use crate::quant::{QNet, quantize};
 use crate::report::{self, Report};
@@ -35,6 +35,25 @@ pub struct CompileOptions {
     pub act_frac: u32,
     /// Also emit OUT/rtl (the accelerator's Verilog and memory images).
     pub rtl: bool,
+}
+
+impl Default for CompileOptions {
+    /// What `ccc compile MODEL` does with no options: a 32x32 array, α and γ from the
+    /// graph, the default grouping strategy, inner activations at 2^-5, RTL emitted.
+    fn default() -> Self {
+        CompileOptions {
+            graph: None,
+            rows: 32,
+            cols: 32,
+            alpha: None,
+            gamma: None,
+            strategy: Strategy::default(),
+            section: 0,
+            dense: false,
+            act_frac: crate::quant::DEFAULT_ACT_FRAC,
+            rtl: true,
+        }
+    }
 }
 
 /// How an output directory was made (OUT/compile.json).
@@ -109,10 +128,12 @@ pub fn load_lowered(path: &Path, graph: Option<&Path>) -> Result<LoweredNet> {
 }
 
 pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOptions> {
-    let gamma = o.gamma.or(lowered.gamma).unwrap_or(DEFAULT_GAMMA);
-    if !(gamma.is_finite() && gamma >= 0.0) {
-        bail!("gamma = {gamma} must be a finite number >= 0");
-    }
+    let gamma = match (o.gamma, lowered.gamma) {
+        (Some(g), _) => check_gamma(g).context("--gamma")?,
+        (None, Some(g)) => check_gamma(g)
+            .with_context(|| format!("{}: packing.gamma", lowered.path.display()))?,
+        (None, None) => DEFAULT_GAMMA,
+    };
     Ok(PackOptions {
         alphas: resolve_alphas(o.alpha.as_deref(), lowered)?,
         gamma,

@@ -124,13 +124,27 @@ pub struct Resources {
     pub dsp: u64,
 }
 
-impl Resources {
-    fn add(&mut self, o: &Resources) {
+impl std::ops::AddAssign for Resources {
+    fn add_assign(&mut self, o: Resources) {
         self.lut += o.lut;
         self.dff += o.dff;
         self.carry += o.carry;
         self.bram += o.bram;
         self.dsp += o.dsp;
+    }
+}
+
+/// `n` copies of one instance.
+impl std::ops::Mul<u64> for Resources {
+    type Output = Resources;
+    fn mul(self, n: u64) -> Resources {
+        Resources {
+            lut: self.lut * n,
+            dff: self.dff * n,
+            carry: self.carry * n,
+            bram: self.bram * n,
+            dsp: self.dsp * n,
+        }
     }
 }
 
@@ -370,7 +384,7 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
         }
     };
     if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
-        c.2.add(&cls_mem(family));
+        c.2 += cls_mem(family);
     }
     if family == Family::Ecp5 {
         // The writer's channel * phases product maps to a multiplier.
@@ -404,11 +418,8 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
     let components: Vec<Component> = components
         .into_iter()
         .map(|(name, instances, each)| {
-            let mut t = Resources::default();
-            for _ in 0..instances {
-                t.add(&each);
-            }
-            total.add(&t);
+            let t = each * instances as u64;
+            total += t;
             Component {
                 name,
                 instances,

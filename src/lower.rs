@@ -303,25 +303,56 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
     })
 }
 
+/// A conv layer whose output channels can be reordered (the row permutation of
+/// DESIGN.md §4) and whose input taps can be relabelled to follow the previous layer's.
+pub trait ChannelOrder {
+    /// Moves output channel `perm[i]` to slot `i` (filters, bias, and anything else
+    /// indexed by output channel).
+    fn permute_outputs(&mut self, perm: &[usize]);
+    /// The taps whose `channel` names the previous layer's output slots.
+    fn taps_mut(&mut self) -> &mut [Tap];
+}
+
+/// Reorders every layer's output channels by `perms` (`perms[l][i]`: the channel of
+/// layer l that moves to slot i) and relabels what reads them — the next layer's taps,
+/// or the classifier's input columns `cls_weight` after the last layer — so the network
+/// computes the same values. Tap order is kept, so float sums are bit-identical. The one
+/// implementation behind the float network's and the packed network's permutation.
+pub fn permute_channels<L: ChannelOrder, W: Clone>(
+    layers: &mut [L],
+    cls_weight: &mut Array2<W>,
+    perms: &[Vec<usize>],
+) {
+    let n = layers.len();
+    for (l, perm) in perms.iter().enumerate().take(n) {
+        layers[l].permute_outputs(perm);
+        let inv = invert(perm);
+        if l + 1 < n {
+            for t in layers[l + 1].taps_mut() {
+                t.channel = inv[t.channel];
+            }
+        } else {
+            *cls_weight = cls_weight.select(Axis(1), perm);
+        }
+    }
+}
+
+impl ChannelOrder for LoweredLayer {
+    fn permute_outputs(&mut self, perm: &[usize]) {
+        self.weight = self.weight.select(Axis(0), perm);
+        self.bias = self.bias.select(Axis(0), perm);
+    }
+
+    fn taps_mut(&mut self) -> &mut [Tap] {
+        &mut self.taps
+    }
+}
+
 impl LoweredNet {
-    /// Applies a row permutation per layer: `perms[l][i]` is the original output channel
-    /// of layer l that moves to slot i. Later layers' taps are relabelled so the network
-    /// computes the same values; tap order is kept, so float sums are bit-identical.
+    /// The same network with its output channels reordered ([`permute_channels`]).
     pub fn permuted(&self, perms: &[Vec<usize>]) -> LoweredNet {
         let mut out = self.clone();
-        for (l, perm) in perms.iter().enumerate().take(out.layers.len()) {
-            let inv = invert(perm);
-            let layer = &mut out.layers[l];
-            layer.weight = layer.weight.select(Axis(0), perm);
-            layer.bias = layer.bias.select(Axis(0), perm);
-            if let Some(next) = out.layers.get_mut(l + 1) {
-                for t in &mut next.taps {
-                    t.channel = inv[t.channel];
-                }
-            } else {
-                out.classifier.weight = out.classifier.weight.select(Axis(1), perm);
-            }
-        }
+        permute_channels(&mut out.layers, &mut out.classifier.weight, perms);
         out
     }
 }

@@ -463,13 +463,6 @@ fn build_network(path: &Path, graph_text: &str, file: &TensorFile) -> Result<Net
             return Err(graph_err(format!("{what} = {v} must be in 1..={MAX_DIM}")));
         }
     }
-    if let Some(g) = doc.packing.gamma
-        && !(g.is_finite() && g >= 0.0)
-    {
-        return Err(graph_err(format!(
-            "packing.gamma = {g} must be a finite number >= 0"
-        )));
-    }
     if doc.layers.is_empty() {
         return Err(graph_err("the graph has no [[layers]]".into()));
     }

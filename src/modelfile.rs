@@ -10,6 +10,11 @@ use anyhow::Result;
 use crate::model::GRAPH_KEY;
 use crate::output::{OutTensor, safetensors_bytes, write_file_atomic};
 
+/// The bytes of a model file: `tensors` plus the graph TOML under `ccc.graph`.
+pub fn model_bytes(tensors: &[(String, OutTensor)], graph: &str) -> Result<Vec<u8>> {
+    safetensors_bytes(tensors, Some((GRAPH_KEY, graph.to_string())))
+}
+
 /// A model being assembled, layer by layer, in graph order.
 #[derive(Default)]
 pub struct ModelWriter {
@@ -90,7 +95,7 @@ impl ModelWriter {
     }
 
     pub fn bytes(&self) -> Result<Vec<u8>> {
-        safetensors_bytes(&self.tensors, Some((GRAPH_KEY, self.graph.clone())))
+        model_bytes(&self.tensors, &self.graph)
     }
 
     /// Writes the model file atomically.

@@ -2,9 +2,10 @@
 //! and the bit-exact integer network of §5, layer by layer. The RTL is judged against
 //! [`run_int`]; every integer network form (unpacked, packed, dense) runs through it.
 
-use ndarray::{Array2, Array3};
+use ndarray::{Array2, Array3, Axis};
 
-use crate::lower::{Activation, Dims, LoweredNet, Tap};
+use crate::lower::{Activation, Dims, LoweredNet, Tap, invert};
+use crate::pack::network::{PackedLayer, PackedNet};
 use crate::quant::{QClassifier, QNet, requantize};
 
 /// Gathers the virtual channels of a layer: row t holds tap t over the output pixels
@@ -178,6 +179,57 @@ impl QNet {
     }
 }
 
+/// The decoded packed network, ready to run many images.
+pub struct PackedReference<'a> {
+    net: &'a PackedNet,
+    weights: Vec<Array2<i32>>,
+}
+
+impl PackedReference<'_> {
+    pub fn run(&self, image: &[u8], dump: bool) -> IntResult {
+        let layers: Vec<IntLayer> = self
+            .net
+            .layers
+            .iter()
+            .zip(&self.weights)
+            .map(|(l, w)| IntLayer {
+                input: l.input,
+                output: l.output,
+                stride: l.stride,
+                taps: &l.taps,
+                weight: w,
+                bias: &l.bias,
+                shift: l.shift,
+                clamp_max: l.clamp_max,
+            })
+            .collect();
+        run_int(&layers, &self.net.classifier, image, dump)
+    }
+
+    /// Like [`Self::run`], with dumped maps put back in the model's channel order.
+    pub fn run_model_order(&self, image: &[u8], dump: bool) -> IntResult {
+        let mut r = self.run(image, dump);
+        for (map, l) in r.layers.iter_mut().zip(&self.net.layers) {
+            *map = unpermute(map, &l.row_perm);
+        }
+        r
+    }
+}
+
+/// Undoes a row permutation on a C x H x W map: slot i holds original channel perm[i].
+pub fn unpermute(map: &Array3<u8>, perm: &[usize]) -> Array3<u8> {
+    map.select(Axis(0), &invert(perm))
+}
+
+impl PackedNet {
+    pub fn reference(&self) -> PackedReference<'_> {
+        PackedReference {
+            net: self,
+            weights: self.layers.iter().map(PackedLayer::decode).collect(),
+        }
+    }
+}
+
 /// The float model on one image (pixels p/256): logits in f64.
 pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
     let mut act: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();
@@ -241,7 +293,7 @@ pub struct Accuracy {
 pub fn evaluate(
     lowered: &LoweredNet,
     qnet: &QNet,
-    packed: &crate::pack::network::PackedNet,
+    packed: &PackedNet,
     images: &[Vec<u8>],
     labels: &[u8],
     dataset: &str,

@@ -9,9 +9,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::GRAPH_KEY;
 use crate::modelfile::ModelWriter;
-use crate::output::{OutTensor, safetensors_bytes, write_file_atomic};
+use crate::output::OutTensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -148,8 +147,8 @@ impl Builder {
     }
 }
 
-/// Builds the tensors and graph TOML of a random model.
-pub fn generate(spec: &GenSpec) -> Result<(Vec<(String, OutTensor)>, String)> {
+/// Builds a random model: its tensors and graph TOML.
+pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
     if spec.blocks.is_empty() && spec.stem.is_none() {
         bail!("a generated model needs a stem or at least one block");
     }
@@ -210,17 +209,11 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<(String, OutTensor)>, String)> {
     let fcb = b.uniform(spec.classes, -0.1, 0.1);
     b.tensor("fc.bias", &[spec.classes], fcb);
     b.m.classifier("fc.weight", "fc.bias");
-    Ok((b.m.tensors, b.m.graph))
-}
-
-/// Serializes a model: tensors plus the graph under `ccc.graph`.
-pub fn model_bytes(tensors: &[(String, OutTensor)], graph: &str) -> Result<Vec<u8>> {
-    safetensors_bytes(tensors, Some((GRAPH_KEY, graph.to_string())))
+    Ok(b.m)
 }
 
 pub fn write(spec: &GenSpec, path: &Path) -> Result<()> {
-    let (tensors, graph) = generate(spec)?;
-    write_file_atomic(path, &model_bytes(&tensors, &graph)?)
+    generate(spec)?.write(path)
 }
 
 /// A deterministic pseudo-random image for synthetic models (C x H x W uint8).

@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use ccc::error::ModelError;
+use ccc::modelfile::model_bytes;
 use ccc::output::OutTensor;
 use ccc::testgen::{self, GenDtype, GenSpec};
 use common::{ccc, stderr};
@@ -15,7 +16,8 @@ fn spec() -> GenSpec {
 }
 
 fn parts() -> (Vec<(String, OutTensor)>, String) {
-    testgen::generate(&spec()).unwrap()
+    let m = testgen::generate(&spec()).unwrap();
+    (m.tensors, m.graph)
 }
 
 fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -25,7 +27,7 @@ fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn write_parts(dir: &Path, name: &str, t: &[(String, OutTensor)], graph: &str) -> PathBuf {
-    write_bytes(dir, name, &testgen::model_bytes(t, graph).unwrap())
+    write_bytes(dir, name, &model_bytes(t, graph).unwrap())
 }
 
 /// Runs `ccc compile` and asserts failure, the message fragments, and that neither the
@@ -73,7 +75,7 @@ fn replace_tensor(t: &mut [(String, OutTensor)], name: &str, new: OutTensor) {
 fn truncated_and_corrupt_files() {
     let d = tempfile::tempdir().unwrap();
     let (t, g) = parts();
-    let good = testgen::model_bytes(&t, &g).unwrap();
+    let good = model_bytes(&t, &g).unwrap();
     let m = write_bytes(d.path(), "trunc.safetensors", &good[..good.len() / 2]);
     rejects(
         &m,

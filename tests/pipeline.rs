@@ -4,7 +4,6 @@ mod common;
 
 use ccc::compile::{self, CompileOptions};
 use ccc::model::{Network, Op};
-use ccc::pack::group::Strategy;
 use ccc::pack::network::apply_permutation;
 use ccc::reference::run_float;
 use ccc::testgen::{self, BlockSpec, GenSpec, StemSpec};
@@ -12,16 +11,10 @@ use common::{ccc, stderr, stdout};
 
 fn opts(rows: usize, cols: usize) -> CompileOptions {
     CompileOptions {
-        graph: None,
         rows,
         cols,
-        alpha: None,
-        gamma: None,
-        strategy: Strategy::default(),
-        section: 0,
-        dense: false,
-        act_frac: 5,
         rtl: false,
+        ..CompileOptions::default()
     }
 }
 

@@ -72,16 +72,13 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let m = common::write_model(d.path(), "m.safetensors", &spec);
         let o = CompileOptions {
-            graph: None,
             rows,
             cols,
             alpha: Some(alphas.clone()),
             gamma: Some(gamma),
             strategy,
-            section: 0,
-            dense: false,
-            act_frac: 5,
-        rtl: false,
+            rtl: false,
+            ..CompileOptions::default()
         };
         let c = compile::compile(&m, &o).unwrap();
         for ((pl, ql), &alpha) in c.packed.layers.iter().zip(&c.qnet.layers).zip(&alphas) {

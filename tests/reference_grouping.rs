@@ -102,8 +102,8 @@ fn other_strategies_are_never_worse_where_guaranteed() {
 }
 
 impl Case {
-    fn groups_as_grouping(&self) -> ccc::pack::group::Grouping {
-        ccc::pack::group::Grouping {
+    fn groups_as_grouping(&self) -> ccc::pack::combine::Grouping {
+        ccc::pack::combine::Grouping {
             groups: self.groups.clone(),
         }
     }

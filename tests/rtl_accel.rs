@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use ccc::compile::{self, CompileOptions};
 use ccc::output::OutDir;
-use ccc::pack::group::Strategy;
 use ccc::rtl::emit::RtlInfo;
 use ccc::rtl::sim::{self, Mismatch, Simulator};
 use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
@@ -60,16 +59,11 @@ fn build(spec: &GenSpec, rows: usize, cols: usize, alpha: &[usize], dense: bool)
     let dir = tempfile::tempdir().unwrap();
     let m = common::write_model(dir.path(), "m.safetensors", spec);
     let o = CompileOptions {
-        graph: None,
         rows,
         cols,
         alpha: Some(alpha.to_vec()),
-        gamma: None,
-        strategy: Strategy::default(),
-        section: 0,
         dense,
-        act_frac: 5,
-        rtl: true,
+        ..CompileOptions::default()
     };
     let c = compile::compile(&m, &o).unwrap();
     let out = dir.path().join("out");

@@ -72,16 +72,11 @@ fn compile_no_rtl(model: &Path) -> compile::Compiled {
     compile::compile(
         model,
         &CompileOptions {
-            graph: None,
             rows: 8,
             cols: 8,
-            alpha: None,
-            gamma: None,
             strategy: Strategy::Auto,
-            section: 0,
-            dense: false,
-            act_frac: 5,
             rtl: false,
+            ..CompileOptions::default()
         },
     )
     .unwrap()

@@ -8,9 +8,48 @@
 //! against another (as `Auto` does against `Reference`) sees exactly what reports show.
 
 use ndarray::{Array2, ArrayView2};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::group::Grouping;
+
+/// A partition of a layer's nonzero columns into groups.
+///
+/// Groups are listed in creation order and members in merge order for `Reference`;
+/// other strategies list members in increasing column order and groups by their
+/// first member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouping {
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl Grouping {
+    /// Number of groups (array columns the layer needs).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether there is no group (the matrix had no nonzero).
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Number of grouped columns.
+    pub fn column_count(&self) -> usize {
+        self.groups.iter().map(Vec::len).sum()
+    }
+
+    /// For each of `cols` columns, the index of its group (`None` if ungrouped).
+    pub fn group_of(&self, cols: usize) -> Vec<Option<usize>> {
+        let mut of = vec![None; cols];
+        for (g, members) in self.groups.iter().enumerate() {
+            for &c in members {
+                if let Some(slot) = of.get_mut(c) {
+                    *slot = Some(g);
+                }
+            }
+        }
+        of
+    }
+}
 
 /// A layer's filter matrix after column combining.
 #[derive(Clone, Debug, PartialEq)]

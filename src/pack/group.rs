@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bitset::RowSet;
-use super::combine;
+use super::combine::{self, Grouping};
 
 /// Largest accepted α: a selector names a column of its group in 8 bits.
 pub const MAX_ALPHA: usize = 256;
@@ -117,10 +117,17 @@ impl GroupParams {
         if self.alpha > MAX_ALPHA {
             return Err(PackError::AlphaTooLarge(self.alpha));
         }
-        if !self.gamma.is_finite() || self.gamma < 0.0 {
-            return Err(PackError::BadGamma(self.gamma));
-        }
+        check_gamma(self.gamma)?;
         Ok(())
+    }
+}
+
+/// γ as given (command line, graph, training options), checked in this one place.
+pub fn check_gamma(gamma: f64) -> Result<f64, PackError> {
+    if gamma.is_finite() && gamma >= 0.0 {
+        Ok(gamma)
+    } else {
+        Err(PackError::BadGamma(gamma))
     }
 }
 
@@ -131,52 +138,12 @@ pub enum PackError {
     ZeroAlpha,
     #[error("alpha {0} exceeds the maximum of {MAX_ALPHA} (selectors are 8-bit)")]
     AlphaTooLarge(usize),
-    #[error("gamma must be a finite number >= 0, got {0}")]
+    #[error("gamma = {0} must be a finite number >= 0")]
     BadGamma(f64),
     #[error("unknown grouping strategy {0:?} (expected reference, auto or best-fit)")]
     UnknownStrategy(String),
     #[error("weight at row {row}, column {col} is not finite")]
     NonFiniteWeight { row: usize, col: usize },
-}
-
-/// A partition of a layer's nonzero columns into groups.
-///
-/// Groups are listed in creation order and members in merge order for `Reference`;
-/// other strategies list members in increasing column order and groups by their
-/// first member.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grouping {
-    pub groups: Vec<Vec<usize>>,
-}
-
-impl Grouping {
-    /// Number of groups (array columns the layer needs).
-    pub fn len(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Whether there is no group (the matrix had no nonzero).
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
-    /// Number of grouped columns.
-    pub fn column_count(&self) -> usize {
-        self.groups.iter().map(Vec::len).sum()
-    }
-
-    /// For each of `cols` columns, the index of its group (`None` if ungrouped).
-    pub fn group_of(&self, cols: usize) -> Vec<Option<usize>> {
-        let mut of = vec![None; cols];
-        for (g, members) in self.groups.iter().enumerate() {
-            for &c in members {
-                if let Some(slot) = of.get_mut(c) {
-                    *slot = Some(g);
-                }
-            }
-        }
-        of
-    }
 }
 
 /// The per-group conflict budget ⌊γ·N⌋ (N = all rows of F, empty ones included).

@@ -4,15 +4,14 @@
 //! layer l. The result is the *physical* network the hardware holds.
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::combine::{CombineStats, combine};
-use super::group::{GroupParams, Grouping, MAX_ALPHA, Strategy, group_columns};
-use crate::lower::{Activation, Dims, Tap, invert};
+use super::combine::{CombineStats, Grouping, combine};
+use super::group::{GroupParams, MAX_ALPHA, Strategy, check_gamma, group_columns};
+use crate::lower::{Activation, ChannelOrder, Dims, Tap, permute_channels};
 use crate::quant::{QClassifier, QLayer, QNet};
-use crate::reference::{IntLayer, IntResult, run_int};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PackOptions {
@@ -116,57 +115,6 @@ pub struct PackedNet {
     pub options: PackOptions,
 }
 
-/// The decoded packed network, ready to run many images.
-pub struct PackedReference<'a> {
-    net: &'a PackedNet,
-    weights: Vec<Array2<i32>>,
-}
-
-impl PackedReference<'_> {
-    pub fn run(&self, image: &[u8], dump: bool) -> IntResult {
-        let layers: Vec<IntLayer> = self
-            .net
-            .layers
-            .iter()
-            .zip(&self.weights)
-            .map(|(l, w)| IntLayer {
-                input: l.input,
-                output: l.output,
-                stride: l.stride,
-                taps: &l.taps,
-                weight: w,
-                bias: &l.bias,
-                shift: l.shift,
-                clamp_max: l.clamp_max,
-            })
-            .collect();
-        run_int(&layers, &self.net.classifier, image, dump)
-    }
-
-    /// Like [`Self::run`], with dumped maps put back in the model's channel order.
-    pub fn run_model_order(&self, image: &[u8], dump: bool) -> IntResult {
-        let mut r = self.run(image, dump);
-        for (map, l) in r.layers.iter_mut().zip(&self.net.layers) {
-            *map = unpermute(map, &l.row_perm);
-        }
-        r
-    }
-}
-
-/// Undoes a row permutation on a C x H x W map: slot i holds original channel perm[i].
-pub fn unpermute(map: &Array3<u8>, perm: &[usize]) -> Array3<u8> {
-    map.select(Axis(0), &invert(perm))
-}
-
-impl PackedNet {
-    pub fn reference(&self) -> PackedReference<'_> {
-        PackedReference {
-            net: self,
-            weights: self.layers.iter().map(PackedLayer::decode).collect(),
-        }
-    }
-}
-
 /// Dense baseline grouping: each nonzero column alone, in column order.
 fn singleton_grouping(m: &Array2<f64>) -> Grouping {
     Grouping {
@@ -262,23 +210,22 @@ pub fn contiguous_order(channels: usize, next_taps: &[Tap]) -> Vec<usize> {
     order
 }
 
-/// Applies row permutations (slot i of layer l holds original channel perms[l][i]).
-pub fn apply_permutation(net: &mut PackedNet, perms: &[Vec<usize>]) {
-    for (l, perm) in perms.iter().enumerate().take(net.layers.len()) {
-        let inv = invert(perm);
-        let layer = &mut net.layers[l];
-        layer.weight = layer.weight.select(Axis(0), perm);
-        layer.selector = layer.selector.select(Axis(0), perm);
-        layer.bias = perm.iter().map(|&o| layer.bias[o]).collect();
-        layer.row_perm = perm.iter().map(|&o| layer.row_perm[o]).collect();
-        if let Some(next) = net.layers.get_mut(l + 1) {
-            for t in &mut next.taps {
-                t.channel = inv[t.channel];
-            }
-        } else {
-            net.classifier.weight = net.classifier.weight.select(Axis(1), perm);
-        }
+impl ChannelOrder for PackedLayer {
+    fn permute_outputs(&mut self, perm: &[usize]) {
+        self.weight = self.weight.select(Axis(0), perm);
+        self.selector = self.selector.select(Axis(0), perm);
+        self.bias = perm.iter().map(|&o| self.bias[o]).collect();
+        self.row_perm = perm.iter().map(|&o| self.row_perm[o]).collect();
     }
+
+    fn taps_mut(&mut self) -> &mut [Tap] {
+        &mut self.taps
+    }
+}
+
+/// Applies row permutations (slot i of layer l holds its channel perms[l][i]).
+pub fn apply_permutation(net: &mut PackedNet, perms: &[Vec<usize>]) {
+    permute_channels(&mut net.layers, &mut net.classifier.weight, perms);
 }
 
 /// Packs every layer, then permutes rows so cascaded layers read contiguous slots.
@@ -294,9 +241,7 @@ pub fn pack_network(q: &QNet, opts: &PackOptions) -> Result<PackedNet> {
     if let Some(&a) = opts.alphas.iter().find(|&&a| a == 0 || a > MAX_ALPHA) {
         bail!("alpha = {a} is out of range (1..={MAX_ALPHA})");
     }
-    if !(opts.gamma.is_finite() && opts.gamma >= 0.0) {
-        bail!("gamma = {} must be a finite number >= 0", opts.gamma);
-    }
+    check_gamma(opts.gamma)?;
     let model = q.name.clone();
     let layers = q
         .layers

@@ -478,16 +478,11 @@ fn prune_now(net: &mut ShiftNet, o: &TrainOptions, step: usize) -> Result<()> {
 /// set: the numbers a user of `ccc compile --dataset` would see.
 pub fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<FinalEval> {
     let opts = CompileOptions {
-        graph: None,
         rows: o.rows,
         cols: o.cols,
-        alpha: None,
-        gamma: None,
         strategy: o.strategy,
-        section: 0,
-        dense: false,
-        act_frac: crate::quant::DEFAULT_ACT_FRAC,
         rtl: false,
+        ..CompileOptions::default()
     };
     let c = compile::compile(model, &opts)
         .with_context(|| format!("compiling the trained model {}", model.display()))?;

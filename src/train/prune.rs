@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use ndarray::Array2;
 
 use crate::pack::combine::combine;
-use crate::pack::group::{GroupParams, Grouping, Strategy, group_columns};
+use crate::pack::combine::Grouping;
+use crate::pack::group::{GroupParams, Strategy, group_columns};
 
 /// Number of prune steps, spread evenly over the first half of training (the seeds').
 pub const PRUNE_STEPS: usize = 10;
