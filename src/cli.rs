@@ -6,16 +6,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
 
-use crate::compile::{self, CompileOptions, Compiled};
-use crate::dataset::{self, Dataset, Split};
-use crate::output::{OutDir, OutTensor, safetensors_bytes, write_file_atomic};
+use crate::compile::{self, CompileOptions};
+use crate::dataset::{self, Dataset};
+use crate::output::{OutDir, write_file_atomic};
 use crate::pack::group::Strategy;
 use crate::quant::DEFAULT_ACT_FRAC;
-use crate::reference::evaluate;
-use crate::report;
-use crate::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use crate::reference::{Form, Inference, activations_dump, run_form};
+use crate::testgen::{self, BlockList, GenDtype, GenSpec, StemChoice};
+use crate::verify;
 
 #[derive(Parser)]
 #[command(
@@ -139,32 +138,65 @@ pub enum Command {
     /// Write a random sparse shift-CNN in the model format (for tests and benchmarks).
     GenModel {
         out: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Input as C,H,W.
-        #[arg(long, default_value = "1,12,12", value_delimiter = ',')]
-        input: Vec<usize>,
-        #[arg(long, default_value_t = 10)]
-        classes: usize,
-        /// Dense KxK stem conv as OUT,K,STRIDE,PADDING; "none" for no stem.
-        #[arg(long, default_value = "8,3,1,1")]
-        stem: String,
-        /// Shift blocks as OUT:STRIDE:ALPHA, comma separated (ALPHA may be omitted).
-        #[arg(long, default_value = "16:2:4,24:1:4")]
-        blocks: String,
-        #[arg(long, default_value_t = 0.3)]
-        density: f64,
-        #[arg(long)]
-        gamma: Option<f64>,
-        #[arg(long, value_enum, default_value_t = GenDtype::F32)]
-        dtype: GenDtype,
-        /// Use ReLU instead of ReLU6.
-        #[arg(long)]
-        relu: bool,
-        /// Conv biases instead of batchnorm.
-        #[arg(long)]
-        no_batchnorm: bool,
+        #[command(flatten)]
+        model: GenArgs,
     },
+}
+
+/// The random model of `gen-model`.
+#[derive(Args, Clone, Debug)]
+pub struct GenArgs {
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Input as C,H,W.
+    #[arg(long, default_value = "1,12,12", value_delimiter = ',')]
+    pub input: Vec<usize>,
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Dense KxK stem conv as OUT,K,STRIDE,PADDING; "none" for no stem.
+    #[arg(long, default_value = "8,3,1,1")]
+    pub stem: StemChoice,
+    /// Shift blocks as OUT:STRIDE:ALPHA, comma separated (ALPHA may be omitted).
+    #[arg(long, default_value = "16:2:4,24:1:4")]
+    pub blocks: BlockList,
+    #[arg(long, default_value_t = 0.3)]
+    pub density: f64,
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    #[arg(long, value_enum, default_value_t = GenDtype::F32)]
+    pub dtype: GenDtype,
+    /// Use ReLU instead of ReLU6.
+    #[arg(long)]
+    pub relu: bool,
+    /// Conv biases instead of batchnorm.
+    #[arg(long)]
+    pub no_batchnorm: bool,
+}
+
+impl GenArgs {
+    /// The generator's spec, named after the file it goes to.
+    pub fn spec(&self, out: &Path) -> Result<GenSpec> {
+        let [channels, height, width] = self.input[..] else {
+            bail!("--input takes C,H,W");
+        };
+        Ok(GenSpec {
+            name: out.file_stem().map_or("generated".to_string(), |s| {
+                s.to_string_lossy().into_owned()
+            }),
+            channels,
+            height,
+            width,
+            classes: self.classes,
+            stem: self.stem.0.clone(),
+            blocks: self.blocks.0.clone(),
+            density: self.density,
+            batchnorm: !self.no_batchnorm,
+            relu6: !self.relu,
+            gamma: self.gamma,
+            dtype: self.dtype,
+            seed: self.seed,
+        })
+    }
 }
 
 /// Architecture and optimization options of `train` and `sweep` (the seeds' flags).
@@ -239,11 +271,13 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub fn options(&self) -> Result<crate::train::TrainOptions> {
+    /// The training options for data `train` (its image shape and classes set the
+    /// network's input and classifier).
+    pub fn options(&self, train: &Dataset) -> Result<crate::train::TrainOptions> {
         let DatasetName::FashionMnist = self.dataset;
         let arch = crate::train::net::Arch::from_stages(
-            [1, 28, 28],
-            10,
+            [train.channels, train.height, train.width],
+            train.classes(),
             self.stem_kernel,
             &self.filters,
             &self.layers,
@@ -284,14 +318,6 @@ pub enum SimChoice {
     Both,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Form {
-    /// 8-bit, column-combined (what the array computes).
-    Packed,
-    /// 8-bit, before packing.
-    Unpacked,
-}
-
 /// Options shared by every command that compiles.
 #[derive(Args, Clone, Debug)]
 pub struct PackArgs {
@@ -329,6 +355,14 @@ pub struct PackArgs {
 }
 
 impl PackArgs {
+    /// The options of a command that runs the reference only (no RTL).
+    fn reference_options(&self) -> CompileOptions {
+        CompileOptions {
+            rtl: false,
+            ..self.options()
+        }
+    }
+
     pub fn options(&self) -> CompileOptions {
         CompileOptions {
             graph: self.graph.clone(),
@@ -371,11 +405,7 @@ impl DataArgs {
         let Some(DatasetName::FashionMnist) = self.dataset else {
             bail!("no dataset given: pass --dataset fashion-mnist");
         };
-        let need = self.limit.map(|l| l + self.skip);
-        let mut d = dataset::load_mnist_like(&self.data_dir, Split::Test, need)?;
-        d.images.drain(..self.skip.min(d.images.len()));
-        d.labels.drain(..self.skip.min(d.labels.len()));
-        Ok(d)
+        dataset::load_test(&self.data_dir, self.skip, self.limit)
     }
 }
 
@@ -388,8 +418,26 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             target,
         } => cmd_compile(&model, &opts, &data, &out, target),
-        Command::FpgaReport { out } => cmd_fpga_report(&out),
-        Command::Eval { model, opts, data } => cmd_eval(&model, &opts, &data),
+        Command::FpgaReport { out } => {
+            let report = crate::report::update_fpga(&out)?;
+            if let Some(f) = &report.fpga {
+                print!("{}", f.to_markdown());
+            }
+            Ok(())
+        }
+        Command::Eval { model, opts, data } => {
+            let mut c = compile::compile(model.as_path(), &opts.reference_options())?;
+            let d = data.load()?;
+            let t0 = Instant::now();
+            compile::measure_accuracy(&mut c, &d, "fashion-mnist test")?;
+            eprintln!(
+                "evaluated {} images in {:.1} s",
+                d.images.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            print!("{}", c.report.summary());
+            Ok(())
+        }
         Command::Infer {
             model,
             opts,
@@ -399,7 +447,10 @@ pub fn run(cli: Cli) -> Result<()> {
             form,
             dump,
         } => cmd_infer(&model, &opts, &data, random, seed, form, dump.as_deref()),
-        Command::Inspect { model, graph } => cmd_inspect(&model, graph.as_deref()),
+        Command::Inspect { model, graph } => {
+            print!("{}", crate::lower::describe(&model, graph.as_deref())?);
+            Ok(())
+        }
         Command::Simulate {
             out,
             images,
@@ -408,19 +459,10 @@ pub fn run(cli: Cli) -> Result<()> {
             data_dir,
             seed,
             netlist,
-        } => cmd_simulate(
-            &out,
-            images,
-            simulator,
-            vcd.as_deref(),
-            &data_dir,
-            seed,
-            netlist.as_deref(),
-        ),
+        } => cmd_simulate(&out, images, simulator, vcd, &data_dir, seed, netlist),
         Command::Train { args, out } => {
-            let o = args.options()?;
             let (tr, te) = args.data()?;
-            crate::train::train(&o, &tr, &te, &out)?;
+            crate::train::train(&args.options(&tr)?, &tr, &te, &out)?;
             println!(
                 "wrote {} and {}",
                 out.display(),
@@ -433,39 +475,24 @@ pub fn run(cli: Cli) -> Result<()> {
             alphas,
             gammas,
             out,
-        } => cmd_sweep(&args, &alphas, &gammas, &out),
+        } => {
+            // The grid sets α; --groups only has to name the stages.
+            let mut args = args.clone();
+            args.groups = vec![1; args.filters.len()];
+            let (tr, te) = args.data()?;
+            let s =
+                crate::train::sweep::sweep(&args.options(&tr)?, &alphas, &gammas, &tr, &te, &out)?;
+            print!("{}", crate::train::sweep::markdown(&s));
+            println!("wrote {}/sweep.{{json,md,csv,svg}}", out.display());
+            Ok(())
+        }
         Command::SweepPlot { dir } => {
             crate::train::sweep::replot(&dir)?;
             println!("wrote {}/sweep.{{md,csv,svg}}", dir.display());
             Ok(())
         }
-        Command::GenModel {
-            out,
-            seed,
-            input,
-            classes,
-            stem,
-            blocks,
-            density,
-            gamma,
-            dtype,
-            relu,
-            no_batchnorm,
-        } => {
-            let spec = gen_spec(
-                &out,
-                seed,
-                &input,
-                classes,
-                &stem,
-                &blocks,
-                density,
-                gamma,
-                dtype,
-                relu,
-                no_batchnorm,
-            )?;
-            testgen::write(&spec, &out)?;
+        Command::GenModel { out, model } => {
+            testgen::write(&model.spec(&out)?, &out)?;
             println!("wrote {}", out.display());
             Ok(())
         }
@@ -482,16 +509,24 @@ fn cmd_compile(
     let t0 = Instant::now();
     // Stage the output first: an unwritable destination fails before any work.
     let dir = OutDir::begin(out)?;
-    let mut c = compile::compile(model, &opts.options())?;
+    let options = opts.options();
+    let mut c = compile::compile(model, &options)?;
     if let Some(t) = target {
-        check_target(&mut c, t)?;
+        println!("{}", compile::check_target(&mut c, t)?);
     }
     if data.dataset.is_some() {
-        measure_accuracy(&mut c, data)?;
+        let d = data.load()?;
+        let t1 = Instant::now();
+        compile::measure_accuracy(&mut c, &d, "fashion-mnist test")?;
+        eprintln!(
+            "evaluated {} images in {:.1} s",
+            d.images.len(),
+            t1.elapsed().as_secs_f64()
+        );
     }
-    compile::write_outputs(&c, &dir, opts.options().rtl)?;
+    compile::write_outputs(&c, &dir, options.rtl)?;
     let out = dir.commit()?;
-    print_summary(&c);
+    print!("{}", c.report.summary());
     println!(
         "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json{}}} in {:.2} s",
         out.display(),
@@ -499,155 +534,6 @@ fn cmd_compile(
         t0.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Refuses a design that does not fit `t` (before anything is written); otherwise
-/// records the target in the report's FPGA section and prints the prediction.
-fn check_target(c: &mut Compiled, t: crate::fit::Target) -> Result<()> {
-    use crate::fit;
-    let a = c.schedule.array;
-    let p = fit::params_for(&c.packed, a).with_context(|| {
-        format!(
-            "--target {} needs the RTL, which this model cannot have (see `ccc compile --no-rtl`)",
-            t.name()
-        )
-    })?;
-    let e = fit::check(&c.packed, &p, t)?;
-    let d = t.device();
-    let need = fit::device_need(&e);
-    println!(
-        "fits {}: {} LUT4 (logic and carry) / {}, {} FF / {}, {} BRAM / {} (fit model)",
-        d.name, need.lut, d.lut, need.dff, d.dff, need.bram, d.bram
-    );
-    if let Some(f) = c.report.fpga.as_mut() {
-        f.prediction.target = Some(t);
-    }
-    Ok(())
-}
-
-fn cmd_fpga_report(out: &Path) -> Result<()> {
-    let record = compile::CompileRecord::read(out)?;
-    let c = compile::compile(&record.model, &record.options)?;
-    let report_json = out.join("report.json");
-    let text = std::fs::read_to_string(&report_json)
-        .with_context(|| format!("reading {}", report_json.display()))?;
-    let mut old: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("parsing {}", report_json.display()))?;
-    let mut report = c.report.clone();
-    let Some(mut section) = report.fpga.take() else {
-        bail!("{} was compiled without RTL: no FPGA flows", out.display());
-    };
-    // Keep the target `compile --target` checked, if any.
-    section.prediction.target = old
-        .pointer("/fpga/prediction/target")
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
-    section.measured = crate::fpga_report::measure(out)?;
-    let fpga_json = serde_json::to_value(&section)?;
-    if let Some(obj) = old.as_object_mut() {
-        obj.insert("fpga".into(), fpga_json);
-    }
-    write_file_atomic(
-        &report_json,
-        (serde_json::to_string_pretty(&old)? + "\n").as_bytes(),
-    )?;
-    // report.md: everything before the FPGA section stays as `compile` wrote it.
-    let md_path = out.join("report.md");
-    let md = std::fs::read_to_string(&md_path)
-        .with_context(|| format!("reading {}", md_path.display()))?;
-    let head = md.split("\n## FPGA resources").next().unwrap_or(&md);
-    let md = format!(
-        "{}\n{}",
-        head.trim_end_matches('\n').to_string() + "\n",
-        section.to_markdown()
-    );
-    write_file_atomic(&md_path, md.as_bytes())?;
-    print!("{}", section.to_markdown());
-    Ok(())
-}
-
-fn print_summary(c: &Compiled) {
-    let r = &c.report;
-    println!(
-        "{}: {} conv layers on a {}x{} array ({}, γ = {})",
-        r.model,
-        r.layers.len(),
-        r.array.rows,
-        r.array.cols,
-        if r.dense {
-            "dense baseline".to_string()
-        } else {
-            format!("strategy {}", r.strategy)
-        },
-        r.gamma
-    );
-    for (name, m) in [("unpacked", &r.unpacked), ("packed", &r.packed)] {
-        println!(
-            "  {name:>8}: {:>7} nonzeros  {:>5} columns  {:>5} tiles  utilization {:.3}  pruned {} ({:.2}% of L1)  {} cycles",
-            m.nonzeros,
-            m.columns,
-            m.tiles,
-            m.utilization,
-            m.pruned,
-            100.0 * m.pruned_l1_fraction,
-            m.cycles
-        );
-    }
-    if let Some(a) = &r.accuracy {
-        println!("{}", report::accuracy_text(a, r.dense));
-    }
-}
-
-fn check_dataset_shape(c: &Compiled, d: &Dataset) -> Result<()> {
-    let i = &c.qnet.input;
-    if (i.c, i.h, i.w) != (d.channels, d.height, d.width) {
-        bail!(
-            "{}: the model takes {}x{}x{} inputs but the dataset has {}x{}x{} images",
-            c.source.display(),
-            i.c,
-            i.h,
-            i.w,
-            d.channels,
-            d.height,
-            d.width
-        );
-    }
-    Ok(())
-}
-
-fn measure_accuracy(c: &mut Compiled, data: &DataArgs) -> Result<()> {
-    let d = data.load()?;
-    check_dataset_shape(c, &d)?;
-    let t0 = Instant::now();
-    let acc = evaluate(
-        &c.lowered,
-        &c.qnet,
-        &c.packed,
-        &d.images,
-        &d.labels,
-        "fashion-mnist test",
-    );
-    eprintln!(
-        "evaluated {} images in {:.1} s",
-        acc.images,
-        t0.elapsed().as_secs_f64()
-    );
-    c.report.accuracy = Some(acc);
-    Ok(())
-}
-
-fn cmd_eval(model: &Path, opts: &PackArgs, data: &DataArgs) -> Result<()> {
-    let mut c = compile::compile(model, &opts.options())?;
-    measure_accuracy(&mut c, data)?;
-    print_summary(&c);
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct InferLine {
-    image: usize,
-    label: Option<u8>,
-    class: usize,
-    logits: Vec<i32>,
 }
 
 fn cmd_infer(
@@ -659,74 +545,33 @@ fn cmd_infer(
     form: Form,
     dump: Option<&Path>,
 ) -> Result<()> {
-    let c = compile::compile(model, &opts.options())?;
+    let c = compile::compile(model, &opts.reference_options())?;
     let i = c.qnet.input;
     let (images, labels): (Vec<Vec<u8>>, Vec<Option<u8>>) = match random {
         Some(n) => (
-            (0..n)
-                .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
-                .collect(),
+            testgen::random_images(i.c, i.h, i.w, n, seed),
             vec![None; n],
         ),
         None => {
             let d = data.load()?;
-            check_dataset_shape(&c, &d)?;
+            d.check_input(model, [i.c, i.h, i.w])?;
             (d.images, d.labels.into_iter().map(Some).collect())
         }
     };
-    let packed = c.packed.reference();
-    let want_dump = dump.is_some();
-    let mut tensors: Vec<(String, OutTensor)> = Vec::new();
-    for (k, (img, label)) in images.iter().zip(&labels).enumerate() {
-        let r = match form {
-            Form::Packed => packed.run_model_order(img, want_dump),
-            Form::Unpacked => c.qnet.run(img, want_dump),
-        };
-        let line = InferLine {
+    let results = run_form(&c.qnet, &c.packed, form, &images, dump.is_some());
+    for (k, (r, label)) in results.iter().zip(&labels).enumerate() {
+        let line = Inference {
             image: data.skip + k,
             label: *label,
             class: r.class,
             logits: r.logits.clone(),
         };
         println!("{}", serde_json::to_string(&line)?);
-        if want_dump {
-            let p = format!("image{k}");
-            tensors.push((
-                format!("{p}.input"),
-                OutTensor::u8(&[i.c, i.h, i.w], img.iter().copied()),
-            ));
-            for (l, map) in r.layers.iter().enumerate() {
-                let (ch, h, w) = map.dim();
-                tensors.push((
-                    format!("{p}.layer{l}"),
-                    OutTensor::u8(&[ch, h, w], map.iter().copied()),
-                ));
-            }
-            tensors.push((
-                format!("{p}.sums"),
-                OutTensor::i64(&[r.sums.len()], r.sums.iter().copied()),
-            ));
-            tensors.push((
-                format!("{p}.logits"),
-                OutTensor::i32(&[r.logits.len()], r.logits.iter().copied()),
-            ));
-        }
     }
     if let Some(path) = dump {
-        let meta = serde_json::json!({
-            "format": "ccc.activations/1",
-            "model": c.packed.name,
-            "form": format!("{form:?}").to_lowercase(),
-            "images": images.len(),
-            "layers": c.packed.layers.len(),
-            "channel_order": "model",
-        })
-        .to_string();
-        write_file_atomic(
-            path,
-            &safetensors_bytes(&tensors, Some(("ccc.activations", meta)))?,
-        )
-        .with_context(|| format!("writing activation dump {}", path.display()))?;
+        let bytes = activations_dump(&c.packed.name, form, i, &images, &results)?;
+        write_file_atomic(path, &bytes)
+            .with_context(|| format!("writing activation dump {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -736,263 +581,45 @@ fn cmd_simulate(
     out: &Path,
     n: usize,
     which: SimChoice,
-    vcd: Option<&Path>,
+    vcd: Option<PathBuf>,
     data_dir: &Path,
     seed: u64,
-    netlist: Option<&str>,
+    netlist: Option<String>,
 ) -> Result<()> {
-    use crate::rtl::sim::{self, Simulator};
-    let netlist_files = netlist
-        .map(|fam| sim::netlist_sources(out, fam))
-        .transpose()?;
-    // The simulators run inside OUT, so a relative waveform path is made absolute here.
-    let vcd = vcd
-        .map(std::path::absolute)
-        .transpose()
-        .context("resolving the --vcd path")?;
-    let vcd = vcd.as_deref();
-    let record = compile::CompileRecord::read(out)?;
-    let c = compile::compile(&record.model, &record.options)?;
-    let fresh = compile::packed_safetensors(&c.packed, c.schedule.array)?;
-    let on_disk = std::fs::read(out.join("packed.safetensors"))
-        .with_context(|| format!("reading {}/packed.safetensors", out.display()))?;
-    if fresh != on_disk {
-        bail!(
-            "{} is stale: {} no longer compiles to the same packed network; run `ccc compile` again",
-            out.display(),
-            record.model.display()
-        );
-    }
-    let info: crate::rtl::emit::RtlInfo =
-        serde_json::from_slice(&std::fs::read(out.join("rtl/rtl.json")).with_context(|| {
-            format!(
-                "{}/rtl/rtl.json missing: compiled with --no-rtl?",
-                out.display()
-            )
-        })?)?;
-    let i = c.qnet.input;
-    let (images, source) =
-        if (i.c, i.h, i.w) == (1, 28, 28) && data_dir.join("t10k-images-idx3-ubyte.gz").exists() {
-            let d = dataset::load_mnist_like(data_dir, Split::Test, Some(n))?;
-            (d.images, "Fashion-MNIST test images")
-        } else {
-            (
-                (0..n)
-                    .map(|k| testgen::random_image(i.c, i.h, i.w, seed.wrapping_add(k as u64)))
-                    .collect(),
-                "seeded random images",
-            )
-        };
-    let sims: Vec<Simulator> = match which {
+    use crate::rtl::sim::{self, RunOptions, Simulator};
+    let o = RunOptions {
+        netlist: netlist
+            .map(|fam| sim::netlist_sources(out, &fam))
+            .transpose()?,
+        // The simulators run inside OUT, so a relative waveform path is made absolute.
+        vcd: vcd
+            .map(std::path::absolute)
+            .transpose()
+            .context("resolving the --vcd path")?,
+        weight_load: None,
+    };
+    let c = compile::reload(out)?;
+    let design = c.design.as_ref().with_context(|| {
+        format!(
+            "{} was compiled with --no-rtl: nothing to simulate",
+            out.display()
+        )
+    })?;
+    let (images, what) = verify::test_images(c.qnet.input, n, data_dir, seed)?;
+    let sims = match which {
         SimChoice::Verilator => vec![Simulator::Verilator],
         SimChoice::Icarus => vec![Simulator::Icarus],
         SimChoice::Both => vec![Simulator::Verilator, Simulator::Icarus],
     };
     let mut failed = false;
     for s in sims {
-        let run = sim::run_sources(out, &info, &images, s, vcd, netlist_files.as_ref())?;
-        let mismatches = sim::compare(&c.packed, &images, &run);
-        println!(
-            "{s:?}: {} {source}, {} mismatching (build {:.1} s, run {:.1} s)",
-            images.len(),
-            mismatches.len(),
-            run.build_secs,
-            run.run_secs
-        );
-        if run.timeout {
-            println!("  TIMEOUT: the design did not finish");
-            failed = true;
-        }
-        for m in mismatches.iter().take(5) {
-            println!("  {m}");
-        }
-        failed |= !mismatches.is_empty();
-        if let Some(m) = sim::measure(&run, c.packed.layers.len()) {
-            let cyc = m.total;
-            println!(
-                "  cycles per inference: {} measured, {} predicted ({:.0} simulated cycles/s)",
-                cyc,
-                c.schedule.total_cycles,
-                cyc as f64 * images.len() as f64 / run.run_secs.max(1e-9)
-            );
-            println!(
-                "    input   : {:>9} measured {:>9} predicted",
-                m.input, c.schedule.input_cycles
-            );
-            for (l, (mc, ls)) in m.layers.iter().zip(&c.schedule.layers).enumerate() {
-                println!(
-                    "    layer {l:<2}: {mc:>9} measured {:>9} predicted",
-                    ls.cycles
-                );
-            }
-            println!(
-                "    classify: {:>9} measured {:>9} predicted",
-                m.classifier, c.schedule.classifier_cycles
-            );
-            if let (Some(a), Some(b)) = (run.done.get(&0), run.done.get(&1)) {
-                println!(
-                    "  images finish {} cycles apart (the next input streams in during the later layers)",
-                    b - a
-                );
-            }
-        }
+        let r = verify::check(out, &c.packed, design, &images, s, &o)?;
+        print!("{}", r.summary(what, &c.schedule));
+        failed |= !r.passed();
     }
     if failed {
         bail!("RTL and reference disagree");
     }
     println!("bit-exact: every activation, logit and class matches the reference");
-    Ok(())
-}
-
-fn cmd_inspect(model: &Path, graph: Option<&Path>) -> Result<()> {
-    let net = crate::model::load(model, graph)?;
-    let lowered = crate::lower::lower(&net)?;
-    println!(
-        "{}: {} classes, input {}x{}x{}, {} graph layers, {} conv layers",
-        net.name,
-        net.classes,
-        net.input.channels,
-        net.input.height,
-        net.input.width,
-        net.layers.len(),
-        lowered.layers.len()
-    );
-    for (i, l) in lowered.layers.iter().enumerate() {
-        let nnz = l.weight.iter().filter(|&&v| v != 0.0).count();
-        let cols = (0..l.weight.ncols())
-            .filter(|&c| l.weight.column(c).iter().any(|&v| v != 0.0))
-            .count();
-        println!(
-            "  conv {i} (graph layer {}, `{}`): {}x{}x{} -> {}x{}x{}, stride {}, filter matrix {}x{}, {} nonzeros ({:.1}%), {} nonzero columns, alpha {}",
-            l.conv_index,
-            l.weight_name,
-            l.input.c,
-            l.input.h,
-            l.input.w,
-            l.output.c,
-            l.output.h,
-            l.output.w,
-            l.stride,
-            l.weight.nrows(),
-            l.weight.ncols(),
-            nnz,
-            100.0 * nnz as f64 / l.weight.len().max(1) as f64,
-            cols,
-            l.alpha.map_or("-".to_string(), |a| a.to_string())
-        );
-    }
-    let c = &lowered.classifier;
-    println!(
-        "  avgpool over {}x{}x{} + linear `{}` {}x{}",
-        c.pool_input.c,
-        c.pool_input.h,
-        c.pool_input.w,
-        c.weight_name,
-        c.weight.nrows(),
-        c.weight.ncols()
-    );
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gen_spec(
-    out: &Path,
-    seed: u64,
-    input: &[usize],
-    classes: usize,
-    stem: &str,
-    blocks: &str,
-    density: f64,
-    gamma: Option<f64>,
-    dtype: GenDtype,
-    relu: bool,
-    no_batchnorm: bool,
-) -> Result<GenSpec> {
-    let [channels, height, width] = input else {
-        bail!("--input takes C,H,W");
-    };
-    let stem = if stem == "none" {
-        None
-    } else {
-        let v: Vec<usize> = stem
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .with_context(|| format!("--stem: `{s}` is not a number"))
-            })
-            .collect::<Result<_>>()?;
-        let [out, k, stride, padding] = v[..] else {
-            bail!("--stem takes OUT,K,STRIDE,PADDING or none");
-        };
-        Some(StemSpec {
-            out,
-            k,
-            stride,
-            padding,
-        })
-    };
-    let blocks = blocks
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|b| {
-            let v: Vec<usize> = b
-                .split(':')
-                .map(|s| {
-                    s.trim()
-                        .parse()
-                        .with_context(|| format!("--blocks: `{b}` is not OUT:STRIDE[:ALPHA]"))
-                })
-                .collect::<Result<_>>()?;
-            match v[..] {
-                [out, stride] => Ok(BlockSpec {
-                    out,
-                    stride,
-                    alpha: None,
-                }),
-                [out, stride, alpha] => Ok(BlockSpec {
-                    out,
-                    stride,
-                    alpha: Some(alpha),
-                }),
-                _ => bail!("--blocks: `{b}` is not OUT:STRIDE[:ALPHA]"),
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(GenSpec {
-        name: out.file_stem().map_or("generated".to_string(), |s| {
-            s.to_string_lossy().into_owned()
-        }),
-        channels: *channels,
-        height: *height,
-        width: *width,
-        classes,
-        stem,
-        blocks,
-        density,
-        batchnorm: !no_batchnorm,
-        relu6: !relu,
-        gamma,
-        dtype,
-        seed,
-    })
-}
-
-fn cmd_sweep(args: &TrainArgs, alphas: &[usize], gammas: &[f64], out: &Path) -> Result<()> {
-    if alphas.is_empty() || gammas.is_empty() {
-        bail!("--alphas and --gammas need at least one value each");
-    }
-    // The grid sets α; --groups only has to name the stages.
-    let mut args = args.clone();
-    args.groups = vec![1; args.filters.len()];
-    let base = args.options()?;
-    let (tr, te) = args.data()?;
-    let baseline = match &base.load {
-        Some(p) => Some(crate::train::final_eval(p, &base, &te)?),
-        None => None,
-    };
-    let s = crate::train::sweep::run(&base, alphas, gammas, baseline, &tr, &te, out)?;
-    print!("{}", crate::train::sweep::markdown(&s));
-    println!("wrote {}/sweep.{{json,md,csv,svg}}", out.display());
     Ok(())
 }

@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::dataset::Dataset;
+use crate::fit::{self, Target};
 use crate::lower::{LoweredNet, lower};
 use crate::model;
 use crate::output::{OutDir, OutTensor, safetensors_bytes};
 use crate::pack::group::{MAX_ALPHA, Strategy, check_gamma};
 use crate::pack::network::{PackOptions, PackedNet, pack_network};
 use crate::quant::{QNet, quantize};
+use crate::reference::evaluate;
 use crate::report::{self, Report};
+use crate::rtl::design::{self, HwDesign, Provenance};
 use crate::schedule::{ArrayShape, Schedule, schedule};
 
 /// Largest array side accepted (far beyond any FPGA; keeps the arithmetic sane).
@@ -85,6 +89,8 @@ pub struct Compiled {
     pub qnet: QNet,
     pub packed: PackedNet,
     pub schedule: Schedule,
+    /// The accelerator's design (with `options.rtl`).
+    pub design: Option<HwDesign>,
     pub report: Report,
 }
 
@@ -130,8 +136,9 @@ pub fn load_lowered(path: &Path, graph: Option<&Path>) -> Result<LoweredNet> {
 pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOptions> {
     let gamma = match (o.gamma, lowered.gamma) {
         (Some(g), _) => check_gamma(g).context("--gamma")?,
-        (None, Some(g)) => check_gamma(g)
-            .with_context(|| format!("{}: packing.gamma", lowered.path.display()))?,
+        (None, Some(g)) => {
+            check_gamma(g).with_context(|| format!("{}: packing.gamma", lowered.path.display()))?
+        }
         (None, None) => DEFAULT_GAMMA,
     };
     Ok(PackOptions {
@@ -169,12 +176,20 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         &dense_schedule,
         &path.display().to_string(),
     );
-    if o.rtl {
+    let design = if o.rtl {
+        let prov = provenance(path, o, &packed.name);
+        let design = design::build(&packed, &schedule, prov.clone())?;
+        // The dense baseline's design only feeds the fit model's comparison; a baseline
+        // the RTL cannot hold just has no prediction.
+        let dense_design = design::build(&dense, &dense_schedule, prov).ok();
         report.fpga = Some(crate::fpga_report::FpgaSection {
-            prediction: crate::fit::predict(&packed, Some(&dense), array, None)?,
+            prediction: fit::predict(&design, dense_design.as_ref(), None),
             measured: None,
         });
-    }
+        Some(design)
+    } else {
+        None
+    };
     Ok(Compiled {
         source: path.to_path_buf(),
         options: o.clone(),
@@ -182,6 +197,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         qnet,
         packed,
         schedule,
+        design,
         report,
     })
 }
@@ -269,9 +285,9 @@ pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
         "compile.json",
         (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
     )?;
-    if rtl {
-        crate::rtl::emit::emit(c, out)?;
-        crate::rtl::sim::write_drivers(out)?;
+    if let Some(d) = c.design.as_ref().filter(|_| rtl) {
+        crate::rtl::emit::write(d, out)?;
+        crate::rtl::sim::write_drivers(d, out)?;
     }
     out.write("report.json", c.report.to_json().as_bytes())?;
     out.write("report.md", c.report.to_markdown().as_bytes())?;
@@ -284,4 +300,121 @@ pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
         (serde_json::to_string_pretty(&c.schedule)? + "\n").as_bytes(),
     )?;
     Ok(())
+}
+
+/// The model path as headers show it: as given when relative, else relative to the
+/// working directory when under it, else its file name (generated files never hold an
+/// absolute path).
+fn display_source(path: &Path) -> String {
+    if path.is_relative() {
+        return path.display().to_string();
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| path.strip_prefix(d).ok().map(Path::to_path_buf))
+        .or_else(|| path.file_name().map(PathBuf::from))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The `ccc compile` command that regenerates a design compiled with `o`: every option
+/// that shapes the output (the output directory does not).
+pub fn regenerate_command(path: &Path, o: &CompileOptions) -> String {
+    let mut c = format!(
+        "ccc compile {} --rows {} --cols {}",
+        display_source(path),
+        o.rows,
+        o.cols
+    );
+    if let Some(g) = &o.graph {
+        c += &format!(" --graph {}", display_source(g));
+    }
+    if let Some(a) = &o.alpha {
+        let list: Vec<String> = a.iter().map(usize::to_string).collect();
+        c += &format!(" --alpha {}", list.join(","));
+    }
+    if let Some(g) = o.gamma {
+        c += &format!(" --gamma {g}");
+    }
+    c += &format!(" --strategy {}", o.strategy);
+    if o.section != 0 {
+        c += &format!(" --section {}", o.section);
+    }
+    if o.dense {
+        c += " --dense";
+    }
+    c += &format!(" --act-frac {}", o.act_frac);
+    c
+}
+
+/// Where a design compiled from `path` with `o` comes from, for its headers.
+pub fn provenance(path: &Path, o: &CompileOptions, model: &str) -> Provenance {
+    Provenance {
+        model: model.to_string(),
+        source: path.display().to_string(),
+        command: regenerate_command(path, o),
+    }
+}
+
+/// Refuses a design that does not fit `t` (before anything is written); otherwise
+/// records the target in the report's FPGA section. Returns the fit line to show.
+pub fn check_target(c: &mut Compiled, t: Target) -> Result<String> {
+    let design = c.design.as_ref().with_context(|| {
+        format!(
+            "--target {} needs the RTL (compile without --no-rtl)",
+            t.name()
+        )
+    })?;
+    let e = fit::check(&c.packed, design, t)?;
+    let d = t.device();
+    let need = fit::device_need(&e);
+    if let Some(f) = c.report.fpga.as_mut() {
+        f.prediction.target = Some(t);
+    }
+    Ok(format!(
+        "fits {}: {} LUT4 (logic and carry) / {}, {} FF / {}, {} BRAM / {} (fit model)",
+        d.name, need.lut, d.lut, need.dff, d.dff, need.bram, d.bram
+    ))
+}
+
+/// Measures float / 8-bit / packed accuracy on `d` into the report.
+pub fn measure_accuracy(c: &mut Compiled, d: &Dataset, dataset: &str) -> Result<()> {
+    let i = c.qnet.input;
+    d.check_input(&c.source, [i.c, i.h, i.w])?;
+    c.report.accuracy = Some(evaluate(
+        &c.lowered, &c.qnet, &c.packed, &d.images, &d.labels, dataset,
+    ));
+    Ok(())
+}
+
+/// Recompiles the model of an output directory exactly as OUT/compile.json records it,
+/// and refuses when the result differs from what OUT holds (the model or ccc changed
+/// since): what `ccc simulate` and `ccc fpga-report` start from.
+pub fn reload(out: &Path) -> Result<Compiled> {
+    let record = CompileRecord::read(out)?;
+    let c = compile(&record.model, &record.options)?;
+    let stale = || {
+        anyhow::anyhow!(
+            "{} is stale: {} no longer compiles to the same packed network and design; run `ccc compile` again",
+            out.display(),
+            record.model.display()
+        )
+    };
+    let on_disk = std::fs::read(out.join("packed.safetensors"))
+        .with_context(|| format!("reading {}/packed.safetensors", out.display()))?;
+    if packed_safetensors(&c.packed, c.schedule.array)? != on_disk {
+        return Err(stale());
+    }
+    if let Some(d) = &c.design {
+        let path = out.join("rtl").join(crate::rtl::emit::DESIGN_FILE);
+        // The hardware, not where it was compiled from (compile.json records the model's
+        // absolute path; the headers name it as the user did).
+        let same = HwDesign::read(&path)
+            .is_ok_and(|o| o.capacity == d.capacity && o.contents == d.contents);
+        if !same {
+            return Err(stale());
+        }
+    }
+    Ok(c)
 }

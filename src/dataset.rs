@@ -122,6 +122,37 @@ pub fn load_mnist_like(dir: &Path, split: Split, limit: Option<usize>) -> Result
     })
 }
 
+/// Test images `skip..skip + limit` of an MNIST-layout set in `dir`.
+pub fn load_test(dir: &Path, skip: usize, limit: Option<usize>) -> Result<Dataset> {
+    let mut d = load_mnist_like(dir, Split::Test, limit.map(|l| l + skip))?;
+    let skip = skip.min(d.images.len());
+    d.images.drain(..skip);
+    d.labels.drain(..skip);
+    Ok(d)
+}
+
+impl Dataset {
+    /// Classes its labels name: the largest label + 1.
+    pub fn classes(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&l| l as usize + 1)
+    }
+
+    /// Refuses a model (`what`) whose input is not this dataset's image shape.
+    pub fn check_input(&self, what: &Path, input: [usize; 3]) -> Result<()> {
+        let [c, h, w] = input;
+        if (c, h, w) != (self.channels, self.height, self.width) {
+            bail!(
+                "{}: the model takes {c}x{h}x{w} inputs but the dataset has {}x{}x{} images",
+                what.display(),
+                self.channels,
+                self.height,
+                self.width
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

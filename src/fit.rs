@@ -11,12 +11,11 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::pack::network::PackedNet;
-use crate::rtl::emit::{RtlInfo, render_all};
-use crate::schedule::{ArrayShape, schedule};
+use crate::rtl::design::{self, Capacity, HwDesign};
+use crate::schedule::ArrayShape;
 
 /// A synthesis family: what the LUTs, flip-flops and memories are made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,59 +147,20 @@ impl std::ops::Mul<u64> for Resources {
     }
 }
 
-/// The design parameters the model needs (all known once the RTL is emitted).
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Params {
-    pub rows: usize,
-    pub cols: usize,
-    pub alpha: usize,
-    pub psum_w: usize,
-    pub a_w: usize,
-    pub a_d: usize,
-    pub tiles: usize,
-    pub wm_w: usize,
-    pub psum_d: usize,
-    pub pix_w: usize,
-    pub ch: usize,
-    pub pool_w: usize,
-    pub classes: usize,
-    pub map_entries: usize,
-}
-
-impl Params {
-    pub fn from_info(i: &RtlInfo) -> Self {
-        Params {
-            rows: i.rows,
-            cols: i.cols,
-            alpha: i.alpha,
-            psum_w: i.psum_w,
-            a_w: i.a_w,
-            a_d: i.a_d.max(1),
-            tiles: i.tiles,
-            wm_w: i.wm_w,
-            psum_d: i.psum_d,
-            pix_w: i.pix_w,
-            ch: i.ch,
-            pool_w: i.pool_w,
-            classes: i.classes,
-            map_entries: i.in_c * i.in_wpc,
-        }
-    }
-}
-
 /// One component's cost: `instances` copies of `each`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Component {
-    pub name: &'static str,
+    pub name: String,
     pub instances: usize,
     pub each: Resources,
     pub total: Resources,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Estimate {
     pub family: Family,
-    pub params: Params,
+    /// The design's capacity the estimate is computed from.
+    pub capacity: Capacity,
     pub components: Vec<Component>,
     pub total: Resources,
 }
@@ -230,12 +190,12 @@ const COMPONENTS: [&str; 7] = [
     "roms",
 ];
 
-fn features(comp: &str, p: &Params) -> Vec<f64> {
+fn features(comp: &str, p: &Capacity) -> Vec<f64> {
     let f = |v: usize| v as f64;
     match comp {
         "cell" => vec![1.0, f(p.psum_w), f(p.alpha)],
-        "feed" => vec![1.0, f(p.alpha), f(p.a_w)],
-        "row" => vec![1.0, f(p.a_w)],
+        "feed" => vec![1.0, f(p.alpha), f(p.widths.a_w)],
+        "row" => vec![1.0, f(p.widths.a_w)],
         // The fixed part (logit shift register, argmax) grows with the classes; the pool
         // storage (flip-flops and their word multiplexers where there is no LUT RAM) with
         // the pooled bits; the per-row adders and the row multiplexer with rows x width.
@@ -249,7 +209,7 @@ fn features(comp: &str, p: &Params) -> Vec<f64> {
     }
 }
 
-fn instances(comp: &str, p: &Params) -> usize {
+fn instances(comp: &str, p: &Capacity) -> usize {
     match comp {
         "cell" => p.rows * p.cols,
         "feed" => p.cols,
@@ -321,10 +281,10 @@ fn ecp5_lutram(depth: usize, width: usize, lanes: usize, bram: u64) -> Option<u6
 }
 
 /// Every block-RAM-mapped memory: (what, depth, width, byte lanes, instances).
-fn memories(p: &Params) -> Vec<(&'static str, usize, usize, usize, usize)> {
+fn memories(p: &Capacity) -> Vec<(&'static str, usize, usize, usize, usize)> {
     let mut m = vec![
         ("tap buffers", p.a_d, p.alpha * 8, p.alpha, p.cols),
-        ("weight memory", p.tiles * p.rows, p.wm_w, 1, 1),
+        ("weight memory", p.tiles * p.rows, p.word.width, 1, 1),
     ];
     if p.psum_d > 0 {
         m.push(("partial sums", p.psum_d, 32, 1, p.rows));
@@ -333,7 +293,7 @@ fn memories(p: &Params) -> Vec<(&'static str, usize, usize, usize, usize)> {
 }
 
 /// The model's estimate for `p` on `family`.
-pub fn estimate(p: &Params, family: Family) -> Estimate {
+pub fn estimate(p: &Capacity, family: Family) -> Estimate {
     let coefs = coefficients(family);
     let mut components = Vec::new();
     for (name, c) in COMPONENTS.iter().zip(coefs.iter()) {
@@ -346,8 +306,7 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
         };
         if *name == "cell" {
             // Exact: {weight, selector} shadow and active, α lanes, swap, partial sum.
-            let sel_w = crate::rtl::cell::ceil_log2(p.alpha).max(1);
-            each.dff = (2 * (8 + sel_w) + p.alpha + 1 + p.psum_w) as u64;
+            each.dff = (2 * (8 + p.sel_w) + p.alpha + 1 + p.psum_w) as u64;
         }
         components.push((*name, instances(name, p), each));
     }
@@ -421,7 +380,7 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
             let t = each * instances as u64;
             total += t;
             Component {
-                name,
+                name: name.to_string(),
                 instances,
                 each,
                 total: t,
@@ -430,7 +389,7 @@ pub fn estimate(p: &Params, family: Family) -> Estimate {
         .collect();
     Estimate {
         family,
-        params: *p,
+        capacity: p.clone(),
         components,
         total,
     }
@@ -501,16 +460,8 @@ pub fn exceeded(e: &Resources, d: &Device) -> Option<(&'static str, u64, u64)> {
     .find(|(_, need, have)| need > have)
 }
 
-/// Design parameters of `net` on array `a` (None when the RTL cannot be emitted).
-pub fn params_for(net: &PackedNet, a: ArrayShape) -> Option<Params> {
-    let sched = schedule(net, a);
-    render_all(net, &sched, a, "")
-        .ok()
-        .map(|(_, info)| Params::from_info(&info))
-}
-
 fn fits(net: &PackedNet, a: ArrayShape, t: Target) -> bool {
-    params_for(net, a)
+    design::capacity(net, a)
         .map(|p| exceeded(&device_need(&estimate(&p, t.device().family)), &t.device()).is_none())
         .unwrap_or(false)
 }
@@ -557,10 +508,11 @@ pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
     Some(winner)
 }
 
-/// Checks the compiled design against `t`; on failure, the error names the exceeded
+/// Checks design `hw` of `net` against `t`; on failure, the error names the exceeded
 /// resource and the largest array that fits.
-pub fn check(net: &PackedNet, p: &Params, t: Target) -> std::result::Result<Estimate, FitError> {
+pub fn check(net: &PackedNet, hw: &HwDesign, t: Target) -> std::result::Result<Estimate, FitError> {
     let d = t.device();
+    let p = &hw.capacity;
     let e = estimate(p, d.family);
     if let Some((resource, need, have)) = exceeded(&device_need(&e), &d) {
         return Err(FitError::DoesNotFit {
@@ -578,30 +530,23 @@ pub fn check(net: &PackedNet, p: &Params, t: Target) -> std::result::Result<Esti
 
 /// Predicted resources for the report: every family, for the design and for the dense
 /// baseline on the same array.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Prediction {
     pub target: Option<Target>,
     pub packed: Vec<Estimate>,
     pub dense: Vec<Estimate>,
 }
 
-pub fn predict(
-    packed: &PackedNet,
-    dense: Option<&PackedNet>,
-    a: ArrayShape,
-    target: Option<Target>,
-) -> Result<Prediction> {
+pub fn predict(packed: &HwDesign, dense: Option<&HwDesign>, target: Option<Target>) -> Prediction {
     let fams = [Family::Generic, Family::Ice40, Family::Ecp5];
-    let all = |net: &PackedNet| -> Vec<Estimate> {
-        params_for(net, a)
-            .map(|p| fams.iter().map(|&f| estimate(&p, f)).collect())
-            .unwrap_or_default()
+    let all = |d: &HwDesign| -> Vec<Estimate> {
+        fams.iter().map(|&f| estimate(&d.capacity, f)).collect()
     };
-    Ok(Prediction {
+    Prediction {
         target,
         packed: all(packed),
         dense: dense.map(all).unwrap_or_default(),
-    })
+    }
 }
 
 /// Markdown table of one estimate's components.

@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fit::{Estimate, Family, Prediction, Resources};
 
 /// What place and route reported for one family.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pnr {
     pub device: String,
     /// Achieved / constrained frequency per clock, MHz.
@@ -23,7 +23,7 @@ pub struct Pnr {
     pub utilization: BTreeMap<String, (u64, u64)>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Measured {
     /// yosys, flattened board-level top, per family.
     pub synth: BTreeMap<String, Resources>,
@@ -39,7 +39,7 @@ pub struct Measured {
     pub bitstreams: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FpgaSection {
     pub prediction: Prediction,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,8 +335,8 @@ impl FpgaSection {
                             e.total.lut,
                             e.total.dff,
                             e.total.bram,
-                            e.params.a_d,
-                            e.params.tiles
+                            e.capacity.a_d,
+                            e.capacity.tiles
                         );
                     }
                 }

@@ -25,3 +25,4 @@ pub mod rtl;
 pub mod schedule;
 pub mod testgen;
 pub mod train;
+pub mod verify;

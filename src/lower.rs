@@ -357,6 +357,62 @@ impl LoweredNet {
     }
 }
 
+/// What `ccc inspect` prints: a model's layers, shapes and sparsity.
+pub fn describe(path: &std::path::Path, graph: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let net = crate::model::load(path, graph)?;
+    let lowered = lower(&net)?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {} classes, input {}x{}x{}, {} graph layers, {} conv layers",
+        net.name,
+        net.classes,
+        net.input.channels,
+        net.input.height,
+        net.input.width,
+        net.layers.len(),
+        lowered.layers.len()
+    );
+    for (i, l) in lowered.layers.iter().enumerate() {
+        let nnz = l.weight.iter().filter(|&&v| v != 0.0).count();
+        let cols = (0..l.weight.ncols())
+            .filter(|&c| l.weight.column(c).iter().any(|&v| v != 0.0))
+            .count();
+        let _ = writeln!(
+            s,
+            "  conv {i} (graph layer {}, `{}`): {}x{}x{} -> {}x{}x{}, stride {}, filter matrix {}x{}, {} nonzeros ({:.1}%), {} nonzero columns, alpha {}",
+            l.conv_index,
+            l.weight_name,
+            l.input.c,
+            l.input.h,
+            l.input.w,
+            l.output.c,
+            l.output.h,
+            l.output.w,
+            l.stride,
+            l.weight.nrows(),
+            l.weight.ncols(),
+            nnz,
+            100.0 * nnz as f64 / l.weight.len().max(1) as f64,
+            cols,
+            l.alpha.map_or("-".to_string(), |a| a.to_string())
+        );
+    }
+    let c = &lowered.classifier;
+    let _ = writeln!(
+        s,
+        "  avgpool over {}x{}x{} + linear `{}` {}x{}",
+        c.pool_input.c,
+        c.pool_input.h,
+        c.pool_input.w,
+        c.weight_name,
+        c.weight.nrows(),
+        c.weight.ncols()
+    );
+    Ok(s)
+}
+
 /// Inverse of a permutation given as "slot i holds element perm[i]".
 pub fn invert(perm: &[usize]) -> Vec<usize> {
     let mut inv = vec![0; perm.len()];

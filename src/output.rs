@@ -215,3 +215,66 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     let _ = (path, mode);
     Ok(())
 }
+
+/// `v` as pretty-printed JSON with a final newline, arrays of scalars kept on one line
+/// (a design's weight words stay readable: one line per word, not one per byte).
+pub fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+    let pretty = serde_json::to_string_pretty(v).context("serializing JSON")?;
+    let lines: Vec<&str> = pretty.lines().collect();
+    let mut out = String::with_capacity(pretty.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        // serde_json's pretty form puts every element on its own line; a scalar line never
+        // ends in `[` or `{` (strings end in a quote), so the opener's block is scalar-only
+        // when no line before its closer opens another container.
+        if line.ends_with('[') {
+            let mut j = i + 1;
+            let mut items = Vec::new();
+            while j < lines.len() {
+                let t = lines[j].trim();
+                if t.starts_with(']') || t.ends_with('[') || t.ends_with('{') {
+                    break;
+                }
+                items.push(t.strip_suffix(',').unwrap_or(t));
+                j += 1;
+            }
+            if let Some(close) = lines.get(j).map(|l| l.trim())
+                && close.starts_with(']')
+            {
+                out.push_str(line);
+                out.push_str(&items.join(", "));
+                out.push_str(close);
+                out.push('\n');
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_text_keeps_scalar_arrays_on_one_line_and_means_the_same() {
+        let v = serde_json::json!({
+            "a": [1, -2, 3],
+            "b": [{"x": [true, null]}, []],
+            "c": ["[,", "{"],
+            "d": [[1, 2], [3]]
+        });
+        let text = json_text(&v).unwrap();
+        assert!(text.contains("\"a\": [1, -2, 3],"), "{text}");
+        assert!(text.contains("\"x\": [true, null]"), "{text}");
+        assert!(text.contains("\"c\": [\"[,\", \"{\"]"), "{text}");
+        assert!(text.ends_with("}\n"));
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+}

@@ -277,7 +277,7 @@ mod tests {
                 prop_assert!(qv.abs() <= 127);
             }
             let qmax = q.iter().map(|v| v.abs()).max().unwrap();
-            prop_assert!((63..=127).contains(&qmax), "qmax {qmax}");
+            prop_assert!((64..=127).contains(&qmax), "qmax {qmax}");
         }
 
         /// Requantize equals round-half-up of acc / 2^shift, clamped.

@@ -230,6 +230,91 @@ impl PackedNet {
     }
 }
 
+/// Which integer network form to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// 8-bit, column-combined (what the array computes).
+    Packed,
+    /// 8-bit, before packing.
+    Unpacked,
+}
+
+/// One image's integer inference, as `ccc infer` prints it (one JSON line each).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Inference {
+    pub image: usize,
+    pub label: Option<u8>,
+    pub class: usize,
+    pub logits: Vec<i32>,
+}
+
+/// Runs `form` of the network on every image; maps are dumped (in the model's channel
+/// order) when `dump` is set.
+pub fn run_form(
+    qnet: &QNet,
+    packed: &PackedNet,
+    form: Form,
+    images: &[Vec<u8>],
+    dump: bool,
+) -> Vec<IntResult> {
+    let reference = packed.reference();
+    images
+        .iter()
+        .map(|img| match form {
+            Form::Packed => reference.run_model_order(img, dump),
+            Form::Unpacked => qnet.run(img, dump),
+        })
+        .collect()
+}
+
+/// The activation dump of `ccc infer --dump` (format `ccc.activations/1`): per image k,
+/// `image{k}.input` u8 [C,H,W], `image{k}.layer{l}` u8 [C,H,W] for every conv layer in
+/// the model's channel order, `image{k}.sums` i64 (pooled sums) and `image{k}.logits` i32;
+/// metadata under `ccc.activations`.
+pub fn activations_dump(
+    model: &str,
+    form: Form,
+    input: Dims,
+    images: &[Vec<u8>],
+    results: &[IntResult],
+) -> anyhow::Result<Vec<u8>> {
+    use crate::output::{OutTensor, safetensors_bytes};
+    let mut tensors: Vec<(String, OutTensor)> = Vec::new();
+    for (k, (img, r)) in images.iter().zip(results).enumerate() {
+        let p = format!("image{k}");
+        tensors.push((
+            format!("{p}.input"),
+            OutTensor::u8(&[input.c, input.h, input.w], img.iter().copied()),
+        ));
+        for (l, map) in r.layers.iter().enumerate() {
+            let (ch, h, w) = map.dim();
+            tensors.push((
+                format!("{p}.layer{l}"),
+                OutTensor::u8(&[ch, h, w], map.iter().copied()),
+            ));
+        }
+        tensors.push((
+            format!("{p}.sums"),
+            OutTensor::i64(&[r.sums.len()], r.sums.iter().copied()),
+        ));
+        tensors.push((
+            format!("{p}.logits"),
+            OutTensor::i32(&[r.logits.len()], r.logits.iter().copied()),
+        ));
+    }
+    let meta = serde_json::json!({
+        "format": "ccc.activations/1",
+        "model": model,
+        "form": form,
+        "images": images.len(),
+        "layers": results.first().map_or(0, |r| r.layers.len()),
+        "channel_order": "model",
+    })
+    .to_string();
+    safetensors_bytes(&tensors, Some(("ccc.activations", meta)))
+}
+
 /// The float model on one image (pixels p/256): logits in f64.
 pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
     let mut act: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();

@@ -5,13 +5,13 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pack::network::PackedNet;
 use crate::reference::Accuracy;
 use crate::schedule::{ArrayShape, Schedule, tile_count};
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     pub nonzeros: usize,
     /// Array columns needed: nonzero columns (unpacked) or groups (packed).
@@ -25,7 +25,7 @@ pub struct Metrics {
     pub cycles: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LayerReport {
     pub layer: usize,
     pub conv_index: usize,
@@ -46,7 +46,7 @@ pub struct LayerReport {
     pub packed: Metrics,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub generator: String,
     pub model: String,
@@ -203,6 +203,42 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
 }
 
 impl Report {
+    /// The few lines `ccc compile` and `ccc eval` print.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: {} conv layers on a {}x{} array ({}, γ = {})",
+            self.model,
+            self.layers.len(),
+            self.array.rows,
+            self.array.cols,
+            if self.dense {
+                "dense baseline".to_string()
+            } else {
+                format!("strategy {}", self.strategy)
+            },
+            self.gamma
+        );
+        for (name, m) in [("unpacked", &self.unpacked), ("packed", &self.packed)] {
+            let _ = writeln!(
+                s,
+                "  {name:>8}: {:>7} nonzeros  {:>5} columns  {:>5} tiles  utilization {:.3}  pruned {} ({:.2}% of L1)  {} cycles",
+                m.nonzeros,
+                m.columns,
+                m.tiles,
+                m.utilization,
+                m.pruned,
+                100.0 * m.pruned_l1_fraction,
+                m.cycles
+            );
+        }
+        if let Some(a) = &self.accuracy {
+            let _ = writeln!(s, "{}", accuracy_text(a, self.dense));
+        }
+        s
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes") + "\n"
     }
@@ -315,4 +351,32 @@ pub fn accuracy_text(a: &Accuracy, dense: bool) -> String {
         },
         ag = a.agreement,
     )
+}
+
+/// `ccc fpga-report OUT`: adds what the FPGA flows left in OUT/fpga to the report of a
+/// `ccc compile --rtl` output, next to the fit model's prediction, and rewrites
+/// OUT/report.json and OUT/report.md from it.
+pub fn update_fpga(out: &std::path::Path) -> anyhow::Result<Report> {
+    use anyhow::Context as _;
+    let path = out.join("report.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (is {} a `ccc compile` output?)",
+            path.display(),
+            out.display()
+        )
+    })?;
+    let mut report: Report = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "parsing {} (written by another ccc version? run `ccc compile` again)",
+            path.display()
+        )
+    })?;
+    let Some(section) = report.fpga.as_mut() else {
+        anyhow::bail!("{} was compiled without RTL: no FPGA flows", out.display());
+    };
+    section.measured = crate::fpga_report::measure(out)?;
+    crate::output::write_file_atomic(&path, report.to_json().as_bytes())?;
+    crate::output::write_file_atomic(&out.join("report.md"), report.to_markdown().as_bytes())?;
+    Ok(report)
 }

@@ -68,7 +68,7 @@ pub fn tile_period(cols: &[Option<usize>], row0: usize, a: ArrayShape) -> u64 {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ArrayShape {
     pub rows: usize,
     pub cols: usize,

@@ -3,6 +3,7 @@
 //! Seeded and deterministic: the same spec always gives byte-identical files.
 
 use std::path::Path;
+use std::str::FromStr;
 
 use anyhow::{Result, bail};
 use rand::{RngExt, SeedableRng};
@@ -36,6 +37,82 @@ pub struct BlockSpec {
     pub out: usize,
     pub stride: usize,
     pub alpha: Option<usize>,
+}
+
+fn numbers(s: &str, sep: char, what: &str) -> Result<Vec<usize>> {
+    s.split(sep)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{s}` is not {what}"))
+        })
+        .collect()
+}
+
+/// `OUT,K,STRIDE,PADDING`.
+impl FromStr for StemSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match numbers(s, ',', "OUT,K,STRIDE,PADDING")?[..] {
+            [out, k, stride, padding] => Ok(StemSpec {
+                out,
+                k,
+                stride,
+                padding,
+            }),
+            _ => bail!("`{s}` is not OUT,K,STRIDE,PADDING"),
+        }
+    }
+}
+
+/// A stem, or `none`.
+#[derive(Clone, Debug)]
+pub struct StemChoice(pub Option<StemSpec>);
+
+impl FromStr for StemChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.trim() == "none" {
+            Ok(StemChoice(None))
+        } else {
+            Ok(StemChoice(Some(s.parse()?)))
+        }
+    }
+}
+
+/// `OUT:STRIDE` or `OUT:STRIDE:ALPHA`.
+impl FromStr for BlockSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match numbers(s, ':', "OUT:STRIDE[:ALPHA]")?[..] {
+            [out, stride] => Ok(BlockSpec {
+                out,
+                stride,
+                alpha: None,
+            }),
+            [out, stride, alpha] => Ok(BlockSpec {
+                out,
+                stride,
+                alpha: Some(alpha),
+            }),
+            _ => bail!("`{s}` is not OUT:STRIDE[:ALPHA]"),
+        }
+    }
+}
+
+/// Blocks, comma separated (possibly none).
+#[derive(Clone, Debug)]
+pub struct BlockList(pub Vec<BlockSpec>);
+
+impl FromStr for BlockList {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        s.split(',')
+            .filter(|b| !b.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_>>()
+            .map(BlockList)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -214,6 +291,13 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
 
 pub fn write(spec: &GenSpec, path: &Path) -> Result<()> {
     generate(spec)?.write(path)
+}
+
+/// `n` deterministic pseudo-random images, seeds `seed, seed + 1, ...`.
+pub fn random_images(c: usize, h: usize, w: usize, n: usize, seed: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|k| random_image(c, h, w, seed.wrapping_add(k as u64)))
+        .collect()
 }
 
 /// A deterministic pseudo-random image for synthetic models (C x H x W uint8).

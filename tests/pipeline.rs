@@ -404,12 +404,7 @@ fn dense_baseline_has_no_pruning_and_matches_unpacked_metrics() {
 
 #[test]
 fn eval_on_fashion_mnist() {
-    let dir = std::path::Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
-    if !dir.join("t10k-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED eval_on_fashion_mnist: {} missing (apt-get install dataset-fashion-mnist)",
-            dir.display()
-        );
+    if !common::need_fashion_mnist("eval_on_fashion_mnist") {
         return;
     }
     let d = tempfile::tempdir().unwrap();

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use ccc::compile::{self, CompileOptions};
 use ccc::output::OutDir;
-use ccc::rtl::emit::RtlInfo;
-use ccc::rtl::sim::{self, Mismatch, Simulator};
+use ccc::rtl::design::HwDesign;
+use ccc::rtl::sim::{self, RunOptions, Simulator, WeightLoad};
 use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use ccc::verify::{self, Mismatch};
 
 fn spec(seed: u64) -> GenSpec {
     GenSpec {
@@ -52,7 +53,12 @@ struct Built {
     _dir: tempfile::TempDir,
     out: PathBuf,
     c: compile::Compiled,
-    info: RtlInfo,
+}
+
+impl Built {
+    fn design(&self) -> &HwDesign {
+        self.c.design.as_ref().expect("compiled with RTL")
+    }
 }
 
 fn build(spec: &GenSpec, rows: usize, cols: usize, alpha: &[usize], dense: bool) -> Built {
@@ -70,14 +76,7 @@ fn build(spec: &GenSpec, rows: usize, cols: usize, alpha: &[usize], dense: bool)
     let staged = OutDir::begin(&out).unwrap();
     compile::write_outputs(&c, &staged, true).unwrap();
     staged.commit().unwrap();
-    let info: RtlInfo =
-        serde_json::from_slice(&std::fs::read(out.join("rtl/rtl.json")).unwrap()).unwrap();
-    Built {
-        _dir: dir,
-        out,
-        c,
-        info,
-    }
+    Built { _dir: dir, out, c }
 }
 
 fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {
@@ -87,30 +86,35 @@ fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {
 }
 
 fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
-    let run = sim::run(&b.out, &b.info, imgs, s, None).unwrap();
-    assert!(!run.timeout, "{s:?}: the design did not finish");
-    let mm = sim::compare(&b.c.packed, imgs, &run);
+    let r = verify::check(
+        &b.out,
+        &b.c.packed,
+        b.design(),
+        imgs,
+        s,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    assert!(!r.timeout, "{s:?}: the design did not finish");
     assert!(
-        mm.is_empty(),
+        r.mismatches.is_empty(),
         "{s:?}: {}",
-        mm.iter()
+        r.mismatches
+            .iter()
             .map(|m| m.to_string())
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let m = sim::measure(&run, b.c.packed.layers.len()).unwrap();
     let sch = &b.c.schedule;
-    assert_eq!(m.input, sch.input_cycles, "input cycles");
-    for (l, (got, want)) in m.layers.iter().zip(&sch.layers).enumerate() {
-        assert_eq!(*got, want.cycles, "layer {l} cycles");
-    }
-    assert_eq!(m.classifier, sch.classifier_cycles, "classifier cycles");
-    assert_eq!(m.total, sch.total_cycles, "total cycles");
+    assert!(
+        r.cycles_match(sch),
+        "{s:?}: measured {:?}, predicted {sch:?}",
+        r.measured
+    );
     // The next image streams in while the previous one is still in the later layers, so
     // images finish closer together than one image's latency (never closer than the
     // latency without the input phase).
-    if let (Some(d0), Some(d1)) = (run.done.get(&0), run.done.get(&1)) {
-        let interval = d1 - d0;
+    if let Some(interval) = r.interval {
         assert!(
             interval < sch.total_cycles,
             "{s:?}: no overlap ({interval} cycles apart)"
@@ -178,15 +182,10 @@ fn emitted_rtl_is_lint_clean() {
         (5, 3, vec![1, 5, 2]),
     ] {
         let b = build(&s, r, c, &a, false);
-        let files: Vec<PathBuf> = b
-            .info
-            .files
-            .iter()
-            .map(|f| b.out.join("rtl").join(f))
-            .collect();
-        let o = std::process::Command::new("verilator")
-            .args(["--lint-only", "-Wall", "--top-module", "ccc_top"])
-            .args(&files)
+        let (prog, args) = sim::lint_command();
+        let o = std::process::Command::new(prog)
+            .current_dir(b.out.join("rtl"))
+            .args(args)
             .output()
             .unwrap();
         assert!(o.status.success(), "{r}x{c}: {}", common::stderr(&o));
@@ -204,9 +203,7 @@ fn yosys_synthesizes_without_latches_and_infers_block_ram() {
     let s = spec(5);
     let b = build(&s, 2, 3, &[1, 3, 2], false);
     let rtl = b.out.join("rtl");
-    let reads: String = b
-        .info
-        .files
+    let reads: String = ccc::rtl::emit::sim_files()
         .iter()
         .map(|f| format!("read_verilog -DCCC_ICE40 {f}; "))
         .collect();
@@ -240,7 +237,7 @@ fn a_corrupted_weight_is_located() {
     let p: &Path = &b.out.join("rtl/weights.hex");
     let text = std::fs::read_to_string(p).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let sel_w = b.info.sel_w;
+    let sel_w = b.design().capacity.sel_w;
     let digit_bit = sel_w + 3; // a bit of column 0's weight
     let line = &mut lines[3];
     let len = line.len();
@@ -250,9 +247,16 @@ fn a_corrupted_weight_is_located() {
     line.replace_range(pos..pos + 1, &format!("{v:x}"));
     std::fs::write(p, lines.join("\n") + "\n").unwrap();
     let imgs = images(&s, 1);
-    let run = sim::run(&b.out, &b.info, &imgs, Simulator::Icarus, None).unwrap();
-    let mm = sim::compare(&b.c.packed, &imgs, &run);
-    match mm.first() {
+    let r = verify::check(
+        &b.out,
+        &b.c.packed,
+        b.design(),
+        &imgs,
+        Simulator::Icarus,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    match r.mismatches.first() {
         Some(Mismatch::Activation { layer, channel, .. }) => {
             assert_eq!(*layer, 0);
             assert_eq!(*channel, 0, "row 0 of tile 0 holds physical filter 0");
@@ -288,13 +292,10 @@ fn golden_emitted_design_for_a_tiny_model() {
         seed: 9,
     };
     let b = build(&tiny, 2, 2, &[1, 2], false);
-    let (files, _) = ccc::rtl::emit::render_all(
-        &b.c.packed,
-        &b.c.schedule,
-        b.c.schedule.array,
-        "tiny.safetensors",
-    )
-    .unwrap();
+    let source = Path::new("tiny.safetensors");
+    let prov = compile::provenance(source, &b.c.options, &b.c.packed.name);
+    let design = ccc::rtl::design::build(&b.c.packed, &b.c.schedule, prov).unwrap();
+    let files = ccc::rtl::emit::render(&design).unwrap();
     for (name, text) in &files {
         if [
             "ccc_top.v",
@@ -331,40 +332,27 @@ fn weights_loaded_through_the_load_port() {
         .collect::<String>();
     std::fs::write(rtl.join("weights.hex"), zero).unwrap();
     let imgs = images(&s, 2);
-    std::fs::write(tb.join("images.hex"), sim::images_hex(&b.info, &imgs)).unwrap();
-    let mut sources: Vec<PathBuf> = b.info.files.iter().map(|f| rtl.join(f)).collect();
-    sources.push(tb.join("tb_ccc_top.v"));
-    let defines = std::fs::read_to_string(tb.join("defines.txt")).unwrap();
-    let vvp = tb.join("load.vvp");
-    let o = std::process::Command::new("iverilog")
-        .args(["-g2005", "-s", "tb_ccc_top"])
-        .args(defines.split_whitespace())
-        .arg("-o")
-        .arg(&vvp)
-        .args(&sources)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::stderr(&o));
     let run_with = |load: bool| {
-        let mut cmd = std::process::Command::new("vvp");
-        cmd.current_dir(&rtl).arg("-n").arg(&vvp).args([
-            format!("+file={}", tb.join("images.hex").display()),
-            format!("+images={}", imgs.len()),
-            format!("+bytes={}", s.channels * s.height * s.width),
-        ]);
-        if load {
-            cmd.arg(format!("+wload={}", tb.join("wload.hex").display()));
-            cmd.arg(format!("+wwords={n_words}"));
-        }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", common::stderr(&o));
-        sim::parse(&common::stdout(&o)).unwrap()
+        let o = RunOptions {
+            weight_load: load.then(|| WeightLoad {
+                file: tb.join("wload.hex"),
+                words: n_words,
+            }),
+            ..RunOptions::default()
+        };
+        verify::check(
+            &b.out,
+            &b.c.packed,
+            b.design(),
+            &imgs,
+            Simulator::Icarus,
+            &o,
+        )
+        .unwrap()
     };
-    let loaded = run_with(true);
-    assert!(sim::compare(&b.c.packed, &imgs, &loaded).is_empty());
+    assert!(run_with(true).passed());
     // Without the load the zero weights must show up as mismatches.
-    let unloaded = run_with(false);
-    assert!(!sim::compare(&b.c.packed, &imgs, &unloaded).is_empty());
+    assert!(!run_with(false).mismatches.is_empty());
 }
 
 #[test]

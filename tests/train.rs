@@ -232,11 +232,7 @@ fn shift_op_gradient_matches_finite_differences_through_the_network() {
 /// The real command on real data: a few hundred Fashion-MNIST images, two epochs.
 #[test]
 fn train_retrain_and_sweep_commands_run_end_to_end() {
-    let data = Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
-    if !data.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED train_retrain_and_sweep_commands_run_end_to_end: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
-        );
+    if !common::need_fashion_mnist("train_retrain_and_sweep_commands_run_end_to_end") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

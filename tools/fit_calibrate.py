@@ -106,15 +106,18 @@ def per_component(path, fam):
     return totals
 
 
-def params(out):
-    """The design parameters, from the core's instantiation in ccc_top.v."""
-    top = open(os.path.join(out, "rtl", "ccc_top.v")).read()
-    v = {k: int(n) for k, n in re.findall(r"\.([A-Z_]+)\((\d+)\)", top)}
-    info = json.load(open(os.path.join(out, "rtl", "rtl.json")))
-    return {"rows": v["R"], "cols": v["C"], "alpha": v["ALPHA"], "sel_w": v["SEL_W"],
-            "psum_w": v["PSUM_W"], "a_w": v["A_W"], "a_d": v["A_D"], "tiles": v["NT"],
-            "wm_w": info["wm_w"], "psum_d": v["PSUM_D"], "pix_w": v["PIX_W"], "ch": v["CH"],
-            "pool_w": v["POOL_W"], "classes": v["CLS"], "map_entries": v["IN_C"] * v["IN_WPC"]}
+def capacity(out):
+    """The design's capacity, as `ccc compile` wrote it (OUT/rtl/rtl.json)."""
+    return json.load(open(os.path.join(out, "rtl", "rtl.json")))["capacity"]
+
+
+def params(cap):
+    """The capacity's fields the features below read, flat."""
+    return {"rows": cap["rows"], "cols": cap["cols"], "alpha": cap["alpha"], "sel_w": cap["sel_w"],
+            "psum_w": cap["psum_w"], "a_w": cap["widths"]["a_w"], "a_d": cap["a_d"],
+            "tiles": cap["tiles"], "wm_w": cap["word"]["width"], "psum_d": cap["psum_d"],
+            "ch": cap["ch"], "pool_w": cap["pool_w"], "classes": cap["classes"],
+            "map_entries": cap["map_entries"]}
 
 
 def stat_file(out, fam):
@@ -222,21 +225,22 @@ def main():
     outs = sys.argv[1:]
     points = []
     for out in outs:
-        p = params(out)
+        cap = capacity(out)
         meas = {fam: per_component(stat_file(out, fam), fam) for fam in METRICS}
-        points.append({"out": os.path.basename(os.path.normpath(out)), "params": p, "measured": meas})
+        points.append({"out": os.path.basename(os.path.normpath(out)), "capacity": cap, "measured": meas})
     coefs = {}
     for fam in METRICS:
         for comp, feat in FEATURES.items():
             if feat is None:
                 continue
             for metric in ("lut", "dff", "carry"):
-                X = [feat(pt["params"]) for pt in points]
-                y = [pt["measured"][fam].get(comp, {}).get(metric, 0) / instances(comp, pt["params"])
+                X = [feat(params(pt["capacity"])) for pt in points]
+                y = [pt["measured"][fam].get(comp, {}).get(metric, 0) / instances(comp, params(pt["capacity"]))
                      for pt in points]
                 c = nn_lstsq(X, y)
                 coefs.setdefault(fam, {}).setdefault(comp, {})[metric] = [round(float(v), 2) for v in c]
-        X = [[1, mux_bits(pt["params"], fam), pt["params"]["cols"], pt["params"]["rows"]] for pt in points]
+        X = [[1, mux_bits(params(pt["capacity"]), fam), pt["capacity"]["cols"], pt["capacity"]["rows"]]
+             for pt in points]
         for metric in ("lut", "dff"):
             y = [pt["measured"][fam].get("memories", {}).get(metric, 0) for pt in points]
             coefs[fam].setdefault("memories", {})[metric] = [round(v, 3) for v in nn_lstsq(X, y)]

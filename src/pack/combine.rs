@@ -10,7 +10,6 @@
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-
 /// A partition of a layer's nonzero columns into groups.
 ///
 /// Groups are listed in creation order and members in merge order for `Reference`;

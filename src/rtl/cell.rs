@@ -10,12 +10,10 @@
 //! The templates are compiled into the binary (`include_str!`), so rendering works from
 //! any working directory, and rendering is a pure function of its arguments.
 
-use anyhow::{Context as _, Result, bail};
-use tera::{Context, Tera};
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 
-const CELL_TEMPLATE: &str = include_str!("../../templates/mx_cell.v.tera");
-const ARRAY_TEMPLATE: &str = include_str!("../../templates/mx_array.v.tera");
-const CELL_BITSERIAL_TEMPLATE: &str = include_str!("../../templates/mx_cell_bitserial.v.tera");
+use super::templates;
 
 /// Module (and file stem) of the MX cell.
 pub const CELL_MODULE: &str = "ccc_mx_cell";
@@ -25,7 +23,7 @@ pub const ARRAY_MODULE: &str = "ccc_mx_array";
 pub const CELL_BITSERIAL_MODULE: &str = "ccc_mx_cell_bitserial";
 
 /// Widths of one MX cell, shared by every cell of an array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CellParams {
     /// α: activation lanes per array column (columns combined into one group).
     pub alpha: usize,
@@ -70,14 +68,24 @@ impl CellParams {
         }
         Ok(())
     }
+}
 
-    fn context(&self) -> Context {
-        let mut ctx = Context::new();
-        ctx.insert("version", env!("CARGO_PKG_VERSION"));
-        ctx.insert("alpha", &self.alpha);
-        ctx.insert("sel_w", &self.sel_w);
-        ctx.insert("psum_w", &self.psum_w);
-        ctx
+/// What the cell and array templates read.
+#[derive(Serialize)]
+struct CellView<'a> {
+    version: &'static str,
+    #[serde(flatten)]
+    cell: &'a CellParams,
+    rows: usize,
+    cols: usize,
+}
+
+fn view(p: &CellParams, rows: usize, cols: usize) -> CellView<'_> {
+    CellView {
+        version: env!("CARGO_PKG_VERSION"),
+        cell: p,
+        rows,
+        cols,
     }
 }
 
@@ -93,7 +101,7 @@ pub fn ceil_log2(n: usize) -> usize {
 /// Verilog of `ccc_mx_cell` with parameter defaults `p` (file `ccc_mx_cell.v`).
 pub fn render_cell(p: &CellParams) -> Result<String> {
     p.validate()?;
-    render("mx_cell.v.tera", CELL_TEMPLATE, &p.context())
+    templates::render("mx_cell.v", &view(p, 1, 1))
 }
 
 /// Verilog of `ccc_mx_array` for `rows` x `cols` cells of widths `p` (file
@@ -110,10 +118,7 @@ pub fn render_array(rows: usize, cols: usize, p: &CellParams) -> Result<String> 
             p.psum_w
         );
     }
-    let mut ctx = p.context();
-    ctx.insert("rows", &rows);
-    ctx.insert("cols", &cols);
-    render("mx_array.v.tera", ARRAY_TEMPLATE, &ctx)
+    templates::render("mx_array.v", &view(p, rows, cols))
 }
 
 /// Verilog of `ccc_mx_cell_bitserial`, the fully bit-serial partial-sum variant, kept only
@@ -122,16 +127,7 @@ pub fn render_array(rows: usize, cols: usize, p: &CellParams) -> Result<String> 
 /// is set by the frame spacing, not by a port width.
 pub fn render_cell_bitserial(p: &CellParams) -> Result<String> {
     p.validate()?;
-    render(
-        "mx_cell_bitserial.v.tera",
-        CELL_BITSERIAL_TEMPLATE,
-        &p.context(),
-    )
-}
-
-fn render(name: &str, template: &str, ctx: &Context) -> Result<String> {
-    // No autoescaping: the output is Verilog, not HTML.
-    Tera::one_off(template, ctx, false).with_context(|| format!("rendering template {name}"))
+    templates::render("mx_cell_bitserial.v", &view(p, 1, 1))
 }
 
 #[cfg(test)]

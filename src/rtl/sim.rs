@@ -1,7 +1,8 @@
 //! RTL simulation: writes the drivers next to the emitted Verilog (OUT/tb: an Icarus
 //! testbench, a Verilator C++ driver and a Makefile), builds and runs them on images,
-//! and compares every activation, logit and class with the bit-exact integer
-//! reference; also measures cycles per layer.
+//! and parses what they print (activations, outputs, phase events). The build and run
+//! commands are written once ([`build_command`], [`run_command`]) and serve both the
+//! runs here and OUT/tb/Makefile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::emit::RtlInfo;
+use super::design::{Capacity, HwDesign};
+use super::emit::sim_files;
 use crate::output::OutDir;
-use crate::pack::network::PackedNet;
 
 pub const TB_VERILOG: &str = include_str!("../../testbench/tb_ccc_top.v");
 pub const TB_CPP: &str = include_str!("../../testbench/ccc_tb.cpp");
@@ -21,57 +22,252 @@ pub const TB_CPP: &str = include_str!("../../testbench/ccc_tb.cpp");
 /// RAM. Embedded so that `ccc simulate` finds it from any working directory.
 pub const DP16KD_MODEL: &str = include_str!("../../testbench/ecp5/DP16KD.v");
 
-const TB_MAKEFILE: &str = r#"# Builds and runs the emitted accelerator's testbenches (written by ccc).
-# Usage (from OUT/tb): make verilator | make icarus | make lint
-#   IMAGES=images.hex N=1 BYTES=<bytes per image>; the run happens in ../rtl.
-RTL      := $(sort $(wildcard ../rtl/*.v))
-DEFS     := $(shell cat defines.txt)
-IMAGES   ?= images.hex
-N        ?= 1
-BYTES    ?= 1
-
-.PHONY: verilator icarus lint
-obj_dir/Vccc_top: $(RTL) ccc_tb.cpp
-	verilator --cc --exe --build -O2 -j 2 -Wno-fatal --top-module ccc_top -CFLAGS "$(filter -DROWS=% -DPIX_W=%,$(DEFS))" $(RTL) ccc_tb.cpp -o Vccc_top
-
-verilator: obj_dir/Vccc_top
-	cd ../rtl && ../tb/obj_dir/Vccc_top ../tb/$(IMAGES) $(N) $(BYTES)
-
-tb.vvp: $(RTL) tb_ccc_top.v
-	iverilog -g2005 -s tb_ccc_top $(DEFS) -o tb.vvp $(RTL) tb_ccc_top.v
-
-icarus: tb.vvp
-	cd ../rtl && vvp -n ../tb/tb.vvp +file=../tb/$(IMAGES) +images=$(N) +bytes=$(BYTES)
-
-lint:
-	verilator --lint-only -Wall --top-module ccc_top $(RTL)
-"#;
-
-/// Writes OUT/tb/{tb_ccc_top.v, ccc_tb.cpp, Makefile}. `defines.txt` is written by
-/// [`write_defines`] once the RTL's widths are known.
-pub fn write_drivers(out: &OutDir) -> Result<()> {
-    out.write("tb/tb_ccc_top.v", TB_VERILOG.as_bytes())?;
-    out.write("tb/ccc_tb.cpp", TB_CPP.as_bytes())?;
-    out.write("tb/Makefile", TB_MAKEFILE.as_bytes())?;
-    let info: RtlInfo = serde_json::from_slice(
-        &std::fs::read(out.path().join("rtl/rtl.json")).context("reading rtl/rtl.json")?,
-    )?;
-    out.write("tb/defines.txt", defines(&info).as_bytes())?;
-    Ok(())
-}
-
-fn defines(info: &RtlInfo) -> String {
-    format!(
-        "-DWM_AW={} -DWM_W={} -DLAYER_W={} -DN_W={} -DPIX_W={} -DROWS={}\n",
-        info.wm_aw, info.wm_w, info.layer_w, info.n_w, info.pix_w, info.rows
-    )
-}
+/// Cycles after which a simulation gives up (a design that never finishes).
+pub const CYCLE_LIMIT: u64 = 200_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Simulator {
     Verilator,
     Icarus,
+}
+
+/// How one simulation is built and run besides the design and its images.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Write a waveform (VCD) here.
+    pub vcd: Option<PathBuf>,
+    /// Simulate a post-synthesis netlist instead of OUT/rtl ([`netlist_sources`]).
+    pub netlist: Option<NetlistSources>,
+    /// Icarus only: load the weight memory through the load port during reset, instead
+    /// of relying on its initial image.
+    pub weight_load: Option<WeightLoad>,
+}
+
+/// A weight-memory image to write through the load port.
+#[derive(Clone, Debug)]
+pub struct WeightLoad {
+    /// Hex, one word per line.
+    pub file: PathBuf,
+    pub words: usize,
+}
+
+/// The Verilog macros both testbenches are built with.
+fn defines(cap: &Capacity) -> Vec<(&'static str, usize)> {
+    vec![
+        ("WM_AW", cap.widths.wm_aw),
+        ("WM_W", cap.word.width),
+        ("LAYER_W", cap.widths.layer_w),
+        ("N_W", cap.widths.n_w),
+        ("PIX_W", cap.widths.pix_w),
+        ("ROWS", cap.rows),
+    ]
+}
+
+/// Program and arguments that build simulator `sim` for `sources` (Verilog files,
+/// without the testbench), run in OUT/tb. `includes` are `include` search directories.
+pub fn build_command(
+    sim: Simulator,
+    cap: &Capacity,
+    sources: &[String],
+    includes: &[String],
+    o: &RunOptions,
+) -> (String, Vec<String>) {
+    let mut a: Vec<String> = Vec::new();
+    match sim {
+        Simulator::Icarus => {
+            // The vendor cell models that netlists need use SystemVerilog constructs.
+            a.push(
+                if o.netlist.is_some() {
+                    "-g2012"
+                } else {
+                    "-g2005"
+                }
+                .into(),
+            );
+            a.extend(["-s", "tb_ccc_top"].map(String::from));
+            a.extend(defines(cap).iter().map(|(k, v)| format!("-D{k}={v}")));
+            for d in includes {
+                a.extend(["-I".to_string(), d.clone()]);
+            }
+            a.extend(["-o", "tb.vvp"].map(String::from));
+            a.extend(sources.iter().cloned());
+            a.push("tb_ccc_top.v".into());
+            ("iverilog".into(), a)
+        }
+        Simulator::Verilator => {
+            a.extend(
+                [
+                    "--cc",
+                    "--exe",
+                    "--build",
+                    "-O2",
+                    "-j",
+                    "2",
+                    "-Wno-fatal",
+                    "--top-module",
+                    "ccc_top",
+                    "-o",
+                    "Vccc_top",
+                ]
+                .map(String::from),
+            );
+            if o.vcd.is_some() {
+                a.push("--trace".into());
+            }
+            if o.netlist.is_some() {
+                // yosys's iCE40 models give some inputs defaults (`input WCLKE = 1'b1`),
+                // which Verilator 5.0 cannot parse; the netlists connect every port.
+                a.push("+define+NO_ICE40_DEFAULT_ASSIGNMENTS".into());
+            }
+            a.extend(includes.iter().map(|d| format!("-I{d}")));
+            a.push("-CFLAGS".into());
+            a.push(format!("-DROWS={} -DPIX_W={}", cap.rows, cap.widths.pix_w));
+            a.extend(sources.iter().cloned());
+            a.push("ccc_tb.cpp".into());
+            ("verilator".into(), a)
+        }
+    }
+}
+
+/// Program and arguments that run the built simulator `sim` in OUT/rtl over `n` images
+/// of `bytes` bytes in `images` (hex, one byte per line). Paths are as given.
+pub fn run_command(
+    sim: Simulator,
+    tb: &str,
+    images: &str,
+    n: &str,
+    bytes: &str,
+    o: &RunOptions,
+) -> (String, Vec<String>) {
+    match sim {
+        Simulator::Icarus => {
+            let mut a = vec![
+                "-n".to_string(),
+                format!("{tb}/tb.vvp"),
+                format!("+file={images}"),
+                format!("+images={n}"),
+                format!("+bytes={bytes}"),
+                format!("+limit={CYCLE_LIMIT}"),
+            ];
+            if let Some(v) = &o.vcd {
+                a.push(format!("+vcd={}", v.display()));
+            }
+            if let Some(w) = &o.weight_load {
+                a.push(format!("+wload={}", w.file.display()));
+                a.push(format!("+wwords={}", w.words));
+            }
+            ("vvp".into(), a)
+        }
+        Simulator::Verilator => {
+            let mut a = vec![
+                images.to_string(),
+                n.to_string(),
+                bytes.to_string(),
+                CYCLE_LIMIT.to_string(),
+            ];
+            if let Some(v) = &o.vcd {
+                a.push(v.display().to_string());
+            }
+            (format!("{tb}/obj_dir/Vccc_top"), a)
+        }
+    }
+}
+
+/// `verilator --lint-only -Wall` over the emitted accelerator, run in OUT/rtl.
+pub fn lint_command() -> (String, Vec<String>) {
+    let mut a: Vec<String> = ["--lint-only", "-Wall", "--top-module", "ccc_top"]
+        .map(String::from)
+        .to_vec();
+    a.extend(sim_files());
+    ("verilator".into(), a)
+}
+
+fn shell_line((prog, args): &(String, Vec<String>)) -> String {
+    let quote = |a: &String| {
+        if a.contains(char::is_whitespace) {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    };
+    std::iter::once(prog.clone())
+        .chain(args.iter().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// OUT/tb/Makefile: the same commands [`run`] uses, for a user at a shell.
+fn makefile(d: &HwDesign) -> String {
+    let cap = &d.capacity;
+    let rtl: Vec<String> = sim_files().iter().map(|f| format!("../rtl/{f}")).collect();
+    let none = RunOptions::default();
+    let run = |sim| {
+        shell_line(&run_command(
+            sim,
+            "../tb",
+            "../tb/$(IMAGES)",
+            "$(N)",
+            "$(BYTES)",
+            &none,
+        ))
+    };
+    let lint = {
+        let (p, a) = lint_command();
+        shell_line(&(p, a))
+    };
+    format!(
+        "# Builds and runs the testbenches of the accelerator in ../rtl (written by ccc from\n\
+         # ../rtl/rtl.json; `ccc simulate` runs the same commands and compares the results).\n\
+         # Usage (from OUT/tb): make verilator | make icarus | make lint\n\
+         #   IMAGES=images.hex (one hex byte per line, y, x, channel order) N=<images>.\n\
+         RTL    := {rtl}\n\
+         IMAGES ?= images.hex\n\
+         N      ?= 1\n\
+         BYTES  := {bytes}\n\
+         \n\
+         .PHONY: verilator icarus lint\n\
+         obj_dir/Vccc_top: $(RTL) ccc_tb.cpp\n\
+         \t{vbuild}\n\
+         \n\
+         verilator: obj_dir/Vccc_top\n\
+         \tcd ../rtl && {vrun}\n\
+         \n\
+         tb.vvp: $(RTL) tb_ccc_top.v\n\
+         \t{ibuild}\n\
+         \n\
+         icarus: tb.vvp\n\
+         \tcd ../rtl && {irun}\n\
+         \n\
+         lint:\n\
+         \tcd ../rtl && {lint}\n",
+        rtl = rtl.join(" "),
+        bytes = d.image_bytes(),
+        vbuild = shell_line(&build_command(
+            Simulator::Verilator,
+            cap,
+            &["$(RTL)".into()],
+            &[],
+            &none
+        )),
+        ibuild = shell_line(&build_command(
+            Simulator::Icarus,
+            cap,
+            &["$(RTL)".into()],
+            &[],
+            &none
+        )),
+        vrun = run(Simulator::Verilator),
+        irun = run(Simulator::Icarus),
+    )
+}
+
+/// Writes OUT/tb/{tb_ccc_top.v, ccc_tb.cpp, Makefile} for design `d`.
+pub fn write_drivers(d: &HwDesign, out: &OutDir) -> Result<()> {
+    out.write("tb/tb_ccc_top.v", TB_VERILOG.as_bytes())?;
+    out.write("tb/ccc_tb.cpp", TB_CPP.as_bytes())?;
+    out.write("tb/Makefile", makefile(d).as_bytes())?;
+    Ok(())
 }
 
 /// What one simulator run printed, parsed.
@@ -91,10 +287,12 @@ pub struct SimRun {
     pub run_secs: f64,
 }
 
-fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
-    let o = cmd
+fn run_cmd(dir: &Path, (prog, args): &(String, Vec<String>), what: &str) -> Result<String> {
+    let o = Command::new(prog)
+        .current_dir(dir)
+        .args(args)
         .output()
-        .with_context(|| format!("cannot run {what} (is it installed?)"))?;
+        .with_context(|| format!("cannot run {what} (`{prog}`; is it installed?)"))?;
     if !o.status.success() {
         bail!(
             "{what} failed:\n{}{}",
@@ -107,8 +305,9 @@ fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
 
 /// Images (each C x H x W) as the input stream sends them: one hex byte per line, in
 /// y, x, channel order.
-pub fn images_hex(info: &RtlInfo, images: &[Vec<u8>]) -> String {
-    let (c, h, w) = (info.in_c, info.in_h, info.in_w);
+pub fn images_hex(d: &HwDesign, images: &[Vec<u8>]) -> String {
+    let i = &d.contents.input;
+    let (c, h, w) = (i.c, i.h, i.w);
     let mut hex = String::with_capacity(images.len() * c * h * w * 3);
     for img in images {
         for y in 0..h {
@@ -122,18 +321,6 @@ pub fn images_hex(info: &RtlInfo, images: &[Vec<u8>]) -> String {
     hex
 }
 
-/// Builds (if needed) and runs one simulator over `images` (each C x H x W in the
-/// model's input order; streamed as y, x, channel). Returns the parsed output.
-pub fn run(
-    out: &Path,
-    info: &RtlInfo,
-    images: &[Vec<u8>],
-    sim: Simulator,
-    vcd: Option<&Path>,
-) -> Result<SimRun> {
-    run_sources(out, info, images, sim, vcd, None)
-}
-
 /// The Verilog that simulates a post-synthesis netlist: the netlist and its cell models,
 /// and the directories their `include`s search besides the files' own.
 #[derive(Clone, Debug, Default)]
@@ -142,122 +329,57 @@ pub struct NetlistSources {
     pub include_dirs: Vec<PathBuf>,
 }
 
-/// [`run`] on other Verilog than OUT/rtl's: a post-synthesis netlist of `ccc_top` and
-/// the simulation models of its cells (see [`netlist_sources`]).
-pub fn run_sources(
+/// Builds and runs one simulator over `images` (each C x H x W in the model's input
+/// order; streamed as y, x, channel) on the design in OUT (or the netlist `o` names);
+/// returns what it printed, parsed.
+pub fn run(
     out: &Path,
-    info: &RtlInfo,
+    d: &HwDesign,
     images: &[Vec<u8>],
     sim: Simulator,
-    vcd: Option<&Path>,
-    netlist: Option<&NetlistSources>,
+    o: &RunOptions,
 ) -> Result<SimRun> {
+    if o.weight_load.is_some() && sim != Simulator::Icarus {
+        bail!("loading weights through the load port is simulated with Icarus only");
+    }
     // The simulators run in OUT/tb and OUT/rtl, so relative paths would break.
     let out = &out
         .canonicalize()
         .with_context(|| format!("{} not found", out.display()))?;
     let tb = out.join("tb");
     let rtl = out.join("rtl");
-    let sources: Vec<PathBuf> = match netlist {
+    let sources: Vec<PathBuf> = match &o.netlist {
         Some(n) => n
             .files
             .iter()
             .map(|f| std::path::absolute(f).with_context(|| format!("resolving {}", f.display())))
             .collect::<Result<_>>()?,
-        None => info.files.iter().map(|f| rtl.join(f)).collect(),
+        None => sim_files().iter().map(|f| rtl.join(f)).collect(),
     };
     let images_path = tb.join("images.hex");
-    std::fs::write(&images_path, images_hex(info, images)).context("writing tb/images.hex")?;
-    let bytes = info.in_c * info.in_h * info.in_w;
-    let limit = 200_000_000u64;
+    std::fs::write(&images_path, images_hex(d, images)).context("writing tb/images.hex")?;
     let mut includes = include_dirs(&sources);
-    if let Some(n) = netlist {
+    if let Some(n) = &o.netlist {
         includes.extend(n.include_dirs.iter().cloned());
     }
+    let text =
+        |p: &[PathBuf]| -> Vec<String> { p.iter().map(|f| f.display().to_string()).collect() };
     let t_build = std::time::Instant::now();
-    let (build_secs, t_run, text) = match sim {
-        Simulator::Icarus => {
-            let vvp = tb.join("tb.vvp");
-            let mut cmd = Command::new("iverilog");
-            // The vendor cell models that netlists need use SystemVerilog constructs.
-            let generation = if netlist.is_some() {
-                "-g2012"
-            } else {
-                "-g2005"
-            };
-            cmd.args([generation, "-s", "tb_ccc_top"]);
-            for d in defines(info).split_whitespace() {
-                cmd.arg(d);
-            }
-            for d in &includes {
-                cmd.arg("-I").arg(d);
-            }
-            cmd.arg("-o")
-                .arg(&vvp)
-                .args(&sources)
-                .arg(tb.join("tb_ccc_top.v"));
-            run_cmd(&mut cmd, "iverilog")?;
-            let build_secs = t_build.elapsed().as_secs_f64();
-            let t_run = std::time::Instant::now();
-            let mut cmd = Command::new("vvp");
-            cmd.current_dir(&rtl)
-                .arg("-n")
-                .arg(&vvp)
-                .arg(format!("+file={}", images_path.display()))
-                .arg(format!("+images={}", images.len()))
-                .arg(format!("+bytes={bytes}"))
-                .arg(format!("+limit={limit}"));
-            if let Some(v) = vcd {
-                cmd.arg(format!("+vcd={}", v.display()));
-            }
-            (build_secs, t_run, run_cmd(&mut cmd, "vvp")?)
-        }
-        Simulator::Verilator => {
-            let exe = tb.join("obj_dir/Vccc_top");
-            let mut cmd = Command::new("verilator");
-            cmd.current_dir(&tb).args([
-                "--cc",
-                "--exe",
-                "--build",
-                "-O2",
-                "-j",
-                "2",
-                "-Wno-fatal",
-                "--top-module",
-                "ccc_top",
-                "-o",
-                "Vccc_top",
-            ]);
-            if vcd.is_some() {
-                cmd.arg("--trace");
-            }
-            if netlist.is_some() {
-                // yosys's iCE40 models give some inputs defaults (`input WCLKE = 1'b1`),
-                // which Verilator 5.0 cannot parse; the netlists connect every port.
-                cmd.arg("+define+NO_ICE40_DEFAULT_ASSIGNMENTS");
-            }
-            for d in &includes {
-                cmd.arg(format!("-I{}", d.display()));
-            }
-            cmd.arg("-CFLAGS")
-                .arg(format!("-DROWS={} -DPIX_W={}", info.rows, info.pix_w));
-            cmd.args(&sources).arg("ccc_tb.cpp");
-            run_cmd(&mut cmd, "verilator")?;
-            let build_secs = t_build.elapsed().as_secs_f64();
-            let t_run = std::time::Instant::now();
-            let mut cmd = Command::new(&exe);
-            cmd.current_dir(&rtl)
-                .arg(&images_path)
-                .arg(images.len().to_string())
-                .arg(bytes.to_string())
-                .arg(limit.to_string());
-            if let Some(v) = vcd {
-                cmd.arg(v);
-            }
-            (build_secs, t_run, run_cmd(&mut cmd, "the Verilator model")?)
-        }
-    };
-    let mut r = parse(&text)?;
+    let build = build_command(sim, &d.capacity, &text(&sources), &text(&includes), o);
+    run_cmd(&tb, &build, &format!("{sim:?} build"))?;
+    let build_secs = t_build.elapsed().as_secs_f64();
+    let t_run = std::time::Instant::now();
+    let tb_s = tb.display().to_string();
+    let runc = run_command(
+        sim,
+        &tb_s,
+        &images_path.display().to_string(),
+        &images.len().to_string(),
+        &d.image_bytes().to_string(),
+        o,
+    );
+    let printed = run_cmd(&rtl, &runc, &format!("the {sim:?} model"))?;
+    let mut r = parse(&printed)?;
     r.build_secs = build_secs;
     r.run_secs = t_run.elapsed().as_secs_f64();
     Ok(r)
@@ -460,157 +582,6 @@ pub fn parse(text: &str) -> Result<SimRun> {
         }
     }
     Ok(r)
-}
-
-/// The first difference between the RTL and the reference, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mismatch {
-    Activation {
-        image: usize,
-        layer: usize,
-        /// physical channel (row) and the model's channel it holds
-        channel: usize,
-        model_channel: usize,
-        y: usize,
-        x: usize,
-        rtl: Option<u8>,
-        reference: u8,
-    },
-    Output {
-        image: usize,
-        index: usize,
-        rtl: Option<i64>,
-        reference: i64,
-    },
-    Missing {
-        image: usize,
-    },
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Mismatch::Activation {
-                image,
-                layer,
-                channel,
-                model_channel,
-                y,
-                x,
-                rtl,
-                reference,
-            } => write!(
-                f,
-                "image {image}: first difference at conv layer {layer}, channel {model_channel} (physical row {channel}), pixel (y={y}, x={x}): RTL {} vs reference {reference}",
-                rtl.map_or("nothing".to_string(), |v| v.to_string())
-            ),
-            Mismatch::Output {
-                image,
-                index,
-                rtl,
-                reference,
-            } => write!(
-                f,
-                "image {image}: output word {index} (logits in class order, then the class) is {} in RTL, {reference} in the reference",
-                rtl.map_or("missing".to_string(), |v| v.to_string())
-            ),
-            Mismatch::Missing { image } => write!(f, "image {image}: the RTL produced no result"),
-        }
-    }
-}
-
-/// Compares a simulator run with the packed reference, image by image, layer by layer.
-pub fn compare(net: &PackedNet, images: &[Vec<u8>], run: &SimRun) -> Vec<Mismatch> {
-    let reference = net.reference();
-    let mut found = Vec::new();
-    for (i, img) in images.iter().enumerate() {
-        let want = reference.run(img, true);
-        let mut first: Option<Mismatch> = None;
-        for (l, map) in want.layers.iter().enumerate() {
-            let got = run.acts.get(&(i, l));
-            let (ch_n, h, w) = map.dim();
-            'outer: for ch in 0..ch_n {
-                for y in 0..h {
-                    for x in 0..w {
-                        let pix = y * w + x;
-                        let g = got.and_then(|m| m.get(&(ch, pix))).copied();
-                        if g != Some(map[[ch, y, x]]) {
-                            first = Some(Mismatch::Activation {
-                                image: i,
-                                layer: l,
-                                channel: ch,
-                                model_channel: net.layers[l].row_perm[ch],
-                                y,
-                                x,
-                                rtl: g,
-                                reference: map[[ch, y, x]],
-                            });
-                            break 'outer;
-                        }
-                    }
-                }
-            }
-            if first.is_some() {
-                break;
-            }
-        }
-        if first.is_none() {
-            let mut want_out: Vec<i64> = want.logits.iter().map(|&v| v as i64).collect();
-            want_out.push(want.class as i64);
-            match run.outputs.get(&i) {
-                None => first = Some(Mismatch::Missing { image: i }),
-                Some(got) => {
-                    for (k, &wv) in want_out.iter().enumerate() {
-                        if got.get(k) != Some(&wv) {
-                            first = Some(Mismatch::Output {
-                                image: i,
-                                index: k,
-                                rtl: got.get(k).copied(),
-                                reference: wv,
-                            });
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        found.extend(first);
-    }
-    found
-}
-
-/// Cycles of one image by phase: input, each conv layer, classifier + output.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct MeasuredCycles {
-    pub input: u64,
-    pub layers: Vec<u64>,
-    pub classifier: u64,
-    pub total: u64,
-}
-
-/// Splits the first image's run into phases from the EV events.
-pub fn measure(run: &SimRun, layers: usize) -> Option<MeasuredCycles> {
-    let end = *run.done.get(&0)?;
-    let mut m = MeasuredCycles {
-        layers: vec![0; layers],
-        ..Default::default()
-    };
-    let evs: Vec<&(u64, u8, usize)> = run.events.iter().filter(|e| e.0 <= end).collect();
-    for (k, e) in evs.iter().enumerate() {
-        let next = evs.get(k + 1).map_or(end + 1, |n| n.0);
-        let span = next - e.0;
-        match e.1 {
-            0 => m.input += span,
-            1 => {
-                if let Some(l) = m.layers.get_mut(e.2) {
-                    *l += span;
-                }
-            }
-            _ => m.classifier += span,
-        }
-    }
-    m.total = end + 1;
-    Some(m)
 }
 
 #[cfg(test)]

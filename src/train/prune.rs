@@ -6,8 +6,7 @@
 use anyhow::{Context, Result};
 use ndarray::Array2;
 
-use crate::pack::combine::combine;
-use crate::pack::combine::Grouping;
+use crate::pack::combine::{Grouping, combine};
 use crate::pack::group::{GroupParams, Strategy, group_columns};
 
 /// Number of prune steps, spread evenly over the first half of training (the seeds').

@@ -31,6 +31,26 @@ pub struct Sweep {
     pub points: Vec<SweepPoint>,
 }
 
+/// `ccc sweep`: the grid from `base`, with the model `base` loads (if any) evaluated as
+/// the baseline the points are compared with.
+pub fn sweep(
+    base: &TrainOptions,
+    alphas: &[usize],
+    gammas: &[f64],
+    train_set: &Dataset,
+    test: &Dataset,
+    out: &Path,
+) -> Result<Sweep> {
+    if alphas.is_empty() || gammas.is_empty() {
+        anyhow::bail!("--alphas and --gammas need at least one value each");
+    }
+    let baseline = match &base.load {
+        Some(p) => Some(super::final_eval(p, base, test)?),
+        None => None,
+    };
+    run(base, alphas, gammas, baseline, train_set, test, out)
+}
+
 /// Trains every (α, γ) of the grid from `base` (α applied to every block stage; the
 /// stem stays dense) and writes models, table and plot into `out` atomically.
 pub fn run(

@@ -45,15 +45,38 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// True when `tool` is present; otherwise prints the skip line (tests never pass
-/// silently without their tool).
+/// True when `tool` is present. Otherwise the test fails where `CI` is set (CI installs
+/// every tool, so a missing one is a broken setup), and elsewhere prints why it skips
+/// (`make test` installs the tools; a bare `cargo test` may lack them).
 pub fn need(tool: &str, test: &str) -> bool {
     if have(tool) {
-        true
-    } else {
-        eprintln!("SKIPPED {test}: {tool} not found (apt-get install {tool})");
-        false
+        return true;
     }
+    let install = format!("{tool} not found (apt-get install {tool}, or run `make test`)");
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {install}; CI is set, so a missing tool fails the test");
+    }
+    eprintln!("SKIPPED {test}: {install}");
+    false
+}
+
+/// True when Fashion-MNIST is installed; otherwise as [`need`] for a missing tool.
+pub fn need_fashion_mnist(test: &str) -> bool {
+    let dir = Path::new(ccc::dataset::DEFAULT_FASHION_MNIST_DIR);
+    if dir.join("train-images-idx3-ubyte.gz").exists()
+        && dir.join("t10k-images-idx3-ubyte.gz").exists()
+    {
+        return true;
+    }
+    let install = format!(
+        "Fashion-MNIST not in {} (apt-get install dataset-fashion-mnist, or run `make test`)",
+        dir.display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {install}; CI is set, so missing data fails the test");
+    }
+    eprintln!("SKIPPED {test}: {install}");
+    false
 }
 
 /// Compiles Verilog sources with iverilog and runs the simulation with plusargs;
@@ -98,9 +121,14 @@ pub fn golden_file(name: &str, text: &str) {
             path.display()
         )
     });
-    assert!(
-        want == text,
-        "{} differs from the emitted text; if the change is intended, rerun with CCC_UPDATE_GOLDEN=1 and review the diff",
-        path.display()
-    );
+    if want != text {
+        let diff = similar::TextDiff::from_lines(want.as_str(), text);
+        panic!(
+            "{} differs from the emitted text (- golden, + emitted):\n{}\nif the change is intended, rerun with CCC_UPDATE_GOLDEN=1 and review the diff",
+            path.display(),
+            diff.unified_diff()
+                .context_radius(3)
+                .header("golden", "emitted")
+        );
+    }
 }

@@ -1,0 +1,672 @@
+//! The hardware design, as typed data: everything the emitted accelerator is made of,
+//! computed once from the packed network and its schedule, between the schedule and the
+//! Verilog. [`HwDesign`] holds the design's **capacity** (array, α, every width and
+//! memory depth: what the hardware is built for) apart from one model's **contents**
+//! (buffer layout and regions, schedule-ROM rows, the write map of the input image,
+//! weight-memory words, the classifier's tables: what this model puts in it).
+//!
+//! `rtl::emit` renders it to Verilog and memory images, `fit` estimates its cost from the
+//! capacity, `rtl::sim` writes and runs the simulation drivers from it, and OUT/rtl/rtl.json
+//! is this value serialized: reading it back and rendering again gives the same files.
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::cell::{CellParams, ceil_log2};
+use crate::pack::network::{PackedLayer, PackedNet};
+use crate::schedule::{ArrayShape, Schedule, input_phases, schedule};
+
+/// The serialized form's format tag (OUT/rtl/rtl.json).
+pub const FORMAT: &str = "ccc.hw-design/1";
+
+/// Bits to hold the value `v` (at least 1).
+pub fn bits(v: usize) -> usize {
+    ceil_log2(v + 1).max(1)
+}
+
+/// The design of one compiled model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HwDesign {
+    pub format: String,
+    /// `ccc <version>` that built it.
+    pub generator: String,
+    pub provenance: Provenance,
+    pub capacity: Capacity,
+    pub contents: Contents,
+}
+
+/// Where a design came from, for the generated files' headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The model's name (its graph's `[model] name`).
+    pub model: String,
+    /// The model file as the user named it (never an absolute path).
+    pub source: String,
+    /// The complete `ccc compile` command that regenerates the design.
+    pub command: String,
+}
+
+/// What the hardware is built for: array, cell widths, memory depths and every bus and
+/// counter width. Two models with the same capacity run on the same Verilog modules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    pub rows: usize,
+    pub cols: usize,
+    /// Activation lanes per array column (the largest α of any layer).
+    pub alpha: usize,
+    pub sel_w: usize,
+    pub psum_w: usize,
+    /// Schedule-ROM entries (tiles); the weight memory holds `tiles * rows` words.
+    pub tiles: usize,
+    pub layers: usize,
+    /// Largest pixel period of any tile (cycles per output pixel).
+    pub tp: usize,
+    /// Tap-buffer words per array column.
+    pub a_d: usize,
+    /// Partial-sum words per array row (0: no layer is tiled along groups).
+    pub psum_d: usize,
+    /// Write-map ROM entries (input channels x phases).
+    pub map_entries: usize,
+    pub classes: usize,
+    /// Pooled channels and the width of their sums.
+    pub ch: usize,
+    pub pool_w: usize,
+    pub widths: Widths,
+    pub word: WordLayout,
+}
+
+/// Bus and counter widths.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Widths {
+    /// Tap-buffer word address.
+    pub a_w: usize,
+    /// Tile index.
+    pub t_w: usize,
+    /// Weight-memory word address.
+    pub wm_aw: usize,
+    /// Pixel index within a map.
+    pub pix_w: usize,
+    pub y_w: usize,
+    pub x_w: usize,
+    /// Channel / filter index.
+    pub n_w: usize,
+    /// Write-map ROM address.
+    pub map_aw: usize,
+    /// Array column index.
+    pub col_w: usize,
+    /// Byte lane within a tap-buffer word.
+    pub lane_w: usize,
+    /// Write phases per input pixel.
+    pub wpc_w: usize,
+    pub tp_w: usize,
+    pub layer_w: usize,
+    /// Stride mask of the compact tap buffers.
+    pub s_w: usize,
+    /// log2 pixels per word / log2 α fields of the compact tap buffers.
+    pub lk_w: usize,
+    pub psum_aw: usize,
+    pub cls_w: usize,
+    pub ch_w: usize,
+}
+
+/// Bit fields of a weight-memory word (one array row of one tile), LSB first: per array
+/// column `{weight[7:0], selector}` (column c at `c * cell_w`, selector lowest), then the
+/// row's bias, then its write target `{valid, col, lane, dy, dx, offset}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordLayout {
+    /// Word width.
+    pub width: usize,
+    /// Bits per array column.
+    pub cell_w: usize,
+    pub bias_lsb: usize,
+    pub target_lsb: usize,
+    /// Width of the write target field, its valid bit included.
+    pub target_w: usize,
+    /// Width of the target's signed compact-buffer offset.
+    pub offset_w: usize,
+}
+
+/// One model's tables and images in a design.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contents {
+    /// How the input image is written into the first layer's tap buffers.
+    pub input: InputLayout,
+    /// Per conv layer: its input's tap-buffer layout and region, its output map.
+    pub layers: Vec<LayerPlan>,
+    /// Schedule ROM, one row per tile in execution order.
+    pub tiles: Vec<TileRow>,
+    /// Write-map ROM of the input image.
+    pub write_map: Vec<MapEntry>,
+    /// Weight memory, in address order: tile by tile, bottom array row first.
+    pub weight_words: Vec<WeightWord>,
+    pub classifier: ClassifierImage,
+}
+
+/// The input stream and the first layer's buffers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputLayout {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    /// Write phases per input pixel (taps of one channel that share an array column).
+    pub wpc: usize,
+    /// The first layer's compact buffers (stride mask, packing, read limits, width).
+    pub smask: usize,
+    pub lk: usize,
+    pub la: usize,
+    pub lh: usize,
+    pub lw: usize,
+    pub wo: usize,
+}
+
+/// How a layer's input sits in its compact tap buffers: the layer reads output pixel
+/// (yo, xo) at position (yo·s, xo·s) of every tap, so only those positions are stored,
+/// in output order, `2^lk` consecutive pixels per word (byte lanes `(p mod 2^lk)·α + u`)
+/// when α is a power of two below the array's ALPHA. Writers (the input writer for the
+/// first layer, the previous layer's rows otherwise) need all of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufLayout {
+    pub stride: usize,
+    pub lk: usize,
+    pub la: usize,
+    pub words_per_block: usize,
+    /// Width of the layer's output: the row length of its grid index.
+    pub wo: usize,
+    /// One past the last input row / column the layer reads, capped at the map's size:
+    /// positions beyond it are never stored.
+    pub h_lim: usize,
+    pub w_lim: usize,
+}
+
+impl BufLayout {
+    pub fn new(l: &PackedLayer, alpha_max: usize) -> Result<Self> {
+        if !l.stride.is_power_of_two() || l.stride > 128 {
+            bail!(
+                "stride {} is not supported by the RTL (compact tap buffers need a power of two up to 128)",
+                l.stride
+            );
+        }
+        let lk = if l.alpha.is_power_of_two() && l.alpha < alpha_max {
+            (alpha_max / l.alpha).ilog2() as usize
+        } else {
+            0
+        };
+        let la = if lk > 0 { l.alpha.ilog2() as usize } else { 0 };
+        let limit =
+            |input: usize, output: usize| (output.saturating_sub(1) * l.stride + 1).min(input);
+        Ok(Self {
+            stride: l.stride,
+            lk,
+            la,
+            words_per_block: l.output.pixels().div_ceil(1 << lk).max(1),
+            wo: l.output.w,
+            h_lim: limit(l.input.h, l.output.h),
+            w_lim: limit(l.input.w, l.output.w),
+        })
+    }
+}
+
+/// One conv layer's place in the design.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerPlan {
+    /// First tap-buffer word of the layer's input (its column blocks follow each other,
+    /// `layout.words_per_block` words each).
+    pub region: usize,
+    pub col_blocks: usize,
+    pub layout: BufLayout,
+    /// Output map (channels, height, width).
+    pub dims: [usize; 3],
+    /// Physical row i holds the model's output channel `row_perm[i]`.
+    pub row_perm: Vec<usize>,
+}
+
+/// One schedule-ROM row: the constants of one tile (`ccc_sched`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileRow {
+    pub layer: usize,
+    /// First / last column block of its row block.
+    pub first: bool,
+    pub last: bool,
+    /// Last conv layer (its rows feed the pool).
+    #[serde(rename = "final")]
+    pub final_layer: bool,
+    /// Last tile of its layer.
+    pub layer_end: bool,
+    pub row0: usize,
+    pub col0: usize,
+    /// Filters in the layer.
+    pub nrows: usize,
+    pub pixels: usize,
+    pub wo: usize,
+    /// Tap-buffer word of this column block; its pixels follow, `rkm1 + 1` per word,
+    /// `rstep` lanes apart.
+    pub rbase: usize,
+    pub rkm1: usize,
+    pub rstep: usize,
+    /// The next layer's compact buffers, where the rows write (stride − 1, packing,
+    /// output width, read limits).
+    pub wsmask: usize,
+    pub wlk: usize,
+    pub wla: usize,
+    pub wwo: usize,
+    pub wlh: usize,
+    pub wlw: usize,
+    /// Requantizer shift and clamp.
+    pub shift: i32,
+    pub clamp: i32,
+    /// Cycles per output pixel.
+    pub tp: usize,
+}
+
+/// Where a value goes in a tap buffer (`ccc_shift_target`): the column memory, byte
+/// lane, the tap's (dy, dx), and the offset that turns the writer's grid index into the
+/// tap's position in its compact buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteTarget {
+    pub col: usize,
+    pub lane: usize,
+    pub dy: i64,
+    pub dx: i64,
+    pub offset: i64,
+}
+
+/// One write-map ROM entry: the first-layer taps of one input channel written in one
+/// cycle (one per array column at most).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapEntry {
+    pub index: usize,
+    pub channel: usize,
+    pub phase: usize,
+    /// The packed first-layer taps written, in slot order.
+    pub taps: Vec<usize>,
+    pub slots: Vec<WriteTarget>,
+}
+
+/// One weight-memory word: one array row of one tile. Rows past the layer's filters and
+/// columns past its groups hold zeros.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightWord {
+    /// Per array column.
+    pub weights: Vec<i8>,
+    pub selectors: Vec<u8>,
+    pub bias: i32,
+    /// Where the row's finished activations are written (none: nothing reads them).
+    pub target: Option<WriteTarget>,
+}
+
+/// The pool + classifier's tables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifierImage {
+    /// classes x pooled channels, row-major.
+    pub weight: Vec<i8>,
+    pub bias: Vec<i32>,
+}
+
+/// Everything the capacity and the contents are derived from: the layouts and regions.
+struct Plan {
+    alpha: usize,
+    cell: CellParams,
+    layouts: Vec<BufLayout>,
+    region: Vec<usize>,
+    a_d: usize,
+    widths: Widths,
+    word: WordLayout,
+    tp: usize,
+    in_wpc: usize,
+    psum_d: usize,
+}
+
+fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
+    let a = sched.array;
+    let (r, c) = (a.rows, a.cols);
+    if net.layers.is_empty() {
+        bail!("{}: RTL needs at least one conv layer", net.name);
+    }
+    let alpha = net.layers.iter().map(|l| l.alpha).max().unwrap_or(1).max(1);
+    let cell = CellParams::for_array(alpha, c);
+    let tp = sched
+        .layers
+        .iter()
+        .flat_map(|l| l.tiles.iter().map(|t| t.tp as usize))
+        .max()
+        .unwrap_or(8);
+    let nl = net.layers.len();
+    let layouts = net
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            BufLayout::new(l, alpha)
+                .with_context(|| format!("{}: conv layer {i} ({})", net.name, l.weight_name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Tap-buffer regions: layer l's column blocks, each its compact buffer.
+    let mut region = Vec::with_capacity(nl);
+    let mut a_d = 0usize;
+    for (l, lay) in net.layers.iter().zip(&layouts) {
+        region.push(a_d);
+        a_d += l.groups_len().div_ceil(c).max(1) * lay.words_per_block;
+    }
+    let most =
+        |f: &dyn Fn(&PackedLayer) -> [usize; 2]| net.layers.iter().flat_map(f).max().unwrap_or(1);
+    let pix_w = bits(most(&|l| [l.input.pixels(), l.output.pixels()]));
+    let a_w = bits(a_d).max(pix_w);
+    let y_w = bits(most(&|l| [l.input.h, l.output.h]));
+    let x_w = bits(most(&|l| [l.input.w, l.output.w]));
+    let n_w = bits(most(&|l| [l.input.c, l.output.c]).max(r));
+    let col_w = ceil_log2(c).max(1);
+    let lane_w = ceil_log2(alpha).max(1);
+    let s_w = bits(layouts.iter().map(|b| b.stride - 1).max().unwrap_or(0));
+    let lk_w = bits(lane_w);
+    let in_wpc = input_phases(net, a);
+    let in_c = net.layers[0].input.c;
+    let nt: usize = sched.layers.iter().map(|l| l.tiles.len()).sum();
+    if nt == 0 {
+        bail!(
+            "{}: the schedule has no tiles (every layer is empty)",
+            net.name
+        );
+    }
+    // Partial sums are kept per row and output pixel, only for layers tiled along groups.
+    let psum_d = sched
+        .layers
+        .iter()
+        .filter(|l| l.col_blocks > 1)
+        .map(|l| l.pixels)
+        .max()
+        .unwrap_or(0);
+    let classes = net.classes;
+    let ch = net.classifier.pool_input.c;
+    let widths = Widths {
+        a_w,
+        t_w: bits(nt - 1),
+        wm_aw: bits(nt * r - 1),
+        pix_w,
+        y_w,
+        x_w,
+        n_w,
+        map_aw: bits((in_c * in_wpc).max(1) - 1),
+        col_w,
+        lane_w,
+        wpc_w: bits(in_wpc),
+        tp_w: bits(tp),
+        layer_w: bits(nl - 1),
+        s_w,
+        lk_w,
+        psum_aw: bits(psum_d.saturating_sub(1)),
+        cls_w: bits(classes),
+        ch_w: bits(ch),
+    };
+    // {valid, col, lane, dy, dx, offset}; the offset is a signed position in the reader's
+    // compact buffer, in lanes.
+    let offset_w = a_w + lane_w + 1;
+    let target_w = 1 + col_w + lane_w + 16 + offset_w;
+    let cell_w = 8 + cell.sel_w;
+    let word = WordLayout {
+        width: c * cell_w + 32 + target_w,
+        cell_w,
+        bias_lsb: c * cell_w,
+        target_lsb: c * cell_w + 32,
+        target_w,
+        offset_w,
+    };
+    Ok(Plan {
+        alpha,
+        cell,
+        layouts,
+        region,
+        a_d,
+        widths,
+        word,
+        tp,
+        in_wpc,
+        psum_d,
+    })
+}
+
+fn capacity_of(net: &PackedNet, sched: &Schedule, p: &Plan) -> Capacity {
+    let a = sched.array;
+    Capacity {
+        rows: a.rows,
+        cols: a.cols,
+        alpha: p.alpha,
+        sel_w: p.cell.sel_w,
+        psum_w: p.cell.psum_w,
+        tiles: sched.layers.iter().map(|l| l.tiles.len()).sum(),
+        layers: net.layers.len(),
+        tp: p.tp,
+        a_d: p.a_d.max(1),
+        psum_d: p.psum_d,
+        map_entries: net.layers[0].input.c * p.in_wpc,
+        classes: net.classes,
+        ch: net.classifier.pool_input.c,
+        pool_w: net.classifier.in_bits as usize,
+        widths: p.widths.clone(),
+        word: p.word.clone(),
+    }
+}
+
+/// The capacity alone (no tables): what the fit model needs of `net` on array `a`.
+pub fn capacity(net: &PackedNet, a: ArrayShape) -> Result<Capacity> {
+    let sched = schedule(net, a);
+    let p = plan(net, &sched)?;
+    Ok(capacity_of(net, &sched, &p))
+}
+
+/// The design of `net` under its schedule `sched`.
+pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Result<HwDesign> {
+    let p = plan(net, sched)?;
+    let capacity = capacity_of(net, sched, &p);
+    let a = sched.array;
+    let c = a.cols;
+    let nl = net.layers.len();
+    // Shift-on-write target of packed tap `u` of layer `l_reader`.
+    let target = |l_reader: usize, u: usize| -> Result<WriteTarget> {
+        let reader = &net.layers[l_reader];
+        let g = reader.group_of(u);
+        let tap = reader.taps[u];
+        if tap.dy.abs() > 127 || tap.dx.abs() > 127 {
+            bail!(
+                "tap offset ({}, {}) exceeds the RTL's 8-bit range",
+                tap.dy,
+                tap.dx
+            );
+        }
+        let lay = &p.layouts[l_reader];
+        let base = (p.region[l_reader] + (g / c) * lay.words_per_block) << lay.lk;
+        let s = lay.stride as i64;
+        Ok(WriteTarget {
+            col: g % c,
+            lane: u - reader.group_offsets[g],
+            dy: tap.dy,
+            dx: tap.dx,
+            offset: base as i64 - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s),
+        })
+    };
+
+    // Write map of the input image: each channel's first-layer taps in phases, one tap
+    // per column per phase (first fit gives exactly the count the cycle model uses).
+    let first = &net.layers[0];
+    let in_c = first.input.c;
+    let mut phases: Vec<Vec<Vec<(usize, WriteTarget)>>> = vec![Vec::new(); in_c];
+    for (ch, us) in first.readers(in_c).iter().enumerate() {
+        for &u in us {
+            let tg = target(0, u)?;
+            let ph = &mut phases[ch];
+            match ph
+                .iter_mut()
+                .find(|p| p.iter().all(|(_, o)| o.col != tg.col))
+            {
+                Some(p) => p.push((u, tg)),
+                None => ph.push(vec![(u, tg)]),
+            }
+        }
+    }
+    debug_assert_eq!(
+        p.in_wpc,
+        phases.iter().map(Vec::len).max().unwrap_or(1).max(1)
+    );
+    let mut write_map = Vec::new();
+    for (ch, ph) in phases.iter().enumerate() {
+        for (k, slots) in ph.iter().enumerate() {
+            write_map.push(MapEntry {
+                index: ch * p.in_wpc + k,
+                channel: ch,
+                phase: k,
+                taps: slots.iter().map(|(u, _)| *u).collect(),
+                slots: slots.iter().map(|(_, t)| *t).collect(),
+            });
+        }
+    }
+
+    // Each layer's rows write their channel to the one next-layer tap that reads it.
+    let mut row_targets: Vec<Vec<Option<WriteTarget>>> = Vec::with_capacity(nl);
+    for l in 0..nl {
+        let mut t: Vec<Option<WriteTarget>> = vec![None; net.layers[l].output.c];
+        if let Some(reader) = net.layers.get(l + 1) {
+            for (n, us) in reader.readers(net.layers[l].output.c).iter().enumerate() {
+                match us.as_slice() {
+                    [] => {}
+                    [u] => t[n] = Some(target(l + 1, *u)?),
+                    _ => bail!(
+                        "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer (compile with --no-rtl for reports only)",
+                        net.name,
+                        l + 1,
+                        us.len()
+                    ),
+                }
+            }
+        }
+        row_targets.push(t);
+    }
+
+    // Schedule rows and weight words.
+    let mut tiles = Vec::new();
+    let mut weight_words = Vec::new();
+    for (li, (l, ls)) in net.layers.iter().zip(&sched.layers).enumerate() {
+        let n = l.rows();
+        let lay = &p.layouts[li];
+        let next = p.layouts.get(li + 1);
+        for (ti, t) in ls.tiles.iter().enumerate() {
+            tiles.push(TileRow {
+                layer: li,
+                first: t.first,
+                last: t.last,
+                final_layer: li + 1 == nl,
+                layer_end: ti + 1 == ls.tiles.len(),
+                row0: t.row0,
+                col0: t.col0,
+                nrows: n,
+                pixels: l.output.pixels(),
+                wo: l.output.w,
+                rbase: p.region[li] + (t.col0 / c) * lay.words_per_block,
+                rkm1: (1 << lay.lk) - 1,
+                rstep: if lay.lk > 0 { l.alpha } else { 0 },
+                wsmask: next.map_or(0, |b| b.stride - 1),
+                wlk: next.map_or(0, |b| b.lk),
+                wla: next.map_or(0, |b| b.la),
+                wwo: next.map_or(0, |b| b.wo),
+                wlh: next.map_or(0, |b| b.h_lim),
+                wlw: next.map_or(0, |b| b.w_lim),
+                shift: l.shift,
+                clamp: l.clamp_max,
+                tp: t.tp as usize,
+            });
+            // Bottom row first: the shadow chain shifts down.
+            for rr in (0..a.rows).rev() {
+                let row = t.row0 + rr;
+                let mut w = WeightWord {
+                    weights: vec![0; c],
+                    selectors: vec![0; c],
+                    bias: 0,
+                    target: None,
+                };
+                if row < n {
+                    w.bias = l.bias[row];
+                    w.target = row_targets[li][row];
+                    for cc in 0..c {
+                        let g = t.col0 + cc;
+                        if g < l.groups_len() {
+                            w.weights[cc] = l.weight[[row, g]] as i8;
+                            w.selectors[cc] = l.selector[[row, g]];
+                        }
+                    }
+                }
+                weight_words.push(w);
+            }
+        }
+    }
+
+    let layers = net
+        .layers
+        .iter()
+        .zip(&p.layouts)
+        .zip(&p.region)
+        .map(|((l, lay), &region)| LayerPlan {
+            region,
+            col_blocks: l.groups_len().div_ceil(c).max(1),
+            layout: *lay,
+            dims: [l.output.c, l.output.h, l.output.w],
+            row_perm: l.row_perm.clone(),
+        })
+        .collect();
+    let lay0 = &p.layouts[0];
+    let cls = &net.classifier;
+    let contents = Contents {
+        input: InputLayout {
+            c: in_c,
+            h: first.input.h,
+            w: first.input.w,
+            wpc: p.in_wpc,
+            smask: lay0.stride - 1,
+            lk: lay0.lk,
+            la: lay0.la,
+            lh: lay0.h_lim,
+            lw: lay0.w_lim,
+            wo: lay0.wo,
+        },
+        layers,
+        tiles,
+        write_map,
+        weight_words,
+        classifier: ClassifierImage {
+            weight: cls.weight.iter().map(|&w| w as i8).collect(),
+            bias: cls.bias.clone(),
+        },
+    };
+    Ok(HwDesign {
+        format: FORMAT.to_string(),
+        generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
+        provenance,
+        capacity,
+        contents,
+    })
+}
+
+impl HwDesign {
+    /// Reads a design written by `ccc compile` (OUT/rtl/rtl.json).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "reading {} (compiled with --no-rtl, or not a `ccc compile` output?)",
+                path.display()
+            )
+        })?;
+        let d: HwDesign = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        if d.format != FORMAT {
+            bail!(
+                "{}: design format `{}`, this ccc reads `{FORMAT}` (recompile the model)",
+                path.display(),
+                d.format
+            );
+        }
+        Ok(d)
+    }
+
+    /// Bytes per input image (one uint8 per beat).
+    pub fn image_bytes(&self) -> usize {
+        let i = &self.contents.input;
+        i.c * i.h * i.w
+    }
+}
