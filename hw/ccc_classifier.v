@@ -15,6 +15,8 @@
 // order with counters rather than an indexed multiplexer over all CH sums; clears the pool
 // sums for the next image; keeps the argmax (lowest index on ties); and streams the int32
 // logits in class order from a shift register, then the class index (with `out_last`).
+`default_nettype none
+
 module ccc_classifier #(
     parameter integer CH      = 4,
     parameter integer CH_W    = 2,
@@ -237,3 +239,5 @@ module ccc_classifier #(
         end
     end
 endmodule
+
+`default_nettype wire

@@ -13,6 +13,8 @@
 // hold this pixel's taps, and the bit-planes are shifted down by `amt` lanes so that the
 // cells' selectors (0 .. alpha - 1) find them; the lanes above carry other pixels' bits,
 // which no cell of that layer selects.
+`default_nettype none
+
 module ccc_col_feed #(
     parameter integer ALPHA  = 8,
     parameter integer ADDR_W = 10,
@@ -97,3 +99,5 @@ module ccc_col_feed #(
         end
     end
 endmodule
+
+`default_nettype wire

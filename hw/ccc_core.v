@@ -18,6 +18,15 @@
 // One pixel period is TP cycles per tile (>= 8): 8 normally, which is one 8-bit MAC per
 // cell every 8 cycles; the compiler stretches it only where two rows finishing on the
 // same cycle would write the same column memory. See docs/ACCELERATOR.md.
+//
+// This module only connects the parts, one module per concern: ccc_ctrl (the tile
+// controller), ccc_sched (the compiled schedule ROM), ccc_loader (weight memory and
+// loader), ccc_token_gen (row control tokens), ccc_col_feed + ccc_sdp_ram per column
+// (tap buffers and their streamers), ccc_mx_array, ccc_row_unit per row, ccc_write_merge
+// (the column memories' write ports), ccc_input (stream in, shift-on-write of the image)
+// and ccc_classifier (pool, classifier, output stream).
+`default_nettype none
+
 module ccc_core #(
     parameter integer R        = 4,
     parameter integer C        = 4,
@@ -93,17 +102,10 @@ module ccc_core #(
 );
     localparam integer TGT_W = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1;
     localparam integer WM_W  = C * (8 + SEL_W) + 32 + TGT_W;
-    // Mirrored by DRAIN_EXTRA in src/schedule.rs (the cycle model).
-    localparam integer DRAIN = R + C + 16;
     localparam integer TOK_W = 1 + 3 + PIX_W + PIX_W + Y_W + X_W + 3;
-    // The next tile's weights may start shifting in once the swap token has passed the
-    // last cell: 1 cycle of feed latency (the token leads bit-plane 0 by one) + (C - 1) +
-    // (R - 1), plus margin.
-    localparam integer LOAD_AT_I = R + C + 4;
-    localparam [15:0] LOAD_AT = LOAD_AT_I[15:0];
 
     // ------------------------------------------------------------------ schedule
-    reg  [T_W-1:0]        tile_q;
+    wire [T_W-1:0]        tile;
     wire [LAYER_W-1:0]    s_layer;
     wire                  s_first, s_last, s_final, s_layer_end;
     wire [N_W-1:0]        s_row0;
@@ -124,93 +126,65 @@ module ccc_core #(
     wire [TP_W-1:0]       s_tp;
 
     ccc_sched u_sched (
-        .tile(tile_q), .layer(s_layer), .first(s_first), .last(s_last), .final_layer(s_final),
+        .tile(tile), .layer(s_layer), .first(s_first), .last(s_last), .final_layer(s_final),
         .layer_end(s_layer_end), .row0(s_row0), .nrows(s_nrows), .pixels(s_pixels),
         .wo(s_wo), .rbase(s_rbase), .rkm1(s_rkm1), .rstep(s_rstep),
         .wsmask(s_wsmask), .wlk(s_wlk), .wla(s_wla), .wwo(s_wwo), .wlh(s_wlh), .wlw(s_wlw),
         .shift(s_shift), .clamp(s_clamp), .tp(s_tp)
     );
 
-    // ------------------------------------------------------------------ state
-    localparam [2:0] S_WAITIN = 3'd0, S_WAITLOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3,
-                     S_CLASSIFY = 3'd4;
-    reg [2:0]        state_q;
-    reg              in_busy_q;
-    reg              in_done_q;
-    // The first layer's tap buffers may take the next image; an image waits in them.
-    reg              in_open_q;
-    reg              in_full_q;
-    reg [N_W-1:0]    in_c_q;
-    reg [Y_W-1:0]    in_y_q;
-    reg [X_W-1:0]    in_x_q;
-    wire [PIX_W-1:0] in_cpix;
-    reg [TP_W-1:0]   cyc_q;
-    reg [PIX_W:0]    pix_q;
-    reg [Y_W-1:0]    y_q;
-    reg [X_W-1:0]    x_q;
-    // read side: word address, pixel within the word and its lane offset
-    reg [A_W-1:0]    addr_q;
-    reg [LANE_W-1:0] sub_q;
-    reg [LANE_W-1:0] amt_q;
-    // write side: the pixel's index on the next layer's grid (ccc_shift_target's cpix)
-    wire [PIX_W-1:0] cpix;
-    reg [15:0]       since_q;
-    reg [15:0]       drain_q;
-    reg              cls_start_q;
+    // ------------------------------------------------------------------ controller
+    wire             in_full, in_take, in_reopen, in_busy;
+    wire             loaded, ld_go, ld_consume, ld_busy, ld_en;
+    wire [T_W-1:0]   ld_tile, ld_go_tile;
+    wire             go0, swap0;
+    wire [PIX_W-1:0] req_pix, req_cpix;
+    wire [Y_W-1:0]   req_y;
+    wire [X_W-1:0]   req_x;
+    wire [A_W-1:0]   req_addr;
+    wire [LANE_W-1:0] req_amt;
+    wire             cls_start, running;
 
-    // ------------------------------------------------------------------ weight loader
-    reg              ld_busy_q;
-    reg [T_W-1:0]    ld_tile_q;
-    reg [WM_AW-1:0]  ld_addr_q;
-    reg [15:0]       ld_left_q;
-    reg              ld_rd_q;
-    reg              loaded_q;
-    reg              ld_need_q;
-    wire [WM_W-1:0]  wm_rdata;
-    wire             ld_en = ld_rd_q;
-
-    ccc_sdp_ram #(
-        .WIDTH(WM_W), .BYTES(1), .DEPTH(NT * R), .ADDR_W(WM_AW), .INIT_FILE(WM_FILE)
-    ) u_wmem (
-        .clk(clk), .we(wl_en), .wbe(1'b1), .waddr(wl_addr), .wdata(wl_data),
-        .re(ld_busy_q), .raddr(ld_addr_q), .rdata(wm_rdata)
+    ccc_ctrl #(
+        .R(R), .C(C), .NT(NT), .T_W(T_W), .A_W(A_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W),
+        .LANE_W(LANE_W), .TP_W(TP_W), .LAYER_W(LAYER_W), .S_W(S_W)
+    ) u_ctrl (
+        .clk(clk), .rst(rst), .tile(tile),
+        .s_layer(s_layer), .s_final(s_final), .s_layer_end(s_layer_end),
+        .s_pixels(s_pixels), .s_wo(s_wo), .s_rbase(s_rbase), .s_rkm1(s_rkm1),
+        .s_rstep(s_rstep), .s_wsmask(s_wsmask), .s_wwo(s_wwo), .s_tp(s_tp),
+        .in_full(in_full), .in_take(in_take), .in_reopen(in_reopen),
+        .loaded(loaded), .ld_tile(ld_tile), .ld_go(ld_go), .ld_go_tile(ld_go_tile),
+        .ld_consume(ld_consume),
+        .go(go0), .swap(swap0), .pix(req_pix), .cpix(req_cpix), .y(req_y), .x(req_x),
+        .addr(req_addr), .amt(req_amt),
+        .cls_start(cls_start), .cls_done(done), .running(running), .phase(dbg_phase)
     );
 
-    wire [T_W-1:0] next_tile = (tile_q == NT[T_W-1:0] - 1'b1) ? {T_W{1'b0}} : tile_q + 1'b1;
-    wire ld_go = !ld_busy_q && (ld_need_q ||
-        ((state_q == S_STREAM || state_q == S_DRAIN) && since_q == LOAD_AT));
-    wire [T_W-1:0] ld_go_tile = ld_need_q ? {T_W{1'b0}} : next_tile;
+    // ------------------------------------------------------------------ weight loader
+    wire [WM_W-1:0] wm_rdata;
+    ccc_loader #(
+        .R(R), .NT(NT), .T_W(T_W), .WM_AW(WM_AW), .WORD_W(WM_W), .WM_FILE(WM_FILE)
+    ) u_loader (
+        .clk(clk), .rst(rst), .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
+        .go(ld_go), .go_tile(ld_go_tile), .consume(ld_consume),
+        .ld_busy(ld_busy), .ld_en(ld_en), .ld_word(wm_rdata), .loaded(loaded),
+        .ld_tile(ld_tile)
+    );
+    wire unused_ld_busy = ld_busy;
 
-    // ------------------------------------------------------------------ pixel requests
-    wire go0 = (state_q == S_STREAM) && (cyc_q == {TP_W{1'b0}});
-    wire swap0 = go0 && (pix_q == {(PIX_W + 1) {1'b0}});
-
-    // Token generator: the 8 bit-plane tokens of a request leave 2 cycles after it, in
-    // step with column 0's bit-planes (the feed's RAM read and output register).
-    reg              go_d1_q;
-    reg [PIX_W-1:0]  tg_pix_q;
-    reg [PIX_W-1:0]  tg_cpix_q;
-    reg [Y_W-1:0]    tg_y_q;
-    reg [X_W-1:0]    tg_x_q;
-    reg              tg_swap_q;
-    reg              tg_on_q;
-    reg [2:0]        tg_bit_q;
-    wire [TOK_W-1:0] tok0 = {tg_on_q, tg_bit_q, tg_pix_q, tg_cpix_q, tg_y_q, tg_x_q, s_first, s_last,
-                             tg_on_q && tg_swap_q && tg_bit_q == 3'd0};
-
-    // Token delay line of C stages: row 0's sums for column 0's bit-plane t arrive at t + C.
-    // (A flat vector, not an array, so synthesis keeps it as plain registers.)
-    reg [C*TOK_W-1:0] tok_line_q;
-    generate
-        if (C == 1) begin : g_tok_line1
-            always @(posedge clk) tok_line_q <= rst ? {TOK_W{1'b0}} : tok0;
-        end else begin : g_tok_line
-            always @(posedge clk)
-                tok_line_q <= rst ? {C*TOK_W{1'b0}} : {tok_line_q[(C-1)*TOK_W-1:0], tok0};
-        end
-    endgenerate
+    // ------------------------------------------------------------------ tokens
+    wire [TOK_W-1:0] tok_row0;
+    ccc_token_gen #(.C(C), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .TOK_W(TOK_W)) u_tokens (
+        .clk(clk), .rst(rst), .go(go0), .swap(swap0), .pix(req_pix), .cpix(req_cpix),
+        .y(req_y), .x(req_x), .first(s_first), .last(s_last), .tok(tok_row0)
+    );
 
     // ------------------------------------------------------------------ columns
+    wire [C-1:0]          cw_we;
+    wire [C*ALPHA-1:0]    cw_be;
+    wire [C*A_W-1:0]      cw_addr;
+    wire [C*ALPHA*8-1:0]  cw_data;
     wire [C:0]            cg_go;
     wire [(C+1)*A_W-1:0]  cg_addr;
     wire [(C+1)*LANE_W-1:0] cg_amt;
@@ -218,8 +192,8 @@ module ccc_core #(
     wire [C*ALPHA-1:0]    arr_act;
     wire [C-1:0]          arr_swap;
     assign cg_go[0] = go0;
-    assign cg_addr[0 +: A_W] = addr_q;
-    assign cg_amt[0 +: LANE_W] = amt_q;
+    assign cg_addr[0 +: A_W] = req_addr;
+    assign cg_amt[0 +: LANE_W] = req_amt;
     assign cg_swap[0] = swap0;
 
     genvar gc, gr;
@@ -281,7 +255,7 @@ module ccc_core #(
     wire [R*COL_W-1:0]     rw_col;
     wire [R*LANE_W-1:0]    rw_lane;
     wire [R*A_W-1:0]       rw_addr;
-    assign row_tok[0 +: TOK_W] = tok_line_q[(C-1)*TOK_W +: TOK_W];
+    assign row_tok[0 +: TOK_W] = tok_row0;
     assign row_bias[0 +: 32] = wm_rdata[C*(8+SEL_W) +: 32];
     assign row_tgt[0 +: TGT_W] = wm_rdata[WM_W-1 -: TGT_W];
 
@@ -338,151 +312,38 @@ module ccc_core #(
     assign dbg_row0  = s_row0;
     assign dbg_pix   = ro_pix;
     assign dbg_data  = ro_act;
-    assign dbg_phase = (state_q == S_WAITIN) ? 2'd0 : (state_q == S_CLASSIFY) ? 2'd2 : 2'd1;
     assign dbg_tile_layer = s_layer;
 
-    // ------------------------------------------------------------------ writer
-    wire in_accept = in_open_q && !in_done_q && !in_full_q;
-    wire wr_ready, wr_busy;
-    wire iw_stall;
-    wire in_fire = in_accept && s_axis_tvalid && wr_ready && !iw_stall;
-    assign s_axis_tready = in_accept && wr_ready && !iw_stall;
-
-    // The writer serves the input phase (K*K taps per pixel for a KxK first layer);
-    // layers write through their rows' own targets below.
+    // ------------------------------------------------------------------ input and writes
     wire [C-1:0]       iw_we;
     wire [C*ALPHA-1:0] iw_be;
     wire [C*A_W-1:0]   iw_addr;
     wire [ALPHA*8-1:0] iw_data;
+    wire               iw_stall;
 
-    wire [MAP_AW-1:0]    map_index;
-    wire [C-1:0]         map_valid;
-    wire [C*LANE_W-1:0]  map_lane;
-    wire [C*8-1:0]       map_dy, map_dx;
-    wire [C*(A_W+LANE_W+1)-1:0] map_offset;
-
-    ccc_wmap u_wmap (
-        .index(map_index), .valid(map_valid), .lane(map_lane),
-        .dy(map_dy), .dx(map_dx), .offset(map_offset)
+    ccc_input #(
+        .C(C), .ALPHA(ALPHA), .A_W(A_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .N_W(N_W),
+        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .WPC_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
+        .IN_C(IN_C), .IN_H(IN_H), .IN_W(IN_W), .IN_WPC(IN_WPC), .IN_SMASK(IN_SMASK),
+        .IN_LK(IN_LK), .IN_LA(IN_LA), .IN_LH(IN_LH), .IN_LW(IN_LW), .IN_WO(IN_WO)
+    ) u_input (
+        .clk(clk), .rst(rst),
+        .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+        .s_axis_tdata(s_axis_tdata), .stall(iw_stall),
+        .take(in_take), .reopen(in_reopen), .full(in_full), .busy(in_busy),
+        .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data)
     );
 
-    ccc_writer #(
-        .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
-        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W)
-    ) u_writer (
-        .clk(clk), .rst(rst), .hold(iw_stall), .req_valid(in_fire), .req_ready(wr_ready),
-        .req_chan(in_c_q), .req_y(in_y_q), .req_x(in_x_q), .req_cpix(in_cpix),
-        .req_val(s_axis_tdata),
-        .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
-        .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),
-        .map_index(map_index), .map_valid(map_valid), .map_lane(map_lane),
-        .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
-        .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data),
-        .busy(wr_busy)
+    ccc_write_merge #(
+        .R(R), .C(C), .ALPHA(ALPHA), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W)
+    ) u_merge (
+        .clk(clk), .rst(rst),
+        .rw_valid(rw_valid & row_keep & {R{!s_final}}), .rw_col(rw_col), .rw_lane(rw_lane),
+        .rw_addr(rw_addr), .rw_byte(ro_act),
+        .iw_we(iw_we), .iw_be(iw_be), .iw_addr(iw_addr), .iw_data(iw_data),
+        .iw_stall(iw_stall),
+        .cw_we(cw_we), .cw_be(cw_be), .cw_addr(cw_addr), .cw_data(cw_data)
     );
-
-    // Column memory write ports, merged in two levels so the merge stays small and local.
-    // Row r finishes pixel p at t0 + TP*p + r with TP >= 8 (src/schedule.rs), and tiles
-    // do not overlap, so the WG = 8 consecutive rows of a write group never write on the
-    // same cycle: each group needs only a one-hot AND-OR of its rows' writes. The column
-    // memories then pick among ceil(R/8) group buses instead of R rows; the compiler's
-    // pixel period guarantees at most one group targets a column per cycle. An input
-    // write that meets a row write waits (`iw_stall` holds the writer).
-    localparam integer WG = 8;
-    localparam integer NG = (R + WG - 1) / WG;
-    localparam integer GW_W = 1 + COL_W + LANE_W + A_W + 8;
-    wire [NG*GW_W-1:0] gw;
-    wire [R-1:0] rw_keep = rw_valid & row_keep & {R{!s_final}};
-    genvar gg;
-    generate
-        for (gg = 0; gg < NG; gg = gg + 1) begin : g_wgroup
-            localparam integer GN = (R - gg*WG < WG) ? R - gg*WG : WG;
-            reg [GW_W-1:0] bus;
-            integer gk;
-            always @(*) begin
-                gk = 0;
-                bus = {GW_W{1'b0}};
-                for (gk = 0; gk < GN; gk = gk + 1) begin
-                    if (rw_keep[gg*WG + gk])
-                        bus = bus | {1'b1, rw_col[(gg*WG + gk)*COL_W +: COL_W],
-                                     rw_lane[(gg*WG + gk)*LANE_W +: LANE_W],
-                                     rw_addr[(gg*WG + gk)*A_W +: A_W],
-                                     ro_act[(gg*WG + gk)*8 +: 8]};
-                end
-            end
-            assign gw[gg*GW_W +: GW_W] = bus;
-`ifndef SYNTHESIS
-            // The one-hot premise above, checked wherever the RTL is simulated.
-            wire [GN-1:0] g_keep = rw_keep[gg*WG +: GN];
-            always @(posedge clk) begin
-                if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})
-                    $fatal(1, "ccc_core: write group %0d has two rows writing in one cycle (%b)",
-                           gg, g_keep);
-            end
-`endif
-        end
-    endgenerate
-
-    reg [C-1:0]       rw_we;
-    reg [C*ALPHA-1:0] rw_be;
-    reg [C*A_W-1:0]   rw_waddr;
-    reg [C*8-1:0]     rw_byte;
-    integer wc, wg, wl;
-    always @(*) begin
-        // Loop variables are assigned on every path, or synthesis sees latches.
-        wg = 0;
-        wl = 0;
-        rw_we    = {C{1'b0}};
-        rw_be    = {C*ALPHA{1'b0}};
-        rw_waddr = {C*A_W{1'b0}};
-        rw_byte  = {C*8{1'b0}};
-        for (wc = 0; wc < C; wc = wc + 1) begin
-            for (wg = 0; wg < NG; wg = wg + 1) begin
-                if (gw[wg*GW_W + GW_W - 1] &&
-                    gw[wg*GW_W + LANE_W + A_W + 8 +: COL_W] == wc[COL_W-1:0]) begin
-                    rw_we[wc] = 1'b1;
-                    rw_waddr[wc*A_W +: A_W] = rw_waddr[wc*A_W +: A_W] | gw[wg*GW_W + 8 +: A_W];
-                    rw_byte[wc*8 +: 8] = rw_byte[wc*8 +: 8] | gw[wg*GW_W +: 8];
-                    for (wl = 0; wl < ALPHA; wl = wl + 1) begin
-                        if (gw[wg*GW_W + A_W + 8 +: LANE_W] == wl[LANE_W-1:0])
-                            rw_be[wc*ALPHA + wl] = 1'b1;
-                    end
-                end
-            end
-        end
-    end
-    // A row write fills one lane (byte enable); every lane carries the same byte.
-    wire [C*ALPHA*8-1:0] rw_data;
-    genvar gd;
-    generate
-        for (gd = 0; gd < C; gd = gd + 1) begin : g_wdata
-            assign rw_data[gd*ALPHA*8 +: ALPHA*8] = {ALPHA{rw_byte[gd*8 +: 8]}};
-        end
-    endgenerate
-    assign iw_stall = |(iw_we & rw_we);
-
-    reg [C-1:0]       cw_we;
-    reg [C*ALPHA-1:0] cw_be;
-    reg [C*A_W-1:0]   cw_addr;
-    reg [C*ALPHA*8-1:0] cw_data;
-    integer ic;
-    always @(*) begin
-        ic = 0;
-        cw_we   = rw_we;
-        cw_be   = rw_be;
-        cw_addr = rw_waddr;
-        cw_data = rw_data;
-        if (!iw_stall) begin
-            for (ic = 0; ic < C; ic = ic + 1) begin
-                if (iw_we[ic]) begin
-                    cw_we[ic] = 1'b1;
-                    cw_be[ic*ALPHA +: ALPHA] = iw_be[ic*ALPHA +: ALPHA];
-                    cw_addr[ic*A_W +: A_W] = iw_addr[ic*A_W +: A_W];
-                    cw_data[ic*ALPHA*8 +: ALPHA*8] = iw_data;
-                end
-            end
-        end
-    end
 
     // ------------------------------------------------------------------ classifier
     wire cls_busy;
@@ -492,207 +353,13 @@ module ccc_core #(
     ) u_cls (
         .clk(clk), .rst(rst),
         .add_valid(ro_keep & {R{s_final}}), .add_val(ro_act), .add_row0(s_row0),
-        .start(cls_start_q), .busy(cls_busy),
+        .start(cls_start), .busy(cls_busy),
         .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(m_axis_tdata),
         .out_last(m_axis_tlast), .done(done)
     );
-
-    assign busy = (state_q != S_WAITIN) || in_busy_q;
-
-    // Grid indices for shift-on-write: input pixels on the first layer's grid (back to 0
-    // after an image's last pixel), this tile's output pixels on the next layer's grid
-    // (back to 0 when a tile starts streaming).
-    wire in_pix_step = in_fire && (in_c_q == IN_C[N_W-1:0] - 1'b1);
-    wire in_row_end  = (in_x_q == IN_W[X_W-1:0] - 1'b1);
-    ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_in_grid (
-        .clk(clk), .rst(rst),
-        .clear(in_pix_step && in_row_end && (in_y_q == IN_H[Y_W-1:0] - 1'b1)),
-        .step(in_pix_step), .y(in_y_q), .x(in_x_q), .row_end(in_row_end),
-        .smask(IN_SMASK[S_W-1:0]), .wo(IN_WO[PIX_W-1:0]), .cpix(in_cpix)
-    );
-    ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_out_grid (
-        .clk(clk), .rst(rst),
-        .clear(state_q == S_WAITLOAD && loaded_q && ld_tile_q == tile_q),
-        .step(go0), .y(y_q), .x(x_q), .row_end(x_q == s_wo - 1'b1),
-        .smask(s_wsmask), .wo(s_wwo), .cpix(cpix)
-    );
-
-    // ------------------------------------------------------------------ control
-    always @(posedge clk) begin
-        if (rst) begin
-            state_q     <= S_WAITIN;
-            tile_q      <= {T_W{1'b0}};
-            in_busy_q   <= 1'b0;
-            in_done_q   <= 1'b0;
-            in_open_q   <= 1'b1;
-            in_full_q   <= 1'b0;
-            in_c_q      <= {N_W{1'b0}};
-            in_y_q      <= {Y_W{1'b0}};
-            in_x_q      <= {X_W{1'b0}};
-            cyc_q       <= {TP_W{1'b0}};
-            pix_q       <= {(PIX_W + 1) {1'b0}};
-            y_q         <= {Y_W{1'b0}};
-            x_q         <= {X_W{1'b0}};
-            addr_q      <= {A_W{1'b0}};
-            sub_q       <= {LANE_W{1'b0}};
-            amt_q       <= {LANE_W{1'b0}};
-            since_q     <= 16'd0;
-            drain_q     <= 16'd0;
-            cls_start_q <= 1'b0;
-            ld_busy_q   <= 1'b0;
-            ld_tile_q   <= {T_W{1'b0}};
-            ld_addr_q   <= {WM_AW{1'b0}};
-            ld_left_q   <= 16'd0;
-            ld_rd_q     <= 1'b0;
-            loaded_q    <= 1'b0;
-            ld_need_q   <= 1'b1;
-            go_d1_q     <= 1'b0;
-            tg_pix_q    <= {PIX_W{1'b0}};
-            tg_cpix_q   <= {PIX_W{1'b0}};
-            tg_y_q      <= {Y_W{1'b0}};
-            tg_x_q      <= {X_W{1'b0}};
-            tg_swap_q   <= 1'b0;
-            tg_on_q     <= 1'b0;
-            tg_bit_q    <= 3'd0;
-        end else begin
-            cls_start_q <= 1'b0;
-
-            // weight loader: R reads, bottom row first; ld_en follows each read by a cycle
-            ld_rd_q <= ld_busy_q;
-            if (ld_go) begin
-                ld_busy_q <= 1'b1;
-                ld_need_q <= 1'b0;
-                ld_tile_q <= ld_go_tile;
-                ld_addr_q <= ld_go_tile * R[WM_AW-1:0];
-                ld_left_q <= R[15:0];
-                loaded_q  <= 1'b0;
-            end else if (ld_busy_q) begin
-                ld_addr_q <= ld_addr_q + 1'b1;
-                ld_left_q <= ld_left_q - 1'b1;
-                if (ld_left_q == 16'd1) ld_busy_q <= 1'b0;
-            end
-            if (ld_rd_q && !ld_busy_q) loaded_q <= 1'b1;
-
-            // token generator
-            go_d1_q <= go0;
-            if (go0) begin
-                tg_pix_q  <= pix_q[PIX_W-1:0];
-                tg_cpix_q <= cpix;
-                tg_y_q    <= y_q;
-                tg_x_q    <= x_q;
-                tg_swap_q <= swap0;
-            end
-            if (go_d1_q) begin
-                tg_on_q  <= 1'b1;
-                tg_bit_q <= 3'd0;
-            end else if (tg_on_q) begin
-                tg_bit_q <= tg_bit_q + 1'b1;
-                if (tg_bit_q == 3'd7) tg_on_q <= 1'b0;
-            end
-
-            // input: runs beside the layers whenever the first layer's buffers are free
-            if (in_fire) begin
-                in_busy_q <= 1'b1;
-                if (in_c_q == IN_C[N_W-1:0] - 1'b1) begin
-                    in_c_q   <= {N_W{1'b0}};
-                    if (in_x_q == IN_W[X_W-1:0] - 1'b1) begin
-                        in_x_q <= {X_W{1'b0}};
-                        if (in_y_q == IN_H[Y_W-1:0] - 1'b1) begin
-                            in_y_q    <= {Y_W{1'b0}};
-                            in_done_q <= 1'b1;
-                        end else begin
-                            in_y_q <= in_y_q + 1'b1;
-                        end
-                    end else begin
-                        in_x_q <= in_x_q + 1'b1;
-                    end
-                end else begin
-                    in_c_q <= in_c_q + 1'b1;
-                end
-            end
-            if (in_done_q && !wr_busy) begin
-                in_done_q <= 1'b0;
-                in_open_q <= 1'b0;
-                in_full_q <= 1'b1;
-            end
-
-            case (state_q)
-                S_WAITIN: begin
-                    if (in_full_q) begin
-                        in_full_q <= 1'b0;
-                        in_busy_q <= 1'b0;
-                        tile_q    <= {T_W{1'b0}};
-                        state_q   <= S_WAITLOAD;
-                    end
-                end
-                S_WAITLOAD: begin
-                    if (loaded_q && ld_tile_q == tile_q) begin
-                        loaded_q   <= 1'b0;
-                        state_q    <= S_STREAM;
-                        cyc_q      <= {TP_W{1'b0}};
-                        pix_q      <= {(PIX_W + 1) {1'b0}};
-                        y_q        <= {Y_W{1'b0}};
-                        x_q        <= {X_W{1'b0}};
-                        addr_q     <= s_rbase;
-                        sub_q      <= {LANE_W{1'b0}};
-                        amt_q      <= {LANE_W{1'b0}};
-                        since_q    <= 16'd0;
-                    end
-                end
-                S_STREAM: begin
-                    since_q <= since_q + 1'b1;
-                    if (cyc_q == s_tp - 1'b1) begin
-                        cyc_q <= {TP_W{1'b0}};
-                        if (pix_q == s_pixels) begin
-                            state_q <= S_DRAIN;
-                            drain_q <= DRAIN[15:0];
-                        end
-                    end else begin
-                        cyc_q <= cyc_q + 1'b1;
-                    end
-                    if (go0) begin
-                        pix_q <= pix_q + 1'b1;
-                        // This layer's pixels are consecutive in its compact buffers,
-                        // rkm1 + 1 of them per word, rstep lanes apart.
-                        if (sub_q == s_rkm1) begin
-                            sub_q  <= {LANE_W{1'b0}};
-                            amt_q  <= {LANE_W{1'b0}};
-                            addr_q <= addr_q + 1'b1;
-                        end else begin
-                            sub_q <= sub_q + 1'b1;
-                            amt_q <= amt_q + s_rstep;
-                        end
-                        if (x_q == s_wo - 1'b1) begin
-                            x_q <= {X_W{1'b0}};
-                            y_q <= y_q + 1'b1;
-                        end else begin
-                            x_q <= x_q + 1'b1;
-                        end
-                    end
-                end
-                S_DRAIN: begin
-                    since_q <= since_q + 1'b1;
-                    drain_q <= drain_q - 1'b1;
-                    if (drain_q == 16'd1) begin
-                        // The first layer has read this image: the next may come in.
-                        if (s_layer == {LAYER_W{1'b0}} && s_layer_end) in_open_q <= 1'b1;
-                        if (s_final && s_layer_end) begin
-                            state_q     <= S_CLASSIFY;
-                            cls_start_q <= 1'b1;
-                        end else begin
-                            tile_q  <= next_tile;
-                            state_q <= S_WAITLOAD;
-                        end
-                    end
-                end
-                default: begin  // S_CLASSIFY: wait for the logits to leave
-                    if (done) begin
-                        state_q <= S_WAITIN;
-                        tile_q  <= {T_W{1'b0}};
-                    end
-                end
-            endcase
-        end
-    end
     wire unused_cls = cls_busy;
+
+    assign busy = running || in_busy;
 endmodule
+
+`default_nettype wire

@@ -3,6 +3,8 @@
 // advances, so no multiplier. This is the `cpix` that ccc_shift_target turns into a
 // compact tap-buffer position; the input path (first layer's grid) and the controller
 // (the next layer's grid, per tile) each keep one.
+`default_nettype none
+
 module ccc_grid_index #(
     parameter integer Y_W   = 5,
     parameter integer X_W   = 5,
@@ -49,3 +51,5 @@ module ccc_grid_index #(
         end
     end
 endmodule
+
+`default_nettype wire

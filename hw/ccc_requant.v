@@ -1,7 +1,7 @@
 // ccc_requant — requantizer of one row end (hand-written primitive of ccc).
 //
 // Combinational. Maps a finished int32 accumulator to a uint8 activation exactly as
-// ccc's integer reference does (DESIGN.md §5, src/quant.rs `requantize`):
+// ccc's integer reference does (docs/DESIGN.md §5, src/quant.rs `requantize`):
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
 //   act = min(max(y, 0), clamp_max)                       shift in [-16, 31]
 // The straightforward form needs a bidirectional 49-bit barrel shifter, a 49-bit
@@ -15,6 +15,8 @@
 // what it will not need after each stage. tests/rtl_primitives.rs proves this module
 // equal to the straightforward form (yosys, every input in range) and simulates it
 // against the reference.
+`default_nettype none
+
 module ccc_requant #(
     parameter integer ACC_W = 32
 ) (
@@ -57,3 +59,5 @@ module ccc_requant #(
         : (hi || y > {1'b0, clamp_max}) ? clamp_max : y[7:0];
 
 endmodule
+
+`default_nettype wire

@@ -10,6 +10,8 @@
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
 //   y = min(max(y, 0), clamp_max)
 // Latency: the result is valid one cycle after bit-plane 7 is accepted.
+`default_nettype none
+
 module ccc_row_end #(
     parameter integer PSUM_W = 14,
     parameter integer ACC_W  = 32
@@ -73,3 +75,5 @@ module ccc_row_end #(
         end
     end
 endmodule
+
+`default_nettype wire

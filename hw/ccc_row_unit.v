@@ -10,6 +10,8 @@
 // compact buffer (ccc_shift_target); no request when the position falls outside the
 // map or off the reader's stride grid, or no tap reads the channel. Partial sums of
 // non-final column blocks go to the psum memory instead.
+`default_nettype none
+
 module ccc_row_unit #(
     parameter integer PSUM_W  = 14,
     parameter integer PIX_W   = 10,
@@ -224,3 +226,5 @@ module ccc_row_unit #(
         end
     end
 endmodule
+
+`default_nettype wire

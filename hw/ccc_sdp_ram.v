@@ -3,6 +3,8 @@
 // block RAM (iCE40 SB_RAM40_4K, ECP5 DP16KD). Contents start from INIT_FILE (hex) when
 // given, else zero: the zero fill of shift-on-write relies on never-written words
 // staying zero.
+`default_nettype none
+
 module ccc_sdp_ram #(
     parameter integer WIDTH     = 8,
     parameter integer BYTES     = 1,
@@ -63,3 +65,5 @@ module ccc_sdp_ram #(
         if (re) rdata <= mem[ra];
     end
 endmodule
+
+`default_nettype wire

@@ -10,6 +10,8 @@
 // cpix = (y >> log2 s) * wo + (x >> log2 s), and the compiler's offset folds in the
 // buffer base (in pixels) and the tap's -floor(d / s) steps, so q = cpix + offset.
 // Shared by the input writer (one per column) and every row unit.
+`default_nettype none
+
 module ccc_shift_target #(
     parameter integer Y_W    = 5,
     parameter integer X_W    = 5,
@@ -54,3 +56,5 @@ module ccc_shift_target #(
     wire unused_sum = ^{sum[QW], word[QW-1:A_W], y_ext[Y_W+S_W-1:S_W],
                         x_ext[X_W+S_W-1:S_W]};
 endmodule
+
+`default_nettype wire

@@ -10,6 +10,8 @@
 // cycles, during which `req_ready` is low. Writes leave one cycle after their phase.
 // `hold` freezes the writer, outputs included, for a cycle whose write could not be
 // granted (the layers' rows own the column RAMs' write ports first).
+`default_nettype none
+
 module ccc_writer #(
     parameter integer C      = 4,
     parameter integer ALPHA  = 8,
@@ -142,3 +144,5 @@ module ccc_writer #(
         end
     end
 endmodule
+
+`default_nettype wire

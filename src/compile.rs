@@ -349,10 +349,10 @@ pub fn regenerate_command(path: &Path, o: &CompileOptions) -> String {
 }
 
 /// Where a design compiled from `path` with `o` comes from, for its headers.
-pub fn provenance(path: &Path, o: &CompileOptions, model: &str) -> Provenance {
+fn provenance(path: &Path, o: &CompileOptions, model: &str) -> Provenance {
     Provenance {
         model: model.to_string(),
-        source: path.display().to_string(),
+        source: display_source(path),
         command: regenerate_command(path, o),
     }
 }

@@ -416,11 +416,11 @@ pub enum FitError {
 /// Flattened ECP5 synthesis (what place and route sees) needs this share of the LUT4s
 /// that the per-module fits add up to: yosys merges logic across module boundaries and
 /// drops the load and debug paths of the board top. Measured on the shipped model with
-/// the session-8 RTL (two-level row-write merge), flattened LUT4 + 2 per DPR16X4 over
+/// the RTL of 9417666 (two-level row-write merge), flattened LUT4 + 2 per DPR16X4 over
 /// the per-module prediction: 16x16 12 394 / 27 013 = 0.459, 24x24 22 103 / 52 262 =
 /// 0.423, 32x32 33 197 / 84 822 = 0.391. The share falls with the array, so the largest
 /// (the 16x16 one) keeps the check on the safe side: at 32x32 it predicts 18% more than
-/// yosys builds. Earlier RTL measured 0.61 (sessions 5 and 6) and 0.39 to 0.50 (session 4).
+/// yosys builds. Earlier RTL measured 0.61 (441fed5, a74ec75) and 0.39 to 0.50 (e0911ca).
 pub const ECP5_FLAT_LUT: f64 = 0.46;
 
 /// The flattened design's predicted resources (what `synth_<family>` reports for the

@@ -378,3 +378,122 @@ impl FpgaSection {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the flows left for a tiny model on a 2x2 array (tests/data/flow-sample: yosys
+    /// 0.23 `stat` of the flattened and the per-module runs, nextpnr-ice40's JSON report
+    /// with its critical paths cut short, the flow's run times).
+    const SAMPLE: [(&str, &str); 8] = [
+        (
+            "synth_ice40.txt",
+            include_str!("../tests/data/flow-sample/synth_ice40.txt"),
+        ),
+        (
+            "synth_ecp5.txt",
+            include_str!("../tests/data/flow-sample/synth_ecp5.txt"),
+        ),
+        (
+            "hier_ice40.txt",
+            include_str!("../tests/data/flow-sample/hier_ice40.txt"),
+        ),
+        (
+            "hier_ecp5.txt",
+            include_str!("../tests/data/flow-sample/hier_ecp5.txt"),
+        ),
+        (
+            "ice40_pnr.json",
+            include_str!("../tests/data/flow-sample/ice40_pnr.json"),
+        ),
+        (
+            "ice40_pnr.device",
+            include_str!("../tests/data/flow-sample/ice40_pnr.device"),
+        ),
+        (
+            "times.txt",
+            include_str!("../tests/data/flow-sample/times.txt"),
+        ),
+        ("ecp5_pnr.failed", "ecp5 place and route: router2 gave up\n"),
+    ];
+
+    #[test]
+    fn stat_sections_and_cells_parse() {
+        let text = SAMPLE[0].1;
+        let secs = sections(text);
+        assert_eq!(secs.len(), 1);
+        assert_eq!(secs[0].0, "ccc_fpga_top");
+        let cells = stat_cells(&secs[0].1);
+        assert_eq!(cells["SB_LUT4"], 1904);
+        assert_eq!(cells["SB_RAM40_4K"], 8);
+        // "Number of cells: 3977" is a sentence, not a cell type.
+        assert!(!cells.contains_key("Number"));
+        let r = resources("ice40", &cells);
+        assert_eq!(
+            r,
+            Resources {
+                lut: 1904,
+                dff: 19 + 450 + 797 + 3 + 205 + 6,
+                carry: 585,
+                bram: 8,
+                dsp: 0,
+            }
+        );
+        // ECP5: two LUT4 per DPR16X4 (a LUT RAM takes a slice's two LUTs).
+        let e = resources("ecp5", &stat_cells(&sections(SAMPLE[1].1)[0].1));
+        assert_eq!(
+            (e.lut, e.dff, e.carry, e.bram, e.dsp),
+            (1236 + 12, 1376, 333, 4, 2)
+        );
+    }
+
+    #[test]
+    fn per_module_stat_gives_one_cell_and_the_array() {
+        let (cell, array) = cell_and_array("ice40", SAMPLE[2].1).unwrap();
+        assert_eq!((cell.lut, cell.dff, cell.carry), (14, 35, 9));
+        // Four instances in the design hierarchy (2x2 array).
+        assert_eq!(array, cell * 4);
+        // The last section is the whole design.
+        let whole = resources(
+            "ice40",
+            &stat_cells(&sections(SAMPLE[2].1).last().unwrap().1),
+        );
+        assert_eq!((whole.lut, whole.bram), (2561, 14));
+        assert!(cell_and_array("ice40", "=== x ===\n   SB_LUT4 3\n").is_none());
+    }
+
+    #[test]
+    fn measure_reads_every_flow_file() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(
+            measure(d.path()).unwrap().is_none(),
+            "no OUT/fpga: no flow ran"
+        );
+        let fpga = d.path().join("fpga");
+        std::fs::create_dir(&fpga).unwrap();
+        for (name, text) in SAMPLE {
+            std::fs::write(fpga.join(name), text).unwrap();
+        }
+        let m = measure(d.path()).unwrap().unwrap();
+        assert_eq!(m.synth["ice40"].lut, 1904);
+        assert_eq!(m.synth["ecp5"].carry, 333);
+        assert_eq!(m.hier["ice40"].lut, 2561);
+        assert_eq!(m.cell["ice40"].lut, 14);
+        let p = &m.pnr["ice40"];
+        assert_eq!(p.device, "ice40 hx8k ct256 12");
+        let (achieved, constraint) = p.fmax_mhz["clk$SB_IO_IN_$glb_clk"];
+        assert!((achieved - 47.881).abs() < 1e-3 && constraint == 12.0);
+        assert_eq!(p.utilization["ICESTORM_LC"], (3072, 7680));
+        assert!(
+            !p.utilization.contains_key("ICESTORM_PLL"),
+            "unused cells are left out"
+        );
+        assert_eq!(m.failed_pnr, vec!["ecp5 place and route: router2 gave up"]);
+        assert!((m.seconds["pnr_ice40"] - 17.47).abs() < 0.01);
+        assert!(m.bitstreams.is_empty());
+        std::fs::write(fpga.join("ice40_pnr.json"), "{ not json").unwrap();
+        let e = measure(d.path()).unwrap_err().to_string();
+        assert!(e.contains("ice40_pnr.json"), "{e}");
+    }
+}

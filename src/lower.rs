@@ -1,4 +1,4 @@
-//! Lowering (DESIGN.md §3): turns the float [`Network`] into a chain of 1x1 layers
+//! Lowering (docs/DESIGN.md §3): turns the float [`Network`] into a chain of 1x1 layers
 //! over *virtual channels* (taps), folds batchnorm into the conv before it, and checks
 //! that the layer sequence is one the array can run.
 //!
@@ -304,7 +304,7 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
 }
 
 /// A conv layer whose output channels can be reordered (the row permutation of
-/// DESIGN.md §4) and whose input taps can be relabelled to follow the previous layer's.
+/// docs/DESIGN.md §4) and whose input taps can be relabelled to follow the previous layer's.
 pub trait ChannelOrder {
     /// Moves output channel `perm[i]` to slot `i` (filters, bias, and anything else
     /// indexed by output channel).

@@ -1,4 +1,4 @@
-//! Model ingest: reads a `.safetensors` file and its `ccc.graph` TOML (DESIGN.md §2)
+//! Model ingest: reads a `.safetensors` file and its `ccc.graph` TOML (docs/DESIGN.md §2)
 //! into the float [`Network`] IR, validating every tensor, shape and parameter so that
 //! later stages can trust it.
 

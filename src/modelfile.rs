@@ -1,4 +1,4 @@
-//! Writes the model format `ccc compile` reads (DESIGN.md §2): tensors plus the
+//! Writes the model format `ccc compile` reads (docs/DESIGN.md §2): tensors plus the
 //! `ccc.graph` TOML under one safetensors metadata key. The random-model generator and
 //! the trainer both write through this, so the two cannot drift from the reader.
 

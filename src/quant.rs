@@ -1,4 +1,4 @@
-//! Quantization (DESIGN.md §5): int8 weights with one power-of-two scale per layer,
+//! Quantization (docs/DESIGN.md §5): int8 weights with one power-of-two scale per layer,
 //! uint8 activations at 2^-f, int32 biases at the accumulator scale, and the classifier
 //! with the 1/(H·W) pooling factor folded in. Also the scalar arithmetic every integer
 //! consumer (reference, packer, RTL emitter) must share: rounding, requantize, clamp.

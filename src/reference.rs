@@ -1,4 +1,4 @@
-//! Software reference (DESIGN.md §7.1): the float model (f64, unquantized, unpacked)
+//! Software reference (docs/DESIGN.md §7.1): the float model (f64, unquantized, unpacked)
 //! and the bit-exact integer network of §5, layer by layer. The RTL is judged against
 //! [`run_int`]; every integer network form (unpacked, packed, dense) runs through it.
 

@@ -1,4 +1,4 @@
-//! Reports (DESIGN.md §4 metrics): per layer and for the whole network, the unpacked
+//! Reports (docs/DESIGN.md §4 metrics): per layer and for the whole network, the unpacked
 //! baseline (nonzero columns only) next to the packed network — nonzeros, columns or
 //! groups, tiles, utilization efficiency, pruned weights and L1 fraction, conflicts and
 //! predicted cycles — rendered as JSON and Markdown.

@@ -2,8 +2,8 @@
 //! columns = groups; vertical tiling when G > C) in the order the controller runs them,
 //! and predicts cycles per inference with the array's timing model.
 //!
-//! Timing model — exact for the emitted RTL (`hw/ccc_core.v`); `ccc simulate` measures
-//! the same phases and tests hold the two equal:
+//! Timing model — exact for the emitted RTL (`hw/ccc_ctrl.v` and the parts around it);
+//! `ccc simulate` measures the same phases and tests hold the two equal:
 //! * A pixel period is `TP` cycles, 8 bit-planes (activations are bit-serial, so each
 //!   cell does one 8-bit MAC per 8 cycles). Row r finishes pixel p at t0 + TP·p + r, so
 //!   rows r and r + TP finish together; each writes its value into the column memory of
@@ -28,7 +28,7 @@ use crate::pack::network::PackedNet;
 /// Activation width on the bit-serial lines.
 pub const ACT_BITS: u64 = 8;
 /// Drain after a tile's last pixel beyond the R + C systolic skew (`DRAIN` in
-/// `hw/ccc_core.v`: feed latency, row-end, requantizer, writer and pool pipelines).
+/// `hw/ccc_ctrl.v`: feed latency, row-end, requantizer, writer and pool pipelines).
 pub const DRAIN_EXTRA: u64 = 16;
 
 /// For each physical output channel of layer `l`: the array column whose tap-buffer

@@ -1,4 +1,4 @@
-//! Verification of the emitted accelerator (DESIGN.md §7.3): simulates OUT's RTL (or a
+//! Verification of the emitted accelerator (docs/DESIGN.md §7.3): simulates OUT's RTL (or a
 //! post-synthesis netlist) on images and compares every activation, logit and class with
 //! the bit-exact integer reference, locating the first difference; measures cycles per
 //! phase from the simulation's events next to the schedule's prediction. `ccc simulate`

@@ -10,6 +10,8 @@
 // +wload=FILE +wwords=N writes N weight-memory words through the load port (during
 // reset, before the loader reads tile 0) instead of relying on weights.hex.
 `timescale 1ns / 1ps
+`default_nettype none
+
 module tb_ccc_top;
     reg clk = 1'b0;
     reg rst = 1'b1;
@@ -114,3 +116,5 @@ module tb_ccc_top;
         rst <= 1'b0;
     end
 endmodule
+
+`default_nettype wire

@@ -2,6 +2,8 @@
 // Reads VECTORS lines of: base shift clamp last psum0..psum7 (hex, two's complement)
 // from +vectors=FILE and prints "acc act last" per case.
 `timescale 1ns / 1ps
+`default_nettype none
+
 module tb_row_end;
     localparam integer PSUM_W = 14;
     localparam integer N_WORDS = 12;
@@ -63,3 +65,5 @@ module tb_row_end;
         $finish;
     end
 endmodule
+
+`default_nettype wire

@@ -49,10 +49,19 @@ fn compile(spec: &GenSpec, args: &[&str]) -> tempfile::TempDir {
 }
 
 #[test]
-fn golden_design_report_and_schedule_of_a_tiny_model() {
+fn golden_outputs_of_a_tiny_model() {
     let d = compile(&tiny(), &["--rows", "2", "--cols", "2", "--alpha", "1,2"]);
     let out = d.path().join("out");
+    // The generated Verilog and memory images (the hand-written primitives and the
+    // cell/array templates have goldens of their own in tests/rtl_cell.rs), then the IR,
+    // the report and the schedule.
     for (file, golden) in [
+        ("rtl/ccc_top.v", "tiny_2x2_ccc_top.v"),
+        ("rtl/ccc_sched.v", "tiny_2x2_ccc_sched.v"),
+        ("rtl/ccc_wmap.v", "tiny_2x2_ccc_wmap.v"),
+        ("rtl/weights.hex", "tiny_2x2_weights.hex"),
+        ("rtl/cls_w.hex", "tiny_2x2_cls_w.hex"),
+        ("rtl/cls_b.hex", "tiny_2x2_cls_b.hex"),
         ("rtl/rtl.json", "tiny_2x2_design.json"),
         ("report.json", "tiny_2x2_report.json"),
         ("schedule.json", "tiny_2x2_schedule.json"),

@@ -15,7 +15,7 @@ use ccc::testgen::{BlockSpec, GenDtype, GenSpec, StemSpec};
 
 /// Tolerances the fit model is held to (relative, whole design): flip-flops within 15%
 /// of yosys, LUT4 and carries within 25%, block RAMs exact on iCE40 (25% on ECP5). LUT4
-/// was 15% until session 5 added the 128-channel `wide4` design: one slope per pooled
+/// was 15% until fc4ad34 added the 128-channel `wide4` design: one slope per pooled
 /// bit cannot also match `mid4` on ECP5 (-24%: yosys builds its 32-channel classifier's
 /// weight ROM from LUTs), while the others are within 18%.
 const LUT_TOL: f64 = 0.15;

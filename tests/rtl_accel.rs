@@ -266,53 +266,6 @@ fn a_corrupted_weight_is_located() {
 }
 
 #[test]
-fn golden_emitted_design_for_a_tiny_model() {
-    let tiny = GenSpec {
-        name: "tiny".into(),
-        channels: 1,
-        height: 4,
-        width: 4,
-        classes: 2,
-        stem: Some(StemSpec {
-            out: 2,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        }),
-        blocks: vec![BlockSpec {
-            out: 3,
-            stride: 2,
-            alpha: Some(2),
-        }],
-        density: 0.6,
-        batchnorm: true,
-        relu6: true,
-        gamma: Some(1.0),
-        dtype: GenDtype::F32,
-        seed: 9,
-    };
-    let b = build(&tiny, 2, 2, &[1, 2], false);
-    let source = Path::new("tiny.safetensors");
-    let prov = compile::provenance(source, &b.c.options, &b.c.packed.name);
-    let design = ccc::rtl::design::build(&b.c.packed, &b.c.schedule, prov).unwrap();
-    let files = ccc::rtl::emit::render(&design).unwrap();
-    for (name, text) in &files {
-        if [
-            "ccc_top.v",
-            "ccc_sched.v",
-            "ccc_wmap.v",
-            "weights.hex",
-            "cls_w.hex",
-            "cls_b.hex",
-        ]
-        .contains(&name.as_str())
-        {
-            common::golden_file(&format!("tiny_2x2_{name}"), text);
-        }
-    }
-}
-
-#[test]
 fn weights_loaded_through_the_load_port() {
     if !common::need("iverilog", "weights_loaded_through_the_load_port") {
         return;
@@ -486,14 +439,14 @@ fn write_group_premise_is_checked_in_simulation() {
     let (model, out_s) = (model.to_str().unwrap(), out.to_str().unwrap());
     let o = common::ccc(&["compile", model, "--rows", "16", "--cols", "8", "-o", out_s]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let core = out.join("rtl/ccc_core.v");
-    let text = std::fs::read_to_string(&core).unwrap();
+    let merge = out.join("rtl/ccc_write_merge.v");
+    let text = std::fs::read_to_string(&merge).unwrap();
     let grouped = "localparam integer WG = 8;";
     assert!(
         text.contains(grouped),
-        "ccc_core.v no longer declares {grouped}"
+        "ccc_write_merge.v no longer declares {grouped}"
     );
-    std::fs::write(&core, text.replace(grouped, "localparam integer WG = 16;")).unwrap();
+    std::fs::write(&merge, text.replace(grouped, "localparam integer WG = 16;")).unwrap();
     let o = common::ccc(&["simulate", out_s, "--simulator", "verilator"]);
     let all = format!("{}{}", common::stdout(&o), common::stderr(&o));
     assert!(

@@ -77,7 +77,7 @@ fn row_end_matches_reference_requantize() {
     }
 }
 
-/// The requantizer as DESIGN.md §5 states it, written the direct way (a 49-bit
+/// The requantizer as docs/DESIGN.md §5 states it, written the direct way (a 49-bit
 /// bidirectional shift, the rounding add and two wide comparisons): the specification
 /// that `hw/ccc_requant.v` must equal.
 const REQUANT_SPEC: &str = r#"

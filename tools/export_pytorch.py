@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export a PyTorch shift-CNN to ccc's model format (DESIGN.md section 2).
+"""Export a PyTorch shift-CNN to ccc's model format (docs/DESIGN.md section 2).
 
 The format is one ``.safetensors`` file whose ``__metadata__`` key ``ccc.graph`` holds
 a TOML graph naming the tensors of each layer. This module writes it from an
@@ -55,7 +55,7 @@ from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-#: Metadata key holding the graph TOML (DESIGN.md section 2).
+#: Metadata key holding the graph TOML (docs/DESIGN.md section 2).
 GRAPH_KEY = "ccc.graph"
 
 #: One tensor for :func:`write_safetensors`: (dtype, shape, little-endian raw bytes).
@@ -235,7 +235,7 @@ def graph_toml(
     layers: Sequence[LayerSpec],
     gamma: Optional[float] = None,
 ) -> str:
-    """Emits the ``ccc.graph`` TOML document with DESIGN.md section 2's field names."""
+    """Emits the ``ccc.graph`` TOML document with docs/DESIGN.md section 2's field names."""
     channels, height, width = (int(d) for d in input_shape)
     lines = [
         "[model]",
@@ -454,7 +454,7 @@ def shift_pairs(module: Any, where: str) -> Optional[List[Tuple[int, int]]]:
 
     Accepted, in this order:
 
-    * ``shifts``: an int tensor (or nested list) [C, 2] of (dy, dx) with DESIGN.md's
+    * ``shifts``: an int tensor (or nested list) [C, 2] of (dy, dx) with docs/DESIGN.md's
       meaning ``out[c][y][x] = in[c][y + dy][x + dx]`` (zero outside), exported as is;
     * ``shift_t``: the seeds' buffer (``net.Shift`` in the authors' code), [C, 2] int.
       Their CUDA kernel *scatters*, ``out[y + s0][x + s1] = in[y][x]`` over dims (2, 3),

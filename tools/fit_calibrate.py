@@ -83,7 +83,9 @@ def component_of(path):
         return "classifier"
     if leaf in ("ccc_sched", "ccc_wmap"):
         return "roms"
-    return "control"  # ccc_core, ccc_top
+    # ccc_top, ccc_core and the control modules split out of it (controller, loader,
+    # token generator, input counters, write merge, grid indices)
+    return "control"
 
 
 def per_component(path, fam):

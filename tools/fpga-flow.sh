@@ -16,7 +16,7 @@
 #   model on an HX8K at 88-91% of the logic cells in under 80 s where router2 was still
 #   cycling 4 overused wires after 12 000 iterations; ECP5 static + router2, which routed
 #   the shipped model at 16x16 in 12 min where heap placement left router2 stalled at
-#   ~7 000 overused wires, and 24x24 and 32x32 since session 8; when router2 fails on an
+#   ~7 000 overused wires, and 24x24 and 32x32 since 9417666; when router2 fails on an
 #   arc outright, the run is redone once with router1), PNR_ARGS (more nextpnr arguments).
 # Each step records its wall time in OUT/fpga/times.txt ("step seconds").
 set -euo pipefail

@@ -190,7 +190,7 @@ class MaxPool2d(Module):
 
 
 class Shift(Module):
-    """A shift module in DESIGN.md's convention: `shifts` [C, 2] of (dy, dx)."""
+    """A shift module in docs/DESIGN.md's convention: `shifts` [C, 2] of (dy, dx)."""
 
     def __init__(self, pairs: Sequence[Tuple[int, int]]) -> None:
         super().__init__()

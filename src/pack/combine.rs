@@ -1,6 +1,6 @@
 //! Column-combine pruning: from a grouping to the packed N x G matrix and its metrics.
 //!
-//! This module owns the second half of column combining (DESIGN.md §4): in each group,
+//! This module owns the second half of column combining (docs/DESIGN.md §4): in each group,
 //! each row keeps only its largest-magnitude weight (ties: lowest original column), and
 //! the packed entry records which member it came from (the MX cell's selector). It also
 //! owns the packing metrics that reports and strategy comparisons use; `pruned_l1` here

@@ -1,6 +1,6 @@
 //! Column grouping: which columns of a layer's filter matrix share one array column.
 //!
-//! This module owns the grouping half of column combining (DESIGN.md §4): the
+//! This module owns the grouping half of column combining (docs/DESIGN.md §4): the
 //! admissibility rule (at most α columns, at most ⌊γ·N⌋ conflicts), the authors'
 //! greedy procedure reproduced exactly ([`Strategy::Reference`]), the default
 //! [`Strategy::Auto`] that is never worse than it, and a magnitude-aware best-fit

@@ -12,8 +12,8 @@ use super::design::HwDesign;
 use super::templates;
 use crate::output::OutDir;
 
-/// Hand-written primitives, in dependency order (file name, text).
-pub const HW_FILES: [(&str, &str); 10] = [
+/// Hand-written primitives (`hw/`, one module per file), leaves first (file name, text).
+pub const HW_FILES: [(&str, &str); 15] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     (
         "ccc_shift_target.v",
@@ -32,6 +32,14 @@ pub const HW_FILES: [(&str, &str); 10] = [
         "ccc_classifier.v",
         include_str!("../../hw/ccc_classifier.v"),
     ),
+    ("ccc_loader.v", include_str!("../../hw/ccc_loader.v")),
+    ("ccc_token_gen.v", include_str!("../../hw/ccc_token_gen.v")),
+    ("ccc_input.v", include_str!("../../hw/ccc_input.v")),
+    (
+        "ccc_write_merge.v",
+        include_str!("../../hw/ccc_write_merge.v"),
+    ),
+    ("ccc_ctrl.v", include_str!("../../hw/ccc_ctrl.v")),
     ("ccc_core.v", include_str!("../../hw/ccc_core.v")),
 ];
 

@@ -1,7 +1,7 @@
 //! Cycle-accurate rust-hdl models of the MX cell and of a runtime-sized R x C array tile.
 //!
 //! This module owns the *reference hardware model* that the Verilog templates are checked
-//! against (DESIGN.md §7.2): [`MxCell`] is a rust-hdl `LogicBlock` with exactly the ports
+//! against (docs/DESIGN.md §7.2): [`MxCell`] is a rust-hdl `LogicBlock` with exactly the ports
 //! and behaviour of `ccc_mx_cell` (see `docs/MX_CELL.md`), and its rust-hdl-generated
 //! Verilog ([`cell_verilog`]) is what `yosys equiv_*` proves the template equal to.
 //! [`MxTile`] wires `rows * cols` cells as a flat `Vec` exactly like `ccc_mx_array`, and

@@ -152,7 +152,7 @@ pub enum Mode {
     /// Running statistics, float.
     Eval,
     /// Running statistics folded into the weights, weights and activations fake-quantized
-    /// with DESIGN.md §5 (straight-through gradients): what the 8-bit hardware computes.
+    /// with docs/DESIGN.md §5 (straight-through gradients): what the 8-bit hardware computes.
     Quant,
 }
 

@@ -1,4 +1,4 @@
-//! Joint optimization's pruning (DESIGN.md §9): the cubic magnitude-pruning schedule
+//! Joint optimization's pruning (docs/DESIGN.md §9): the cubic magnitude-pruning schedule
 //! and the column-combine step, which calls the compiler's own grouping and combining
 //! (`pack::group::group_columns`, `pack::combine::combine`) so that what training
 //! prunes is exactly what `ccc compile` will pack.

@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// output[c][b][y][x] = input[c][b][y + dy_c][x + dx_c], zero outside the image
-/// (DESIGN.md §2 semantics), on channel-major [C, B, H, W] tensors.
+/// (docs/DESIGN.md §2 semantics), on channel-major [C, B, H, W] tensors.
 #[derive(Clone, Debug)]
 pub struct Shift {
     shifts: Arc<Vec<(i32, i32)>>,

@@ -1,0 +1,173 @@
+// ccc_input — the input stream (hand-written primitive of ccc): takes an image's beats
+// (one uint8 each, order y, x, channel) while the first layer's tap buffers are open to
+// it, and writes every beat through ccc_writer into each first-layer tap that reads its
+// channel (shift-on-write; the compiled ccc_wmap says where). When the last beat is
+// written the image is `full`: it waits in the buffers until the controller `take`s it,
+// and the buffers stay closed until the controller `reopen`s them once the first layer
+// has read that image, so the next image streams in during the later layers.
+// A beat is refused (`s_axis_tready` low) while the writer is busy with the phases of
+// the previous one or the layers' rows hold the column memories' write ports (`stall`).
+`default_nettype none
+
+module ccc_input #(
+    parameter integer C        = 4,
+    parameter integer ALPHA    = 8,
+    parameter integer A_W      = 10,
+    parameter integer PIX_W    = 10,
+    parameter integer Y_W      = 5,
+    parameter integer X_W      = 5,
+    parameter integer N_W      = 8,
+    parameter integer MAP_AW   = 8,
+    parameter integer LANE_W   = 3,
+    parameter integer WPC_W    = 4,
+    parameter integer S_W      = 1,
+    parameter integer LK_W     = 2,
+    parameter integer IN_C     = 1,
+    parameter integer IN_H     = 8,
+    parameter integer IN_W     = 8,
+    parameter integer IN_WPC   = 9,
+    // the first layer's compact buffers: stride mask, packing, read limits, output width
+    parameter integer IN_SMASK = 0,
+    parameter integer IN_LK    = 0,
+    parameter integer IN_LA    = 0,
+    parameter integer IN_LH    = 8,
+    parameter integer IN_LW    = 8,
+    parameter integer IN_WO    = 8
+) (
+    input  wire                 clk,
+    input  wire                 rst,
+    input  wire                 s_axis_tvalid,
+    output wire                 s_axis_tready,
+    input  wire [7:0]           s_axis_tdata,
+    // a row write holds the column memories this cycle
+    input  wire                 stall,
+    // the controller takes the waiting image / the buffers may take the next one
+    input  wire                 take,
+    input  wire                 reopen,
+    output wire                 full,
+    // an image is streaming in or waiting
+    output wire                 busy,
+    // writes into the column memories
+    output wire [C-1:0]         mem_we,
+    output wire [C*ALPHA-1:0]   mem_be,
+    output wire [C*A_W-1:0]     mem_waddr,
+    output wire [ALPHA*8-1:0]   mem_wdata
+);
+    reg              busy_q, busy_d;
+    reg              done_q, done_d;
+    reg              open_q, open_d;
+    reg              full_q, full_d;
+    reg [N_W-1:0]    c_q, c_d;
+    reg [Y_W-1:0]    y_q, y_d;
+    reg [X_W-1:0]    x_q, x_d;
+    wire [PIX_W-1:0] cpix;
+    wire             wr_ready, wr_busy;
+
+    wire accept = open_q && !done_q && !full_q;
+    wire fire = accept && s_axis_tvalid && wr_ready && !stall;
+    assign s_axis_tready = accept && wr_ready && !stall;
+
+    wire last_c = (c_q == IN_C[N_W-1:0] - 1'b1);
+    wire last_x = (x_q == IN_W[X_W-1:0] - 1'b1);
+    wire last_y = (y_q == IN_H[Y_W-1:0] - 1'b1);
+    // The last beat has been written: the image waits for the controller.
+    wire close = done_q && !wr_busy;
+
+    always @(*) begin
+        busy_d = busy_q;
+        done_d = done_q;
+        open_d = open_q;
+        full_d = full_q;
+        c_d    = c_q;
+        y_d    = y_q;
+        x_d    = x_q;
+        if (fire) begin
+            busy_d = 1'b1;
+            if (last_c) begin
+                c_d = {N_W{1'b0}};
+                if (last_x) begin
+                    x_d = {X_W{1'b0}};
+                    if (last_y) begin
+                        y_d    = {Y_W{1'b0}};
+                        done_d = 1'b1;
+                    end else begin
+                        y_d = y_q + 1'b1;
+                    end
+                end else begin
+                    x_d = x_q + 1'b1;
+                end
+            end else begin
+                c_d = c_q + 1'b1;
+            end
+        end
+        if (close) begin
+            done_d = 1'b0;
+            open_d = 1'b0;
+            full_d = 1'b1;
+        end
+        if (take) begin
+            full_d = 1'b0;
+            busy_d = 1'b0;
+        end
+        if (reopen) open_d = 1'b1;
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            busy_q <= 1'b0;
+            done_q <= 1'b0;
+            open_q <= 1'b1;
+            full_q <= 1'b0;
+            c_q    <= {N_W{1'b0}};
+            y_q    <= {Y_W{1'b0}};
+            x_q    <= {X_W{1'b0}};
+        end else begin
+            busy_q <= busy_d;
+            done_q <= done_d;
+            open_q <= open_d;
+            full_q <= full_d;
+            c_q    <= c_d;
+            y_q    <= y_d;
+            x_q    <= x_d;
+        end
+    end
+    assign full = full_q;
+    assign busy = busy_q;
+
+    // This pixel's index on the first layer's grid (back to 0 after the image's last).
+    wire pix_step = fire && last_c;
+    ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_grid (
+        .clk(clk), .rst(rst),
+        .clear(pix_step && last_x && last_y),
+        .step(pix_step), .y(y_q), .x(x_q), .row_end(last_x),
+        .smask(IN_SMASK[S_W-1:0]), .wo(IN_WO[PIX_W-1:0]), .cpix(cpix)
+    );
+
+    wire [MAP_AW-1:0]           map_index;
+    wire [C-1:0]                map_valid;
+    wire [C*LANE_W-1:0]         map_lane;
+    wire [C*8-1:0]              map_dy, map_dx;
+    wire [C*(A_W+LANE_W+1)-1:0] map_offset;
+
+    ccc_wmap u_wmap (
+        .index(map_index), .valid(map_valid), .lane(map_lane),
+        .dy(map_dy), .dx(map_dx), .offset(map_offset)
+    );
+
+    ccc_writer #(
+        .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
+        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W)
+    ) u_writer (
+        .clk(clk), .rst(rst), .hold(stall), .req_valid(fire), .req_ready(wr_ready),
+        .req_chan(c_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),
+        .req_val(s_axis_tdata),
+        .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
+        .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),
+        .map_index(map_index), .map_valid(map_valid), .map_lane(map_lane),
+        .map_dy(map_dy), .map_dx(map_dx), .map_offset(map_offset),
+        .mem_we(mem_we), .mem_be(mem_be), .mem_waddr(mem_waddr), .mem_wdata(mem_wdata),
+        .busy(wr_busy)
+    );
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,108 @@
+// ccc_loader — the weight memory and its loader (hand-written primitive of ccc).
+//
+// The weight memory holds one word per array row and tile ({write target, bias,
+// columns' {weight, selector}}, WORD_W bits), tile t at words t*R .. t*R + R - 1, bottom
+// row first; it starts from WM_FILE and can be rewritten through the load port (wl_*).
+// A load reads a tile's R words, one per cycle: `ld_en` follows each read by one cycle
+// (the read latency), so the array's shadow chains and the row units' bias/target chains
+// shift in the words as they arrive. `loaded` rises after the last word and says which
+// tile the shadow registers now hold (`ld_tile`); `consume` (the controller swapping to
+// it) clears it. The first load (tile 0) starts by itself after reset; later ones start
+// on `go` with the tile to fetch.
+`default_nettype none
+
+module ccc_loader #(
+    parameter integer R      = 4,
+    parameter integer NT     = 1,
+    parameter integer T_W    = 1,
+    parameter integer WM_AW  = 4,
+    parameter integer WORD_W = 8,
+    parameter         WM_FILE = ""
+) (
+    input  wire              clk,
+    input  wire              rst,
+    // load port
+    input  wire              wl_en,
+    input  wire [WM_AW-1:0]  wl_addr,
+    input  wire [WORD_W-1:0] wl_data,
+    // start a load of tile `go_tile` (ignored while one runs)
+    input  wire              go,
+    input  wire [T_W-1:0]    go_tile,
+    // the controller has taken the loaded tile
+    input  wire              consume,
+    output wire              ld_busy,
+    output wire              ld_en,
+    output wire [WORD_W-1:0] ld_word,
+    output wire              loaded,
+    output wire [T_W-1:0]    ld_tile
+);
+    reg              busy_q, busy_d;
+    reg [T_W-1:0]    tile_q, tile_d;
+    reg [WM_AW-1:0]  addr_q, addr_d;
+    reg [15:0]       left_q, left_d;
+    reg              rd_q;
+    reg              loaded_q, loaded_d;
+    // Tile 0 is fetched once after reset without being asked for.
+    reg              need_q, need_d;
+
+    wire start = !busy_q && (need_q || go);
+    wire [T_W-1:0] start_tile = need_q ? {T_W{1'b0}} : go_tile;
+
+    always @(*) begin
+        busy_d   = busy_q;
+        tile_d   = tile_q;
+        addr_d   = addr_q;
+        left_d   = left_q;
+        need_d   = need_q;
+        loaded_d = loaded_q;
+        if (start) begin
+            busy_d   = 1'b1;
+            need_d   = 1'b0;
+            tile_d   = start_tile;
+            addr_d   = start_tile * R[WM_AW-1:0];
+            left_d   = R[15:0];
+            loaded_d = 1'b0;
+        end else if (busy_q) begin
+            addr_d = addr_q + 1'b1;
+            left_d = left_q - 1'b1;
+            if (left_q == 16'd1) busy_d = 1'b0;
+        end
+        // The last word has arrived (its read was a cycle ago); taking it wins.
+        if (rd_q && !busy_q) loaded_d = 1'b1;
+        if (consume) loaded_d = 1'b0;
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            busy_q   <= 1'b0;
+            tile_q   <= {T_W{1'b0}};
+            addr_q   <= {WM_AW{1'b0}};
+            left_q   <= 16'd0;
+            rd_q     <= 1'b0;
+            loaded_q <= 1'b0;
+            need_q   <= 1'b1;
+        end else begin
+            busy_q   <= busy_d;
+            tile_q   <= tile_d;
+            addr_q   <= addr_d;
+            left_q   <= left_d;
+            rd_q     <= busy_q;
+            loaded_q <= loaded_d;
+            need_q   <= need_d;
+        end
+    end
+
+    ccc_sdp_ram #(
+        .WIDTH(WORD_W), .BYTES(1), .DEPTH(NT * R), .ADDR_W(WM_AW), .INIT_FILE(WM_FILE)
+    ) u_wmem (
+        .clk(clk), .we(wl_en), .wbe(1'b1), .waddr(wl_addr), .wdata(wl_data),
+        .re(busy_q), .raddr(addr_q), .rdata(ld_word)
+    );
+
+    assign ld_busy = busy_q;
+    assign ld_en   = rd_q;
+    assign loaded  = loaded_q;
+    assign ld_tile = tile_q;
+endmodule
+
+`default_nettype wire
