@@ -3,25 +3,30 @@
 //
 // While the last layer runs, every activation it produces is added into its channel's
 // pool sum. Several rows can finish on the same cycle, and channel ch is always computed
-// by array row ch mod R, in row block ch / R; so each row keeps the sums of its own
-// channels in a small memory of D = ceil(CH / R) words, addressed by the row block. All
-// rows share that address, so one read-modify-write per row and cycle needs no
-// arbitration, and the memories map to LUT RAM (ECP5) or a few flip-flops per word.
+// by array row ch mod R, in row block ch / R (in either row-end bank); so each row keeps
+// the sums of its own channels in a small memory of D = ceil(CH / R) words, addressed by
+// the row block, which comes with each activation. The schedule never lets the two banks'
+// row r finish on one cycle, so one read-modify-write per row and cycle needs no
+// arbitration, and the memories map to LUT RAM (ECP5) or a few flip-flops per word. The
+// adds are registered once on the way in.
 // A live bit per word stands in for clearing it: a word that has not been written since
 // the last clear reads as 0, so reset and the end-of-image clear take one cycle.
 //
 // On `start`, it computes logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC
 // per cycle (the 1/(H*W) factor is folded into w by the compiler), reading channels in
 // order with counters rather than an indexed multiplexer over all CH sums; clears the pool
-// sums for the next image; keeps the argmax (lowest index on ties); and streams the int32
-// logits in class order from a shift register, then the class index (with `out_last`).
+// sums for the next image (`pool_done`: the pool may take it now); keeps the argmax
+// (lowest index on ties); and streams the int32 logits in class order from a shift
+// register, then the class index (with `out_last`). The array computes the next image
+// meanwhile.
 `default_nettype none
 
 module ccc_classifier #(
     parameter integer CH      = 4,
     parameter integer CH_W    = 2,
     parameter integer R       = 4,
-    parameter integer N_W     = 4,
+    parameter integer NB      = 1,
+    parameter integer RB_W    = 2,
     parameter integer CLS     = 10,
     parameter integer CLS_W   = 4,
     parameter integer POOL_W  = 14,
@@ -30,12 +35,14 @@ module ccc_classifier #(
 ) (
     input  wire              clk,
     input  wire              rst,
-    // one activation per array row: row r holds channel add_row0 + r
-    input  wire [R-1:0]      add_valid,
-    input  wire [8*R-1:0]    add_val,
-    input  wire [N_W-1:0]    add_row0,
+    // one activation per row of each bank (bank-major): row r of row block add_blk holds
+    // channel add_blk * R + r
+    input  wire [NB*R-1:0]      add_valid,
+    input  wire [NB*8*R-1:0]    add_val,
+    input  wire [NB*RB_W*R-1:0] add_blk,
     input  wire              start,
     output wire              busy,
+    output wire              pool_done,
     output reg               out_valid,
     input  wire              out_ready,
     output reg  [31:0]       out_data,
@@ -85,25 +92,32 @@ module ccc_classifier #(
     wire [32*CLS-1:0] logit_shifted;
 
     assign busy = (state_q != S_IDLE);
+    assign pool_done = pool_clear_q;
 
-    // Row block of the incoming activations: add_row0 is always a multiple of R, so
-    // this is add_row0 / R without a divider.
-    reg [D_W-1:0] add_blk;
-    integer j;
-    always @(*) begin
-        add_blk = {D_W{1'b0}};
-        for (j = 1; j < D; j = j + 1)
-            if ({{(32 - N_W) {1'b0}}, add_row0} >= j * R) add_blk = j[D_W-1:0];
-    end
-
-    // Adds happen only while the last layer runs and the MACs only after it, so the
-    // memories need one address: the read counter in S_MAC, the row block otherwise.
-    wire [D_W-1:0]    pool_addr = (state_q == S_MAC) ? rblk_q : add_blk;
     wire [POOL_W-1:0] row_sum [0:R-1];
 
     genvar gr;
     generate
         for (gr = 0; gr < R; gr = gr + 1) begin : g_row
+            // This row's add from whichever bank has one (never both on one cycle).
+            reg              a_valid_q;
+            reg [7:0]        a_val_q;
+            reg [D_W-1:0]    a_blk_q;
+            integer          bk;
+            always @(posedge clk) begin
+                a_valid_q <= 1'b0;
+                for (bk = 0; bk < NB; bk = bk + 1) begin
+                    if (add_valid[bk*R + gr]) begin
+                        a_valid_q <= !rst;
+                        a_val_q   <= add_val[(bk*R + gr)*8 +: 8];
+                        a_blk_q   <= add_blk[(bk*R + gr)*RB_W +: D_W];
+                    end
+                end
+            end
+            // Adds happen only while the last layer runs and the MACs only after it, so
+            // each memory needs one address: the read counter in S_MAC, the add's row
+            // block otherwise.
+            wire [D_W-1:0]   pool_addr = (state_q == S_MAC) ? rblk_q : a_blk_q;
             reg [POOL_W-1:0] sum_mem [0:D-1];
             reg [D-1:0]      live_q;
             integer          m;
@@ -114,12 +128,12 @@ module ccc_classifier #(
             end
             assign row_sum[gr] = live_q[pool_addr] ? sum_mem[pool_addr] : {POOL_W{1'b0}};
             always @(posedge clk) begin
-                if (add_valid[gr])
-                    sum_mem[pool_addr] <= row_sum[gr] + {{(POOL_W - 8) {1'b0}}, add_val[gr*8 +: 8]};
+                if (a_valid_q)
+                    sum_mem[pool_addr] <= row_sum[gr] + {{(POOL_W - 8) {1'b0}}, a_val_q};
             end
             always @(posedge clk) begin
                 if (rst || pool_clear_q) live_q <= {D{1'b0}};
-                else if (add_valid[gr]) live_q[pool_addr] <= 1'b1;
+                else if (a_valid_q) live_q[pool_addr] <= 1'b1;
             end
         end
     endgenerate

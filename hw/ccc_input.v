@@ -5,8 +5,10 @@
 // written the image is `full`: it waits in the buffers until the controller `take`s it,
 // and the buffers stay closed until the controller `reopen`s them once the first layer
 // has read that image, so the next image streams in during the later layers.
-// A beat is refused (`s_axis_tready` low) while the writer is busy with the phases of
-// the previous one or the layers' rows hold the column memories' write ports (`stall`).
+// The writes go to the columns' input buffers, which only the first layer reads, so no
+// row write ever holds the stream up: a beat is refused (`s_axis_tready` low) only while
+// the writer is busy with the phases of the previous one, while the buffers hold an
+// image, and during reset.
 `default_nettype none
 
 module ccc_input #(
@@ -32,22 +34,23 @@ module ccc_input #(
     parameter integer IN_LA    = 0,
     parameter integer IN_LH    = 8,
     parameter integer IN_LW    = 8,
-    parameter integer IN_WO    = 8
+    parameter integer IN_WO    = 8,
+    // the first layer on two column segments: 0 no, 1 two row blocks, 2 even/odd pixels
+    parameter integer SPLIT    = 0,
+    parameter integer IN_MODE  = 0
 ) (
     input  wire                 clk,
     input  wire                 rst,
     input  wire                 s_axis_tvalid,
     output wire                 s_axis_tready,
     input  wire [7:0]           s_axis_tdata,
-    // a row write holds the column memories this cycle
-    input  wire                 stall,
     // the controller takes the waiting image / the buffers may take the next one
     input  wire                 take,
     input  wire                 reopen,
     output wire                 full,
     // an image is streaming in or waiting
     output wire                 busy,
-    // writes into the column memories
+    // writes into the columns' input buffers
     output wire [C-1:0]         mem_we,
     output wire [C*ALPHA-1:0]   mem_be,
     output wire [C*A_W-1:0]     mem_waddr,
@@ -64,8 +67,8 @@ module ccc_input #(
     wire             wr_ready, wr_busy;
 
     wire accept = open_q && !done_q && !full_q;
-    wire fire = accept && s_axis_tvalid && wr_ready && !stall;
-    assign s_axis_tready = accept && wr_ready && !stall;
+    wire fire = !rst && accept && s_axis_tvalid && wr_ready;
+    assign s_axis_tready = !rst && accept && wr_ready;
 
     wire last_c = (c_q == IN_C[N_W-1:0] - 1'b1);
     wire last_x = (x_q == IN_W[X_W-1:0] - 1'b1);
@@ -156,9 +159,10 @@ module ccc_input #(
 
     ccc_writer #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
-        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W)
+        .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
+        .SPLIT(SPLIT), .MODE(IN_MODE)
     ) u_writer (
-        .clk(clk), .rst(rst), .hold(stall), .req_valid(fire), .req_ready(wr_ready),
+        .clk(clk), .rst(rst), .req_valid(fire), .req_ready(wr_ready),
         .req_chan(c_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),
         .req_val(s_axis_tdata),
         .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),

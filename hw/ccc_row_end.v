@@ -1,15 +1,21 @@
 // ccc_row_end — row-end unit of the MX array (hand-written primitive of ccc).
 //
-// One per array row. The array delivers, one per cycle and LSB first, the 8 bit-plane
-// sums of a pixel for this row (signed PSUM_W bits each). The unit shift-accumulates
-// them and adds `base` (the bias on a row block's first column block, the stored
-// partial sum on later ones: vertical tiling), which is sampled with bit-plane 7 so a
-// partial-sum memory read issued at bit-plane 0 is in time; it then either hands the 32-bit
+// One per array row and row-end bank. The array delivers, one per cycle and LSB first,
+// the 8 bit-plane sums of a pixel for this row (signed PSUM_W bits each). The unit
+// shift-accumulates them and adds `base` (the bias on a row block's first column block,
+// the stored partial sum on later ones: vertical tiling), then either hands the 32-bit
 // partial sum back (`last` = 0) or requantizes and clamps it to a uint8 activation
 // (`last` = 1, ccc_requant), exactly as ccc's integer reference does:
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
 //   y = min(max(y, 0), clamp_max)
-// Latency: the result is valid one cycle after bit-plane 7 is accepted.
+// Three register stages after bit-plane 7, so the Horner adder, the 32-bit add of the
+// base and the requantizer each get a cycle of their own:
+//   s1 (edge of bit-plane 7): the bit-plane sum and the base (sampled there, so a
+//      partial-sum read issued at bit-plane 0 is in time), shift and clamp;
+//   s2: acc = sum + base (`acc_valid`, the partial sum to store);
+//   s3: the activation (`out_valid`).
+// `shift` and `clamp_max` are sampled with bit-plane 7: they travel with the pixel's
+// control token, so pixels of two layers can be in the row end at once.
 `default_nettype none
 
 module ccc_row_end #(
@@ -26,15 +32,16 @@ module ccc_row_end #(
     // requantizer shift, two's complement in [-16, 31]
     input  wire signed [5:0]        shift,
     input  wire [7:0]               clamp_max,
+    output reg                      acc_valid,
+    output reg                      acc_last,
+    output reg  signed [ACC_W-1:0]  acc,
     output reg                      out_valid,
-    output reg                      out_last,
-    output reg  signed [ACC_W-1:0]  out_acc,
     output reg  [7:0]               out_act
 );
     // Shift-accumulate LSB first without a barrel shifter (Horner): r_b = (r_(b-1) >>> 1)
     // + psum_b, and bit 0 of each r_b is final (later bit-planes only add above it), so
     // it moves to lo_q. After bit-plane 7 the sum is {r_7, lo}. |r_b| <= 2^PSUM_W, so
-    // PSUM_W + 1 bits hold it; only the final add of `base` is ACC_W wide.
+    // PSUM_W + 1 bits hold it.
     localparam integer R_W = PSUM_W + 1;
 
     reg  signed [R_W-1:0]   r_q;
@@ -42,36 +49,48 @@ module ccc_row_end #(
     wire signed [R_W-1:0]   psum_ext = {psum[PSUM_W-1], psum};
     wire signed [R_W-1:0]   r_d = (in_bit == 3'd0) ? psum_ext : (r_q >>> 1) + psum_ext;
     wire signed [ACC_W-1:0] sum7 = {{(ACC_W - R_W - 7) {r_d[R_W-1]}}, r_d, r_q[0], lo_q};
-    wire signed [ACC_W-1:0] acc_d = sum7 + base;
-    wire        [7:0]       act_d;
+    wire                    bit7 = in_valid && in_bit == 3'd7;
+
+    // Datapath registers carry no reset: only the valid bits (control) do.
+    reg                     s1_valid_q, s1_last_q;
+    reg signed [ACC_W-1:0]  s1_sum_q, s1_base_q;
+    reg signed [5:0]        s1_shift_q, s2_shift_q;
+    reg [7:0]               s1_clamp_q, s2_clamp_q;
+    wire [7:0]              act_d;
 
     ccc_requant #(
         .ACC_W(ACC_W)
     ) u_requant (
-        .acc(acc_d), .shift(shift), .clamp_max(clamp_max), .act(act_d)
+        .acc(acc), .shift(s2_shift_q), .clamp_max(s2_clamp_q), .act(act_d)
     );
 
     always @(posedge clk) begin
+        if (in_valid) begin
+            r_q  <= r_d;
+            // lo_q[b-1] takes bit 0 of r_(b-1) at bit-plane b (bits 1..6).
+            lo_q <= {r_q[0], lo_q[5:1]};
+        end
+        s1_sum_q   <= sum7;
+        s1_base_q  <= base;
+        s1_last_q  <= last;
+        s1_shift_q <= shift;
+        s1_clamp_q <= clamp_max;
+        acc        <= s1_sum_q + s1_base_q;
+        acc_last   <= s1_last_q;
+        s2_shift_q <= s1_shift_q;
+        s2_clamp_q <= s1_clamp_q;
+        out_act    <= act_d;
+    end
+
+    always @(posedge clk) begin
         if (rst) begin
-            r_q       <= {R_W{1'b0}};
-            lo_q      <= 6'd0;
-            out_valid <= 1'b0;
-            out_last  <= 1'b0;
-            out_acc   <= {ACC_W{1'b0}};
-            out_act   <= 8'd0;
+            s1_valid_q <= 1'b0;
+            acc_valid  <= 1'b0;
+            out_valid  <= 1'b0;
         end else begin
-            out_valid <= 1'b0;
-            if (in_valid) begin
-                r_q  <= r_d;
-                // lo_q[b-1] takes bit 0 of r_(b-1) at bit-plane b (bits 1..6).
-                lo_q <= {r_q[0], lo_q[5:1]};
-                if (in_bit == 3'd7) begin
-                    out_valid <= 1'b1;
-                    out_last  <= last;
-                    out_acc   <= acc_d;
-                    out_act   <= act_d;
-                end
-            end
+            s1_valid_q <= bit7;
+            acc_valid  <= s1_valid_q;
+            out_valid  <= acc_valid && acc_last;
         end
     end
 endmodule

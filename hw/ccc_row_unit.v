@@ -1,22 +1,37 @@
-// ccc_row_unit — everything at the right end of one array row (hand-written primitive
-// of ccc): the control token for this row (it arrives together with the row's
-// bit-plane sums and moves on to the next row one cycle later), the shadow chain of the
-// row's bias and write target (loaded with the weights, swapped with the tile's first
-// bit-plane), the partial-sum memory for vertical tiling (one word per output pixel) and
-// the row-end accumulate/requantize unit. A finished activation leaves on `out_*` two
-// cycles after bit-plane 7, together with its shift-on-write request (`wr_*`): the
-// column memory, byte lane and word address of the one next-layer tap that reads this
-// row's channel, already displaced by that tap's (dy, dx) and placed in the reader's
-// compact buffer (ccc_shift_target); no request when the position falls outside the
-// map or off the reader's stride grid, or no tap reads the channel. Partial sums of
-// non-final column blocks go to the psum memory instead.
+// ccc_row_unit — everything at the right end of one array row of one row-end bank
+// (hand-written primitive of ccc).
+//
+// The row's control token arrives together with the row's bit-plane sums and moves on
+// to the next row one cycle later. It carries everything about its pixel that this unit
+// needs — position, grid index, the tile's first/last column block, the layer's
+// requantizer and next-layer buffer layout — so pixels of consecutive tiles and layers
+// follow each other through the rows without a bubble. The unit keeps the shadow chain of
+// the row's bias and write target (loaded with the weights, swapped with the tile's
+// first bit-plane), the partial-sum memory for vertical tiling (one word per output
+// pixel) and the row end (ccc_row_end, three stages).
+//
+// Pipeline: token bit-plane 0 at cycle X0 (the swap, the partial-sum read), bit-plane 7
+// at X0 + 7; the write target of the finished pixel is worked out from the bit-plane-7
+// token and carried with the row end's stages; outputs (`out_*`, `wr_*`) are valid in
+// cycle X0 + 10 (src/schedule.rs `pipe::OUT` = 12 counts from the request). The write
+// request names the column memory, byte lane and word address of the one next-layer tap
+// that reads this row's channel, already displaced by that tap's (dy, dx) and placed in
+// the reader's compact buffer (ccc_shift_target); none when the position falls outside
+// the map or off the reader's stride grid, no tap reads the channel, or the row holds no
+// filter of this tile. Partial sums of non-final column blocks go to the psum memory.
 `default_nettype none
 
 module ccc_row_unit #(
+    // this row's index in the array
+    parameter integer ROW     = 0,
+    parameter integer ROW_W   = 3,
     parameter integer PSUM_W  = 14,
     parameter integer PIX_W   = 10,
     parameter integer Y_W     = 5,
     parameter integer X_W     = 5,
+    parameter integer N_W     = 8,
+    parameter integer RB_W    = 4,
+    parameter integer LAYER_W = 2,
     // Partial-sum words per row: the most output pixels of any layer tiled along groups
     // (partial sums live between its column blocks); 0 when no layer is.
     parameter integer PSUM_D  = 1024,
@@ -26,96 +41,124 @@ module ccc_row_unit #(
     parameter integer LANE_W  = 3,
     parameter integer S_W     = 1,
     parameter integer LK_W    = 2,
+    parameter integer TOK_W   = 4 + 2 * PIX_W + Y_W + X_W + 4 + N_W + RB_W + ROW_W + 1 +
+                                LAYER_W + 2 + 6 + 8 + Y_W + X_W + S_W + 2 * LK_W + 2,
     // {valid, col, lane, dy[7:0], dx[7:0], offset[A_W+LANE_W:0]}
     parameter integer TGT_W   = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1
 ) (
     input  wire                     clk,
     input  wire                     rst,
-    // control token in (from the row above; row 0: from the end of the column chain)
-    input  wire                     tok_valid,
-    input  wire [2:0]               tok_bit,
-    input  wire [PIX_W-1:0]         tok_pix,
-    input  wire [PIX_W-1:0]         tok_cpix,
-    input  wire [Y_W-1:0]           tok_y,
-    input  wire [X_W-1:0]           tok_x,
-    input  wire                     tok_first,
-    input  wire                     tok_last,
-    input  wire                     tok_swap,
-    // control token out (registered)
-    output reg                      tok_valid_o,
-    output reg  [2:0]               tok_bit_o,
-    output reg  [PIX_W-1:0]         tok_pix_o,
-    output reg  [PIX_W-1:0]         tok_cpix_o,
-    output reg  [Y_W-1:0]           tok_y_o,
-    output reg  [X_W-1:0]           tok_x_o,
-    output reg                      tok_first_o,
-    output reg                      tok_last_o,
-    output reg                      tok_swap_o,
+    // the token from the row above (or the token line), and on to the row below; the
+    // layout is ccc_token_gen's
+    input  wire [TOK_W-1:0]         tok_in,
+    output reg  [TOK_W-1:0]         tok_out,
     // this row's bit-plane sum from the array
     input  wire signed [PSUM_W-1:0] psum,
-    // bias shadow chain
+    // bias and write-target shadow chains
     input  wire                     ld_en,
     input  wire [31:0]              ld_bias_in,
     output wire [31:0]              ld_bias_out,
     input  wire [TGT_W-1:0]         ld_tgt_in,
     output wire [TGT_W-1:0]         ld_tgt_out,
-    // the next layer's buffers (ccc_shift_target): read limits, stride mask, packing
-    input  wire [Y_W-1:0]           map_h,
-    input  wire [X_W-1:0]           map_w,
-    input  wire [S_W-1:0]           map_smask,
-    input  wire [LK_W-1:0]          map_lk,
-    input  wire [LK_W-1:0]          map_la,
-    // layer constants (stable while a tile runs)
-    input  wire signed [5:0]        shift,
-    input  wire [7:0]               clamp_max,
-    // finished activation of this row
+    // the finished activation of this row
     output reg                      out_valid,
-    output reg  [7:0]               out_act,
-    output reg  [Y_W-1:0]           out_y,
-    output reg  [X_W-1:0]           out_x,
+    output wire [7:0]               out_act,
+    output reg  [LAYER_W-1:0]       out_layer,
+    output reg  [N_W-1:0]           out_ch,
+    output reg  [RB_W-1:0]          out_rblk,
     output reg  [PIX_W-1:0]         out_pix,
+    output reg                      out_final,
+    output reg  [1:0]               out_img,
     output reg                      wr_valid,
     output reg  [COL_W-1:0]         wr_col,
     output reg  [LANE_W-1:0]        wr_lane,
-    output reg  [A_W-1:0]           wr_addr
+    output reg  [A_W-1:0]           wr_addr,
+    output reg                      wr_mirror
 );
-    reg [31:0] bias_shadow_q;
-    reg [31:0] bias_q;
-    reg        first_q;
-    reg [PIX_W-1:0] pix_q;
-    reg [PIX_W-1:0] cpix_q;
-    reg [Y_W-1:0]   y_q;
-    reg [X_W-1:0]   x_q;
+    // tok_in's fields, in ccc_token_gen's order.
+    localparam integer O_PIX   = 4;
+    localparam integer O_CPIX  = O_PIX + PIX_W;
+    localparam integer O_Y     = O_CPIX + PIX_W;
+    localparam integer O_X     = O_Y + Y_W;
+    localparam integer O_FIRST = O_X + X_W;
+    localparam integer O_ROW0  = O_FIRST + 4;
+    localparam integer O_RBLK  = O_ROW0 + N_W;
+    localparam integer O_ROWS  = O_RBLK + RB_W;
+    localparam integer O_LAYER = O_ROWS + ROW_W + 1;
+    localparam integer O_FINAL = O_LAYER + LAYER_W;
+    localparam integer O_SHIFT = O_FINAL + 2;
+    localparam integer O_CLAMP = O_SHIFT + 6;
+    localparam integer O_MAPH  = O_CLAMP + 8;
+    localparam integer O_MAPW  = O_MAPH + Y_W;
+    localparam integer O_SMASK = O_MAPW + X_W;
+    localparam integer O_LK    = O_SMASK + S_W;
+    localparam integer O_LA    = O_LK + LK_W;
+    localparam integer O_IMG   = O_LA + LK_W;
+    wire                t_valid  = tok_in[0];
+    wire [2:0]          t_bit    = tok_in[3:1];
+    wire [PIX_W-1:0]    t_pix    = tok_in[O_PIX +: PIX_W];
+    wire [PIX_W-1:0]    t_cpix   = tok_in[O_CPIX +: PIX_W];
+    wire [Y_W-1:0]      t_y      = tok_in[O_Y +: Y_W];
+    wire [X_W-1:0]      t_x      = tok_in[O_X +: X_W];
+    wire                t_first  = tok_in[O_FIRST];
+    wire                t_last   = tok_in[O_FIRST + 1];
+    wire                t_swap   = tok_in[O_FIRST + 2];
+    wire [N_W-1:0]      t_row0   = tok_in[O_ROW0 +: N_W];
+    wire [RB_W-1:0]     t_rblk   = tok_in[O_RBLK +: RB_W];
+    wire [ROW_W:0]      t_rows   = tok_in[O_ROWS +: ROW_W + 1];
+    wire [LAYER_W-1:0]  t_layer  = tok_in[O_LAYER +: LAYER_W];
+    wire                t_final  = tok_in[O_FINAL];
+    wire                t_mirror = tok_in[O_FINAL + 1];
+    wire signed [5:0]   t_shift  = tok_in[O_SHIFT +: 6];
+    wire [7:0]          t_clamp  = tok_in[O_CLAMP +: 8];
+    wire [Y_W-1:0]      t_map_h  = tok_in[O_MAPH +: Y_W];
+    wire [X_W-1:0]      t_map_w  = tok_in[O_MAPW +: X_W];
+    wire [S_W-1:0]      t_smask  = tok_in[O_SMASK +: S_W];
+    wire [LK_W-1:0]     t_lk     = tok_in[O_LK +: LK_W];
+    wire [LK_W-1:0]     t_la     = tok_in[O_LA +: LK_W];
+    wire [1:0]          t_img    = tok_in[O_IMG +: 2];
+    // The cut bit only routes tokens in the token line.
+    wire                unused_cut = tok_in[O_FIRST + 3];
 
-    assign ld_bias_out = bias_shadow_q;
-
+    reg [31:0]      bias_shadow_q;
+    reg [31:0]      bias_q;
     reg [TGT_W-1:0] tgt_shadow_q;
     reg [TGT_W-1:0] tgt_q;
-    assign ld_tgt_out = tgt_shadow_q;
-    wire                 t_valid  = tgt_q[TGT_W-1];
-    wire [COL_W-1:0]     t_col    = tgt_q[TGT_W-2 -: COL_W];
-    wire [LANE_W-1:0]    t_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
-    wire [7:0]           t_dy     = tgt_q[A_W+LANE_W+16 -: 8];
-    wire [7:0]           t_dx     = tgt_q[A_W+LANE_W+8 -: 8];
-    wire [A_W+LANE_W:0]  t_offset = tgt_q[A_W+LANE_W:0];
-    // Displaced position of the finished pixel, and its word address and byte lane.
-    wire                 in_map;
-    wire [A_W-1:0]       taddr;
-    wire [LANE_W-1:0]    lane_off;
+    assign ld_bias_out = bias_shadow_q;
+    assign ld_tgt_out  = tgt_shadow_q;
+
+    wire                g_valid  = tgt_q[TGT_W-1];
+    wire [COL_W-1:0]    g_col    = tgt_q[TGT_W-2 -: COL_W];
+    wire [LANE_W-1:0]   g_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
+    wire [7:0]          g_dy     = tgt_q[A_W+LANE_W+16 -: 8];
+    wire [7:0]          g_dx     = tgt_q[A_W+LANE_W+8 -: 8];
+    wire [A_W+LANE_W:0] g_offset = tgt_q[A_W+LANE_W:0];
+
+    // Where the finished pixel goes, from its bit-plane-7 token.
+    wire                in_map;
+    wire [A_W-1:0]      taddr;
+    wire [LANE_W-1:0]   lane_off;
+    wire                unused_odd;
     ccc_shift_target #(
         .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
         .LK_W(LK_W)
     ) u_target (
-        .y(y_q), .x(x_q), .cpix(cpix_q), .h_lim(map_h), .w_lim(map_w), .dy(t_dy),
-        .dx(t_dx), .offset(t_offset), .smask(map_smask), .lk(map_lk), .la(map_la),
-        .in_map(in_map), .addr(taddr), .lane_off(lane_off)
+        .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
+        .dx(g_dx), .offset(g_offset), .smask(t_smask), .lk(t_lk), .la(t_la), .halve(1'b0),
+        .in_map(in_map), .addr(taddr), .lane_off(lane_off), .odd(unused_odd)
     );
 
-    // Partial sums: read at bit-plane 0, used at bit-plane 7, written after it.
-    wire                   re_valid;
-    wire                   re_last;
-    wire signed [31:0]     re_acc;
-    wire [7:0]             re_act;
+    // This row holds a filter of the pixel's tile.
+    wire keep = ({{(32 - ROW_W - 1) {1'b0}}, t_rows} > ROW);
+    wire bit0 = t_valid && t_bit == 3'd0;
+    wire bit7 = t_valid && t_bit == 3'd7;
+
+    // Partial sums: read at bit-plane 0, used at bit-plane 7, written from the row end's
+    // second stage.
+    wire                   acc_valid;
+    wire                   acc_last;
+    wire signed [31:0]     acc;
+    reg  [PIX_W-1:0]       s1_pix_q, s2_pix_q;
     wire [31:0]            pmem_rdata;
 
     generate
@@ -125,104 +168,126 @@ module ccc_row_unit #(
                 .WIDTH(32), .BYTES(1), .DEPTH(PSUM_D), .ADDR_W(PSUM_AW), .INIT_FILE("")
             ) u_pmem (
                 .clk(clk),
-                .we(re_valid & ~re_last),
+                .we(acc_valid & ~acc_last),
                 .wbe(1'b1),
-                .waddr(pix_q[PSUM_AW-1:0]),
-                .wdata(re_acc),
-                .re(tok_valid & (tok_bit == 3'd0)),
-                .raddr(tok_pix[PSUM_AW-1:0]),
+                .waddr(s2_pix_q[PSUM_AW-1:0]),
+                .wdata(acc),
+                .re(bit0),
+                .raddr(t_pix[PSUM_AW-1:0]),
                 .rdata(pmem_rdata)
             );
         end else begin : g_no_psum
             assign pmem_rdata = 32'd0;
             // Only the psum memory reads these; Verilator skips names with "unused".
-            wire unused_psum = ^{re_acc, tok_pix};
+            wire unused_psum = ^{acc, s2_pix_q};
         end
     endgenerate
 
-    // Sampled with bit-plane 7: bias_q and first_q were updated at bit-plane 0.
-    wire signed [31:0] base = first_q ? bias_q : pmem_rdata;
+    wire signed [31:0] base = t_first ? bias_q : pmem_rdata;
+    wire               re_valid;
+    wire [7:0]         re_act;
 
     ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(32)) u_end (
         .clk(clk),
         .rst(rst),
-        .in_valid(tok_valid),
-        .in_bit(tok_bit),
+        .in_valid(t_valid),
+        .in_bit(t_bit),
         .psum(psum),
         .base(base),
-        .last(tok_last),
-        .shift(shift),
-        .clamp_max(clamp_max),
+        .last(t_last),
+        .shift(t_shift),
+        .clamp_max(t_clamp),
+        .acc_valid(acc_valid),
+        .acc_last(acc_last),
+        .acc(acc),
         .out_valid(re_valid),
-        .out_last(re_last),
-        .out_acc(re_acc),
         .out_act(re_act)
     );
 
+    // What the finished pixel is, carried beside the row end's stages 1 and 2.
+    reg               s1_keep_q, s2_keep_q;
+    reg               s1_wr_q, s2_wr_q;
+    reg [COL_W-1:0]   s1_col_q, s2_col_q;
+    reg [LANE_W-1:0]  s1_lane_q, s2_lane_q;
+    reg [A_W-1:0]     s1_addr_q, s2_addr_q;
+    reg               s1_mirror_q, s2_mirror_q;
+    reg [LAYER_W-1:0] s1_layer_q, s2_layer_q;
+    reg [N_W-1:0]     s1_ch_q, s2_ch_q;
+    reg [RB_W-1:0]    s1_rblk_q, s2_rblk_q;
+    reg               s1_final_q, s2_final_q;
+    reg [1:0]         s1_img_q, s2_img_q;
+
+    // The shadow chains and the swapped copies are control state of the tile in flight:
+    // reset. The token, the pixel's description and the outputs' data are not.
     always @(posedge clk) begin
         if (rst) begin
-            tok_valid_o   <= 1'b0;
-            tok_bit_o     <= 3'd0;
-            tok_pix_o     <= {PIX_W{1'b0}};
-            tok_cpix_o    <= {PIX_W{1'b0}};
-            tok_y_o       <= {Y_W{1'b0}};
-            tok_x_o       <= {X_W{1'b0}};
-            tok_first_o   <= 1'b0;
-            tok_last_o    <= 1'b0;
-            tok_swap_o    <= 1'b0;
             bias_shadow_q <= 32'd0;
             bias_q        <= 32'd0;
             tgt_shadow_q  <= {TGT_W{1'b0}};
             tgt_q         <= {TGT_W{1'b0}};
-            wr_valid      <= 1'b0;
-            wr_col        <= {COL_W{1'b0}};
-            wr_lane       <= {LANE_W{1'b0}};
-            wr_addr       <= {A_W{1'b0}};
-            first_q       <= 1'b0;
-            pix_q         <= {PIX_W{1'b0}};
-            cpix_q        <= {PIX_W{1'b0}};
-            y_q           <= {Y_W{1'b0}};
-            x_q           <= {X_W{1'b0}};
-            out_valid     <= 1'b0;
-            out_act       <= 8'd0;
-            out_y         <= {Y_W{1'b0}};
-            out_x         <= {X_W{1'b0}};
-            out_pix       <= {PIX_W{1'b0}};
         end else begin
-            tok_valid_o <= tok_valid;
-            tok_bit_o   <= tok_bit;
-            tok_pix_o   <= tok_pix;
-            tok_cpix_o  <= tok_cpix;
-            tok_y_o     <= tok_y;
-            tok_x_o     <= tok_x;
-            tok_first_o <= tok_first;
-            tok_last_o  <= tok_last;
-            tok_swap_o  <= tok_swap;
             if (ld_en) begin
                 bias_shadow_q <= ld_bias_in;
                 tgt_shadow_q  <= ld_tgt_in;
             end
-            if (tok_swap) begin
+            if (t_swap && bit0) begin
                 bias_q <= bias_shadow_q;
                 tgt_q  <= tgt_shadow_q;
             end
-            if (tok_valid && tok_bit == 3'd0) begin
-                first_q <= tok_first;
-                pix_q   <= tok_pix;
-                cpix_q  <= tok_cpix;
-                y_q     <= tok_y;
-                x_q     <= tok_x;
-            end
-            out_valid <= re_valid & re_last;
-            out_act   <= re_act;
-            out_y     <= y_q;
-            out_x     <= x_q;
-            out_pix   <= pix_q;
-            wr_valid  <= re_valid & re_last & t_valid & in_map;
-            wr_col    <= t_col;
-            // t_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
-            wr_lane   <= t_lane | lane_off;
-            wr_addr   <= taddr;
+        end
+    end
+
+    always @(posedge clk) begin
+        tok_out     <= tok_in;
+        s1_pix_q    <= t_pix;
+        s2_pix_q    <= s1_pix_q;
+        s1_keep_q   <= keep;
+        s1_wr_q     <= keep && g_valid && in_map && !t_final;
+        s1_col_q    <= g_col;
+        // g_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
+        s1_lane_q   <= g_lane | lane_off;
+        s1_addr_q   <= taddr;
+        s1_mirror_q <= t_mirror;
+        s1_layer_q  <= t_layer;
+        s1_ch_q     <= t_row0 + ROW[N_W-1:0];
+        s1_rblk_q   <= t_rblk;
+        s1_final_q  <= t_final;
+        s1_img_q    <= t_img;
+        s2_keep_q   <= s1_keep_q;
+        s2_wr_q     <= s1_wr_q;
+        s2_col_q    <= s1_col_q;
+        s2_lane_q   <= s1_lane_q;
+        s2_addr_q   <= s1_addr_q;
+        s2_mirror_q <= s1_mirror_q;
+        s2_layer_q  <= s1_layer_q;
+        s2_ch_q     <= s1_ch_q;
+        s2_rblk_q   <= s1_rblk_q;
+        s2_final_q  <= s1_final_q;
+        s2_img_q    <= s1_img_q;
+        out_layer   <= s2_layer_q;
+        out_ch      <= s2_ch_q;
+        out_rblk    <= s2_rblk_q;
+        out_pix     <= s2_pix_q;
+        out_final   <= s2_final_q;
+        out_img     <= s2_img_q;
+        wr_col      <= s2_col_q;
+        wr_lane     <= s2_lane_q;
+        wr_addr     <= s2_addr_q;
+        wr_mirror   <= s2_mirror_q;
+    end
+
+    // The row end's third stage is the activation: the pixel's description leaves with
+    // it. The stage registers above hold the bit-plane-7 pixel only in the cycles the
+    // valid bits say (they are the control state that is reset).
+    assign out_act = re_act;
+    wire unused_bit7 = ^{bit7, re_valid};
+    always @(posedge clk) begin
+        if (rst) begin
+            out_valid <= 1'b0;
+            wr_valid  <= 1'b0;
+        end else begin
+            out_valid <= acc_valid && acc_last && s2_keep_q;
+            wr_valid  <= acc_valid && acc_last && s2_keep_q && s2_wr_q;
         end
     end
 endmodule

@@ -33,9 +33,14 @@ module ccc_shift_target #(
     input  wire [S_W-1:0]        smask,
     input  wire [LK_W-1:0]       lk,
     input  wire [LK_W-1:0]       la,
+    // The reader's buffer is split by pixel parity over two column segments (its layer
+    // runs even and odd pixels side by side): position q goes to index q >> 1 of the
+    // segment q mod 2 (`odd`). The compiler then folds twice the buffer base into offset.
+    input  wire                  halve,
     output wire                  in_map,
     output wire [A_W-1:0]        addr,
-    output wire [LANE_W-1:0]     lane_off
+    output wire [LANE_W-1:0]     lane_off,
+    output wire                  odd
 );
     localparam integer QW = A_W + LANE_W;
     wire signed [Y_W+8:0] ty = $signed({9'd0, y}) - $signed({{(Y_W + 1) {dy[7]}}, dy});
@@ -48,11 +53,13 @@ module ccc_shift_target #(
     assign in_map = on_grid && (ty >= 0) && (ty < $signed({9'd0, h_lim})) &&
                     (tx >= 0) && (tx < $signed({9'd0, w_lim}));
     // Targets are in range by construction, so the sum's top (sign) bit is never used.
-    wire [QW:0]       sum   = {{(QW + 1 - PIX_W) {1'b0}}, cpix} + offset;
+    wire [QW:0]       raw   = {{(QW + 1 - PIX_W) {1'b0}}, cpix} + offset;
+    wire [QW:0]       sum   = halve ? {1'b0, raw[QW:1]} : raw;
     wire [QW-1:0]     word  = sum[QW-1:0] >> lk;
     wire [LANE_W-1:0] kmask = ~({LANE_W{1'b1}} << lk);
     assign addr     = word[A_W-1:0];
     assign lane_off = (sum[LANE_W-1:0] & kmask) << la;
+    assign odd      = halve & raw[0];
     wire unused_sum = ^{sum[QW], word[QW-1:A_W], y_ext[Y_W+S_W-1:S_W],
                         x_ext[X_W+S_W-1:S_W]};
 endmodule

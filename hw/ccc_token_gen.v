@@ -1,106 +1,106 @@
-// ccc_token_gen — the row control tokens of a tile's pixels (hand-written primitive of
-// ccc).
+// ccc_token_gen — the row control tokens of one segment's pixel requests (hand-written
+// primitive of ccc).
 //
-// For each pixel request (`go`), eight tokens, one per bit-plane, leave 2 cycles later in
-// step with column 0's bit-planes (the column feed's RAM read and output register), each
-// {valid, bit, pix, cpix, y, x, first, last, swap}. They pass a delay line of C stages,
-// so they reach row 0 together with row 0's bit-plane sums (column 0's bit-plane t comes
-// out of the array at t + C), and then travel down the rows with the sums.
+// For each request (`go`), eight tokens, one per bit-plane, leave 2 cycles later in step
+// with the segment's first column's bit-planes (the column feed's RAM read and output
+// register). A token carries everything the row ends need about its pixel, so pixels of
+// consecutive tiles and layers can follow each other through the rows: the pixel, its
+// tile's first/last column block and filters, its layer's requantizer and where its
+// results go. The fields are sampled with the request and held in a second register for
+// the eight bit-planes, so a request every 8 cycles never overwrites a token in flight.
+//
+// Token layout, LSB first (ccc_row_unit unpacks the same): valid, bit[3], pix, cpix, y,
+// x, first, last, swap, cut, row0, rblk, rows, layer, final, mirror, shift[6],
+// clamp[8], map_h, map_w, smask, lk, la, img[2] (the image's number mod 4, so a
+// testbench can tell which image an output belongs to).
 `default_nettype none
 
 module ccc_token_gen #(
-    parameter integer C     = 4,
-    parameter integer PIX_W = 10,
-    parameter integer Y_W   = 5,
-    parameter integer X_W   = 5,
-    parameter integer TOK_W = 1 + 3 + PIX_W + PIX_W + Y_W + X_W + 3
+    parameter integer PIX_W   = 10,
+    parameter integer Y_W     = 5,
+    parameter integer X_W     = 5,
+    parameter integer N_W     = 8,
+    parameter integer RB_W    = 4,
+    parameter integer ROW_W   = 2,
+    parameter integer LAYER_W = 2,
+    parameter integer S_W     = 1,
+    parameter integer LK_W    = 2,
+    parameter integer INFO_W  = 2 * PIX_W + Y_W + X_W + 4 + N_W + RB_W + ROW_W + 1 +
+                                LAYER_W + 2 + 6 + 8 + Y_W + X_W + S_W + 2 * LK_W + 2,
+    parameter integer TOK_W   = 4 + INFO_W
 ) (
-    input  wire             clk,
-    input  wire             rst,
-    // a pixel request: its index, its next-layer grid index, its position, whether it
-    // is the tile's first (swap), and the tile's first/last column block flags
-    input  wire             go,
-    input  wire             swap,
-    input  wire [PIX_W-1:0] pix,
-    input  wire [PIX_W-1:0] cpix,
-    input  wire [Y_W-1:0]   y,
-    input  wire [X_W-1:0]   x,
-    input  wire             first,
-    input  wire             last,
-    // the token row 0 sees
-    output wire [TOK_W-1:0] tok
+    input  wire               clk,
+    input  wire               rst,
+    input  wire               go,
+    input  wire               swap,
+    input  wire [PIX_W-1:0]   pix,
+    input  wire [PIX_W-1:0]   cpix,
+    input  wire [Y_W-1:0]     y,
+    input  wire [X_W-1:0]     x,
+    input  wire               first,
+    input  wire               last,
+    input  wire               cut,
+    input  wire [N_W-1:0]     row0,
+    input  wire [RB_W-1:0]    rblk,
+    input  wire [ROW_W:0]     rows,
+    input  wire [LAYER_W-1:0] layer,
+    input  wire               final_layer,
+    input  wire               mirror,
+    input  wire signed [5:0]  shift,
+    input  wire [7:0]         clamp,
+    input  wire [Y_W-1:0]     map_h,
+    input  wire [X_W-1:0]     map_w,
+    input  wire [S_W-1:0]     smask,
+    input  wire [LK_W-1:0]    lk,
+    input  wire [LK_W-1:0]    la,
+    input  wire [1:0]         img,
+    output wire [TOK_W-1:0]   tok
 );
-    reg              go_q;
-    reg [PIX_W-1:0]  pix_q, pix_d;
-    reg [PIX_W-1:0]  cpix_q, cpix_d;
-    reg [Y_W-1:0]    y_q, y_d;
-    reg [X_W-1:0]    x_q, x_d;
-    reg              swap_q, swap_d;
-    reg              on_q, on_d;
-    reg [2:0]        bit_q, bit_d;
+    // Everything but {valid, bit}, in the layout order (swap last so the bit-plane-0 flag
+    // can gate it).
+    wire [INFO_W-1:0] info = {img, la, lk, smask, map_w, map_h, clamp, shift, mirror,
+                              final_layer, layer, rows, rblk, row0, cut, 1'b0, last, first,
+                              x, y, cpix, pix};
+    reg  [INFO_W-1:0] a_q, b_q;
+    reg               swap_a_q, swap_b_q;
+    reg               go_q;
+    reg               on_q;
+    reg [2:0]         bit_q;
 
-    always @(*) begin
-        pix_d  = pix_q;
-        cpix_d = cpix_q;
-        y_d    = y_q;
-        x_d    = x_q;
-        swap_d = swap_q;
-        on_d   = on_q;
-        bit_d  = bit_q;
+    always @(posedge clk) begin
         if (go) begin
-            pix_d  = pix;
-            cpix_d = cpix;
-            y_d    = y;
-            x_d    = x;
-            swap_d = swap;
+            a_q      <= info;
+            swap_a_q <= swap;
         end
         if (go_q) begin
-            on_d  = 1'b1;
-            bit_d = 3'd0;
-        end else if (on_q) begin
-            bit_d = bit_q + 1'b1;
-            if (bit_q == 3'd7) on_d = 1'b0;
+            b_q      <= a_q;
+            swap_b_q <= swap_a_q;
         end
     end
 
     always @(posedge clk) begin
         if (rst) begin
-            go_q   <= 1'b0;
-            pix_q  <= {PIX_W{1'b0}};
-            cpix_q <= {PIX_W{1'b0}};
-            y_q    <= {Y_W{1'b0}};
-            x_q    <= {X_W{1'b0}};
-            swap_q <= 1'b0;
-            on_q   <= 1'b0;
-            bit_q  <= 3'd0;
+            go_q  <= 1'b0;
+            on_q  <= 1'b0;
+            bit_q <= 3'd0;
         end else begin
-            go_q   <= go;
-            pix_q  <= pix_d;
-            cpix_q <= cpix_d;
-            y_q    <= y_d;
-            x_q    <= x_d;
-            swap_q <= swap_d;
-            on_q   <= on_d;
-            bit_q  <= bit_d;
+            go_q <= go;
+            if (go_q) begin
+                on_q  <= 1'b1;
+                bit_q <= 3'd0;
+            end else if (on_q) begin
+                bit_q <= bit_q + 1'b1;
+                if (bit_q == 3'd7) on_q <= 1'b0;
+            end
         end
     end
 
-    // first/last are the running tile's (stable while it streams), sampled as the token
-    // leaves, as the rows expect.
-    wire [TOK_W-1:0] tok0 = {on_q, bit_q, pix_q, cpix_q, y_q, x_q, first, last,
-                             on_q && swap_q && bit_q == 3'd0};
-
-    // C stages: a flat vector, not an array, so synthesis keeps it as plain registers.
-    reg [C*TOK_W-1:0] line_q;
-    generate
-        if (C == 1) begin : g_line1
-            always @(posedge clk) line_q <= rst ? {TOK_W{1'b0}} : tok0;
-        end else begin : g_line
-            always @(posedge clk)
-                line_q <= rst ? {C*TOK_W{1'b0}} : {line_q[(C-1)*TOK_W-1:0], tok0};
-        end
-    endgenerate
-    assign tok = line_q[(C-1)*TOK_W +: TOK_W];
+    // The swap flag (bit PIX_W*2 + Y_W + X_W + 2 of info) is set on the first pixel's
+    // bit-plane 0 only.
+    localparam integer SWAP_AT = 2 * PIX_W + Y_W + X_W + 2;
+    wire [INFO_W-1:0] held = b_q | ({{(INFO_W - 1) {1'b0}}, on_q && swap_b_q && bit_q == 3'd0}
+                                    << SWAP_AT);
+    assign tok = {held, bit_q, on_q};
 endmodule
 
 `default_nettype wire

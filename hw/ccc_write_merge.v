@@ -1,70 +1,78 @@
 // ccc_write_merge — the column memories' write ports (hand-written primitive of ccc):
-// every array row's shift-on-write request and the input writer's writes, merged.
+// every row end's shift-on-write request, merged onto one write port per column memory.
 //
-// Rows merge in two levels so the merge stays small and local. Row r finishes pixel p at
-// t0 + TP*p + r with TP >= 8 (src/schedule.rs) and tiles do not overlap, so the WG = 8
-// consecutive rows of a write group never write on the same cycle: each group needs only
-// a one-hot AND-OR of its rows' writes. The column memories then pick among ceil(R/8)
-// group buses instead of R rows; the compiler's pixel period guarantees at most one group
-// targets a column per cycle. A row write fills one lane (byte enable), every lane
-// carrying the same byte. The rows own the ports: an input write that meets a row write
-// in any column waits (`iw_stall` holds the input writer for that cycle).
+// Two registered levels keep the merge small and local. Row r of a bank finishes pixel p
+// at t0 + TP*p + r with TP >= 8 (src/schedule.rs), so the WG = 8 consecutive rows of a
+// write group never write on the same cycle: level 1 forwards each group's one write
+// with a one-hot AND-OR into a register. Level 2 gives each column memory the group bus
+// that targets it, registered; the compiler's schedule guarantees that at most one bus
+// targets a column per cycle (period, segment delay and gaps: src/schedule.rs). A write
+// whose reader runs two row blocks side by side (`mirror`) goes to column col and to
+// col + SPLIT. A row write fills one byte lane, every lane carrying the same byte.
+// Simulation checks both premises every cycle.
 `default_nettype none
 
 module ccc_write_merge #(
     parameter integer R      = 4,
+    // row-end banks (1, or 2 with a split array)
+    parameter integer NB     = 1,
     parameter integer C      = 4,
+    parameter integer SPLIT  = 0,
     parameter integer ALPHA  = 8,
     parameter integer A_W    = 10,
     parameter integer COL_W  = 2,
     parameter integer LANE_W = 3
 ) (
-    input  wire                 clk,
-    input  wire                 rst,
-    // per row: a write request (already masked to rows that hold filters and to layers
-    // that write a next layer), its column, lane, word address and byte
-    input  wire [R-1:0]         rw_valid,
-    input  wire [R*COL_W-1:0]   rw_col,
-    input  wire [R*LANE_W-1:0]  rw_lane,
-    input  wire [R*A_W-1:0]     rw_addr,
-    input  wire [R*8-1:0]       rw_byte,
-    // the input writer's writes
-    input  wire [C-1:0]         iw_we,
-    input  wire [C*ALPHA-1:0]   iw_be,
-    input  wire [C*A_W-1:0]     iw_addr,
-    input  wire [ALPHA*8-1:0]   iw_data,
-    output wire                 iw_stall,
+    input  wire                  clk,
+    input  wire                  rst,
+    // per row of each bank (bank-major): a write request, its column, lane, word address,
+    // byte and mirror flag
+    input  wire [NB*R-1:0]        rw_valid,
+    input  wire [NB*R*COL_W-1:0]  rw_col,
+    input  wire [NB*R*LANE_W-1:0] rw_lane,
+    input  wire [NB*R*A_W-1:0]    rw_addr,
+    input  wire [NB*R*8-1:0]      rw_byte,
+    input  wire [NB*R-1:0]        rw_mirror,
     // the column memories' write ports
-    output reg  [C-1:0]         cw_we,
-    output reg  [C*ALPHA-1:0]   cw_be,
-    output reg  [C*A_W-1:0]     cw_addr,
-    output reg  [C*ALPHA*8-1:0] cw_data
+    output reg  [C-1:0]           cw_we,
+    output reg  [C*ALPHA-1:0]     cw_be,
+    output reg  [C*A_W-1:0]       cw_addr,
+    output wire [C*ALPHA*8-1:0]   cw_data
 );
     localparam integer WG = 8;
-    localparam integer NG = (R + WG - 1) / WG;
-    localparam integer GW_W = 1 + COL_W + LANE_W + A_W + 8;
-    wire [NG*GW_W-1:0] gw;
+    localparam integer NGB = (R + WG - 1) / WG;  // groups per bank
+    localparam integer NG = NB * NGB;
+    // {valid, mirror, col, lane, addr, byte}
+    localparam integer GW_W = 2 + COL_W + LANE_W + A_W + 8;
+    reg [NG*GW_W-1:0] gw_q;
+
     genvar gg;
     generate
         for (gg = 0; gg < NG; gg = gg + 1) begin : g_wgroup
-            localparam integer GN = (R - gg*WG < WG) ? R - gg*WG : WG;
+            localparam integer BK = gg / NGB;
+            localparam integer G0 = BK * R + (gg % NGB) * WG;
+            localparam integer GN = (R - (gg % NGB) * WG < WG) ? R - (gg % NGB) * WG : WG;
             reg [GW_W-1:0] bus;
             integer gk;
             always @(*) begin
                 gk = 0;
                 bus = {GW_W{1'b0}};
                 for (gk = 0; gk < GN; gk = gk + 1) begin
-                    if (rw_valid[gg*WG + gk])
-                        bus = bus | {1'b1, rw_col[(gg*WG + gk)*COL_W +: COL_W],
-                                     rw_lane[(gg*WG + gk)*LANE_W +: LANE_W],
-                                     rw_addr[(gg*WG + gk)*A_W +: A_W],
-                                     rw_byte[(gg*WG + gk)*8 +: 8]};
+                    if (rw_valid[G0 + gk])
+                        bus = bus | {1'b1, rw_mirror[G0 + gk], rw_col[(G0 + gk)*COL_W +: COL_W],
+                                     rw_lane[(G0 + gk)*LANE_W +: LANE_W],
+                                     rw_addr[(G0 + gk)*A_W +: A_W],
+                                     rw_byte[(G0 + gk)*8 +: 8]};
                 end
             end
-            assign gw[gg*GW_W +: GW_W] = bus;
+            always @(posedge clk) begin
+                if (rst) gw_q[gg*GW_W + GW_W - 1] <= 1'b0;
+                else gw_q[gg*GW_W + GW_W - 1] <= bus[GW_W-1];
+                gw_q[gg*GW_W +: GW_W - 1] <= bus[GW_W-2:0];
+            end
 `ifndef SYNTHESIS
             // The one-hot premise above, checked wherever the RTL is simulated.
-            wire [GN-1:0] g_keep = rw_valid[gg*WG +: GN];
+            wire [GN-1:0] g_keep = rw_valid[G0 +: GN];
             always @(posedge clk) begin
                 if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})
                     $fatal(1, "ccc_core: write group %0d has two rows writing in one cycle (%b)",
@@ -74,61 +82,82 @@ module ccc_write_merge #(
         end
     endgenerate
 
-    reg [C-1:0]       rw_we;
-    reg [C*ALPHA-1:0] rw_be;
-    reg [C*A_W-1:0]   rw_waddr;
-    reg [C*8-1:0]     rw_cbyte;
+    // Level 2: which group bus writes column wc this cycle (hit[wg*C + wc]).
+    wire [NG*C-1:0] hit;
+    genvar hg, hc;
+    generate
+        for (hg = 0; hg < NG; hg = hg + 1) begin : g_hit_group
+            wire [31:0] col = {{(32 - COL_W) {1'b0}}, gw_q[hg*GW_W + LANE_W + A_W + 8 +: COL_W]};
+            wire        on  = gw_q[hg*GW_W + GW_W - 1];
+            wire        mir = gw_q[hg*GW_W + GW_W - 2];
+            for (hc = 0; hc < C; hc = hc + 1) begin : g_hit_col
+                assign hit[hg*C + hc] = on && (col == hc || (SPLIT > 0 && mir && col + SPLIT == hc));
+            end
+        end
+    endgenerate
+
+    reg [C-1:0]       we_d;
+    reg [C*ALPHA-1:0] be_d;
+    reg [C*A_W-1:0]   addr_d;
+    reg [C*8-1:0]     byte_d;
+    reg [C*8-1:0]     byte_q;
     integer wc, wg, wl;
     always @(*) begin
         // Loop variables are assigned on every path, or synthesis sees latches.
         wg = 0;
         wl = 0;
-        rw_we    = {C{1'b0}};
-        rw_be    = {C*ALPHA{1'b0}};
-        rw_waddr = {C*A_W{1'b0}};
-        rw_cbyte = {C*8{1'b0}};
+        we_d   = {C{1'b0}};
+        be_d   = {C*ALPHA{1'b0}};
+        addr_d = {C*A_W{1'b0}};
+        byte_d = {C*8{1'b0}};
         for (wc = 0; wc < C; wc = wc + 1) begin
             for (wg = 0; wg < NG; wg = wg + 1) begin
-                if (gw[wg*GW_W + GW_W - 1] &&
-                    gw[wg*GW_W + LANE_W + A_W + 8 +: COL_W] == wc[COL_W-1:0]) begin
-                    rw_we[wc] = 1'b1;
-                    rw_waddr[wc*A_W +: A_W] = rw_waddr[wc*A_W +: A_W] | gw[wg*GW_W + 8 +: A_W];
-                    rw_cbyte[wc*8 +: 8] = rw_cbyte[wc*8 +: 8] | gw[wg*GW_W +: 8];
+                if (hit[wg*C + wc]) begin
+                    we_d[wc] = 1'b1;
+                    addr_d[wc*A_W +: A_W] = addr_d[wc*A_W +: A_W] | gw_q[wg*GW_W + 8 +: A_W];
+                    byte_d[wc*8 +: 8] = byte_d[wc*8 +: 8] | gw_q[wg*GW_W +: 8];
                     for (wl = 0; wl < ALPHA; wl = wl + 1) begin
-                        if (gw[wg*GW_W + A_W + 8 +: LANE_W] == wl[LANE_W-1:0])
-                            rw_be[wc*ALPHA + wl] = 1'b1;
+                        if (gw_q[wg*GW_W + A_W + 8 +: LANE_W] == wl[LANE_W-1:0])
+                            be_d[wc*ALPHA + wl] = 1'b1;
                     end
                 end
             end
         end
     end
-    wire [C*ALPHA*8-1:0] rw_data;
+
+    always @(posedge clk) begin
+        if (rst) cw_we <= {C{1'b0}};
+        else cw_we <= we_d;
+        cw_be   <= be_d;
+        cw_addr <= addr_d;
+        byte_q  <= byte_d;
+    end
     genvar gd;
     generate
         for (gd = 0; gd < C; gd = gd + 1) begin : g_wdata
-            assign rw_data[gd*ALPHA*8 +: ALPHA*8] = {ALPHA{rw_cbyte[gd*8 +: 8]}};
+            assign cw_data[gd*ALPHA*8 +: ALPHA*8] = {ALPHA{byte_q[gd*8 +: 8]}};
         end
     endgenerate
-    assign iw_stall = |(iw_we & rw_we);
 
-    integer ic;
+`ifndef SYNTHESIS
+    // The schedule's premise: no two group buses write one column memory on one edge.
+    reg [C-1:0] clash;
+    integer cc, cg, hits;
     always @(*) begin
-        ic = 0;
-        cw_we   = rw_we;
-        cw_be   = rw_be;
-        cw_addr = rw_waddr;
-        cw_data = rw_data;
-        if (!iw_stall) begin
-            for (ic = 0; ic < C; ic = ic + 1) begin
-                if (iw_we[ic]) begin
-                    cw_we[ic] = 1'b1;
-                    cw_be[ic*ALPHA +: ALPHA] = iw_be[ic*ALPHA +: ALPHA];
-                    cw_addr[ic*A_W +: A_W] = iw_addr[ic*A_W +: A_W];
-                    cw_data[ic*ALPHA*8 +: ALPHA*8] = iw_data;
-                end
-            end
+        clash = {C{1'b0}};
+        hits = 0;
+        cg = 0;
+        for (cc = 0; cc < C; cc = cc + 1) begin
+            hits = 0;
+            for (cg = 0; cg < NG; cg = cg + 1) if (hit[cg*C + cc]) hits = hits + 1;
+            clash[cc] = (hits > 1);
         end
     end
+    always @(posedge clk) begin
+        if (!rst && clash != {C{1'b0}})
+            $fatal(1, "ccc_core: row writes meet at column memories %b in one cycle", clash);
+    end
+`endif
 endmodule
 
 `default_nettype wire

@@ -7,9 +7,12 @@
 // per array column: {valid, lane, dy, dx, offset}. All taps of a phase are in
 // different columns and are written in the same cycle (a KxK first layer usually needs
 // one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
-// cycles, during which `req_ready` is low. Writes leave one cycle after their phase.
-// `hold` freezes the writer, outputs included, for a cycle whose write could not be
-// granted (the layers' rows own the column RAMs' write ports first).
+// cycles, during which `req_ready` is low. Writes leave one cycle after their phase, into
+// the columns' input buffers, which nothing else writes. When the first layer runs on
+// two column segments (SPLIT > 0), its taps' columns are below SPLIT and a write also
+// goes to column + SPLIT: always (MODE 1, two row blocks side by side read the same
+// data) or instead, for odd positions (MODE 2, even and odd pixels side by side: the
+// buffer is split by pixel parity).
 `default_nettype none
 
 module ccc_writer #(
@@ -24,11 +27,12 @@ module ccc_writer #(
     parameter integer LANE_W = 3,
     parameter integer PH_W   = 4,
     parameter integer S_W    = 1,
-    parameter integer LK_W   = 2
+    parameter integer LK_W   = 2,
+    parameter integer SPLIT  = 0,
+    parameter integer MODE   = 0
 ) (
     input  wire                   clk,
     input  wire                   rst,
-    input  wire                   hold,
     input  wire                   req_valid,
     output wire                   req_ready,
     input  wire [N_W-1:0]         req_chan,
@@ -68,7 +72,7 @@ module ccc_writer #(
     assign req_ready = (left_q == {PH_W{1'b0}});
     assign busy = !req_ready || (mem_we != {C{1'b0}});
 
-    wire accept = req_valid && req_ready && !hold;
+    wire accept = req_valid && req_ready;
     wire [MAP_AW+N_W+PH_W-1:0] chan_entry = req_chan * req_phases;
     wire [MAP_AW-1:0] first_index = chan_entry[MAP_AW-1:0];
     wire unused_chan_entry = ^chan_entry[MAP_AW+N_W+PH_W-1:MAP_AW];
@@ -83,6 +87,7 @@ module ccc_writer #(
 
     // Per column: whether the displaced position exists, its word address and byte lane.
     wire [C-1:0]        slot_ok;
+    wire [C-1:0]        slot_odd;
     wire [C*A_W-1:0]    slot_addr;
     wire [C*LANE_W-1:0] slot_lane;
     genvar gc;
@@ -97,8 +102,9 @@ module ccc_writer #(
                 .y(cur_y), .x(cur_x), .cpix(cur_pix), .h_lim(cur_h), .w_lim(cur_w),
                 .dy(map_dy[gc*8 +: 8]), .dx(map_dx[gc*8 +: 8]),
                 .offset(map_offset[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
-                .smask(req_smask), .lk(req_lk), .la(req_la),
-                .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off)
+                .smask(req_smask), .lk(req_lk), .la(req_la), .halve(MODE == 2),
+                .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off),
+                .odd(slot_odd[gc])
             );
             assign slot_ok[gc] = cur_on && map_valid[gc] && in_map;
             // map_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
@@ -106,41 +112,62 @@ module ccc_writer #(
         end
     endgenerate
 
+    // Where each slot's write goes: its column, and with a split its mirror or, for odd
+    // positions, only the mirror.
+    reg [C-1:0]        col_we;
+    reg [C*A_W-1:0]    col_addr;
+    reg [C*LANE_W-1:0] col_lane;
+    integer m;
+    always @(*) begin
+        col_we   = {C{1'b0}};
+        col_addr = slot_addr;
+        col_lane = slot_lane;
+        for (m = 0; m < C; m = m + 1) begin
+            if (MODE == 0) begin
+                col_we[m] = slot_ok[m];
+            end else if (m < SPLIT) begin
+                col_we[m] = slot_ok[m] && !(MODE == 2 && slot_odd[m]);
+                if (m + SPLIT < C) begin
+                    col_we[m + SPLIT] = slot_ok[m] && (MODE == 1 || slot_odd[m]);
+                    col_addr[(m + SPLIT)*A_W +: A_W] = slot_addr[m*A_W +: A_W];
+                    col_lane[(m + SPLIT)*LANE_W +: LANE_W] = slot_lane[m*LANE_W +: LANE_W];
+                end
+            end
+        end
+    end
+
     integer j, k;
     always @(posedge clk) begin
         if (rst) begin
             left_q    <= {PH_W{1'b0}};
             idx_q     <= {MAP_AW{1'b0}};
-            y_q       <= {Y_W{1'b0}};
-            x_q       <= {X_W{1'b0}};
-            pix_q     <= {PIX_W{1'b0}};
-            val_q     <= 8'd0;
-            h_q       <= {Y_W{1'b0}};
-            w_q       <= {X_W{1'b0}};
             mem_we    <= {C{1'b0}};
-            mem_be    <= {C*ALPHA{1'b0}};
-            mem_waddr <= {C*A_W{1'b0}};
-            mem_wdata <= {ALPHA*8{1'b0}};
-        end else if (!hold) begin
+        end else begin
             if (accept) begin
                 left_q <= req_phases - 1'b1;
-                y_q    <= req_y;
-                x_q    <= req_x;
-                pix_q  <= req_cpix;
-                val_q  <= req_val;
-                h_q    <= req_h;
-                w_q    <= req_w;
             end else if (left_q != {PH_W{1'b0}}) begin
                 left_q <= left_q - 1'b1;
             end
-            idx_q     <= map_index + 1'b1;
-            mem_we    <= slot_ok;
-            mem_waddr <= slot_addr;
-            for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= cur_val;
-            for (k = 0; k < C; k = k + 1) begin
-                for (j = 0; j < ALPHA; j = j + 1)
-                    mem_be[k*ALPHA + j] <= (slot_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
-            end
+            idx_q  <= map_index + 1'b1;
+            mem_we <= col_we;
+        end
+    end
+
+    // The pixel's description and the write's data need no reset.
+    always @(posedge clk) begin
+        if (accept) begin
+            y_q   <= req_y;
+            x_q   <= req_x;
+            pix_q <= req_cpix;
+            val_q <= req_val;
+            h_q   <= req_h;
+            w_q   <= req_w;
+        end
+        mem_waddr <= col_addr;
+        for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= cur_val;
+        for (k = 0; k < C; k = k + 1) begin
+            for (j = 0; j < ALPHA; j = j + 1)
+                mem_be[k*ALPHA + j] <= (col_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
         end
     end
 endmodule

@@ -613,7 +613,7 @@ fn cmd_simulate(
     };
     let mut failed = false;
     for s in sims {
-        let r = verify::check(out, &c.packed, design, &images, s, &o)?;
+        let r = verify::check(out, &c.packed, &c.schedule, design, &images, s, &o)?;
         print!("{}", r.summary(what, &c.schedule));
         failed |= !r.passed();
     }

@@ -213,7 +213,8 @@ fn instances(comp: &str, p: &Capacity) -> usize {
     match comp {
         "cell" => p.rows * p.cols,
         "feed" => p.cols,
-        "row" => p.rows,
+        // One row unit per array row and row-end bank.
+        "row" => p.rows * p.banks,
         _ => 1,
     }
 }
@@ -286,8 +287,13 @@ fn memories(p: &Capacity) -> Vec<(&'static str, usize, usize, usize, usize)> {
         ("tap buffers", p.a_d, p.alpha * 8, p.alpha, p.cols),
         ("weight memory", p.tiles * p.rows, p.word.width, 1, 1),
     ];
+    // The first layer's own input buffers, on the columns it reads.
+    let in_cols = p.in_cols.iter().filter(|&&c| c).count();
+    if p.in_d > 0 && in_cols > 0 {
+        m.push(("input buffers", p.in_d, p.alpha * 8, p.alpha, in_cols));
+    }
     if p.psum_d > 0 {
-        m.push(("partial sums", p.psum_d, 32, 1, p.rows));
+        m.push(("partial sums", p.psum_d, 32, 1, p.rows * p.banks));
     }
     m
 }

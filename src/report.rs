@@ -1,7 +1,8 @@
 //! Reports (docs/DESIGN.md §4 metrics): per layer and for the whole network, the unpacked
 //! baseline (nonzero columns only) next to the packed network — nonzeros, columns or
-//! groups, tiles, utilization efficiency, pruned weights and L1 fraction, conflicts and
-//! predicted cycles — rendered as JSON and Markdown.
+//! groups, tiles, utilization efficiency, pruned weights and L1 fraction, conflicts — and
+//! the array's time (docs/DESIGN.md §11): cycles, MAC efficiency and where the packed
+//! network's cell-cycles go, rendered as JSON and Markdown.
 
 use std::fmt::Write as _;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pack::network::PackedNet;
 use crate::reference::Accuracy;
-use crate::schedule::{ArrayShape, Schedule, tile_count};
+use crate::schedule::{ArrayShape, Breakdown, Mode, Schedule, tile_count};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
@@ -22,7 +23,11 @@ pub struct Metrics {
     pub pruned_l1_fraction: f64,
     pub conflicts: usize,
     pub max_group_conflicts: usize,
+    /// A layer: its steady-state span (the gap before its first tile included); the
+    /// network: the interval between images.
     pub cycles: u64,
+    /// Nonzero MACs over the array's peak in those cycles (docs/DESIGN.md §11).
+    pub mac_efficiency: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +49,16 @@ pub struct LayerReport {
     pub clamp_max: i32,
     pub unpacked: Metrics,
     pub packed: Metrics,
+    /// How the packed layer uses the columns, and its cell-cycles.
+    pub mode: Mode,
+    pub breakdown: Breakdown,
+}
+
+/// One number for the unpacked baseline and the packed network.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Both {
+    pub unpacked: u64,
+    pub packed: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,11 +72,17 @@ pub struct Report {
     pub section: usize,
     pub dense: bool,
     pub layers: Vec<LayerReport>,
+    /// The classifier (beside the array) and streaming one image in: both overlap other
+    /// work in the steady state.
     pub classifier_cycles: u64,
-    /// Streaming one image in (the same for both forms; not in the totals).
     pub input_cycles: u64,
+    /// The first image's cycles from its first input beat to its class.
+    pub latency: Both,
+    /// The totals' `cycles` are the intervals.
     pub unpacked: Metrics,
     pub packed: Metrics,
+    /// The packed network's cell-cycles over one interval.
+    pub breakdown: Breakdown,
     pub tile_reduction: f64,
     /// Present when compiled or evaluated with a dataset.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +118,7 @@ fn layer_metrics(
         tiles: ut,
         utilization: utilization(l.nnz_unpacked, ut, a),
         cycles: dense_sched.layers[i].cycles,
+        mac_efficiency: dense_sched.layers[i].breakdown.efficiency(a),
         ..Metrics::default()
     };
     let s = &l.stats;
@@ -112,11 +134,13 @@ fn layer_metrics(
         conflicts: s.conflicts.iter().sum(),
         max_group_conflicts: s.conflicts.iter().copied().max().unwrap_or(0),
         cycles: sched.layers[i].cycles,
+        mac_efficiency: sched.layers[i].breakdown.efficiency(a),
     };
     (unpacked, packed)
 }
 
-fn total(ms: &[&Metrics], a: ArrayShape, extra_cycles: u64, l1: (f64, f64)) -> Metrics {
+fn total(ms: &[&Metrics], sched: &Schedule, l1: (f64, f64)) -> Metrics {
+    let a = sched.array;
     let nonzeros = ms.iter().map(|m| m.nonzeros).sum();
     let tiles = ms.iter().map(|m| m.tiles).sum();
     Metrics {
@@ -128,7 +152,8 @@ fn total(ms: &[&Metrics], a: ArrayShape, extra_cycles: u64, l1: (f64, f64)) -> M
         pruned_l1_fraction: if l1.1 > 0.0 { l1.0 / l1.1 } else { 0.0 },
         conflicts: ms.iter().map(|m| m.conflicts).sum(),
         max_group_conflicts: ms.iter().map(|m| m.max_group_conflicts).max().unwrap_or(0),
-        cycles: ms.iter().map(|m| m.cycles).sum::<u64>() + extra_cycles,
+        cycles: sched.interval,
+        mac_efficiency: sched.breakdown.efficiency(a),
     }
 }
 
@@ -156,6 +181,8 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
             clamp_max: l.clamp_max,
             unpacked,
             packed,
+            mode: sched.layers[i].mode,
+            breakdown: sched.layers[i].breakdown.clone(),
         });
     }
     let cls = sched.classifier_cycles;
@@ -164,14 +191,12 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
     });
     let unpacked = total(
         &layers.iter().map(|l| &l.unpacked).collect::<Vec<_>>(),
-        a,
-        cls,
+        dense_sched,
         (0.0, l1.1),
     );
     let packed = total(
         &layers.iter().map(|l| &l.packed).collect::<Vec<_>>(),
-        a,
-        cls,
+        sched,
         l1,
     );
     Report {
@@ -197,8 +222,13 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         } else {
             sched.input_cycles
         },
+        latency: Both {
+            unpacked: dense_sched.latency,
+            packed: sched.latency,
+        },
         unpacked,
         packed,
+        breakdown: sched.breakdown.clone(),
     }
 }
 
@@ -223,14 +253,20 @@ impl Report {
         for (name, m) in [("unpacked", &self.unpacked), ("packed", &self.packed)] {
             let _ = writeln!(
                 s,
-                "  {name:>8}: {:>7} nonzeros  {:>5} columns  {:>5} tiles  utilization {:.3}  pruned {} ({:.2}% of L1)  {} cycles",
+                "  {name:>8}: {:>7} nonzeros  {:>5} columns  {:>5} tiles  utilization {:.3}  pruned {} ({:.2}% of L1)  {} cycles/image ({:.1}% MAC efficiency), latency {}",
                 m.nonzeros,
                 m.columns,
                 m.tiles,
                 m.utilization,
                 m.pruned,
                 100.0 * m.pruned_l1_fraction,
-                m.cycles
+                m.cycles,
+                100.0 * m.mac_efficiency,
+                if name == "packed" {
+                    self.latency.packed
+                } else {
+                    self.latency.unpacked
+                }
             );
         }
         if let Some(a) = &self.accuracy {
@@ -270,28 +306,38 @@ impl Report {
         let _ = writeln!(s, "## Whole network\n");
         let _ = writeln!(
             s,
-            "| | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles |"
+            "| | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles | MAC eff. |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (name, m) in [("unpacked", &self.unpacked), ("packed", &self.packed)] {
             let _ = writeln!(s, "{}", metrics_row(name, m));
         }
         let _ = writeln!(
             s,
-            "\nTiles: {:.2}x fewer after packing. Cycles per inference include {} for the pool and classifier; streaming the image in adds {} (both forms).\n",
-            self.tile_reduction, self.classifier_cycles, self.input_cycles
+            "\nTiles: {:.2}x fewer after packing. Cycles are per image in the steady state \
+             (images stream back to back: the next image's input and the previous image's \
+             classifier, {} and {} cycles, overlap the layers); the first image takes {} cycles \
+             from its first input beat to its class ({} unpacked). MAC efficiency: nonzero \
+             MACs over the array's peak (one 8-bit MAC per cell every 8 cycles).\n",
+            self.tile_reduction,
+            self.input_cycles,
+            self.classifier_cycles,
+            self.latency.packed,
+            self.latency.unpacked
         );
+        let _ = writeln!(s, "## Where the packed array's time goes\n");
+        let _ = writeln!(s, "{}", breakdown_table(&self.layers, &self.breakdown, a));
         if let Some(acc) = &self.accuracy {
             let _ = writeln!(s, "## Accuracy\n\n{}\n", accuracy_text(acc, self.dense));
         }
         let _ = writeln!(s, "## Layers\n");
         let _ = writeln!(
             s,
-            "| layer | weight | N x T | in → out | stride | α | k | shift | | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles |"
+            "| layer | weight | N x T | in → out | stride | α | k | shift | | nonzeros | columns | tiles | utilization | pruned | pruned L1 | conflicts | cycles | MAC eff. |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for l in &self.layers {
             let head = format!(
@@ -319,7 +365,7 @@ impl Report {
 
 fn metrics_row(name: &str, m: &Metrics) -> String {
     format!(
-        "| {name} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} |",
+        "| {name} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} | {:.1}% |",
         m.nonzeros,
         m.columns,
         m.tiles,
@@ -327,8 +373,44 @@ fn metrics_row(name: &str, m: &Metrics) -> String {
         m.pruned,
         m.pruned_l1_fraction,
         m.conflicts,
-        m.cycles
+        m.cycles,
+        100.0 * m.mac_efficiency
     )
+}
+
+/// The cycle-loss breakdown (docs/DESIGN.md §11) per layer and in total, as shares of the
+/// cell-cycles: the columns add up to 100%.
+fn breakdown_table(layers: &[LayerReport], total: &Breakdown, a: ArrayShape) -> String {
+    let mut s = String::from(
+        "| layer | mode | cycles | useful | fill/drain | idle cols | idle rows | zero weights | period | pool/classifier | waiting input |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let row = |name: String, mode: &str, b: &Breakdown| {
+        let all = ((a.rows * a.cols) as f64 * b.cycles as f64).max(1.0);
+        let pct = |v: f64| format!("{:.1}%", 100.0 * v / all);
+        format!(
+            "| {name} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            b.cycles,
+            pct((8 * b.macs) as f64),
+            pct(b.fill_drain as f64),
+            pct(b.idle_columns as f64),
+            pct(b.idle_rows as f64),
+            pct(b.zero_weights as f64),
+            pct(b.period_stretch as f64),
+            pct(b.pool_classifier as f64),
+            pct((b.waiting_io + b.memory_clearing) as f64),
+        )
+    };
+    for l in layers {
+        let mode = match l.mode {
+            Mode::Single => "single",
+            Mode::Rows => "rows",
+            Mode::Pixels => "pixels",
+        };
+        s += &row(l.layer.to_string(), mode, &l.breakdown);
+    }
+    s += &row("**all**".into(), "", total);
+    s
 }
 
 /// Accuracy lines shared by the CLI summary and report.md.

@@ -15,7 +15,7 @@ use crate::lower::Dims;
 use crate::pack::network::PackedNet;
 use crate::rtl::design::HwDesign;
 use crate::rtl::sim::{self, RunOptions, SimRun, Simulator};
-use crate::schedule::Schedule;
+use crate::schedule::{Prediction, Schedule};
 use crate::testgen;
 
 /// The first difference between the RTL and the reference, if any.
@@ -135,38 +135,64 @@ pub fn compare(net: &PackedNet, images: &[Vec<u8>], run: &SimRun) -> Vec<Mismatc
     found
 }
 
-/// Cycles of one image by phase: input, each conv layer, classifier + output.
+/// What a run's events and `done` pulses show of its timing.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct MeasuredCycles {
-    pub input: u64,
-    pub layers: Vec<u64>,
-    pub classifier: u64,
-    pub total: u64,
+    /// Per finished image: the cycle of its `done` pulse.
+    pub done: Vec<u64>,
+    /// Per image whose layers all ended in the run, per layer: the cycles from the end of
+    /// the previous layer's last slot to the end of its own (as [`Prediction::spans`]).
+    pub spans: Vec<Vec<u64>>,
 }
 
-/// Splits the first image's run into phases from the EV events.
-pub fn measure(run: &SimRun, layers: usize) -> Option<MeasuredCycles> {
-    let end = *run.done.get(&0)?;
-    let mut m = MeasuredCycles {
-        layers: vec![0; layers],
-        ..Default::default()
-    };
-    let evs: Vec<&(u64, u8, usize)> = run.events.iter().filter(|e| e.0 <= end).collect();
-    for (k, e) in evs.iter().enumerate() {
-        let next = evs.get(k + 1).map_or(end + 1, |n| n.0);
-        let span = next - e.0;
-        match e.1 {
-            0 => m.input += span,
-            1 => {
-                if let Some(l) = m.layers.get_mut(e.2) {
-                    *l += span;
-                }
-            }
-            _ => m.classifier += span,
-        }
+impl MeasuredCycles {
+    /// First input beat (the cycle after reset) to the first class, inclusive.
+    pub fn latency(&self) -> Option<u64> {
+        self.done.first().map(|d| d + 1)
     }
-    m.total = end + 1;
-    Some(m)
+
+    /// Cycles between the last two images' results.
+    pub fn last_interval(&self) -> Option<u64> {
+        let n = self.done.len();
+        (n >= 2).then(|| self.done[n - 1] - self.done[n - 2])
+    }
+}
+
+/// Splits a run into layer spans from its tile events: a layer's span ends when the
+/// controller's running tile becomes the next layer's first tile (tile 0: the next
+/// image's first layer).
+pub fn measure(run: &SimRun, sched: &Schedule) -> MeasuredCycles {
+    let first_of: std::collections::HashMap<usize, usize> = sched
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, ls)| ls.tiles > 0)
+        .map(|(l, ls)| (ls.first_tile, l))
+        .collect();
+    let nl = sched.layers.len();
+    let mut m = MeasuredCycles {
+        done: run.done.values().copied().collect(),
+        spans: Vec::new(),
+    };
+    let mut prev_tile: Option<usize> = None;
+    let mut span_start = 0u64;
+    // The layer running now; layers without tiles take no cycles.
+    let mut layer = first_of.get(&0).copied().unwrap_or(0);
+    let mut current = vec![0u64; nl];
+    for &(cycle, _phase, tile) in &run.events {
+        if prev_tile.is_some_and(|p| p != tile)
+            && let Some(&l) = first_of.get(&tile)
+        {
+            current[layer] = cycle - span_start;
+            span_start = cycle;
+            if l <= layer {
+                m.spans.push(std::mem::replace(&mut current, vec![0; nl]));
+            }
+            layer = l;
+        }
+        prev_tile = Some(tile);
+    }
+    m
 }
 
 /// What one simulator run showed.
@@ -177,10 +203,9 @@ pub struct SimCheck {
     /// The first difference of each image that has one.
     pub mismatches: Vec<Mismatch>,
     pub timeout: bool,
-    /// Cycles of the first image by phase (None: it never finished).
-    pub measured: Option<MeasuredCycles>,
-    /// Cycles between the first two images' results (with two images or more).
-    pub interval: Option<u64>,
+    pub measured: MeasuredCycles,
+    /// The schedule's timeline of the same images.
+    pub predicted: Prediction,
     pub build_secs: f64,
     pub run_secs: f64,
 }
@@ -191,18 +216,15 @@ impl SimCheck {
         !self.timeout && self.mismatches.is_empty()
     }
 
-    /// Whether every measured phase took exactly the cycles `sched` predicts.
-    pub fn cycles_match(&self, sched: &Schedule) -> bool {
-        self.measured.as_ref().is_some_and(|m| {
-            m.input == sched.input_cycles
-                && m.classifier == sched.classifier_cycles
-                && m.total == sched.total_cycles
-                && m.layers.len() == sched.layers.len()
-                && m.layers
-                    .iter()
-                    .zip(&sched.layers)
-                    .all(|(a, l)| *a == l.cycles)
-        })
+    /// Whether every image finished on the predicted cycle and every layer span that
+    /// ended in the run took the predicted cycles.
+    pub fn cycles_match(&self) -> bool {
+        let m = &self.measured;
+        let p = &self.predicted;
+        m.done == p.done
+            && !m.spans.is_empty()
+            && m.spans.len() <= p.spans.len()
+            && m.spans.iter().zip(&p.spans).all(|(a, b)| a == b)
     }
 
     /// The lines `ccc simulate` prints for this run.
@@ -223,37 +245,36 @@ impl SimCheck {
         for m in self.mismatches.iter().take(5) {
             let _ = writeln!(s, "  {m}");
         }
-        if let Some(m) = &self.measured {
+        let (m, p) = (&self.measured, &self.predicted);
+        if let Some(lat) = m.latency() {
+            let cycles = m.done.last().map_or(0, |d| d + 1);
             let _ = writeln!(
                 s,
-                "  cycles per inference: {} measured, {} predicted ({:.0} simulated cycles/s)",
-                m.total,
-                sched.total_cycles,
-                m.total as f64 * self.images as f64 / self.run_secs.max(1e-9)
+                "  latency (first input beat to class): {lat} cycles measured, {} predicted ({:.0} simulated cycles/s)",
+                p.done.first().map_or(0, |d| d + 1),
+                cycles as f64 / self.run_secs.max(1e-9)
             );
+        }
+        if let Some(iv) = m.last_interval() {
+            let n = p.done.len();
             let _ = writeln!(
                 s,
-                "    input   : {:>9} measured {:>9} predicted",
-                m.input, sched.input_cycles
+                "  images {} and {} finish {iv} cycles apart, {} predicted; steady state {} cycles per image, MAC efficiency {:.1}%",
+                n - 2,
+                n - 1,
+                p.done[n - 1] - p.done[n - 2],
+                sched.interval,
+                100.0 * sched.breakdown.efficiency(sched.array)
             );
-            for (l, (mc, ls)) in m.layers.iter().zip(&sched.layers).enumerate() {
-                let _ = writeln!(
-                    s,
-                    "    layer {l:<2}: {mc:>9} measured {:>9} predicted",
-                    ls.cycles
-                );
+        }
+        if let Some((k, spans)) = m.spans.iter().enumerate().next_back() {
+            let _ = writeln!(s, "  image {k}, cycles per layer (measured, predicted):");
+            for (l, (mc, pc)) in spans.iter().zip(&p.spans[k]).enumerate() {
+                let _ = writeln!(s, "    layer {l:<2}: {mc:>9} {pc:>9}");
             }
-            let _ = writeln!(
-                s,
-                "    classify: {:>9} measured {:>9} predicted",
-                m.classifier, sched.classifier_cycles
-            );
-            if let Some(i) = self.interval {
-                let _ = writeln!(
-                    s,
-                    "  images finish {i} cycles apart (the next input streams in during the later layers)"
-                );
-            }
+        }
+        if !self.timeout && !self.cycles_match() {
+            let _ = writeln!(s, "  cycles differ from the schedule's prediction");
         }
         s
     }
@@ -264,6 +285,7 @@ impl SimCheck {
 pub fn check(
     out: &Path,
     net: &PackedNet,
+    sched: &Schedule,
     design: &HwDesign,
     images: &[Vec<u8>],
     sim: Simulator,
@@ -275,11 +297,8 @@ pub fn check(
         images: images.len(),
         mismatches: compare(net, images, &run),
         timeout: run.timeout,
-        measured: measure(&run, net.layers.len()),
-        interval: match (run.done.get(&0), run.done.get(&1)) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        },
+        measured: measure(&run, sched),
+        predicted: sched.predict(net, images.len()),
         build_secs: run.build_secs,
         run_secs: run.run_secs,
     })

@@ -15,7 +15,8 @@
 #include "verilated_vcd_c.h"
 #endif
 
-// Built with -DROWS=<array rows> -DPIX_W=<pixel index width> (see OUT/tb/Makefile).
+// Built with -DNBR=<row ends: banks x rows> and the debug fields' widths -DPIX_W, -DN_W,
+// -DLAYER_W (see OUT/tb/Makefile).
 
 // Bits [lsb, lsb + w) of a Verilated signal: narrow ones are plain integers, wide ones
 // are arrays of 32-bit words.
@@ -64,8 +65,9 @@ int main(int argc, char** argv) {
     }
 #endif
     long in_idx = 0, out_img = 0, out_idx = 0, cycle = 0;
+    std::vector<long> img_of(NBR, 0);
     uint64_t t = 0;
-    int last_phase = 3, last_layer = -1;
+    int last_phase = 3, last_tile = -1;
     top->rst = 1;
     top->clk = 0;
     top->m_axis_tready = 1;
@@ -93,16 +95,22 @@ int main(int argc, char** argv) {
         top->s_axis_tdata = top->s_axis_tvalid ? pixels[in_idx] : 0;
         top->eval();
         const bool fire = top->s_axis_tvalid && top->s_axis_tready;
-        for (int r = 0; r < ROWS; r++) {
-            if (field(top->dbg_valid, r, 1))
-                std::printf("DBG %ld %u %u %u %u\n", out_img, (unsigned)top->dbg_layer,
-                            (unsigned)(top->dbg_row0 + r), (unsigned)field(top->dbg_pix, r * PIX_W, PIX_W),
+        for (int r = 0; r < NBR; r++) {
+            if (field(top->dbg_valid, r, 1)) {
+                // Images advance by less than 4 between two outputs of one row end.
+                const long img2 = (long)field(top->dbg_img, r * 2, 2);
+                img_of[r] += (img2 - img_of[r]) & 3;
+                std::printf("DBG %ld %u %u %u %u\n", img_of[r],
+                            (unsigned)field(top->dbg_layer, r * LAYER_W, LAYER_W),
+                            (unsigned)field(top->dbg_ch, r * N_W, N_W),
+                            (unsigned)field(top->dbg_pix, r * PIX_W, PIX_W),
                             (unsigned)field(top->dbg_data, r * 8, 8));
+            }
         }
-        if (top->dbg_phase != last_phase || (int)top->dbg_tile_layer != last_layer) {
-            std::printf("EV %ld %u %u\n", cycle, (unsigned)top->dbg_phase, (unsigned)top->dbg_tile_layer);
+        if (top->dbg_phase != last_phase || (int)top->dbg_tile != last_tile) {
+            std::printf("EV %ld %u %u\n", cycle, (unsigned)top->dbg_phase, (unsigned)top->dbg_tile);
             last_phase = top->dbg_phase;
-            last_layer = top->dbg_tile_layer;
+            last_tile = top->dbg_tile;
         }
         bool finished = false;
         if (top->m_axis_tvalid) {

@@ -3,8 +3,10 @@
 // y, x, channel order), with the input and output streams always ready/valid, and
 // prints what ccc's comparison reads:
 //   DBG <image> <layer> <channel> <pixel> <value>   every activation a layer produces
+//                                                   (image: from the row end's 2-bit
+//                                                   image number, counted on per row end)
 //   OUT <image> <index> <value>                      logits, then the class index
-//   EV <cycle> <phase> <layer>                       whenever phase or layer changes
+//   EV <cycle> <phase> <tile>                        whenever phase or running tile changes
 //   DONE <image> <cycle>
 // Runs in OUT/rtl so the memory images load by name. +vcd=FILE dumps waveforms.
 // +wload=FILE +wwords=N writes N weight-memory words through the load port (during
@@ -28,16 +30,20 @@ module tb_ccc_top;
     integer in_idx, out_img, out_idx;
     integer cycle;
     reg [1:0] last_phase;
-    integer last_layer;
+    integer last_tile;
+    integer img_of [0:`NBR-1];
 
     wire s_ready, m_valid, m_last, busy, done;
     wire [31:0] m_data;
-    wire [`ROWS-1:0] dbg_valid;
+    wire [`NBR-1:0] dbg_valid;
     wire [1:0] dbg_phase;
-    wire [31:0] dbg_layer, dbg_row0, dbg_tile_layer;
-    wire [`ROWS*`PIX_W-1:0] dbg_pix;
-    wire [`ROWS*8-1:0] dbg_data;
-    integer ri;
+    wire [31:0] dbg_tile;
+    wire [`NBR*`LAYER_W-1:0] dbg_layer;
+    wire [`NBR*`N_W-1:0] dbg_ch;
+    wire [`NBR*`PIX_W-1:0] dbg_pix;
+    wire [`NBR*8-1:0] dbg_data;
+    wire [`NBR*2-1:0] dbg_img;
+    integer ri, img;
     wire s_valid = (in_idx < n_images * image_bytes);
 
     ccc_top dut (
@@ -46,13 +52,11 @@ module tb_ccc_top;
         .m_axis_tvalid(m_valid), .m_axis_tready(1'b1), .m_axis_tdata(m_data),
         .m_axis_tlast(m_last), .busy(busy), .done(done),
         .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
-        .dbg_valid(dbg_valid), .dbg_layer(dbg_layer[`LAYER_W-1:0]), .dbg_row0(dbg_row0[`N_W-1:0]),
-        .dbg_pix(dbg_pix), .dbg_data(dbg_data), .dbg_phase(dbg_phase),
-        .dbg_tile_layer(dbg_tile_layer[`LAYER_W-1:0])
+        .dbg_valid(dbg_valid), .dbg_layer(dbg_layer), .dbg_ch(dbg_ch),
+        .dbg_pix(dbg_pix), .dbg_data(dbg_data), .dbg_img(dbg_img), .dbg_phase(dbg_phase),
+        .dbg_tile(dbg_tile[`T_W-1:0])
     );
-    assign dbg_layer[31:`LAYER_W] = 0;
-    assign dbg_row0[31:`N_W] = 0;
-    assign dbg_tile_layer[31:`LAYER_W] = 0;
+    assign dbg_tile[31:`T_W] = 0;
 
     always #5 clk = ~clk;
 
@@ -60,15 +64,20 @@ module tb_ccc_top;
         if (!rst) begin
             cycle <= cycle + 1;
             if (s_valid && s_ready) in_idx <= in_idx + 1;
-            for (ri = 0; ri < `ROWS; ri = ri + 1) begin
-                if (dbg_valid[ri])
-                    $display("DBG %0d %0d %0d %0d %0d", out_img, dbg_layer, dbg_row0 + ri,
-                             dbg_pix[ri*`PIX_W +: `PIX_W], dbg_data[ri*8 +: 8]);
+            for (ri = 0; ri < `NBR; ri = ri + 1) begin
+                if (dbg_valid[ri]) begin
+                    // Images advance by less than 4 between two outputs of one row end.
+                    img = img_of[ri] + ((dbg_img[ri*2 +: 2] - img_of[ri]) & 3);
+                    img_of[ri] = img;
+                    $display("DBG %0d %0d %0d %0d %0d", img, dbg_layer[ri*`LAYER_W +: `LAYER_W],
+                             dbg_ch[ri*`N_W +: `N_W], dbg_pix[ri*`PIX_W +: `PIX_W],
+                             dbg_data[ri*8 +: 8]);
+                end
             end
-            if (dbg_phase != last_phase || dbg_tile_layer != last_layer) begin
-                $display("EV %0d %0d %0d", cycle, dbg_phase, dbg_tile_layer);
+            if (dbg_phase != last_phase || dbg_tile != last_tile) begin
+                $display("EV %0d %0d %0d", cycle, dbg_phase, dbg_tile);
                 last_phase <= dbg_phase;
-                last_layer <= dbg_tile_layer;
+                last_tile <= dbg_tile;
             end
             if (m_valid) begin
                 $display("OUT %0d %0d %0d", out_img, out_idx, $signed(m_data));
@@ -99,7 +108,8 @@ module tb_ccc_top;
             $dumpvars(0, tb_ccc_top);
         end
         $readmemh(path, pixels, 0, n_images * image_bytes - 1);
-        in_idx = 0; out_img = 0; out_idx = 0; cycle = 0; last_phase = 2'd3; last_layer = -1;
+        in_idx = 0; out_img = 0; out_idx = 0; cycle = 0; last_phase = 2'd3; last_tile = -1;
+        for (ri = 0; ri < `NBR; ri = ri + 1) img_of[ri] = 0;
         repeat (3) @(posedge clk);
         if ($value$plusargs("wload=%s", wpath)) begin
             if (!$value$plusargs("wwords=%d", n_wwords)) n_wwords = 0;

@@ -1,6 +1,6 @@
 // Testbench for hw/ccc_row_end.v (driven by tests/rtl_primitives.rs).
 // Reads VECTORS lines of: base shift clamp last psum0..psum7 (hex, two's complement)
-// from +vectors=FILE and prints "acc act last" per case.
+// from +vectors=FILE and prints "acc act last" per case ("-" for a partial sum's act).
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -16,23 +16,34 @@ module tb_row_end;
     reg last = 1'b0;
     reg signed [5:0] shift = 0;
     reg [7:0] clamp_max = 8'd0;
-    wire out_valid, out_last;
-    wire signed [31:0] out_acc;
+    wire acc_valid, acc_last, out_valid;
+    wire signed [31:0] acc;
     wire [7:0] out_act;
     reg [31:0] mem [0:65535];
     reg [1023:0] path;
     integer n, i, b;
+    // The accumulated sum of a last column block, waiting for its activation one cycle
+    // later.
+    reg pend = 1'b0;
+    reg signed [31:0] pend_acc;
 
     ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(32)) dut (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_bit(in_bit), .psum(psum),
         .base(base), .last(last), .shift(shift), .clamp_max(clamp_max),
-        .out_valid(out_valid), .out_last(out_last), .out_acc(out_acc), .out_act(out_act)
+        .acc_valid(acc_valid), .acc_last(acc_last), .acc(acc), .out_valid(out_valid),
+        .out_act(out_act)
     );
 
     always #5 clk = ~clk;
 
+    // Per case "acc act last": a partial sum (last = 0) has no activation ("-"); an
+    // activation must follow its sum by exactly one cycle.
     always @(posedge clk) begin
-        if (out_valid) $display("%0d %0d %0d", out_acc, out_act, out_last);
+        if (out_valid != pend) $display("ERR activation %0d cycle after its sum", out_valid);
+        if (out_valid) $display("%0d %0d 1", pend_acc, out_act);
+        pend <= acc_valid && acc_last;
+        pend_acc <= acc;
+        if (acc_valid && !acc_last) $display("%0d - 0", acc);
     end
 
     initial begin
@@ -60,8 +71,7 @@ module tb_row_end;
         end
         @(negedge clk);
         in_valid = 1'b0;
-        @(posedge clk);
-        @(posedge clk);
+        repeat (5) @(posedge clk);
         $finish;
     end
 endmodule

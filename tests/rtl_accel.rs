@@ -12,6 +12,7 @@ use ccc::compile::{self, CompileOptions};
 use ccc::output::OutDir;
 use ccc::rtl::design::HwDesign;
 use ccc::rtl::sim::{self, RunOptions, Simulator, WeightLoad};
+use ccc::schedule::Mode;
 use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
 use ccc::verify::{self, Mismatch};
 
@@ -86,9 +87,11 @@ fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {
 }
 
 fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
+    let sch = &b.c.schedule;
     let r = verify::check(
         &b.out,
         &b.c.packed,
+        sch,
         b.design(),
         imgs,
         s,
@@ -105,25 +108,31 @@ fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let sch = &b.c.schedule;
+    // Every image finishes on the predicted cycle, every layer span is as predicted.
     assert!(
-        r.cycles_match(sch),
-        "{s:?}: measured {:?}, predicted {sch:?}",
-        r.measured
+        r.cycles_match(),
+        "{s:?}: measured {:?}, predicted {:?}",
+        r.measured,
+        r.predicted
     );
-    // The next image streams in while the previous one is still in the later layers, so
-    // images finish closer together than one image's latency (never closer than the
-    // latency without the input phase).
-    if let Some(interval) = r.interval {
-        assert!(
-            interval < sch.total_cycles,
-            "{s:?}: no overlap ({interval} cycles apart)"
-        );
-        assert!(
-            interval >= sch.total_cycles - sch.input_cycles,
-            "{s:?}: {interval}"
-        );
+    assert_eq!(r.measured.latency(), Some(sch.latency), "{s:?}: latency");
+    // Images overlap: the next one streams in during the later layers and the classifier
+    // runs beside the next image, so images finish closer together than one latency.
+    if let Some(iv) = r.measured.last_interval() {
+        assert!(iv < sch.latency, "{s:?}: no overlap ({iv} cycles apart)");
     }
+    // The cycle-loss accounting is exact, per layer and in total.
+    assert!(sch.breakdown.adds_up(sch.array), "{:?}", sch.breakdown);
+    for l in &sch.layers {
+        assert!(l.breakdown.adds_up(sch.array), "{:?}", l.breakdown);
+    }
+}
+
+/// The modes the tiles of `b` use.
+fn modes(b: &Built) -> Vec<Mode> {
+    let mut m: Vec<Mode> = b.c.schedule.tiles.iter().map(|t| t.mode).collect();
+    m.dedup();
+    m
 }
 
 #[test]
@@ -132,7 +141,9 @@ fn icarus_bit_exact_over_shapes_and_alphas() {
         return;
     }
     let s = spec(1);
-    let imgs = images(&s, 2);
+    let imgs = images(&s, 3);
+    let mut seen = Vec::new();
+    let mut inputs = Vec::new();
     // (rows, cols, alphas): square, non-square, α = 1/3/8 mixes, vertical tiling (C < G).
     for (r, c, a) in [
         (4, 4, vec![1, 3, 8]),
@@ -144,6 +155,49 @@ fn icarus_bit_exact_over_shapes_and_alphas() {
         let b = build(&s, r, c, &a, false);
         assert!(b.c.packed.layers.iter().all(|l| l.alpha <= 8));
         check(&b, &imgs, Simulator::Icarus);
+        seen.extend(modes(&b));
+        inputs.push(b.c.schedule.shared_input);
+    }
+    // A one-channel stem whose groups fit half the columns runs even and odd pixels on the
+    // two segments.
+    let narrow = GenSpec {
+        channels: 1,
+        ..spec(1)
+    };
+    let b = build(&narrow, 6, 10, &[3, 8, 4], false);
+    check(&b, &images(&narrow, 3), Simulator::Icarus);
+    seen.extend(modes(&b));
+    inputs.push(b.c.schedule.shared_input);
+    // A last layer too short to hide the next image's stream: the input keeps buffers of
+    // its own.
+    let tail = GenSpec {
+        blocks: vec![
+            BlockSpec {
+                out: 12,
+                stride: 2,
+                alpha: None,
+            },
+            BlockSpec {
+                out: 4,
+                stride: 2,
+                alpha: None,
+            },
+        ],
+        ..spec(1)
+    };
+    let b = build(&tail, 4, 4, &[1, 3, 3], false);
+    check(&b, &images(&tail, 3), Simulator::Icarus);
+    inputs.push(b.c.schedule.shared_input);
+    // The first layer's input in the tap buffers (streaming in during the last layer)
+    // and in input buffers of its own (streaming in after the first layer).
+    assert!(
+        inputs.contains(&true) && inputs.contains(&false),
+        "{inputs:?}"
+    );
+    // Every way of using the columns ran: one segment (with vertical tiling at C < G),
+    // two row blocks side by side, even and odd pixels side by side.
+    for m in [Mode::Single, Mode::Rows, Mode::Pixels] {
+        assert!(seen.contains(&m), "no configuration ran {m:?} tiles");
     }
 }
 
@@ -250,6 +304,7 @@ fn a_corrupted_weight_is_located() {
     let r = verify::check(
         &b.out,
         &b.c.packed,
+        &b.c.schedule,
         b.design(),
         &imgs,
         Simulator::Icarus,
@@ -296,6 +351,7 @@ fn weights_loaded_through_the_load_port() {
         verify::check(
             &b.out,
             &b.c.packed,
+            &b.c.schedule,
             b.design(),
             &imgs,
             Simulator::Icarus,

@@ -568,13 +568,16 @@ module tb;
   reg [COLS*SEL_W-1:0] ld_sel_in;
   reg [COLS*ALPHA-1:0] act_in;
   reg [COLS-1:0] swap_in;
-  wire [ROWS*PSUM_W-1:0] psum_out;
+  wire [ROWS*PSUM_W-1:0] psum_out, psum_mid;
   reg [W-1:0] stim [0:N-1];
   integer i;
 
-  ccc_mx_array #(.ROWS(ROWS), .COLS(COLS), .ALPHA(ALPHA), .SEL_W(SEL_W), .PSUM_W(PSUM_W))
-    u_dut (.clk(clk), .rst(rst), .ld_en(ld_en), .ld_w_in(ld_w_in), .ld_sel_in(ld_sel_in),
-           .act_in(act_in), .swap_in(swap_in), .psum_out(psum_out));
+  // One segment: every column loads together, no cut.
+  ccc_mx_array #(.ROWS(ROWS), .COLS(COLS), .ALPHA(ALPHA), .SEL_W(SEL_W), .PSUM_W(PSUM_W),
+                 .SPLIT(0))
+    u_dut (.clk(clk), .rst(rst), .ld_en({{COLS{{ld_en}}}}), .ld_w_in(ld_w_in),
+           .ld_sel_in(ld_sel_in), .act_in(act_in), .swap_in(swap_in), .cut_in(1'b0),
+           .psum_out(psum_out), .psum_mid(psum_mid));
 
   always #5 clk = ~clk;
 

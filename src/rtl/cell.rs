@@ -78,14 +78,16 @@ struct CellView<'a> {
     cell: &'a CellParams,
     rows: usize,
     cols: usize,
+    split: usize,
 }
 
-fn view(p: &CellParams, rows: usize, cols: usize) -> CellView<'_> {
+fn view(p: &CellParams, rows: usize, cols: usize, split: usize) -> CellView<'_> {
     CellView {
         version: env!("CARGO_PKG_VERSION"),
         cell: p,
         rows,
         cols,
+        split,
     }
 }
 
@@ -101,12 +103,25 @@ pub fn ceil_log2(n: usize) -> usize {
 /// Verilog of `ccc_mx_cell` with parameter defaults `p` (file `ccc_mx_cell.v`).
 pub fn render_cell(p: &CellParams) -> Result<String> {
     p.validate()?;
-    templates::render("mx_cell.v", &view(p, 1, 1))
+    templates::render("mx_cell.v", &view(p, 1, 1, 0))
 }
 
 /// Verilog of `ccc_mx_array` for `rows` x `cols` cells of widths `p` (file
-/// `ccc_mx_array.v`; it instantiates `ccc_mx_cell` from [`render_cell`]).
+/// `ccc_mx_array.v`; it instantiates `ccc_mx_cell` from [`render_cell`]), one segment.
 pub fn render_array(rows: usize, cols: usize, p: &CellParams) -> Result<String> {
+    render_array_split(rows, cols, 0, p)
+}
+
+/// [`render_array`] with a second column segment from column `split` on (0: none).
+pub fn render_array_split(
+    rows: usize,
+    cols: usize,
+    split: usize,
+    p: &CellParams,
+) -> Result<String> {
+    if split != 0 && split >= cols {
+        bail!("MX array: segment boundary {split} is not inside {cols} columns");
+    }
     p.validate()?;
     if rows == 0 || cols == 0 {
         bail!("MX array: {rows} x {cols} has no cells");
@@ -118,7 +133,7 @@ pub fn render_array(rows: usize, cols: usize, p: &CellParams) -> Result<String> 
             p.psum_w
         );
     }
-    templates::render("mx_array.v", &view(p, rows, cols))
+    templates::render("mx_array.v", &view(p, rows, cols, split))
 }
 
 /// Verilog of `ccc_mx_cell_bitserial`, the fully bit-serial partial-sum variant, kept only
@@ -127,7 +142,7 @@ pub fn render_array(rows: usize, cols: usize, p: &CellParams) -> Result<String> 
 /// is set by the frame spacing, not by a port width.
 pub fn render_cell_bitserial(p: &CellParams) -> Result<String> {
     p.validate()?;
-    templates::render("mx_cell_bitserial.v", &view(p, 1, 1))
+    templates::render("mx_cell_bitserial.v", &view(p, 1, 1, 0))
 }
 
 #[cfg(test)]

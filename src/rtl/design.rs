@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::{CellParams, ceil_log2};
 use crate::pack::network::{PackedLayer, PackedNet};
-use crate::schedule::{ArrayShape, Schedule, input_phases, schedule};
+use crate::schedule::{self, ArrayShape, Mode, Schedule, Tile, input_phases, pipe};
 
 /// The serialized form's format tag (OUT/rtl/rtl.json).
 pub const FORMAT: &str = "ccc.hw-design/1";
@@ -63,6 +63,13 @@ pub struct Capacity {
     pub tp: usize,
     /// Tap-buffer words per array column.
     pub a_d: usize,
+    /// Input-buffer words per column (the first layer's input) and which columns have one;
+    /// 0 and none when the input lives in the tap buffers.
+    pub in_d: usize,
+    pub in_cols: Vec<bool>,
+    /// First column of the second column segment (0: one segment) and the row-end banks.
+    pub split: usize,
+    pub banks: usize,
     /// Partial-sum words per array row (0: no layer is tiled along groups).
     pub psum_d: usize,
     /// Write-map ROM entries (input channels x phases).
@@ -99,6 +106,11 @@ pub struct Widths {
     /// Write phases per input pixel.
     pub wpc_w: usize,
     pub tp_w: usize,
+    /// A tile's gap before its first slot.
+    pub gap_w: usize,
+    /// Row-block index, and row count within a tile ([row_w:0] holds 0..=R).
+    pub rb_w: usize,
+    pub row_w: usize,
     pub layer_w: usize,
     /// Stride mask of the compact tap buffers.
     pub s_w: usize,
@@ -110,16 +122,19 @@ pub struct Widths {
 }
 
 /// Bit fields of a weight-memory word (one array row of one tile), LSB first: per array
-/// column `{weight[7:0], selector}` (column c at `c * cell_w`, selector lowest), then the
-/// row's bias, then its write target `{valid, col, lane, dy, dx, offset}`.
+/// column `{weight[7:0], selector}` (column c at `c * cell_w`, selector lowest), then per
+/// row-end bank `{bias, target}` with its write target `{valid, col, lane, dy, dx,
+/// offset}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WordLayout {
     /// Word width.
     pub width: usize,
     /// Bits per array column.
     pub cell_w: usize,
+    /// Bank b's bias at `bias_lsb + b * bank_w`, its target `target_lsb + b * bank_w`.
     pub bias_lsb: usize,
     pub target_lsb: usize,
+    pub bank_w: usize,
     /// Width of the write target field, its valid bit included.
     pub target_w: usize,
     /// Width of the target's signed compact-buffer offset.
@@ -139,7 +154,19 @@ pub struct Contents {
     pub write_map: Vec<MapEntry>,
     /// Weight memory, in address order: tile by tile, bottom array row first.
     pub weight_words: Vec<WeightWord>,
+    /// The controller's delays the schedule was computed with.
+    pub timing: Timing,
     pub classifier: ClassifierImage,
+}
+
+/// The controller's fixed delays (src/schedule.rs): the next tile's load `load_at` cycles
+/// into a tile, the input reopened `reopen` cycles after the first layer's last slot, the
+/// classifier started `cls_delay` cycles after the last layer's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub load_at: usize,
+    pub reopen: usize,
+    pub cls_delay: usize,
 }
 
 /// The input stream and the first layer's buffers.
@@ -150,6 +177,9 @@ pub struct InputLayout {
     pub w: usize,
     /// Write phases per input pixel (taps of one channel that share an array column).
     pub wpc: usize,
+    /// How the first layer uses the segments (0 one, 1 two row blocks, 2 even/odd
+    /// pixels: its buffer split by pixel parity).
+    pub mode: usize,
     /// The first layer's compact buffers (stride mask, packing, read limits, width).
     pub smask: usize,
     pub lk: usize,
@@ -179,7 +209,9 @@ pub struct BufLayout {
 }
 
 impl BufLayout {
-    pub fn new(l: &PackedLayer, alpha_max: usize) -> Result<Self> {
+    /// The layout of `l`'s input; `halved`: its buffer is split by pixel parity over two
+    /// segments, each holding half the pixels.
+    pub fn new(l: &PackedLayer, alpha_max: usize, halved: bool) -> Result<Self> {
         if !l.stride.is_power_of_two() || l.stride > 128 {
             bail!(
                 "stride {} is not supported by the RTL (compact tap buffers need a power of two up to 128)",
@@ -198,7 +230,12 @@ impl BufLayout {
             stride: l.stride,
             lk,
             la,
-            words_per_block: l.output.pixels().div_ceil(1 << lk).max(1),
+            words_per_block: l
+                .output
+                .pixels()
+                .div_ceil(if halved { 2 } else { 1 })
+                .div_ceil(1 << lk)
+                .max(1),
             wo: l.output.w,
             h_lim: limit(l.input.h, l.output.h),
             w_lim: limit(l.input.w, l.output.w),
@@ -209,9 +246,11 @@ impl BufLayout {
 /// One conv layer's place in the design.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerPlan {
-    /// First tap-buffer word of the layer's input (its column blocks follow each other,
-    /// `layout.words_per_block` words each).
+    /// First word of the layer's input (its column blocks follow each other,
+    /// `layout.words_per_block` words each): in the input buffers for the first layer,
+    /// in the tap buffers otherwise.
     pub region: usize,
+    pub mode: Mode,
     pub col_blocks: usize,
     pub layout: BufLayout,
     /// Output map (channels, height, width).
@@ -230,32 +269,45 @@ pub struct TileRow {
     /// Last conv layer (its rows feed the pool).
     #[serde(rename = "final")]
     pub final_layer: bool,
-    /// Last tile of its layer.
-    pub layer_end: bool,
+    /// First tile of the last layer (waits for the pool); the tile after which the input
+    /// may take the next image (Schedule::reopen_tile).
+    pub ffirst: bool,
+    pub reopen: bool,
+    /// 0 one segment, 1 two row blocks, 2 even/odd pixels.
+    pub mode: usize,
+    /// Segment 0's and segment 1's first filter, row block and filter count.
     pub row0: usize,
-    pub col0: usize,
-    /// Filters in the layer.
-    pub nrows: usize,
+    pub row0_b: usize,
+    pub rblk: usize,
+    pub rblk_b: usize,
+    pub rows: usize,
+    pub rows_b: usize,
+    /// The layer's output pixels, and the tile's pixel requests per segment.
     pub pixels: usize,
+    pub slots: usize,
     pub wo: usize,
-    /// Tap-buffer word of this column block; its pixels follow, `rkm1 + 1` per word,
-    /// `rstep` lanes apart.
+    /// Read word of this column block; its pixels follow, `rkm1 + 1` per word, `rstep`
+    /// lanes apart.
     pub rbase: usize,
     pub rkm1: usize,
     pub rstep: usize,
     /// The next layer's compact buffers, where the rows write (stride − 1, packing,
-    /// output width, read limits).
+    /// output width, read limits), and whether it reads two row blocks side by side
+    /// (each write goes to both segments).
     pub wsmask: usize,
     pub wlk: usize,
     pub wla: usize,
     pub wwo: usize,
     pub wlh: usize,
     pub wlw: usize,
+    pub mirror: bool,
     /// Requantizer shift and clamp.
     pub shift: i32,
     pub clamp: i32,
-    /// Cycles per output pixel.
+    /// Cycles per slot, segment 1's delay, cycles before the first slot.
     pub tp: usize,
+    pub delta: usize,
+    pub gap: usize,
 }
 
 /// Where a value goes in a tap buffer (`ccc_shift_target`): the column memory, byte
@@ -289,8 +341,14 @@ pub struct WeightWord {
     /// Per array column.
     pub weights: Vec<i8>,
     pub selectors: Vec<u8>,
+    /// Per row-end bank: this row's bias and where its finished activations are written
+    /// (none: nothing reads them, or the bank has no filter in this row).
+    pub banks: Vec<BankWord>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankWord {
     pub bias: i32,
-    /// Where the row's finished activations are written (none: nothing reads them).
     pub target: Option<WriteTarget>,
 }
 
@@ -306,9 +364,15 @@ pub struct ClassifierImage {
 struct Plan {
     alpha: usize,
     cell: CellParams,
+    /// The mode each layer runs in.
+    modes: Vec<Mode>,
     layouts: Vec<BufLayout>,
     region: Vec<usize>,
     a_d: usize,
+    in_d: usize,
+    in_cols: Vec<bool>,
+    split: usize,
+    banks: usize,
     widths: Widths,
     word: WordLayout,
     tp: usize,
@@ -316,41 +380,91 @@ struct Plan {
     psum_d: usize,
 }
 
-fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
-    let a = sched.array;
+fn mode_code(m: Mode) -> usize {
+    match m {
+        Mode::Single => 0,
+        Mode::Rows => 1,
+        Mode::Pixels => 2,
+    }
+}
+
+/// Width of the gap field: gaps are bounded by what the compiler checks.
+const GAP_W: usize = 16;
+
+fn plan(
+    net: &PackedNet,
+    split: Option<usize>,
+    tiles: &[Tile],
+    shared_input: bool,
+    a: ArrayShape,
+) -> Result<Plan> {
     let (r, c) = (a.rows, a.cols);
     if net.layers.is_empty() {
         bail!("{}: RTL needs at least one conv layer", net.name);
     }
+    if tiles.is_empty() {
+        bail!(
+            "{}: the schedule has no tiles (every layer is empty)",
+            net.name
+        );
+    }
     let alpha = net.layers.iter().map(|l| l.alpha).max().unwrap_or(1).max(1);
     let cell = CellParams::for_array(alpha, c);
-    let tp = sched
-        .layers
-        .iter()
-        .flat_map(|l| l.tiles.iter().map(|t| t.tp as usize))
-        .max()
-        .unwrap_or(8);
+    let tp = tiles.iter().map(|t| t.tp as usize).max().unwrap_or(8);
     let nl = net.layers.len();
+    let modes: Vec<Mode> = (0..nl)
+        .map(|l| {
+            tiles
+                .iter()
+                .find(|t| t.layer == l)
+                .map_or(Mode::Single, |t| t.mode)
+        })
+        .collect();
     let layouts = net
         .layers
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            BufLayout::new(l, alpha)
+            BufLayout::new(l, alpha, modes[i] == Mode::Pixels)
                 .with_context(|| format!("{}: conv layer {i} ({})", net.name, l.weight_name))
         })
         .collect::<Result<Vec<_>>>()?;
-    // Tap-buffer regions: layer l's column blocks, each its compact buffer.
-    let mut region = Vec::with_capacity(nl);
+    // Every layer's input in a region of the tap buffers, but the first layer's in input
+    // buffers of its own unless it shares them (schedule::shared_input).
+    let blocks = |l: &PackedLayer| match l.groups_len().div_ceil(c) {
+        0 => 1,
+        n => n,
+    };
+    let mut region = vec![0usize; nl];
     let mut a_d = 0usize;
-    for (l, lay) in net.layers.iter().zip(&layouts) {
-        region.push(a_d);
-        a_d += l.groups_len().div_ceil(c).max(1) * lay.words_per_block;
+    let mut in_d = 0usize;
+    for i in 0..nl {
+        let words = blocks(&net.layers[i]) * layouts[i].words_per_block;
+        if i == 0 && !shared_input {
+            in_d = words;
+        } else {
+            region[i] = a_d;
+            a_d += words;
+        }
     }
+    let b = split.unwrap_or(0);
+    let first = &net.layers[0];
+    let g0 = first.groups_len();
+    let mut in_cols = vec![false; c];
+    for g in 0..if shared_input { 0 } else { g0.min(c) } {
+        in_cols[g] = true;
+        if modes[0] != Mode::Single && g + b < c {
+            in_cols[g + b] = true;
+        }
+    }
+    if g0 > c && !shared_input {
+        in_cols.iter_mut().for_each(|v| *v = true);
+    }
+    let banks = if split.is_some() { 2 } else { 1 };
     let most =
         |f: &dyn Fn(&PackedLayer) -> [usize; 2]| net.layers.iter().flat_map(f).max().unwrap_or(1);
     let pix_w = bits(most(&|l| [l.input.pixels(), l.output.pixels()]));
-    let a_w = bits(a_d).max(pix_w);
+    let a_w = bits(a_d).max(bits(in_d)).max(pix_w);
     let y_w = bits(most(&|l| [l.input.h, l.output.h]));
     let x_w = bits(most(&|l| [l.input.w, l.output.w]));
     let n_w = bits(most(&|l| [l.input.c, l.output.c]).max(r));
@@ -359,24 +473,22 @@ fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
     let s_w = bits(layouts.iter().map(|b| b.stride - 1).max().unwrap_or(0));
     let lk_w = bits(lane_w);
     let in_wpc = input_phases(net, a);
-    let in_c = net.layers[0].input.c;
-    let nt: usize = sched.layers.iter().map(|l| l.tiles.len()).sum();
-    if nt == 0 {
-        bail!(
-            "{}: the schedule has no tiles (every layer is empty)",
-            net.name
-        );
-    }
+    let in_c = first.input.c;
+    let nt = tiles.len();
     // Partial sums are kept per row and output pixel, only for layers tiled along groups.
-    let psum_d = sched
-        .layers
-        .iter()
-        .filter(|l| l.col_blocks > 1)
-        .map(|l| l.pixels)
+    let psum_d = (0..nl)
+        .filter(|&l| net.layers[l].groups_len() > c)
+        .map(|l| net.layers[l].output.pixels())
         .max()
         .unwrap_or(0);
     let classes = net.classes;
     let ch = net.classifier.pool_input.c;
+    let max_rblk = net
+        .layers
+        .iter()
+        .map(|l| l.rows().div_ceil(r))
+        .max()
+        .unwrap_or(1);
     let widths = Widths {
         a_w,
         t_w: bits(nt - 1),
@@ -390,6 +502,9 @@ fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
         lane_w,
         wpc_w: bits(in_wpc),
         tp_w: bits(tp),
+        gap_w: GAP_W,
+        rb_w: bits(max_rblk.saturating_sub(1)).max(bits(ch.div_ceil(r).saturating_sub(1))),
+        row_w: bits(r) - 1,
         layer_w: bits(nl - 1),
         s_w,
         lk_w,
@@ -402,20 +517,27 @@ fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
     let offset_w = a_w + lane_w + 1;
     let target_w = 1 + col_w + lane_w + 16 + offset_w;
     let cell_w = 8 + cell.sel_w;
+    let bank_w = 32 + target_w;
     let word = WordLayout {
-        width: c * cell_w + 32 + target_w,
+        width: c * cell_w + banks * bank_w,
         cell_w,
         bias_lsb: c * cell_w,
         target_lsb: c * cell_w + 32,
+        bank_w,
         target_w,
         offset_w,
     };
     Ok(Plan {
         alpha,
         cell,
+        modes,
         layouts,
         region,
         a_d,
+        in_d,
+        in_cols,
+        split: b,
+        banks,
         widths,
         word,
         tp,
@@ -424,18 +546,21 @@ fn plan(net: &PackedNet, sched: &Schedule) -> Result<Plan> {
     })
 }
 
-fn capacity_of(net: &PackedNet, sched: &Schedule, p: &Plan) -> Capacity {
-    let a = sched.array;
+fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capacity {
     Capacity {
         rows: a.rows,
         cols: a.cols,
         alpha: p.alpha,
         sel_w: p.cell.sel_w,
         psum_w: p.cell.psum_w,
-        tiles: sched.layers.iter().map(|l| l.tiles.len()).sum(),
+        tiles: tiles.len(),
         layers: net.layers.len(),
         tp: p.tp,
         a_d: p.a_d.max(1),
+        in_d: p.in_d,
+        in_cols: p.in_cols.clone(),
+        split: p.split,
+        banks: p.banks,
         psum_d: p.psum_d,
         map_entries: net.layers[0].input.c * p.in_wpc,
         classes: net.classes,
@@ -446,20 +571,39 @@ fn capacity_of(net: &PackedNet, sched: &Schedule, p: &Plan) -> Capacity {
     }
 }
 
-/// The capacity alone (no tables): what the fit model needs of `net` on array `a`.
+/// The capacity alone (no tables, no timing): what the fit model needs of `net` on `a`.
 pub fn capacity(net: &PackedNet, a: ArrayShape) -> Result<Capacity> {
-    let sched = schedule(net, a);
-    let p = plan(net, &sched)?;
-    Ok(capacity_of(net, &sched, &p))
+    let (split, tiles) = schedule::plan(net, a);
+    let shared = schedule::shared_input(net, a, split, &tiles);
+    let p = plan(net, split, &tiles, shared, a)?;
+    Ok(capacity_of(net, a, &tiles, &p))
 }
 
 /// The design of `net` under its schedule `sched`.
 pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Result<HwDesign> {
-    let p = plan(net, sched)?;
-    let capacity = capacity_of(net, sched, &p);
     let a = sched.array;
+    let p = plan(net, sched.split, &sched.tiles, sched.shared_input, a)?;
+    let capacity = capacity_of(net, a, &sched.tiles, &p);
     let c = a.cols;
     let nl = net.layers.len();
+    if sched.tiles.iter().any(|t| t.gap as usize >= 1 << GAP_W) {
+        bail!(
+            "{}: a tile waits more than {} cycles before it starts; the RTL's gap field is {GAP_W} bits",
+            net.name,
+            (1u64 << GAP_W) - 1
+        );
+    }
+    for (name, v) in [
+        ("input reopen delay", sched.reopen_delay),
+        ("classifier delay", sched.cls_delay),
+    ] {
+        if v > 255 {
+            bail!(
+                "{}: the {name} is {v} cycles; the RTL counts it in 8 bits",
+                net.name
+            );
+        }
+    }
     // Shift-on-write target of packed tap `u` of layer `l_reader`.
     let target = |l_reader: usize, u: usize| -> Result<WriteTarget> {
         let reader = &net.layers[l_reader];
@@ -473,14 +617,19 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
             );
         }
         let lay = &p.layouts[l_reader];
-        let base = (p.region[l_reader] + (g / c) * lay.words_per_block) << lay.lk;
+        let mut base = ((p.region[l_reader] + (g / c) * lay.words_per_block) << lay.lk) as i64;
+        // A buffer split by pixel parity halves positions before the base is added, so
+        // the offset carries twice the base (ccc_shift_target).
+        if p.modes[l_reader] == Mode::Pixels {
+            base *= 2;
+        }
         let s = lay.stride as i64;
         Ok(WriteTarget {
             col: g % c,
             lane: u - reader.group_offsets[g],
             dy: tap.dy,
             dx: tap.dx,
-            offset: base as i64 - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s),
+            offset: base - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s),
         })
     };
 
@@ -541,71 +690,114 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
     }
 
     // Schedule rows and weight words.
+    let first_final = sched.tiles.iter().position(|t| t.layer + 1 == nl);
+    let b = p.split;
     let mut tiles = Vec::new();
     let mut weight_words = Vec::new();
-    for (li, (l, ls)) in net.layers.iter().zip(&sched.layers).enumerate() {
+    for (ti, t) in sched.tiles.iter().enumerate() {
+        let li = t.layer;
+        let l = &net.layers[li];
         let n = l.rows();
         let lay = &p.layouts[li];
         let next = p.layouts.get(li + 1);
-        for (ti, t) in ls.tiles.iter().enumerate() {
-            tiles.push(TileRow {
-                layer: li,
-                first: t.first,
-                last: t.last,
-                final_layer: li + 1 == nl,
-                layer_end: ti + 1 == ls.tiles.len(),
-                row0: t.row0,
-                col0: t.col0,
-                nrows: n,
-                pixels: l.output.pixels(),
-                wo: l.output.w,
-                rbase: p.region[li] + (t.col0 / c) * lay.words_per_block,
-                rkm1: (1 << lay.lk) - 1,
-                rstep: if lay.lk > 0 { l.alpha } else { 0 },
-                wsmask: next.map_or(0, |b| b.stride - 1),
-                wlk: next.map_or(0, |b| b.lk),
-                wla: next.map_or(0, |b| b.la),
-                wwo: next.map_or(0, |b| b.wo),
-                wlh: next.map_or(0, |b| b.h_lim),
-                wlw: next.map_or(0, |b| b.w_lim),
-                shift: l.shift,
-                clamp: l.clamp_max,
-                tp: t.tp as usize,
-            });
-            // Bottom row first: the shadow chain shifts down.
-            for rr in (0..a.rows).rev() {
-                let row = t.row0 + rr;
-                let mut w = WeightWord {
-                    weights: vec![0; c],
-                    selectors: vec![0; c],
-                    bias: 0,
-                    target: None,
-                };
-                if row < n {
-                    w.bias = l.bias[row];
-                    w.target = row_targets[li][row];
-                    for cc in 0..c {
-                        let g = t.col0 + cc;
-                        if g < l.groups_len() {
-                            w.weights[cc] = l.weight[[row, g]] as i8;
-                            w.selectors[cc] = l.selector[[row, g]];
-                        }
+        let cb = t.col0 / c;
+        let rblk = |row0: usize| row0 / a.rows;
+        tiles.push(TileRow {
+            layer: li,
+            first: t.first,
+            last: t.last,
+            final_layer: li + 1 == nl,
+            ffirst: Some(ti) == first_final,
+            reopen: ti == sched.reopen_tile,
+            mode: mode_code(t.mode),
+            row0: t.row0,
+            row0_b: t.row0_b,
+            rblk: rblk(t.row0),
+            rblk_b: rblk(t.row0_b),
+            rows: t.rows,
+            rows_b: t.rows_b,
+            pixels: l.output.pixels(),
+            slots: t.slots,
+            wo: l.output.w,
+            rbase: p.region[li] + cb * lay.words_per_block,
+            rkm1: (1 << lay.lk) - 1,
+            rstep: if lay.lk > 0 { l.alpha } else { 0 },
+            wsmask: next.map_or(0, |b| b.stride - 1),
+            wlk: next.map_or(0, |b| b.lk),
+            wla: next.map_or(0, |b| b.la),
+            wwo: next.map_or(0, |b| b.wo),
+            wlh: next.map_or(0, |b| b.h_lim),
+            wlw: next.map_or(0, |b| b.w_lim),
+            mirror: p.modes.get(li + 1) == Some(&Mode::Rows),
+            shift: l.shift,
+            clamp: l.clamp_max,
+            tp: t.tp as usize,
+            delta: t.delta as usize,
+            gap: t.gap as usize,
+        });
+        // The segments' (first filter, filters, columns holding the tile's groups): bank 0
+        // is segment 0 of a two-segment tile, the last bank the main one.
+        let mut banks_of: Vec<Option<(usize, usize)>> = vec![None; p.banks];
+        let mut cells_of: Vec<(usize, usize, usize)> = Vec::new(); // (row0, col base, bank)
+        match t.mode {
+            Mode::Single => {
+                banks_of[p.banks - 1] = Some((t.row0, t.rows));
+                cells_of.push((t.row0, 0, p.banks - 1));
+            }
+            Mode::Rows | Mode::Pixels => {
+                banks_of[0] = Some((t.row0, t.rows));
+                cells_of.push((t.row0, 0, 0));
+                if t.rows_b > 0 {
+                    banks_of[1] = Some((t.row0_b, t.rows_b));
+                    cells_of.push((t.row0_b, b, 1));
+                }
+            }
+        }
+        // Bottom row first: the shadow chain shifts down.
+        for rr in (0..a.rows).rev() {
+            let mut w = WeightWord {
+                weights: vec![0; c],
+                selectors: vec![0; c],
+                banks: vec![BankWord::default(); p.banks],
+            };
+            for (bank, seg) in banks_of.iter().enumerate() {
+                if let Some((row0, rows)) = seg
+                    && rr < *rows
+                {
+                    let row = row0 + rr;
+                    w.banks[bank] = BankWord {
+                        bias: l.bias[row],
+                        target: row_targets[li][row],
+                    };
+                }
+            }
+            for &(row0, base, bank) in &cells_of {
+                let rows = banks_of[bank].map_or(0, |s| s.1);
+                if rr >= rows {
+                    continue;
+                }
+                let row = row0 + rr;
+                for cc in 0..t.cols {
+                    let g = t.col0 + cc;
+                    if g < l.groups_len() && row < n {
+                        w.weights[base + cc] = l.weight[[row, g]] as i8;
+                        w.selectors[base + cc] = l.selector[[row, g]];
                     }
                 }
-                weight_words.push(w);
             }
+            weight_words.push(w);
         }
     }
 
     let layers = net
         .layers
         .iter()
-        .zip(&p.layouts)
-        .zip(&p.region)
-        .map(|((l, lay), &region)| LayerPlan {
-            region,
+        .enumerate()
+        .map(|(i, l)| LayerPlan {
+            region: p.region[i],
+            mode: p.modes[i],
             col_blocks: l.groups_len().div_ceil(c).max(1),
-            layout: *lay,
+            layout: p.layouts[i],
             dims: [l.output.c, l.output.h, l.output.w],
             row_perm: l.row_perm.clone(),
         })
@@ -618,6 +810,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
             h: first.input.h,
             w: first.input.w,
             wpc: p.in_wpc,
+            mode: mode_code(p.modes[0]),
             smask: lay0.stride - 1,
             lk: lay0.lk,
             la: lay0.la,
@@ -629,6 +822,11 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
         tiles,
         write_map,
         weight_words,
+        timing: Timing {
+            load_at: pipe::load_at(a.rows, a.cols) as usize,
+            reopen: sched.reopen_delay as usize,
+            cls_delay: sched.cls_delay as usize,
+        },
         classifier: ClassifierImage {
             weight: cls.weight.iter().map(|&w| w as i8).collect(),
             bias: cls.bias.clone(),

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 
-use super::cell::{CellParams, render_array, render_cell};
+use super::cell::{CellParams, render_array_split, render_cell};
 use super::design::HwDesign;
 use super::templates;
 use crate::output::OutDir;
@@ -68,7 +68,7 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
         ("ccc_mx_cell.v".into(), render_cell(&cp)?),
         (
             "ccc_mx_array.v".into(),
-            render_array(cap.rows, cap.cols, &cp)?,
+            render_array_split(cap.rows, cap.cols, cap.split, &cp)?,
         ),
     ];
     for (name, text) in HW_FILES {
@@ -118,15 +118,17 @@ fn weights_hex(d: &HwDesign) -> String {
                 word[lsb + b] = (v >> b) & 1 == 1;
             }
         };
-        put(l.bias_lsb, 32, w.bias as u32 as u64);
-        if let Some(t) = &w.target {
-            let at = l.target_lsb;
-            put(at, l.offset_w, t.offset as u64);
-            put(at + l.offset_w, 8, t.dx as u8 as u64);
-            put(at + l.offset_w + 8, 8, t.dy as u8 as u64);
-            put(at + l.offset_w + 16, wd.lane_w, t.lane as u64);
-            put(at + l.offset_w + 16 + wd.lane_w, wd.col_w, t.col as u64);
-            put(l.width - 1, 1, 1);
+        for (b, bank) in w.banks.iter().enumerate() {
+            put(l.bias_lsb + b * l.bank_w, 32, bank.bias as u32 as u64);
+            if let Some(t) = &bank.target {
+                let at = l.target_lsb + b * l.bank_w;
+                put(at, l.offset_w, t.offset as u64);
+                put(at + l.offset_w, 8, t.dx as u8 as u64);
+                put(at + l.offset_w + 8, 8, t.dy as u8 as u64);
+                put(at + l.offset_w + 16, wd.lane_w, t.lane as u64);
+                put(at + l.offset_w + 16 + wd.lane_w, wd.col_w, t.col as u64);
+                put(at + l.target_w - 1, 1, 1);
+            }
         }
         for (cc, (&wt, &sel)) in w.weights.iter().zip(&w.selectors).enumerate() {
             let f = cc * l.cell_w;

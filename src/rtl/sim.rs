@@ -58,9 +58,10 @@ fn defines(cap: &Capacity) -> Vec<(&'static str, usize)> {
         ("WM_AW", cap.widths.wm_aw),
         ("WM_W", cap.word.width),
         ("LAYER_W", cap.widths.layer_w),
+        ("T_W", cap.widths.t_w),
         ("N_W", cap.widths.n_w),
         ("PIX_W", cap.widths.pix_w),
-        ("ROWS", cap.rows),
+        ("NBR", cap.banks * cap.rows),
     ]
 }
 
@@ -122,7 +123,14 @@ pub fn build_command(
             }
             a.extend(includes.iter().map(|d| format!("-I{d}")));
             a.push("-CFLAGS".into());
-            a.push(format!("-DROWS={} -DPIX_W={}", cap.rows, cap.widths.pix_w));
+            a.push(
+                defines(cap)
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("WM"))
+                    .map(|(k, v)| format!("-D{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
             a.extend(sources.iter().cloned());
             a.push("ccc_tb.cpp".into());
             ("verilator".into(), a)

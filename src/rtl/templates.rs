@@ -44,6 +44,7 @@ static TERA: LazyLock<Tera> = LazyLock::new(|| {
         .expect("the templates compiled into ccc parse (tests render every one)");
     t.register_filter("bit", bit);
     t.register_filter("slit", slit);
+    t.register_filter("bitvec", bitvec);
     t
 });
 
@@ -52,6 +53,22 @@ fn bit(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
         Value::Bool(b) => Ok(Value::from(u8::from(*b))),
         _ => Err(tera::Error::msg(format!("`bit` takes a bool, got {v}"))),
     }
+}
+
+/// An array of bools (element 0 the least significant) as binary digits, MSB first.
+fn bitvec(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let bits = v
+        .as_array()
+        .ok_or_else(|| tera::Error::msg(format!("`bitvec` takes an array, got {v}")))?;
+    bits.iter()
+        .rev()
+        .map(|b| match b {
+            Value::Bool(true) => Ok('1'),
+            Value::Bool(false) => Ok('0'),
+            _ => Err(tera::Error::msg(format!("`bitvec` takes bools, got {b}"))),
+        })
+        .collect::<tera::Result<String>>()
+        .map(Value::from)
 }
 
 /// `-W'sdN` or `W'sdN`.
@@ -90,5 +107,7 @@ mod tests {
         assert_eq!(slit(&Value::from(-3), &w6).unwrap(), "-6'sd3");
         assert_eq!(slit(&Value::from(12), &w6).unwrap(), "6'sd12");
         assert!(slit(&Value::from(1), &none).is_err());
+        let v = serde_json::json!([true, false, false, true, true]);
+        assert_eq!(bitvec(&v, &none).unwrap(), "11001");
     }
 }
