@@ -65,6 +65,10 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         eval_limit: None,
         name: "tiny".into(),
         progress: false,
+        augment: Default::default(),
+        label_smoothing: 0.0,
+        teacher: None,
+        epoch_images: None,
     }
 }
 
@@ -231,6 +235,74 @@ fn shift_op_gradient_matches_finite_differences_through_the_network() {
             "weight {k}: autograd {} vs finite difference {fd}",
             g[k]
         );
+    }
+}
+
+#[test]
+fn hand_written_backward_matches_candle_autograd() {
+    // Strides 1 and 2, a stride-2 stem too: the manual training step's parameter
+    // gradients and running statistics against the autograd of the same forward pass.
+    for stem_stride in [1, 2] {
+        let arch = Arch::from_stages(
+            [1, 12, 12],
+            4,
+            3,
+            &[8, 16, 24],
+            &[1, 1, 2],
+            &[stem_stride, 2, 1],
+            &[1, 1, 1],
+        )
+        .unwrap();
+        let dev = Device::Cpu;
+        let mut auto = ShiftNet::init(arch.clone(), 5, &dev).unwrap();
+        let mut manual = ShiftNet::init(arch, 5, &dev).unwrap();
+        let data = synthetic(24, 21);
+        let imgs: Vec<&[u8]> = data.images.iter().map(Vec::as_slice).collect();
+        let x = batch_tensor(&imgs, 1, 12, 12, &dev).unwrap();
+        let labels: Vec<u32> = data.labels.iter().map(|&l| u32::from(l)).collect();
+        let y = Tensor::new(labels.as_slice(), &dev).unwrap();
+        let logits = auto.forward(&x, Mode::Train).unwrap();
+        let store = candle_nn::loss::cross_entropy(&logits, &y)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (mlogits, grads) = manual
+            .train_step(&x, |l| {
+                let p = candle_nn::ops::softmax(l, 1).unwrap();
+                let onehot: Vec<f32> = labels
+                    .iter()
+                    .flat_map(|&c| (0..4).map(move |j| f32::from(j == c)))
+                    .collect();
+                let q = Tensor::from_vec(onehot, (labels.len(), 4), &dev).unwrap();
+                Ok(((p - q).unwrap() / labels.len() as f64).unwrap())
+            })
+            .unwrap();
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * scale + 1e-6,
+                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride})"
+                );
+            }
+        };
+        close(&flat(&mlogits), &flat(&logits), "logits");
+        let params = auto.params();
+        assert_eq!(params.len(), grads.len());
+        for (k, ((v, ..), g)) in params.iter().zip(&grads).enumerate() {
+            let want = store.get(v.as_tensor()).unwrap();
+            assert_eq!(want.dims(), g.dims(), "parameter {k}");
+            close(&flat(g), &flat(want), &format!("gradient of parameter {k}"));
+        }
+        for (a, m) in auto.convs.iter().zip(&manual.convs) {
+            close(
+                &flat(&m.running_mean),
+                &flat(&a.running_mean),
+                "running mean",
+            );
+            close(&flat(&m.running_var), &flat(&a.running_var), "running var");
+        }
     }
 }
 
