@@ -168,6 +168,43 @@ fn training_is_deterministic_for_a_seed() {
 }
 
 #[test]
+fn training_is_the_same_for_one_and_two_threads() {
+    // Augmentation, distillation, several passes per epoch, pruning and fake-quantized
+    // steps: the same bytes whatever the thread count.
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(96, 4);
+    let test = synthetic(32, 7100);
+    let teacher = dir.path().join("t.safetensors");
+    train(&options(1, 1, 0), &data, &test, &teacher).unwrap();
+    let mut o = options(4, 3, 1);
+    o.augment = ccc::train::Augment {
+        flip: true,
+        translate: 2,
+    };
+    o.label_smoothing = 0.1;
+    o.teacher = Some(ccc::train::Teacher {
+        model: teacher,
+        weight: 0.7,
+        temperature: 3.0,
+    });
+    o.epoch_images = Some(150);
+    o.sample_ratio = 0.5;
+    let mut bytes = Vec::new();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let out = dir.path().join(format!("m{threads}.safetensors"));
+        let log = pool.install(|| train(&o, &data, &test, &out)).unwrap();
+        assert_eq!(log.threads, threads);
+        assert_eq!(log.epochs.len(), 3);
+        bytes.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(bytes[0], bytes[1]);
+}
+
+#[test]
 fn sample_ratio_keeps_each_class_share() {
     let data = synthetic(400, 5);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
@@ -343,8 +380,8 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("epoch 2/2"), "{}", stderr(&o));
 
-    // Retraining path: from the dense model, 10% of the data, combining with α = 4,
-    // fake-quantized last epoch.
+    // Retraining path: from the dense model, half of the data, combining with α = 4,
+    // distilled from the dense model with augmentation, fake-quantized last epoch.
     let cc = p("cc.safetensors");
     let mut args = vec![
         "train",
@@ -359,6 +396,13 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
         "--quant-aware",
         "--qat-epochs",
         "1",
+        "--teacher",
+        &dense,
+        "--flip",
+        "--translate",
+        "2",
+        "--epoch-images",
+        "300",
         "-o",
         &cc,
     ];
@@ -371,6 +415,10 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     let n = log["train_images"].as_u64().unwrap();
     assert!((190..=210).contains(&n), "{n} training images");
     assert_eq!(log["epochs"][1]["quant_aware"], true);
+    // 300 drawn images per epoch in batches of 50, distilled from the dense model.
+    assert_eq!(log["options"]["epoch_images"], 300);
+    assert_eq!(log["options"]["teacher"]["model"], dense.as_str());
+    assert_eq!(log["options"]["augment"]["translate"], 2);
     let e = &log["final_eval"];
     assert!(e["packed_tiles"].as_u64().unwrap() < e["unpacked_tiles"].as_u64().unwrap());
     let o = ccc(&[

@@ -115,7 +115,7 @@ impl Augment {
     }
 }
 
-/// Knowledge distillation: loss = (1 − weight)·CE(labels) + weight·T²·CE(softmax(t/T),
+/// Knowledge distillation: loss = (1 − weight)·CE(labels) + weight·T²·KL(softmax(t/T) ‖
 /// softmax(s/T)), the teacher evaluated on the same (augmented) batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Teacher {
@@ -361,7 +361,11 @@ fn loss_and_grad(
             softmax_row(row, temp, &mut ps);
             softmax_row(&t[i * k..(i + 1) * k], temp, &mut pt);
             for j in 0..k {
-                loss -= lambda * temp * temp * pt[j] * ps[j].max(1e-30).ln();
+                // KL rather than cross entropy: the same gradient, and a logged loss
+                // that reaches 0 when the student matches the teacher.
+                if pt[j] > 0.0 {
+                    loss += lambda * temp * temp * pt[j] * (pt[j].ln() - ps[j].max(1e-30).ln());
+                }
                 g[j] += (lambda * temp * (ps[j] - pt[j]) / b as f64) as f32;
             }
         }
@@ -723,4 +727,92 @@ pub fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<Fina
         nonzeros: r.packed.nonzeros,
         packed_cycles: r.packed.cycles,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_gradient_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let s = vec![0.3f32, -1.2, 2.0, 0.1, 1.5, 0.2, -0.4, 0.9];
+        let t = Tensor::from_vec(
+            vec![1.0f32, 0.5, -1.0, 2.0, 0.0, 0.3, 0.2, -2.0],
+            (2, 4),
+            &dev,
+        )
+        .unwrap();
+        let teacher = Teacher {
+            model: PathBuf::new(),
+            weight: 0.6,
+            temperature: 3.0,
+        };
+        let labels = [2u32, 0];
+        let f = |v: &[f32]| -> (f64, Vec<f32>) {
+            let l = Tensor::from_vec(v.to_vec(), (2, 4), &dev).unwrap();
+            let (loss, g) = loss_and_grad(&l, &labels, 0.1, Some((&t, &teacher))).unwrap();
+            (loss, g.flatten_all().unwrap().to_vec1().unwrap())
+        };
+        let (_, g) = f(&s);
+        for k in 0..s.len() {
+            let eps = 1e-3f32;
+            let (mut p, mut m) = (s.clone(), s.clone());
+            p[k] += eps;
+            m[k] -= eps;
+            let fd = (f(&p).0 - f(&m).0) / (2.0 * f64::from(eps));
+            assert!((fd - f64::from(g[k])).abs() < 1e-4, "{k}: {fd} vs {}", g[k]);
+        }
+        // Without a teacher or smoothing: candle's cross entropy.
+        let l = Tensor::from_vec(s.clone(), (2, 4), &dev).unwrap();
+        let (loss, _) = loss_and_grad(&l, &labels, 0.0, None).unwrap();
+        let y = Tensor::new(&labels[..], &dev).unwrap();
+        let want = candle_nn::loss::cross_entropy(&l, &y).unwrap();
+        assert!((loss - f64::from(want.to_scalar::<f32>().unwrap())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn augmentation_flips_and_translates() {
+        let img: Vec<u8> = (0..12).map(|v| v as u8 + 1).collect(); // 1 x 3 x 4
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let flip = Augment {
+            flip: true,
+            translate: 0,
+        };
+        let mut flipped = 0;
+        for _ in 0..20 {
+            let out = flip.apply(&img, 1, 3, 4, &mut rng);
+            let mirrored: Vec<u8> = img
+                .chunks(4)
+                .flat_map(|r| r.iter().rev().copied())
+                .collect();
+            assert!(out == img || out == mirrored);
+            flipped += usize::from(out == mirrored);
+        }
+        assert!(flipped > 0 && flipped < 20);
+        let shift = Augment {
+            flip: false,
+            translate: 1,
+        };
+        for _ in 0..20 {
+            let out = shift.apply(&img, 1, 3, 4, &mut rng);
+            // Some displacement in [-1, 1]^2 maps the image onto the output, zero fill.
+            let ok = (-1i64..=1).any(|ty| {
+                (-1i64..=1).any(|tx| {
+                    (0..3i64).all(|y| {
+                        (0..4i64).all(|x| {
+                            let (sy, sx) = (y - ty, x - tx);
+                            let want = if (0..3).contains(&sy) && (0..4).contains(&sx) {
+                                img[(sy * 4 + sx) as usize]
+                            } else {
+                                0
+                            };
+                            out[(y * 4 + x) as usize] == want
+                        })
+                    })
+                })
+            });
+            assert!(ok, "{out:?}");
+        }
+    }
 }
