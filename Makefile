@@ -122,10 +122,10 @@ demo: build deps-data deps-hdl
 # --train-limit N for a quick check).
 TRAIN_FLAGS ?=
 AUGMENT      := --flip --translate 2
-DENSE_RECIPE := --groups 1,1,1,1 --epochs 40 --weight-decay 5e-4 $(AUGMENT) --seed 1
+DENSE_RECIPE := --groups 1,1,1,1 --epochs 40 --lr 0.1 --label-smoothing 0.1 --weight-decay 5e-4 $(AUGMENT) --seed 1
 # Joint optimization from DENSE; an epoch is 60 000 drawn images whatever the data
 # fraction, so the limited-data arms below take the same steps and schedule.
-CC_RECIPE    := --load $(DENSE) --teacher $(DENSE) --gamma 1.75 --epochs 10 --quant-aware --qat-epochs 2 --weight-decay 5e-4 $(AUGMENT) --epoch-images 60000 --seed 1
+CC_RECIPE    := --load $(DENSE) --teacher $(DENSE) --gamma 1.75 --epochs 8 --quant-aware --qat-epochs 1 --weight-decay 5e-4 $(AUGMENT) --epoch-images 60000 --seed 1
 models: build deps-data
 	$(CCC) train $(DENSE_RECIPE) --name fmnist-shift-dense $(TRAIN_FLAGS) -o models/fmnist-shift-dense.safetensors
 	$(CCC) train $(CC_RECIPE) --groups 1,1,4,8 --name fmnist-shift-cc $(TRAIN_FLAGS) -o models/fmnist-shift-cc.safetensors
