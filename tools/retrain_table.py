@@ -4,11 +4,14 @@ from their `.train.json` logs (packed 8-bit accuracy on the test images the comp
 evaluated, float accuracy, tiles, cycles), with each arm's gap to the full-data model.
 
 Stops if two runs' options differ in anything but the data fraction and the name, so
-the table cannot compare different recipes.
+the table cannot compare different recipes. The starting model and the teacher compare
+by content (sha256) where the files exist: a copy elsewhere is the same recipe.
 
 usage: retrain_table.py FULL.safetensors ARM.safetensors...
 """
+import hashlib
 import json
+import os
 import sys
 
 IGNORED = {"sample_ratio", "name", "progress"}
@@ -19,8 +22,19 @@ def load(model):
         return json.load(f)
 
 
+def by_content(path):
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+    return path
+
+
 def recipe(log):
-    return {k: v for k, v in log["options"].items() if k not in IGNORED}
+    r = {k: v for k, v in log["options"].items() if k not in IGNORED}
+    r["load"] = by_content(r.get("load"))
+    if r.get("teacher"):
+        r["teacher"] = dict(r["teacher"], model=by_content(r["teacher"]["model"]))
+    return r
 
 
 def main():
