@@ -1,8 +1,9 @@
 //! `ccc train`: joint optimization of a shift-CNN with column combining (DESIGN.md §9)
 //! on CPU with candle. Owns the training loop (SGD with momentum, weight decay, cosine
 //! learning rate, L1 penalty), the prune schedule's placement in it, quantization-aware
-//! fine-tuning, per-class subsampling, the training log and the final evaluation by the
-//! compiler itself (float / 8-bit / packed accuracy, tiles).
+//! fine-tuning, per-class subsampling, augmentation, label smoothing, distillation from
+//! a teacher model, the training log and the final evaluation by the compiler itself
+//! (float / 8-bit / packed accuracy, tiles).
 
 pub mod fused;
 pub mod net;
