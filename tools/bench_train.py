@@ -103,7 +103,12 @@ def main():
     if torch:
         theirs = row("PyTorch, same network (no augmentation)", torch, steps * 128)
         print()
-        print(f"ratio ccc / PyTorch per dense epoch: {ours / theirs:.2f}")
+        print(f"ratio ccc / PyTorch per dense epoch: {ours / theirs:.2f} (means)")
+        # PyTorch's OpenMP threads degrade far more than ccc's under other load, so a
+        # busy moment in one round swings the means; the per-round ratios show it.
+        per_round = [(r / args.images) / (t / (steps * 128)) for r, t in zip(rust, torch)]
+        print(f"per-round ratios: {', '.join(f'{x:.2f}' for x in per_round)}; "
+              f"median {statistics.median(per_round):.2f}")
     elif not have_torch:
         print()
         print(f"PyTorch not importable with {args.python} (apt-get install python3-torch): "
