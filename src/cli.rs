@@ -268,6 +268,29 @@ pub struct TrainArgs {
     /// Model name in the graph.
     #[arg(long, default_value = "fmnist-shift")]
     pub name: String,
+    /// Augment: flip each training image horizontally with probability 1/2.
+    #[arg(long)]
+    pub flip: bool,
+    /// Augment: translate each training image by up to N pixels per axis (zero fill).
+    #[arg(long, default_value_t = 0)]
+    pub translate: usize,
+    /// Label smoothing ε of the cross entropy on the labels.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Distill from this trained model (same stages, dense): its softened outputs are
+    /// the soft targets.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight of the soft-target loss when distilling (the labels' loss gets 1 − w).
+    #[arg(long, default_value_t = 0.9)]
+    pub distill_weight: f64,
+    /// Softmax temperature T of distillation (the soft loss is scaled by T²).
+    #[arg(long, default_value_t = 4.0)]
+    pub temperature: f64,
+    /// Images per epoch, cycling through reshuffled passes over the (subsampled)
+    /// training set; default one pass.
+    #[arg(long)]
+    pub epoch_images: Option<usize>,
 }
 
 impl TrainArgs {
@@ -303,6 +326,17 @@ impl TrainArgs {
             eval_limit: self.eval_limit,
             name: self.name.clone(),
             progress: true,
+            augment: crate::train::Augment {
+                flip: self.flip,
+                translate: self.translate,
+            },
+            label_smoothing: self.label_smoothing,
+            teacher: self.teacher.as_ref().map(|m| crate::train::Teacher {
+                model: m.clone(),
+                weight: self.distill_weight,
+                temperature: self.temperature,
+            }),
+            epoch_images: self.epoch_images,
         })
     }
 

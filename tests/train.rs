@@ -65,6 +65,10 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         eval_limit: None,
         name: "tiny".into(),
         progress: false,
+        augment: Default::default(),
+        label_smoothing: 0.0,
+        teacher: None,
+        epoch_images: None,
     }
 }
 
@@ -159,6 +163,43 @@ fn training_is_deterministic_for_a_seed() {
 }
 
 #[test]
+fn training_is_the_same_for_one_and_two_threads() {
+    // Augmentation, distillation, several passes per epoch, pruning and fake-quantized
+    // steps: the same bytes whatever the thread count.
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(96, 4);
+    let test = synthetic(32, 7100);
+    let teacher = dir.path().join("t.safetensors");
+    train(&options(1, 1, 0), &data, &test, &teacher).unwrap();
+    let mut o = options(4, 3, 1);
+    o.augment = ccc::train::Augment {
+        flip: true,
+        translate: 2,
+    };
+    o.label_smoothing = 0.1;
+    o.teacher = Some(ccc::train::Teacher {
+        model: teacher,
+        weight: 0.7,
+        temperature: 3.0,
+    });
+    o.epoch_images = Some(150);
+    o.sample_ratio = 0.5;
+    let mut bytes = Vec::new();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let out = dir.path().join(format!("m{threads}.safetensors"));
+        let log = pool.install(|| train(&o, &data, &test, &out)).unwrap();
+        assert_eq!(log.threads, threads);
+        assert_eq!(log.epochs.len(), 3);
+        bytes.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(bytes[0], bytes[1]);
+}
+
+#[test]
 fn sample_ratio_keeps_each_class_share() {
     let data = synthetic(400, 5);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
@@ -229,6 +270,74 @@ fn shift_op_gradient_matches_finite_differences_through_the_network() {
     }
 }
 
+#[test]
+fn hand_written_backward_matches_candle_autograd() {
+    // Strides 1 and 2, a stride-2 stem too: the manual training step's parameter
+    // gradients and running statistics against the autograd of the same forward pass.
+    for stem_stride in [1, 2] {
+        let arch = Arch::from_stages(
+            [1, 12, 12],
+            4,
+            3,
+            &[8, 16, 24],
+            &[1, 1, 2],
+            &[stem_stride, 2, 1],
+            &[1, 1, 1],
+        )
+        .unwrap();
+        let dev = Device::Cpu;
+        let mut auto = ShiftNet::init(arch.clone(), 5, &dev).unwrap();
+        let mut manual = ShiftNet::init(arch, 5, &dev).unwrap();
+        let data = synthetic(24, 21);
+        let imgs: Vec<&[u8]> = data.images.iter().map(Vec::as_slice).collect();
+        let x = batch_tensor(&imgs, 1, 12, 12, &dev).unwrap();
+        let labels: Vec<u32> = data.labels.iter().map(|&l| u32::from(l)).collect();
+        let y = Tensor::new(labels.as_slice(), &dev).unwrap();
+        let logits = auto.forward(&x, Mode::Train).unwrap();
+        let store = candle_nn::loss::cross_entropy(&logits, &y)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (mlogits, grads) = manual
+            .train_step(&x, |l| {
+                let p = candle_nn::ops::softmax(l, 1).unwrap();
+                let onehot: Vec<f32> = labels
+                    .iter()
+                    .flat_map(|&c| (0..4).map(move |j| f32::from(j == c)))
+                    .collect();
+                let q = Tensor::from_vec(onehot, (labels.len(), 4), &dev).unwrap();
+                Ok(((p - q).unwrap() / labels.len() as f64).unwrap())
+            })
+            .unwrap();
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * scale + 1e-6,
+                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride})"
+                );
+            }
+        };
+        close(&flat(&mlogits), &flat(&logits), "logits");
+        let params = auto.params();
+        assert_eq!(params.len(), grads.len());
+        for (k, ((v, ..), g)) in params.iter().zip(&grads).enumerate() {
+            let want = store.get(v.as_tensor()).unwrap();
+            assert_eq!(want.dims(), g.dims(), "parameter {k}");
+            close(&flat(g), &flat(want), &format!("gradient of parameter {k}"));
+        }
+        for (a, m) in auto.convs.iter().zip(&manual.convs) {
+            close(
+                &flat(&m.running_mean),
+                &flat(&a.running_mean),
+                "running mean",
+            );
+            close(&flat(&m.running_var), &flat(&a.running_var), "running var");
+        }
+    }
+}
+
 /// The real command on real data: a few hundred Fashion-MNIST images, two epochs.
 #[test]
 fn train_retrain_and_sweep_commands_run_end_to_end() {
@@ -262,8 +371,8 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("epoch 2/2"), "{}", stderr(&o));
 
-    // Retraining path: from the dense model, 10% of the data, combining with α = 4,
-    // fake-quantized last epoch.
+    // Retraining path: from the dense model, half of the data, combining with α = 4,
+    // distilled from the dense model with augmentation, fake-quantized last epoch.
     let cc = p("cc.safetensors");
     let mut args = vec![
         "train",
@@ -278,6 +387,13 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
         "--quant-aware",
         "--qat-epochs",
         "1",
+        "--teacher",
+        &dense,
+        "--flip",
+        "--translate",
+        "2",
+        "--epoch-images",
+        "300",
         "-o",
         &cc,
     ];
@@ -290,6 +406,10 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     let n = log["train_images"].as_u64().unwrap();
     assert!((190..=210).contains(&n), "{n} training images");
     assert_eq!(log["epochs"][1]["quant_aware"], true);
+    // 300 drawn images per epoch in batches of 50, distilled from the dense model.
+    assert_eq!(log["options"]["epoch_images"], 300);
+    assert_eq!(log["options"]["teacher"]["model"], dense.as_str());
+    assert_eq!(log["options"]["augment"]["translate"], 2);
     let e = &log["final_eval"];
     assert!(e["packed_tiles"].as_u64().unwrap() < e["unpacked_tiles"].as_u64().unwrap());
     let o = ccc(&[

@@ -1,9 +1,11 @@
 //! `ccc train`: joint optimization of a shift-CNN with column combining (docs/DESIGN.md §9)
 //! on CPU with candle. Owns the training loop (SGD with momentum, weight decay, cosine
 //! learning rate, L1 penalty), the prune schedule's placement in it, quantization-aware
-//! fine-tuning, per-class subsampling, the training log and the final evaluation by the
-//! compiler itself (float / 8-bit / packed accuracy, tiles).
+//! fine-tuning, per-class subsampling, augmentation, label smoothing, distillation from
+//! a teacher model, the training log and the final evaluation by the compiler itself
+//! (float / 8-bit / packed accuracy, tiles).
 
+pub mod fused;
 pub mod net;
 pub mod prune;
 pub mod shift;
@@ -15,8 +17,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor, Var};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,73 @@ pub struct TrainOptions {
     pub name: String,
     /// Show a progress bar (off for sweeps running in parallel).
     pub progress: bool,
+    /// Training-time augmentation of each drawn image.
+    #[serde(default)]
+    pub augment: Augment,
+    /// Label smoothing ε of the hard-label loss (0 = plain cross entropy).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Distillation from a trained model (soft targets).
+    #[serde(default)]
+    pub teacher: Option<Teacher>,
+    /// Images drawn per epoch, cycling through reshuffled passes over the (subsampled)
+    /// training set (None = one pass). Lets runs on different data fractions take the
+    /// same optimizer steps and the same schedule.
+    #[serde(default)]
+    pub epoch_images: Option<usize>,
+}
+
+/// Random horizontal flip and translation, drawn per image from the seeded RNG.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Augment {
+    pub flip: bool,
+    /// Largest displacement in pixels along each axis (zero fill).
+    pub translate: usize,
+}
+
+impl Augment {
+    pub fn active(&self) -> bool {
+        self.flip || self.translate > 0
+    }
+
+    /// One augmented copy of a C x H x W image.
+    fn apply(&self, img: &[u8], c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let flip = self.flip && rng.random_bool(0.5);
+        let t = self.translate as i64;
+        let (ty, tx) = if t > 0 {
+            (rng.random_range(-t..=t), rng.random_range(-t..=t))
+        } else {
+            (0, 0)
+        };
+        let mut out = vec![0u8; img.len()];
+        for ch in 0..c {
+            let plane = &img[ch * h * w..(ch + 1) * h * w];
+            let dst = &mut out[ch * h * w..(ch + 1) * h * w];
+            for y in 0..h {
+                let sy = y as i64 - ty;
+                if sy < 0 || sy >= h as i64 {
+                    continue;
+                }
+                for x in 0..w {
+                    let fx = if flip { w - 1 - x } else { x };
+                    let sx = fx as i64 - tx;
+                    if sx >= 0 && sx < w as i64 {
+                        dst[y * w + x] = plane[sy as usize * w + sx as usize];
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Knowledge distillation: loss = (1 − weight)·CE(labels) + weight·T²·KL(softmax(t/T) ‖
+/// softmax(s/T)), the teacher evaluated on the same (augmented) batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Teacher {
+    pub model: PathBuf,
+    pub weight: f64,
+    pub temperature: f64,
 }
 
 impl TrainOptions {
@@ -64,7 +133,7 @@ impl TrainOptions {
 }
 
 /// One epoch's line of the training log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
     pub lr: f64,
@@ -75,7 +144,11 @@ pub struct EpochLog {
     pub weights: usize,
     pub tiles: usize,
     pub quant_aware: bool,
+    /// Wall time of the epoch, evaluation included.
     pub seconds: f64,
+    /// Wall time of the optimizer steps alone.
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 /// What training produced, written next to the model as `<model>.train.json`.
@@ -84,6 +157,8 @@ pub struct TrainLog {
     pub generator: String,
     pub options: TrainOptions,
     pub train_images: usize,
+    /// Worker threads (rayon and the matmuls).
+    pub threads: usize,
     pub epochs: Vec<EpochLog>,
     pub seconds_per_epoch: f64,
     /// The compiler's verdict on the written model.
@@ -147,15 +222,18 @@ struct Sgd {
 }
 
 impl Sgd {
+    /// `grads` in the order of the parameters (None: no gradient this step).
     fn step(
         &mut self,
-        grads: &candle_core::backprop::GradStore,
+        grads: &[Option<Tensor>],
         lr: f64,
         l1: f64,
         convs: &[ConvLayer],
     ) -> Result<()> {
-        for ((var, decay, use_l1, mask), vel) in self.params.iter().zip(&mut self.velocity) {
-            let Some(g) = grads.get(var.as_tensor()) else {
+        for (((var, decay, use_l1, mask), vel), g) in
+            self.params.iter().zip(&mut self.velocity).zip(grads)
+        {
+            let Some(g) = g else {
                 continue;
             };
             // Gradients carry their own op graph; detached, the optimizer state does not
@@ -237,6 +315,80 @@ pub fn load_data(dir: &Path, train_limit: Option<usize>) -> Result<(Dataset, Dat
     Ok((train, test))
 }
 
+fn softmax_row(row: &[f32], temp: f64, out: &mut [f64]) {
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v) / temp));
+    let mut sum = 0.0;
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = (f64::from(v) / temp - max).exp();
+        sum += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= sum;
+    }
+}
+
+/// The batch's mean loss and its gradient with respect to the logits [B, K]: cross
+/// entropy on the labels (smoothed by ε), mixed with the teacher's soft targets when
+/// distilling (the T² factor keeps the soft term's gradient on the hard term's scale).
+fn loss_and_grad(
+    logits: &Tensor,
+    labels: &[u32],
+    smoothing: f64,
+    teacher: Option<(&Tensor, &Teacher)>,
+) -> Result<(f64, Tensor)> {
+    let (b, k) = logits.dims2()?;
+    let s: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+    let t: Option<Vec<f32>> = match teacher {
+        Some((t, _)) => Some(t.flatten_all()?.to_vec1()?),
+        None => None,
+    };
+    let (lambda, temp) = teacher.map_or((0.0, 1.0), |(_, t)| (t.weight, t.temperature));
+    let mut grad = vec![0f32; b * k];
+    let mut loss = 0.0;
+    let (mut p, mut ps, mut pt) = (vec![0f64; k], vec![0f64; k], vec![0f64; k]);
+    for i in 0..b {
+        let row = &s[i * k..(i + 1) * k];
+        softmax_row(row, 1.0, &mut p);
+        let label = labels[i] as usize;
+        let g = &mut grad[i * k..(i + 1) * k];
+        for j in 0..k {
+            let q = smoothing / k as f64 + if j == label { 1.0 - smoothing } else { 0.0 };
+            loss -= (1.0 - lambda) * q * p[j].max(1e-30).ln();
+            g[j] = ((1.0 - lambda) * (p[j] - q) / b as f64) as f32;
+        }
+        if let Some(t) = &t {
+            softmax_row(row, temp, &mut ps);
+            softmax_row(&t[i * k..(i + 1) * k], temp, &mut pt);
+            for j in 0..k {
+                // KL rather than cross entropy: the same gradient, and a logged loss
+                // that reaches 0 when the student matches the teacher.
+                if pt[j] > 0.0 {
+                    loss += lambda * temp * temp * pt[j] * (pt[j].ln() - ps[j].max(1e-30).ln());
+                }
+                g[j] += (lambda * temp * (ps[j] - pt[j]) / b as f64) as f32;
+            }
+        }
+    }
+    Ok((
+        loss / b as f64,
+        Tensor::from_vec(grad, (b, k), logits.device())?,
+    ))
+}
+
+/// The teacher network: the student's layout, dense, with the teacher model's weights.
+fn load_teacher(o: &TrainOptions, t: &Teacher, dev: &Device) -> Result<ShiftNet> {
+    let mut arch = o.arch.clone();
+    for c in &mut arch.convs {
+        c.alpha = 1;
+    }
+    let mut net = ShiftNet::init(arch, o.seed, dev)?;
+    net.load_from(&t.model)
+        .with_context(|| format!("teacher {}", t.model.display()))?;
+    Ok(net)
+}
+
 /// Trains, writes the model to `out` and `<out>.train.json`, and returns the log.
 pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> Result<TrainLog> {
     tune_malloc();
@@ -265,14 +417,36 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             train.width
         );
     }
+    if !(0.0..1.0).contains(&o.label_smoothing) {
+        bail!("--label-smoothing {} must be in [0, 1)", o.label_smoothing);
+    }
+    if let Some(t) = &o.teacher
+        && (!(0.0..=1.0).contains(&t.weight) || t.temperature <= 0.0)
+    {
+        bail!(
+            "--distill-weight {} must be in [0, 1] and --temperature {} positive",
+            t.weight,
+            t.temperature
+        );
+    }
+    if o.epoch_images == Some(0) {
+        bail!("--epoch-images must be at least 1");
+    }
     let dev = Device::Cpu;
     let mut net = ShiftNet::init(o.arch.clone(), o.seed, &dev)?;
+    let mut teacher = match &o.teacher {
+        Some(t) => Some((load_teacher(o, t, &dev)?, t)),
+        None => None,
+    };
+    // Its own stream, so that turning augmentation on leaves the data order unchanged.
+    let mut aug_rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0xa06_a06);
     if let Some(p) = &o.load {
         net.load_from(p)?;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed_da7a);
     let subset = sample_per_class(train, o.sample_ratio, &mut rng);
-    let steps_per_epoch = subset.len().div_ceil(o.batch_size);
+    let epoch_len = o.epoch_images.unwrap_or(subset.len());
+    let steps_per_epoch = epoch_len.div_ceil(o.batch_size);
     let total_steps = steps_per_epoch * o.epochs;
     let prune_at = if o.combines() {
         prune::prune_points(total_steps)
@@ -295,12 +469,13 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     let (nz0, all0) = net.nonzeros()?;
     let mut sparsity = format!("nonzeros {nz0}/{all0} tiles {}", tiles_now(&net, o)?);
     eprintln!(
-        "ccc train: {} images ({} per epoch in {} steps), {} epochs, {} convs{}",
+        "ccc train: {} images ({} per epoch in {} steps), {} epochs, {} convs, {} threads{}",
         subset.len(),
-        subset.len(),
+        epoch_len,
         steps_per_epoch,
         o.epochs,
         o.arch.convs.len(),
+        rayon::current_num_threads(),
         if o.combines() {
             format!(
                 ", {} prune steps up to step {last_prune}",
@@ -317,8 +492,13 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         } else {
             Mode::Train
         };
-        let mut order = subset.clone();
-        order.shuffle(&mut rng);
+        let mut order = Vec::with_capacity(epoch_len + subset.len());
+        while order.len() < epoch_len {
+            let mut pass = subset.clone();
+            pass.shuffle(&mut rng);
+            order.extend(pass);
+        }
+        order.truncate(epoch_len);
         let bar = if o.progress {
             ProgressBar::new(steps_per_epoch as u64)
         } else {
@@ -336,17 +516,48 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         let mut lr = o.lr;
         for batch in order.chunks(o.batch_size) {
             lr = cosine_lr(o.lr, step, total_steps);
-            let imgs: Vec<&[u8]> = batch.iter().map(|&i| train.images[i].as_slice()).collect();
+            let augmented: Vec<Vec<u8>>;
+            let imgs: Vec<&[u8]> = if o.augment.active() {
+                augmented = batch
+                    .iter()
+                    .map(|&i| o.augment.apply(&train.images[i], c, h, w, &mut aug_rng))
+                    .collect();
+                augmented.iter().map(Vec::as_slice).collect()
+            } else {
+                batch.iter().map(|&i| train.images[i].as_slice()).collect()
+            };
             let labels: Vec<u32> = batch.iter().map(|&i| u32::from(train.labels[i])).collect();
             let x = batch_tensor(&imgs, c, h, w, &dev)?;
-            let y = Tensor::new(labels.as_slice(), &dev)?;
-            let logits = net.forward(&x, mode)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let grads = loss.backward()?;
+            let t_logits = match teacher.as_mut() {
+                Some((t, _)) => Some(t.forward(&x, Mode::Eval)?.detach()),
+                None => None,
+            };
+            let t_arg = t_logits.as_ref().zip(teacher.as_ref().map(|(_, t)| *t));
+            let mut lv = 0.0;
+            let (logits, grads) = if mode == Mode::Train {
+                let (logits, g) = net.train_step(&x, |logits| {
+                    let (l, d) = loss_and_grad(logits, &labels, o.label_smoothing, t_arg)?;
+                    lv = l;
+                    Ok(d)
+                })?;
+                (logits, g.into_iter().map(Some).collect::<Vec<_>>())
+            } else {
+                // Fake-quantized steps go through candle's autograd; sum(logits · dL/dlogits)
+                // has the loss's gradient.
+                let logits = net.forward(&x, mode)?;
+                let (l, d) = loss_and_grad(&logits, &labels, o.label_smoothing, t_arg)?;
+                lv = l;
+                let store = (&logits * d)?.sum_all()?.backward()?;
+                let g = sgd
+                    .params
+                    .iter()
+                    .map(|p| store.get(p.0.as_tensor()).cloned())
+                    .collect();
+                (logits.detach(), g)
+            };
             let l1 = if step < last_prune { o.l1_penalty } else { 0.0 };
             sgd.step(&grads, lr, l1, &net.convs)?;
             step += 1;
-            let lv = loss.to_scalar::<f32>()? as f64;
             loss_sum += lv * batch.len() as f64;
             correct += predictions(&logits)?
                 .iter()
@@ -379,6 +590,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             bar.inc(1);
         }
         bar.finish_and_clear();
+        let train_seconds = t0.elapsed().as_secs_f64();
         let eval_mode = if mode == Mode::Quant {
             Mode::Quant
         } else {
@@ -398,6 +610,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             tiles,
             quant_aware: mode == Mode::Quant,
             seconds: t0.elapsed().as_secs_f64(),
+            train_seconds,
         };
         eprintln!(
             "epoch {}/{}: loss {:.4} train acc {:.4} test acc {:.4}{} | nonzeros {}/{} | tiles@{}x{} {} | {:.1} s",
@@ -434,6 +647,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         generator: format!("ccc {}", env!("CARGO_PKG_VERSION")),
         options: o.clone(),
         train_images: subset.len(),
+        threads: rayon::current_num_threads(),
         seconds_per_epoch: logs.iter().map(|l| l.seconds).sum::<f64>() / logs.len() as f64,
         epochs: logs,
         final_eval,
@@ -509,4 +723,92 @@ pub fn final_eval(model: &Path, o: &TrainOptions, test: &Dataset) -> Result<Fina
         nonzeros: r.packed.nonzeros,
         packed_cycles: r.packed.cycles,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_gradient_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let s = vec![0.3f32, -1.2, 2.0, 0.1, 1.5, 0.2, -0.4, 0.9];
+        let t = Tensor::from_vec(
+            vec![1.0f32, 0.5, -1.0, 2.0, 0.0, 0.3, 0.2, -2.0],
+            (2, 4),
+            &dev,
+        )
+        .unwrap();
+        let teacher = Teacher {
+            model: PathBuf::new(),
+            weight: 0.6,
+            temperature: 3.0,
+        };
+        let labels = [2u32, 0];
+        let f = |v: &[f32]| -> (f64, Vec<f32>) {
+            let l = Tensor::from_vec(v.to_vec(), (2, 4), &dev).unwrap();
+            let (loss, g) = loss_and_grad(&l, &labels, 0.1, Some((&t, &teacher))).unwrap();
+            (loss, g.flatten_all().unwrap().to_vec1().unwrap())
+        };
+        let (_, g) = f(&s);
+        for k in 0..s.len() {
+            let eps = 1e-3f32;
+            let (mut p, mut m) = (s.clone(), s.clone());
+            p[k] += eps;
+            m[k] -= eps;
+            let fd = (f(&p).0 - f(&m).0) / (2.0 * f64::from(eps));
+            assert!((fd - f64::from(g[k])).abs() < 1e-4, "{k}: {fd} vs {}", g[k]);
+        }
+        // Without a teacher or smoothing: candle's cross entropy.
+        let l = Tensor::from_vec(s.clone(), (2, 4), &dev).unwrap();
+        let (loss, _) = loss_and_grad(&l, &labels, 0.0, None).unwrap();
+        let y = Tensor::new(&labels[..], &dev).unwrap();
+        let want = candle_nn::loss::cross_entropy(&l, &y).unwrap();
+        assert!((loss - f64::from(want.to_scalar::<f32>().unwrap())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn augmentation_flips_and_translates() {
+        let img: Vec<u8> = (0..12).map(|v| v as u8 + 1).collect(); // 1 x 3 x 4
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let flip = Augment {
+            flip: true,
+            translate: 0,
+        };
+        let mut flipped = 0;
+        for _ in 0..20 {
+            let out = flip.apply(&img, 1, 3, 4, &mut rng);
+            let mirrored: Vec<u8> = img
+                .chunks(4)
+                .flat_map(|r| r.iter().rev().copied())
+                .collect();
+            assert!(out == img || out == mirrored);
+            flipped += usize::from(out == mirrored);
+        }
+        assert!(flipped > 0 && flipped < 20);
+        let shift = Augment {
+            flip: false,
+            translate: 1,
+        };
+        for _ in 0..20 {
+            let out = shift.apply(&img, 1, 3, 4, &mut rng);
+            // Some displacement in [-1, 1]^2 maps the image onto the output, zero fill.
+            let ok = (-1i64..=1).any(|ty| {
+                (-1i64..=1).any(|tx| {
+                    (0..3i64).all(|y| {
+                        (0..4i64).all(|x| {
+                            let (sy, sx) = (y - ty, x - tx);
+                            let want = if (0..3).contains(&sy) && (0..4).contains(&sx) {
+                                img[(sy * 4 + sx) as usize]
+                            } else {
+                                0
+                            };
+                            out[(y * 4 + x) as usize] == want
+                        })
+                    })
+                })
+            });
+            assert!(ok, "{out:?}");
+        }
+    }
 }
