@@ -352,6 +352,10 @@ pub struct PackArgs {
     /// Skip the RTL (OUT/rtl, OUT/tb): reports and packed weights only.
     #[arg(long)]
     pub no_rtl: bool,
+    /// The model reads pixel / S (255 for a model trained on torchvision's ToTensor);
+    /// folded exactly into the first conv. Default: ccc's pixel / 256.
+    #[arg(long, value_name = "S")]
+    pub input_scale: Option<f64>,
 }
 
 impl PackArgs {
@@ -375,6 +379,7 @@ impl PackArgs {
             dense: self.dense,
             act_frac: self.act_frac,
             rtl: !self.no_rtl,
+            input_scale: self.input_scale,
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod fpga_report;
 pub mod lower;
 pub mod model;
 pub mod modelfile;
+pub mod onnx;
+pub mod onnx_proto;
 pub mod output;
 pub mod pack;
 pub mod quant;

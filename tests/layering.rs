@@ -14,6 +14,8 @@ const ORDER: &[&str] = &[
     "error",
     "output",
     "dataset",
+    "onnx_proto",
+    "onnx",
     "model",
     "modelfile",
     "testgen",
