@@ -533,7 +533,7 @@ fn cmd_compile(
     let out = dir.commit()?;
     print!("{}", c.report.summary());
     println!(
-        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json{}}} in {:.2} s",
+        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json,plots/,scalesim/{}}} in {:.2} s",
         out.display(),
         if opts.no_rtl { "" } else { ",rtl/,tb/" },
         t0.elapsed().as_secs_f64()

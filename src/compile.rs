@@ -293,8 +293,9 @@ pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>>
     safetensors_bytes(&t, Some(("ccc.packed", meta)))
 }
 
-/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json
-/// and, with `rtl`, OUT/rtl/ into a staged output directory (the caller commits it).
+/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json,
+/// OUT/plots/ (SVG pictures), OUT/scalesim/ (SCALE-Sim topologies) and, with `rtl`,
+/// OUT/rtl/ into a staged output directory (the caller commits it).
 pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
     // What `ccc simulate OUT` needs to rebuild the reference for this output.
     // Absolute, so that `ccc simulate OUT` works from any directory.
@@ -320,6 +321,13 @@ pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
         "schedule.json",
         (serde_json::to_string_pretty(&c.schedule)? + "\n").as_bytes(),
     )?;
+    let plots = crate::plots::files(&c.qnet, &c.packed, &c.schedule, &c.report)?;
+    for (name, text) in plots
+        .into_iter()
+        .chain(crate::scalesim::files(&c.packed, c.schedule.array))
+    {
+        out.write(&name, text.as_bytes())?;
+    }
     Ok(())
 }
 

@@ -39,6 +39,8 @@ const ORDER: &[&str] = &[
     "verify",
     "fpga_report",
     "report",
+    "scalesim",
+    "plots",
     "compile",
     "train::shift",
     "train::net",

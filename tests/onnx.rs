@@ -100,7 +100,10 @@ fn the_cli_takes_onnx_like_its_own_format() {
     let inspect = ccc(&["inspect", onnx.to_str().unwrap()]);
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let text = stdout(&inspect);
-    assert!(text.contains("conv 2 (graph layer 8, `block2.conv.weight`)"), "{text}");
+    assert!(
+        text.contains("conv 2 (graph layer 8, `block2.conv.weight`)"),
+        "{text}"
+    );
     assert!(text.contains("alpha 3"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +120,10 @@ fn the_cli_takes_onnx_like_its_own_format() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["report.json", "packed.safetensors", "rtl/ccc_top.v"] {
-        assert!(out.join(f).exists(), "compile of an ONNX model wrote no {f}");
+        assert!(
+            out.join(f).exists(),
+            "compile of an ONNX model wrote no {f}"
+        );
     }
 }
 
@@ -181,7 +187,11 @@ fn float_reference_matches_onnxruntime() {
         );
         checked += 1;
     }
-    assert_eq!(checked, TWINS.len() + 1, "expected logits for every fixture");
+    assert_eq!(
+        checked,
+        TWINS.len() + 1,
+        "expected logits for every fixture"
+    );
 }
 
 #[test]
@@ -190,7 +200,10 @@ fn input_scale_folds_into_the_first_conv() {
     let a = compile_at(&m, 4, 4, None);
     let b = compile_at(&m, 4, 4, Some(128.0));
     // pixel / 128 is twice pixel / 256: the first conv's weights double, exactly.
-    assert_eq!(b.lowered.layers[0].weight, &a.lowered.layers[0].weight * 2.0);
+    assert_eq!(
+        b.lowered.layers[0].weight,
+        &a.lowered.layers[0].weight * 2.0
+    );
     assert_eq!(b.lowered.layers[1].weight, a.lowered.layers[1].weight);
     let o = ccc(&[
         "infer",
@@ -278,7 +291,11 @@ fn unsupported_graphs_are_refused_naming_node_op_and_reason_and_nothing_is_writt
         assert!(!out.exists(), "{fixture}: a refused compile wrote {out:?}");
     }
     // The operators refused with the list of what is supported.
-    for fixture in ["refuse-maxpool", "refuse-grouped-conv", "refuse-residual-add"] {
+    for fixture in [
+        "refuse-maxpool",
+        "refuse-grouped-conv",
+        "refuse-residual-add",
+    ] {
         let err = ccc::model::load(&data(&format!("{fixture}.onnx")), None)
             .unwrap_err()
             .to_string();
@@ -299,5 +316,8 @@ fn files_that_are_not_onnx_models_are_refused() {
     let err = ccc::model::load(&data("one-pixel-head.onnx"), Some(&junk))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--graph applies to .safetensors models"), "{err}");
+    assert!(
+        err.contains("--graph applies to .safetensors models"),
+        "{err}"
+    );
 }
