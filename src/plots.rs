@@ -295,6 +295,14 @@ fn utilization(report: &Report) -> Result<Svg> {
     )
 }
 
+/// Style of a category label centred under its bar.
+fn under() -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", 11).into_font()).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Top,
+    ))
+}
+
 fn grouped_bars(
     name: &str,
     title: &str,
@@ -324,18 +332,15 @@ fn grouped_bars(
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(labels.len() + 1)
-            .x_label_formatter(&|x| {
-                let k = x.floor() as usize;
-                if (x - k as f64 - 0.5).abs() < 1e-6 && k < labels.len() {
-                    labels[k].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_labels(0)
             .x_desc("layer (dense / packed tiles)")
             .y_desc(y_label)
             .draw()
+            .map_err(e())?;
+        chart
+            .draw_series(labels.iter().enumerate().map(|(i, l)| {
+                EmptyElement::at((i as f64 + 0.5, 0.0)) + Text::new(l.clone(), (0, 6), under())
+            }))
             .map_err(e())?;
         let k = series.len() as f64;
         for (s, (label, vals)) in series.iter().enumerate() {
@@ -437,17 +442,16 @@ fn cycles(bars: &[CycleBar], report: &Report) -> Result<Svg> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(bars.len() + 1)
-            .x_label_formatter(&|x| {
-                let k = x.floor() as usize;
-                if (x - k as f64 - 0.5).abs() < 1e-6 && k < bars.len() {
-                    bars[k].label.clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_labels(0)
             .y_desc("cycles")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
+            .map_err(e())?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                EmptyElement::at((i as f64 + 0.5, 0.0))
+                    + Text::new(b.label.clone(), (0, 6), under())
+            }))
             .map_err(e())?;
         for (s, part) in parts.iter().enumerate() {
             let colour = PARTS[s % PARTS.len()];

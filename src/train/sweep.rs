@@ -288,11 +288,8 @@ pub fn svg(s: &Sweep) -> Result<String> {
                     ))
                     .map_err(err)?;
                 chart
-                    .draw_series([Text::new(
-                        "start model, float",
-                        (xlo + 0.62 * (xhi - xlo), yb),
-                        ("sans-serif", 11),
-                    )])
+                    .draw_series([EmptyElement::at((xlo + 0.62 * (xhi - xlo), yb))
+                        + Text::new("start model, float", (0, -14), ("sans-serif", 11))])
                     .map_err(err)?;
             }
             // Labels of coinciding or nearby points are stacked instead of overprinted.
