@@ -79,6 +79,10 @@ pub enum Command {
         /// logits to this safetensors file.
         #[arg(long, value_name = "FILE")]
         dump: Option<PathBuf>,
+        /// Print the float reference's logits (f64, unquantized, unpacked) instead of the
+        /// integer network's: what an ONNX engine's logits compare with.
+        #[arg(long)]
+        float: bool,
     },
     /// Simulate the emitted RTL of OUT (from `ccc compile`) on images and compare every
     /// activation, logit and class with the bit-exact reference; report cycles.
@@ -451,7 +455,16 @@ pub fn run(cli: Cli) -> Result<()> {
             seed,
             form,
             dump,
-        } => cmd_infer(&model, &opts, &data, random, seed, form, dump.as_deref()),
+            float,
+        } => cmd_infer(
+            &model,
+            &opts,
+            &data,
+            (random, seed),
+            form,
+            dump.as_deref(),
+            float,
+        ),
         Command::Inspect { model, graph } => {
             print!("{}", crate::lower::describe(&model, graph.as_deref())?);
             Ok(())
@@ -545,10 +558,10 @@ fn cmd_infer(
     model: &Path,
     opts: &PackArgs,
     data: &DataArgs,
-    random: Option<usize>,
-    seed: u64,
+    (random, seed): (Option<usize>, u64),
     form: Form,
     dump: Option<&Path>,
+    float: bool,
 ) -> Result<()> {
     let c = compile::compile(model, &opts.reference_options())?;
     let i = c.qnet.input;
@@ -564,7 +577,18 @@ fn cmd_infer(
         }
     };
     let results = run_form(&c.qnet, &c.packed, form, &images, dump.is_some());
-    for (k, (r, label)) in results.iter().zip(&labels).enumerate() {
+    for (k, ((r, label), img)) in results.iter().zip(&labels).zip(&images).enumerate() {
+        if float {
+            let logits = crate::reference::run_float(&c.lowered, img);
+            let line = serde_json::json!({
+                "image": data.skip + k,
+                "label": label,
+                "class": crate::reference::argmax(&logits),
+                "logits": logits,
+            });
+            println!("{line}");
+            continue;
+        }
         let line = Inference {
             image: data.skip + k,
             label: *label,
