@@ -46,10 +46,10 @@ def ccc_float(ccc: str, model: str, args: List[str]) -> tuple:
 
 def check(model: str, ccc: str, args: List[str], scale: float) -> dict:
     images, ref, labels = ccc_float(ccc, model, args)
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    engine = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    name = engine.get_inputs()[0].name
     x = images.astype(np.float32) / np.float32(scale)
-    got = np.concatenate([sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
+    got = np.concatenate([engine.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
     res = {
         "images": len(images),
         "max_abs_logit_diff": float(np.abs(got - ref).max()),

@@ -261,9 +261,9 @@ def write(net: Net, twin: bool, gamma=None, scale: float = 256.0):
         # save_file creates the file 0600; fixtures are ordinary files.
         os.chmod(os.path.join(OUT, net.name + ".safetensors"), 0o644)
     imgs = images(net, IMAGES, 1000 + len(net.name))
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    engine = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     logits = [
-        sess.run(None, {"input": (img[None].astype(np.float32) / np.float32(scale))})[0][0].tolist()
+        engine.run(None, {"input": (img[None].astype(np.float32) / np.float32(scale))})[0][0].tolist()
         for img in imgs
     ]
     with open(os.path.join(OUT, net.name + ".expected.json"), "w") as f:
