@@ -15,6 +15,12 @@ SIM      ?= both
 # Debian packages each flow needs.
 DATA_PKGS := dataset-fashion-mnist
 HDL_PKGS  := verilator iverilog yosys
+# The Python side (tools/export_pytorch.py, tools/onnx_check.py and their tests): Debian's
+# torch, onnx and numpy, and a venv over them for the PyPI packages in
+# tools/requirements.txt (safetensors, onnxruntime).
+PY_PKGS   := python3-torch python3-onnx python3-numpy python3-venv python3-pip
+PY_SYS    ?= /usr/bin/python3
+VENV      := target/py
 # FPGA flows (docs/FPGA.md): family, device and package for place and route, target
 # clock (MHz), and which families `synth` maps to. TARGET (ice40-up5k, ice40-hx8k,
 # ecp5-85k, generic) makes `compile` refuse a design that the fit model says is too big.
@@ -32,7 +38,7 @@ PNR_ARGS ?=
 TARGET   ?=
 FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
 
-.PHONY: fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant retrain-limited bench-train sweep
+.PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant retrain-limited bench-train sweep
 
 all: build
 
@@ -176,8 +182,18 @@ style:
 test-rust:
 	$(CARGO) test --release
 
-test-python: build
-	CCC_BIN=$(CURDIR)/$(CCC) python3 -m unittest tools/test_export.py -v
+# The venv sees Debian's torch and onnx (--system-site-packages) and adds what only PyPI
+# has; rebuilt when tools/requirements.txt changes.
+venv: $(VENV)/.ok
+$(VENV)/.ok: tools/requirements.txt
+	tools/ensure-deps.sh $(PY_PKGS)
+	$(PY_SYS) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt || \
+	  { echo "ccc: pip failed. Run: $(PY_SYS) -m venv --system-site-packages $(VENV) && $(VENV)/bin/pip install -r tools/requirements.txt" >&2; exit 1; }
+	touch $@
+
+test-python: build venv deps-data
+	CCC_BIN=$(CURDIR)/$(CCC) $(VENV)/bin/python -m unittest tools/test_export.py -v
 
 # Packing speed (criterion); numbers quoted in the README.
 bench:

@@ -79,6 +79,10 @@ pub enum Command {
         /// logits to this safetensors file.
         #[arg(long, value_name = "FILE")]
         dump: Option<PathBuf>,
+        /// Print the float reference's logits (f64, unquantized, unpacked) instead of the
+        /// integer network's: what an ONNX engine's logits compare with.
+        #[arg(long)]
+        float: bool,
     },
     /// Simulate the emitted RTL of OUT (from `ccc compile`) on images and compare every
     /// activation, logit and class with the bit-exact reference; report cycles.
@@ -386,6 +390,10 @@ pub struct PackArgs {
     /// Skip the RTL (OUT/rtl, OUT/tb): reports and packed weights only.
     #[arg(long)]
     pub no_rtl: bool,
+    /// The model reads pixel / S (255 for a model trained on torchvision's ToTensor);
+    /// folded exactly into the first conv. Default: ccc's pixel / 256.
+    #[arg(long, value_name = "S")]
+    pub input_scale: Option<f64>,
 }
 
 impl PackArgs {
@@ -409,6 +417,7 @@ impl PackArgs {
             dense: self.dense,
             act_frac: self.act_frac,
             rtl: !self.no_rtl,
+            input_scale: self.input_scale,
         }
     }
 }
@@ -480,7 +489,16 @@ pub fn run(cli: Cli) -> Result<()> {
             seed,
             form,
             dump,
-        } => cmd_infer(&model, &opts, &data, random, seed, form, dump.as_deref()),
+            float,
+        } => cmd_infer(
+            &model,
+            &opts,
+            &data,
+            (random, seed),
+            form,
+            dump.as_deref(),
+            float,
+        ),
         Command::Inspect { model, graph } => {
             print!("{}", crate::lower::describe(&model, graph.as_deref())?);
             Ok(())
@@ -562,7 +580,7 @@ fn cmd_compile(
     let out = dir.commit()?;
     print!("{}", c.report.summary());
     println!(
-        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json{}}} in {:.2} s",
+        "wrote {}/{{report.json,report.md,packed.safetensors,schedule.json,compile.json,plots/,scalesim/{}}} in {:.2} s",
         out.display(),
         if opts.no_rtl { "" } else { ",rtl/,tb/" },
         t0.elapsed().as_secs_f64()
@@ -574,10 +592,10 @@ fn cmd_infer(
     model: &Path,
     opts: &PackArgs,
     data: &DataArgs,
-    random: Option<usize>,
-    seed: u64,
+    (random, seed): (Option<usize>, u64),
     form: Form,
     dump: Option<&Path>,
+    float: bool,
 ) -> Result<()> {
     let c = compile::compile(model, &opts.reference_options())?;
     let i = c.qnet.input;
@@ -593,7 +611,18 @@ fn cmd_infer(
         }
     };
     let results = run_form(&c.qnet, &c.packed, form, &images, dump.is_some());
-    for (k, (r, label)) in results.iter().zip(&labels).enumerate() {
+    for (k, ((r, label), img)) in results.iter().zip(&labels).zip(&images).enumerate() {
+        if float {
+            let logits = crate::reference::run_float(&c.lowered, img);
+            let line = serde_json::json!({
+                "image": data.skip + k,
+                "label": label,
+                "class": crate::reference::argmax(&logits),
+                "logits": logits,
+            });
+            println!("{line}");
+            continue;
+        }
         let line = Inference {
             image: data.skip + k,
             label: *label,

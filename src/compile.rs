@@ -39,6 +39,10 @@ pub struct CompileOptions {
     pub act_frac: u32,
     /// Also emit OUT/rtl (the accelerator's Verilog and memory images).
     pub rtl: bool,
+    /// The model's input is pixel / S (255 for torchvision's `ToTensor`); `None`: ccc's
+    /// own pixel / 256. Folded into the first conv's weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_scale: Option<f64>,
 }
 
 impl Default for CompileOptions {
@@ -56,6 +60,7 @@ impl Default for CompileOptions {
             dense: false,
             act_frac: crate::quant::DEFAULT_ACT_FRAC,
             rtl: true,
+            input_scale: None,
         }
     }
 }
@@ -129,7 +134,23 @@ pub fn resolve_alphas(cli: Option<&[usize]>, net: &LoweredNet) -> Result<Vec<usi
 
 /// Loads and lowers a model (the float network every other form derives from).
 pub fn load_lowered(path: &Path, graph: Option<&Path>) -> Result<LoweredNet> {
-    let net = model::load(path, graph)?;
+    load_scaled(path, graph, None)
+}
+
+/// [`load_lowered`] for a model whose input is pixel / `input_scale`.
+pub fn load_scaled(
+    path: &Path,
+    graph: Option<&Path>,
+    input_scale: Option<f64>,
+) -> Result<LoweredNet> {
+    let mut net = model::load(path, graph)?;
+    if let Some(s) = input_scale {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--input-scale {s} must be a positive number");
+        }
+        // ccc's pixel p is p / 2^INPUT_FRAC; the model expects p / s.
+        net.scale_first_conv(f64::from(1u32 << crate::quant::INPUT_FRAC) / s)?;
+    }
     Ok(lower(&net)?)
 }
 
@@ -152,7 +173,7 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
 
 pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let array = check_array(o.rows, o.cols)?;
-    let lowered = load_lowered(path, o.graph.as_deref())?;
+    let lowered = load_scaled(path, o.graph.as_deref(), o.input_scale)?;
     let qnet = quantize(&lowered, o.act_frac)?;
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
@@ -272,8 +293,9 @@ pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>>
     safetensors_bytes(&t, Some(("ccc.packed", meta)))
 }
 
-/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json
-/// and, with `rtl`, OUT/rtl/ into a staged output directory (the caller commits it).
+/// Writes OUT/report.json, OUT/report.md, OUT/packed.safetensors, OUT/schedule.json,
+/// OUT/plots/ (SVG pictures), OUT/scalesim/ (SCALE-Sim topologies) and, with `rtl`,
+/// OUT/rtl/ into a staged output directory (the caller commits it).
 pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
     // What `ccc simulate OUT` needs to rebuild the reference for this output.
     // Absolute, so that `ccc simulate OUT` works from any directory.
@@ -299,6 +321,13 @@ pub fn write_outputs(c: &Compiled, out: &OutDir, rtl: bool) -> Result<()> {
         "schedule.json",
         (serde_json::to_string_pretty(&c.schedule)? + "\n").as_bytes(),
     )?;
+    let plots = crate::plots::files(&c.qnet, &c.packed, &c.schedule, &c.report)?;
+    for (name, text) in plots
+        .into_iter()
+        .chain(crate::scalesim::files(&c.packed, c.schedule.array))
+    {
+        out.write(&name, text.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -345,6 +374,9 @@ pub fn regenerate_command(path: &Path, o: &CompileOptions) -> String {
         c += " --dense";
     }
     c += &format!(" --act-frac {}", o.act_frac);
+    if let Some(s) = o.input_scale {
+        c += &format!(" --input-scale {s}");
+    }
     c
 }
 

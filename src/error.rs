@@ -66,4 +66,14 @@ pub enum ModelError {
         kind: String,
         reason: String,
     },
+    #[error("{path}: not a model ccc can read as ONNX: {reason}")]
+    OnnxInvalid { path: PathBuf, reason: String },
+    /// An ONNX node outside the supported set, or used in a way ccc cannot map.
+    #[error("{path}: ONNX node `{node}` ({op}): {reason}")]
+    OnnxNode {
+        path: PathBuf,
+        node: String,
+        op: String,
+        reason: String,
+    },
 }

@@ -104,6 +104,38 @@ pub struct Linear {
     pub bias: Option<Array1<f64>>,
 }
 
+impl Network {
+    /// Multiplies the first conv's weights by `factor`: the network then computes on
+    /// an input `factor` times smaller what it computed before (a conv is linear in its
+    /// input, zero padding and a shift before it included). How a model trained on
+    /// another input scale takes ccc's pixels.
+    pub fn scale_first_conv(&mut self, factor: f64) -> Result<(), ModelError> {
+        let path = self.path.clone();
+        let layer = self
+            .layers
+            .iter_mut()
+            .find(|l| matches!(l.op, Op::Conv(_)))
+            .ok_or_else(|| ModelError::Graph {
+                path: path.clone(),
+                reason: "the network has no conv to fold the input scale into".into(),
+            })?;
+        let Op::Conv(c) = &mut layer.op else {
+            unreachable!("found a conv")
+        };
+        c.weight.mapv_inplace(|w| w * factor);
+        if let Some(i) = c.weight.iter().position(|w| !w.is_finite()) {
+            return Err(ModelError::BadTensor {
+                path,
+                layer: layer.index,
+                kind: "conv".into(),
+                tensor: c.weight_name.clone(),
+                reason: format!("the input scale made weight {i} non-finite"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Activation shape between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -144,12 +176,31 @@ struct PackingSection {
     gamma: Option<f64>,
 }
 
-/// Reads a model; `graph` overrides the embedded `ccc.graph` metadata.
+/// Reads a model; `graph` overrides the embedded `ccc.graph` metadata. A `.onnx` file
+/// is translated into the same format first ([`crate::onnx`]).
 pub fn load(path: &Path, graph: Option<&Path>) -> Result<Network, ModelError> {
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    if crate::onnx::is_onnx(path) {
+        if graph.is_some() {
+            return Err(ModelError::OnnxInvalid {
+                path: path.to_path_buf(),
+                reason: "--graph applies to .safetensors models; an ONNX file carries its graph"
+                    .into(),
+            });
+        }
+        let c = crate::onnx::convert(path, &bytes)?;
+        let st = crate::output::safetensors_bytes(&c.tensors, None).map_err(|e| {
+            ModelError::OnnxInvalid {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            }
+        })?;
+        let file = TensorFile::parse(path, &st)?;
+        return build_network(path, &c.graph, &file);
+    }
     let file = TensorFile::parse(path, &bytes)?;
     let graph_text = match graph {
         Some(g) => std::fs::read_to_string(g).map_err(|source| ModelError::Io {

@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Export a PyTorch shift-CNN to ccc's model format (docs/DESIGN.md section 2).
+"""Export a PyTorch shift-CNN to ccc: as ONNX (preferred) or in ccc's own model format.
 
-The format is one ``.safetensors`` file whose ``__metadata__`` key ``ccc.graph`` holds
-a TOML graph naming the tensors of each layer. This module writes it from an
-``nn.Module`` of the reference kind: a *sequential* network of
+**ONNX** (:func:`export_onnx`): ``torch.onnx.export`` of the module, with every shift
+module replaced by :class:`ShiftConv` (a depthwise conv with one-hot kernels, which
+exports as a plain ONNX ``Conv``) and α/γ written to the model's ``metadata_props``
+(``ccc.alpha``, ``ccc.gamma``). ``ccc`` reads the ``.onnx`` file directly.
+
+**ccc's format** (:func:`export`): one ``.safetensors`` file (written with the
+``safetensors`` package) whose ``__metadata__`` key ``ccc.graph`` holds a TOML graph
+naming the tensors of each layer (docs/DESIGN.md section 2). Modules are walked in
+registration order:
 
 * ``Conv2d``        -> ``conv``      (square kernel, any k/stride/padding, bias or not;
                                       groups == 1, dilation == 1, zero padding only)
@@ -18,62 +24,45 @@ a TOML graph naming the tensors of each layer. This module writes it from an
 * ``Flatten``, the seeds' ``View``, ``Identity``, ``Dropout*`` -> nothing (skipped)
 
 Anything else raises ``ValueError`` naming the module's path (e.g. ``features.3``).
-
-Why no third-party dependencies: the writer and the TOML emitter are pure functions
-over bytes and plain values so that they can be tested where neither torch nor numpy
-is installed (CI). The exporter touches a tensor only through ``.shape``,
-``.detach()``, ``.cpu()``, ``.contiguous()``, ``.float()``, ``.flatten()`` and
-``.tolist()`` (plus ``.numpy()`` when numpy is importable, for speed), so duck-typed
-fakes stand in for torch in the tests. torch itself is imported only by the CLI, and
-only to load a checkpoint.
+:func:`load_ccc` goes the other way: a ccc model file as an ``nn.Sequential``.
 
 Usage as a library::
 
-    from export_pytorch import export
-    export(model.eval(), "model.safetensors", input_shape=(1, 28, 28), name="fmnist",
-           gamma=1.75, alphas=8)
+    from export_pytorch import export, export_onnx
+    export_onnx(model.eval(), "model.onnx", input_shape=(1, 28, 28), name="fmnist",
+                gamma=1.75, alphas=8)
+    export(model.eval(), "model.safetensors", input_shape=(1, 28, 28), name="fmnist")
 
-Usage as a CLI::
+Usage as a CLI (the output's extension picks the format)::
 
     python3 tools/export_pytorch.py --module pkg.mod:factory --checkpoint ckpt.pt \\
-        --input 1,28,28 -o model.safetensors
+        --input 1,28,28 -o model.onnx
 """
 
 from __future__ import annotations
 
 import argparse
-import array
+import copy
 import importlib
 import importlib.util
-import json
 import math
 import os
-import struct
 import sys
 import tempfile
 from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 #: Metadata key holding the graph TOML (docs/DESIGN.md section 2).
 GRAPH_KEY = "ccc.graph"
 
-#: One tensor for :func:`write_safetensors`: (dtype, shape, little-endian raw bytes).
-TensorEntry = Tuple[str, List[int], bytes]
-
-#: Bytes per element of every dtype the writer accepts (the safetensors names).
-DTYPE_SIZES: Dict[str, int] = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-}
+#: One tensor to write: a contiguous CPU torch tensor (float32, or int32 for shifts).
+TensorEntry = torch.Tensor
 
 #: A TOML scalar the emitter can write.
 TomlScalar = Union[str, int, float, bool]
@@ -84,7 +73,7 @@ Alphas = Union[None, int, Sequence[Optional[int]], Mapping[str, int]]
 
 
 # --------------------------------------------------------------------------------------
-# safetensors writer (pure)
+# Atomic writes
 # --------------------------------------------------------------------------------------
 
 
@@ -95,58 +84,16 @@ def _numel(shape: Sequence[int]) -> int:
     return n
 
 
-def safetensors_bytes(tensors: Mapping[str, TensorEntry], metadata: Mapping[str, str]) -> bytes:
-    """Serialises tensors and string metadata into safetensors bytes.
-
-    Layout: u64 little-endian header length, the JSON header padded with spaces to a
-    multiple of 8 bytes (so that the data start 8-aligned, as the reference writer
-    does), then every tensor's raw bytes back to back. Tensors are laid out sorted by
-    name and the header keys come in a fixed order, so equal input gives equal bytes.
-    """
-    header: Dict[str, Any] = {}
-    if metadata:
-        for key, value in metadata.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise ValueError(f"metadata must map str to str, found {key!r}: {value!r}")
-        header["__metadata__"] = {k: metadata[k] for k in sorted(metadata)}
-    chunks: List[bytes] = []
-    offset = 0
-    for name in sorted(tensors):
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"tensor name must be a non-empty string, found {name!r}")
-        if name == "__metadata__":
-            raise ValueError("`__metadata__` is reserved and cannot name a tensor")
-        dtype, shape, data = tensors[name]
-        if dtype not in DTYPE_SIZES:
-            raise ValueError(f"tensor `{name}`: unsupported dtype {dtype!r}")
-        dims = [int(d) for d in shape]
-        if any(d < 0 for d in dims):
-            raise ValueError(f"tensor `{name}`: negative dimension in shape {dims}")
-        expected = _numel(dims) * DTYPE_SIZES[dtype]
-        if len(data) != expected:
-            raise ValueError(
-                f"tensor `{name}`: {len(data)} bytes of data, but {dtype} {dims} needs {expected}"
-            )
-        header[name] = {"dtype": dtype, "shape": dims, "data_offsets": [offset, offset + len(data)]}
-        chunks.append(bytes(data))
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    head += b" " * (-len(head) % 8)
-    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
-
-
-def write_file_atomic(path: Union[str, os.PathLike], data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in the same directory and
-    ``os.replace``, so that a reader never sees a half-written model and a failed
-    export leaves any previous file untouched."""
+def _write_atomic(path: Union[str, os.PathLike], write) -> None:
+    """Calls ``write(tmp)`` for a temporary file beside ``path``, then renames it into
+    place, so a reader never sees a half-written model and a failed export leaves any
+    previous file untouched."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ccc-export-", suffix=".tmp", dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         # mkstemp creates the file 0600; give it the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)
@@ -165,9 +112,8 @@ def write_safetensors(
     tensors: Mapping[str, TensorEntry],
     metadata: Mapping[str, str],
 ) -> None:
-    """Writes a safetensors file atomically (see :func:`safetensors_bytes`)."""
-    write_file_atomic(path, safetensors_bytes(tensors, metadata))
-
+    """Writes tensors and string metadata with the safetensors package, atomically."""
+    _write_atomic(path, lambda tmp: save_file(dict(tensors), tmp, metadata=dict(metadata)))
 
 # --------------------------------------------------------------------------------------
 # TOML emitter (pure)
@@ -264,30 +210,12 @@ def graph_toml(
 
 
 # --------------------------------------------------------------------------------------
-# Tensors (duck-typed: torch tensors or test fakes)
+# Tensors
 # --------------------------------------------------------------------------------------
-
-_NUMPY: Any = None
-_NUMPY_TRIED = False
-
-
-def _numpy() -> Any:
-    """numpy if importable (fast path for large tensors), else None."""
-    global _NUMPY, _NUMPY_TRIED
-    if not _NUMPY_TRIED:
-        _NUMPY_TRIED = True
-        try:
-            import numpy  # noqa: PLC0415  (optional, lazy)
-
-            _NUMPY = numpy
-        except ImportError:
-            _NUMPY = None
-    return _NUMPY
 
 
 def is_tensor(t: Any) -> bool:
-    """Whether ``t`` looks like a tensor (has what the exporter needs)."""
-    return all(hasattr(t, a) for a in ("shape", "detach", "flatten", "tolist"))
+    return isinstance(t, torch.Tensor)
 
 
 def tensor_shape(t: Any) -> List[int]:
@@ -299,37 +227,22 @@ def tensor_values(t: Any) -> List[Any]:
     return list(t.detach().cpu().contiguous().flatten().tolist())
 
 
-def f32_bytes(t: Any) -> bytes:
-    """Little-endian f32 bytes of a tensor, converting its dtype if needed."""
-    c = t.detach().cpu().contiguous().float()
-    np = _numpy()
-    if np is not None and hasattr(c, "numpy"):
-        try:
-            return c.numpy().astype("<f4", copy=False).tobytes()
-        except (RuntimeError, TypeError):  # e.g. torch built without numpy support
-            pass
-    a = array.array("f", [float(v) for v in c.flatten().tolist()])
-    if sys.byteorder == "big":
-        a.byteswap()
-    return a.tobytes()
-
-
 def f32_entry(t: Any, shape: Optional[List[int]] = None) -> TensorEntry:
-    """A tensor as an F32 entry, optionally reshaped (same element count)."""
+    """A tensor as float32, optionally reshaped (same element count)."""
     own = tensor_shape(t)
     shape = own if shape is None else shape
     if _numel(own) != _numel(shape):
         raise ValueError(f"cannot view a {own} tensor as {shape}")
-    return ("F32", shape, f32_bytes(t))
+    return t.detach().cpu().float().reshape(shape).contiguous().clone()
 
 
 def f32_const(value: float, n: int) -> TensorEntry:
-    """An F32 vector of ``n`` copies of ``value`` (BatchNorm without affine)."""
-    return ("F32", [n], struct.pack(f"<{n}f", *([value] * n)))
+    """A float32 vector of ``n`` copies of ``value`` (BatchNorm without affine)."""
+    return torch.full((n,), float(value), dtype=torch.float32)
 
 
 def i32_entry(values: Sequence[int], shape: List[int]) -> TensorEntry:
-    return ("I32", shape, struct.pack(f"<{len(values)}i", *values))
+    return torch.tensor(list(values), dtype=torch.int32).reshape(shape).contiguous()
 
 
 # --------------------------------------------------------------------------------------
@@ -814,6 +727,188 @@ def export(
 
 
 # --------------------------------------------------------------------------------------
+# ONNX route
+# --------------------------------------------------------------------------------------
+
+
+class ShiftConv(torch.nn.Module):
+    """A per-channel shift ``out[c][y][x] = in[c][y + dy][x + dx]`` (zero outside) as a
+    depthwise conv with one-hot kernels: it exports to ONNX as a plain ``Conv`` (group =
+    channels), which ccc reads back as a shift, and it carries ``shifts`` so that
+    :func:`export` writes it as a ``shift`` layer."""
+
+    def __init__(self, shifts: Any):
+        super().__init__()
+        s = torch.as_tensor(shifts, dtype=torch.int32).reshape(-1, 2)
+        r = int(s.abs().max().item()) if s.numel() else 0
+        k = 2 * r + 1
+        w = torch.zeros(s.shape[0], 1, k, k)
+        for c, (dy, dx) in enumerate(s.tolist()):
+            w[c, 0, dy + r, dx + r] = 1.0
+        self.radius = r
+        self.register_buffer("shifts", s)
+        self.register_buffer("weight", w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, None, 1, self.radius, 1, self.weight.shape[0])
+
+
+def _exportable(module: Any, prefix: str = "") -> Any:
+    """``module`` with every shift module replaced by a :class:`ShiftConv` (in place on
+    a copy's children); a module that shifts *and* does more cannot be replaced."""
+    for name, child in list(module.named_children()):
+        path = f"{prefix}.{name}" if prefix else name
+        pairs = shift_pairs(child, _where(path, child))
+        if pairs is not None and not isinstance(child, ShiftConv):
+            if _is_layer(child) or _children(child):
+                raise ValueError(
+                    f"{_where(path, child)}: shifts and computes more; for the ONNX route "
+                    "split it into a shift module and the rest"
+                )
+            setattr(module, name, ShiftConv(pairs))
+        else:
+            _exportable(child, path)
+    return module
+
+
+def export_onnx(
+    module: Any,
+    path: Union[str, os.PathLike],
+    *,
+    input_shape: Sequence[int],
+    name: str,
+    gamma: Optional[float] = None,
+    alphas: Alphas = None,
+    opset: int = 13,
+    fold_batchnorm: bool = False,
+) -> Any:
+    """Writes ``module`` as ONNX for ccc (atomically): shifts as one-hot depthwise convs,
+    α per conv and γ in ``metadata_props``. Returns the ``onnx.ModelProto``.
+
+    The structure is checked first with the same walk as :func:`export`, so anything
+    ccc cannot take fails here with the module's path. Batchnorm is kept as its own
+    node (``TrainingMode.PRESERVE`` in eval mode) so ccc folds it in float64 exactly as
+    it does for its own format; ``fold_batchnorm=True`` lets PyTorch fold it into the
+    conv in float32 instead (also accepted, numbers then differ in the last bits)."""
+    import onnx  # noqa: PLC0415  (only the ONNX route needs it)
+
+    built = build(module, input_shape=input_shape, name=name, gamma=gamma, alphas=alphas)
+    per_conv = [l.fields.get("alpha") for l in built.layers if l.kind == "conv"]
+    model = _exportable(copy.deepcopy(module)).eval()
+    c, h, w = (int(d) for d in input_shape)
+    mode = torch.onnx.TrainingMode.EVAL if fold_batchnorm else torch.onnx.TrainingMode.PRESERVE
+
+    def write(tmp: str) -> None:
+        torch.onnx.export(
+            model,
+            torch.zeros(1, c, h, w),
+            tmp,
+            opset_version=opset,
+            training=mode,
+            do_constant_folding=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+        m = onnx.load(tmp)
+        meta = {"ccc.name": name}
+        if gamma is not None:
+            meta["ccc.gamma"] = repr(float(gamma))
+        if any(a is not None for a in per_conv):
+            meta["ccc.alpha"] = ",".join(str(a if a is not None else 1) for a in per_conv)
+        for k, v in meta.items():
+            p = m.metadata_props.add()
+            p.key, p.value = k, v
+        onnx.checker.check_model(m)
+        onnx.save(m, tmp)
+
+    _write_atomic(path, write)
+    return onnx.load(os.fspath(path))
+
+
+class CccNet(torch.nn.Module):
+    """A chain of modules run in order, registered under the paths their tensors had in
+    the ccc model file (``b1.conv`` for ``b1.conv.weight``), so an export names the
+    parameters as the file did."""
+
+    def __init__(self, layers: Sequence[Tuple[str, torch.nn.Module]]):
+        super().__init__()
+        for path, m in layers:
+            parent: torch.nn.Module = self
+            *heads, leaf = path.split(".")
+            for h in heads:
+                if not hasattr(parent, h):
+                    parent.add_module(h, torch.nn.Module())
+                parent = getattr(parent, h)
+            parent.add_module(leaf, m)
+        self.order = [p for p, _ in layers]
+        walked = [n for n, m in self.named_modules() if not list(m.children()) and n]
+        if walked != self.order:
+            raise ValueError(f"layer paths {self.order} do not nest in forward order")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for p in self.order:
+            x = self.get_submodule(p)(x)
+        return x
+
+
+def load_ccc(path: Union[str, os.PathLike]) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """A ccc model file as a PyTorch module in eval mode (shifts as :class:`ShiftConv`,
+    modules named after the file's tensors), and its graph (the parsed TOML)."""
+    import tomllib  # noqa: PLC0415  (Python 3.11+)
+
+    with safe_open(os.fspath(path), framework="pt") as f:
+        graph = tomllib.loads((f.metadata() or {})[GRAPH_KEY])
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    layers: List[Tuple[str, torch.nn.Module]] = []
+
+    def prefix(name: str) -> str:
+        return name.rsplit(".", 1)[0] if name.count(".") >= 1 and name.rsplit(".", 1)[1] in (
+            "weight", "bias", "running_mean", "running_var") else name
+
+    def beside(leaf: str) -> str:
+        # A layer without tensors joins the container of the layer before it.
+        if layers and "." in layers[-1][0]:
+            return layers[-1][0].rsplit(".", 1)[0] + "." + leaf
+        return leaf
+
+    for i, spec in enumerate(graph["layers"]):
+        kind = spec["kind"]
+        if kind == "conv":
+            wt = t[spec["weight"]].float()
+            if "mask" in spec:
+                wt = wt * (t[spec["mask"]] != 0)
+            o, ci, k, _ = wt.shape
+            conv = torch.nn.Conv2d(ci, o, k, spec.get("stride", 1), spec.get("padding", 0), bias="bias" in spec)
+            conv.weight.data = wt.clone()
+            if "bias" in spec:
+                conv.bias.data = t[spec["bias"]].float().clone()
+            layers.append((prefix(spec["weight"]), conv))
+        elif kind == "batchnorm":
+            c = t[spec["weight"]].numel()
+            bn = torch.nn.BatchNorm2d(c, eps=float(spec.get("eps", 1e-5)))
+            for attr, key in (("weight", "weight"), ("bias", "bias"), ("running_mean", "mean"), ("running_var", "var")):
+                getattr(bn, attr).data = t[spec[key]].float().clone()
+            layers.append((prefix(spec["weight"]), bn))
+        elif kind == "shift":
+            layers.append((spec["shifts"], ShiftConv(t[spec["shifts"]])))
+        elif kind in ("relu6", "relu"):
+            layers.append((beside(f"act{i}"), torch.nn.ReLU6() if kind == "relu6" else torch.nn.ReLU()))
+        elif kind == "avgpool":
+            layers += [(f"pool{i}", torch.nn.AdaptiveAvgPool2d(1)), (f"flatten{i}", torch.nn.Flatten())]
+        elif kind == "linear":
+            wt = t[spec["weight"]].float()
+            lin = torch.nn.Linear(wt.shape[1], wt.shape[0], bias="bias" in spec)
+            lin.weight.data = wt.clone()
+            if "bias" in spec:
+                lin.bias.data = t[spec["bias"]].float().clone()
+            layers.append((prefix(spec["weight"]), lin))
+        else:
+            raise ValueError(f"{path}: layer kind `{kind}` is not known")
+    return CccNet(layers).eval(), graph
+
+
+# --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
 
@@ -869,12 +964,13 @@ def _parse_alphas(text: Optional[str]) -> Alphas:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        description="Export a PyTorch shift-CNN to ccc's .safetensors model format."
+        description="Export a PyTorch shift-CNN to ccc: ONNX (.onnx) or ccc's format (.safetensors)."
     )
     p.add_argument("--module", required=True, help="MODULE:FACTORY (or FILE.py:FACTORY) returning the nn.Module")
     p.add_argument("--checkpoint", help="state dict to load into the module (torch.load)")
     p.add_argument("--input", required=True, help="input shape C,H,W, e.g. 1,28,28")
-    p.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    p.add_argument("-o", "--output", required=True, help="output .onnx (preferred) or .safetensors file")
+    p.add_argument("--opset", type=int, default=13, help="ONNX opset of an .onnx output")
     p.add_argument("--name", help="model name (default: the output file's stem)")
     p.add_argument("--classes", type=int, help="check the classifier has this many outputs")
     p.add_argument("--gamma", type=float, help="write [packing] gamma")
@@ -896,6 +992,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         module.eval()
     name = args.name or os.path.splitext(os.path.basename(args.output))[0]
     try:
+        if args.output.endswith(".onnx"):
+            export_onnx(
+                module,
+                args.output,
+                input_shape=input_shape,
+                name=name,
+                gamma=args.gamma,
+                alphas=_parse_alphas(args.alpha),
+                opset=args.opset,
+            )
+            print(f"wrote {args.output} (ONNX, opset {args.opset})")
+            return 0
         result = export(
             module,
             args.output,

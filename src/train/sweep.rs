@@ -1,7 +1,6 @@
 //! `ccc sweep`: the α × γ grid of joint optimizations from one starting point, with a
 //! table (JSON, Markdown, CSV) and an SVG plot of accuracy against tiles and
-//! utilization. The plot is a few dozen SVG elements written directly: plotting crates
-//! need system fonts to lay out text, which a headless CI machine may not have.
+//! utilization (SVG through plotters).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -100,7 +99,7 @@ pub fn run(
     )?;
     dir.write("sweep.md", markdown(&sweep).as_bytes())?;
     dir.write("sweep.csv", csv(&sweep).as_bytes())?;
-    dir.write("sweep.svg", svg(&sweep).as_bytes())?;
+    dir.write("sweep.svg", svg(&sweep)?.as_bytes())?;
     dir.commit()?;
     Ok(sweep)
 }
@@ -115,7 +114,7 @@ pub fn replot(dir: &Path) -> Result<Sweep> {
     for (name, body) in [
         ("sweep.md", markdown(&s)),
         ("sweep.csv", csv(&s)),
-        ("sweep.svg", svg(&s)),
+        ("sweep.svg", svg(&s)?),
     ] {
         crate::output::write_file_atomic(&dir.join(name), body.as_bytes())?;
     }
@@ -204,14 +203,19 @@ fn axis(lo: f64, hi: f64) -> (f64, f64, f64) {
 }
 
 /// Two panels: packed 8-bit accuracy vs tiles, and vs utilization; one marker per
-/// (α, γ), labelled, coloured by α; the starting model as a dashed line.
-pub fn svg(s: &Sweep) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 420.0;
-    const PW: f64 = 360.0;
-    const PH: f64 = 300.0;
+/// (α, γ), labelled, coloured by α; the starting model as a dashed line. Drawn with
+/// plotters' SVG backend, whose built-in text metrics need no system fonts.
+pub fn svg(s: &Sweep) -> Result<String> {
+    use plotters::prelude::*;
+    const W: u32 = 900;
+    const H: u32 = 420;
     let colours = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
     ];
     let mut alphas: Vec<usize> = s.points.iter().map(|p| p.alpha).collect();
     alphas.sort_unstable();
@@ -224,16 +228,10 @@ pub fn svg(s: &Sweep) -> String {
         .map(|p| p.eval.accuracy.packed * 100.0)
         .chain(s.baseline.iter().map(|b| b.accuracy.float * 100.0))
         .collect();
-    let (ylo, yhi, ystep) = axis(
+    let (ylo, yhi, _) = axis(
         accs.iter().copied().fold(f64::INFINITY, f64::min),
         accs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
     type Axis = Box<dyn Fn(&FinalEval) -> f64>;
     let panels: [(&str, Axis); 2] = [
         (
@@ -245,108 +243,82 @@ pub fn svg(s: &Sweep) -> String {
             Box::new(|e: &FinalEval| e.packed_utilization),
         ),
     ];
-    for (k, (label, xf)) in panels.iter().enumerate() {
-        let ox = 70.0 + k as f64 * (PW + 90.0);
-        let oy = 40.0;
-        let xs: Vec<f64> = s
-            .points
-            .iter()
-            .map(|p| xf(&p.eval))
-            .chain(s.baseline.iter().map(xf))
-            .collect();
-        let (xlo, xhi, xstep) = axis(
-            xs.iter().copied().fold(f64::INFINITY, f64::min),
-            xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    let err = |e: DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("drawing sweep.svg: {e:?}");
+    let mut out = String::new();
+    {
+        let full = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
+        full.fill(&WHITE).map_err(err)?;
+        let title = format!(
+            "column combining: accuracy vs array cost ({}x{} array)",
+            s.base.rows, s.base.cols
         );
-        let px = |x: f64| ox + (x - xlo) / (xhi - xlo).max(1e-9) * PW;
-        let py = |y: f64| oy + PH - (y - ylo) / (yhi - ylo).max(1e-9) * PH;
-        let _ = writeln!(
-            out,
-            r##"<rect x="{ox}" y="{oy}" width="{PW}" height="{PH}" fill="none" stroke="#444"/>"##
-        );
-        let mut y = ylo;
-        while y <= yhi + 1e-9 {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{ox}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{y:.1}</text>"##,
-                ox + PW,
-                py(y),
-                py(y),
-                ox - 6.0,
-                py(y) + 4.0
-            );
-            y += ystep;
-        }
-        let mut x = xlo;
-        while x <= xhi + 1e-9 {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{:.1}" x2="{:.1}" y1="{oy}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-                px(x),
-                px(x),
-                oy + PH,
-                px(x),
-                oy + PH + 16.0,
-                if xstep >= 1.0 {
-                    format!("{x:.0}")
-                } else {
-                    format!("{x:.2}")
-                }
-            );
-            x += xstep;
-        }
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
-            ox + PW / 2.0,
-            oy + PH + 36.0
-        );
-        let _ = writeln!(
-            out,
-            r#"<text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle">packed 8-bit test accuracy (%)</text>"#,
-            ox - 45.0,
-            oy + PH / 2.0
-        );
-        if let Some(b) = &s.baseline {
-            let yb = py(b.accuracy.float * 100.0);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{ox}" x2="{:.1}" y1="{yb:.1}" y2="{yb:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{:.1}" y="{:.1}" text-anchor="end">start model, float</text>"##,
-                ox + PW,
-                ox + PW - 4.0,
-                yb - 4.0
-            );
-        }
-        // Labels of coinciding or nearby points are stacked instead of overprinted.
-        let mut placed: Vec<(f64, f64)> = Vec::new();
-        for p in &s.points {
-            let (cx, cy) = (px(xf(&p.eval)), py(p.eval.accuracy.packed * 100.0));
-            let (lx, mut ly) = (cx + 7.0, cy - 5.0);
-            while placed
+        let root = full.titled(&title, ("sans-serif", 15)).map_err(err)?;
+        for ((label, xf), area) in panels.iter().zip(root.split_evenly((1, 2))) {
+            let xs: Vec<f64> = s
+                .points
                 .iter()
-                .any(|&(x, y)| (x - lx).abs() < 45.0 && (y - ly).abs() < 11.0)
-            {
-                ly += 11.0;
-            }
-            placed.push((lx, ly));
-            let _ = writeln!(
-                out,
-                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"/><text x="{lx:.1}" y="{ly:.1}" font-size="10">α{} γ{}</text>"#,
-                colour(p.alpha),
-                p.alpha,
-                p.gamma
+                .map(|p| xf(&p.eval))
+                .chain(s.baseline.iter().map(xf))
+                .collect();
+            let (xlo, xhi, _) = axis(
+                xs.iter().copied().fold(f64::INFINITY, f64::min),
+                xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             );
+            let mut chart = ChartBuilder::on(&area)
+                .margin(16)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(xlo..xhi.max(xlo + 1e-9), ylo..yhi.max(ylo + 1e-9))
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(*label)
+                .y_desc("packed 8-bit test accuracy (%)")
+                .y_label_formatter(&|y| format!("{y:.1}"))
+                .draw()
+                .map_err(err)?;
+            if let Some(b) = &s.baseline {
+                let yb = b.accuracy.float * 100.0;
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(xlo, yb), (xhi, yb)],
+                        5,
+                        4,
+                        BLACK.into(),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series([EmptyElement::at((xlo + 0.62 * (xhi - xlo), yb))
+                        + Text::new("start model, float", (0, -14), ("sans-serif", 11))])
+                    .map_err(err)?;
+            }
+            // Labels of coinciding or nearby points are stacked instead of overprinted.
+            let mut placed: Vec<(i32, i32)> = Vec::new();
+            for p in &s.points {
+                let at = (xf(&p.eval), p.eval.accuracy.packed * 100.0);
+                let (cx, cy) = chart.backend_coord(&at);
+                let (lx, mut ly) = (cx + 7, cy - 14);
+                while placed
+                    .iter()
+                    .any(|&(x, y)| (x - lx).abs() < 45 && (y - ly).abs() < 11)
+                {
+                    ly += 11;
+                }
+                placed.push((lx, ly));
+                // The marker and its label as one element anchored at the point.
+                let label = EmptyElement::at(at)
+                    + Circle::new((0, 0), 5, colour(p.alpha).filled())
+                    + Text::new(
+                        format!("α{} γ{}", p.alpha, p.gamma),
+                        (7, ly - cy),
+                        ("sans-serif", 10),
+                    );
+                chart.draw_series([label]).map_err(err)?;
+            }
         }
+        full.present().map_err(err)?;
     }
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">column combining: accuracy vs array cost ({}x{} array)</text>"#,
-        W / 2.0,
-        s.base.rows,
-        s.base.cols
-    );
-    out.push_str("</svg>\n");
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
