@@ -199,10 +199,23 @@ test-python: build venv deps-data
 bench:
 	$(CARGO) bench --bench packing
 
-# RTL simulation speed: the shipped model on a 32x32 array, Verilator.
+# Accelerator throughput, measured in Verilator: for each model of BENCH_MODELS (the
+# pinned model the throughput targets were set on, and the shipped one) and each array of
+# BENCH_SIZES, the interval, latency, MAC efficiency and per-layer spans `ccc simulate`
+# measures (and checks against the schedule), then the report's cell-cycle loss
+# breakdown. ~15 min per 32x32 build on 2 cores. A benchmark: it asserts nothing beyond
+# what `ccc simulate` checks.
+BENCH_MODELS ?= benches/data/fmnist-shift-cc.safetensors $(MODEL)
+BENCH_SIZES  ?= 8 16 32
+BENCH_IMAGES ?= 3
 bench-sim: build deps-hdl
-	$(CCC) compile $(MODEL) --rows 32 --cols 32 -o $(OUT)-bench
-	$(CCC) simulate $(OUT)-bench --images 20 --simulator verilator
+	@set -e; for m in $(BENCH_MODELS); do for n in $(BENCH_SIZES); do \
+	  o=$(OUT)-bench/$$(basename $$m .safetensors)-$${n}x$${n}; \
+	  echo "== $$m on $${n}x$${n}"; \
+	  $(CCC) compile $$m --rows $$n --cols $$n -o $$o > /dev/null; \
+	  $(CCC) simulate $$o --images $(BENCH_IMAGES) --simulator verilator; \
+	  sed -n '/^## Where the packed array/,/^## [^W]/p' $$o/report.md | grep '^|'; \
+	done; done
 
 clean:
 	$(CARGO) clean

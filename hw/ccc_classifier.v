@@ -76,12 +76,17 @@ module ccc_classifier #(
     reg [R_W-1:0]    rrow_q;
     reg [D_W-1:0]    rblk_q;
     reg [NW_W-1:0]   waddr_q;
-    reg              mac_valid_q;
-    reg              mac_lastch_q;
-    reg              mac_first_q;
-    reg [CLS_W-1:0]  mac_k_q;
-    reg signed [7:0] mac_w_q;
-    reg [POOL_W-1:0] pool_rd_q;
+    // The MAC pipeline, one stage per register: m0 the reads (the weight from block
+    // RAM), m1 the operands again (so the RAM's clock-to-out and the row multiplexer
+    // stay out of the multiply), m2 the product and bias, m3 the sum, m4 the compare.
+    // Only the valid bits are reset: every stage's data is qualified by them.
+    reg              mac_valid_q, m1_valid_q, m2_valid_q, m3_valid_q;
+    reg              mac_lastch_q, m1_last_q, m2_last_q, m3_last_q;
+    reg              mac_first_q, m1_first_q, m2_first_q;
+    reg [CLS_W-1:0]  mac_k_q, m1_k_q, m2_k_q, m3_k_q;
+    reg signed [7:0] mac_w_q, m1_w_q;
+    reg [POOL_W-1:0] pool_rd_q, m1_p_q;
+    reg signed [31:0] m2_prod_q, m2_bias_q;
     reg signed [31:0] acc_q;
     reg [CLS_W-1:0]  best_q;
     reg signed [31:0] best_val_q;
@@ -139,8 +144,31 @@ module ccc_classifier #(
     endgenerate
 
     wire signed [31:0] product =
-        $signed({{24{mac_w_q[7]}}, mac_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, pool_rd_q});
-    wire signed [31:0] acc_d = (mac_first_q ? b_rom[mac_k_q[IDX_W-1:0]] : acc_q) + product;
+        $signed({{24{m1_w_q[7]}}, m1_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, m1_p_q});
+    wire signed [31:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
+    always @(posedge clk) begin
+        m1_w_q    <= mac_w_q;
+        m1_p_q    <= pool_rd_q;
+        m1_first_q <= mac_first_q;
+        m1_last_q <= mac_lastch_q;
+        m1_k_q    <= mac_k_q;
+        m2_prod_q <= product;
+        m2_bias_q <= b_rom[m1_k_q[IDX_W-1:0]];
+        m2_first_q <= m1_first_q;
+        m2_last_q <= m1_last_q;
+        m2_k_q    <= m1_k_q;
+        m3_last_q <= m2_last_q;
+        m3_k_q    <= m2_k_q;
+        if (rst) begin
+            m1_valid_q <= 1'b0;
+            m2_valid_q <= 1'b0;
+            m3_valid_q <= 1'b0;
+        end else begin
+            m1_valid_q <= mac_valid_q;
+            m2_valid_q <= m1_valid_q;
+            m3_valid_q <= m2_valid_q;
+        end
+    end
 
     // While the logits leave, the word shifted in at the top is never read.
     generate
@@ -160,18 +188,9 @@ module ccc_classifier #(
             rblk_q       <= {D_W{1'b0}};
             waddr_q      <= {NW_W{1'b0}};
             mac_valid_q  <= 1'b0;
-            mac_lastch_q <= 1'b0;
-            mac_first_q  <= 1'b0;
-            mac_k_q      <= {CLS_W{1'b0}};
-            mac_w_q      <= 8'sd0;
-            pool_rd_q    <= {POOL_W{1'b0}};
-            acc_q        <= 32'sd0;
-            best_q       <= {CLS_W{1'b0}};
-            best_val_q   <= 32'sd0;
             out_i_q      <= {(CLS_W + 1) {1'b0}};
             pool_clear_q <= 1'b0;
             out_valid    <= 1'b0;
-            out_data     <= 32'd0;
             out_last     <= 1'b0;
             done         <= 1'b0;
         end else begin
@@ -215,19 +234,21 @@ module ccc_classifier #(
                             end
                         end
                     end
-                    if (mac_valid_q) begin
+                    if (m2_valid_q) begin
                         acc_q <= acc_d;
-                        if (mac_lastch_q) begin
-                            logit_q <= logit_shifted;
-                            if (mac_k_q == {CLS_W{1'b0}} || acc_d > best_val_q) begin
-                                best_q     <= mac_k_q;
-                                best_val_q <= acc_d;
-                            end
-                            if (mac_k_q == CLS[CLS_W-1:0] - 1'b1) begin
-                                state_q      <= S_OUT;
-                                pool_clear_q <= 1'b1;
-                                out_i_q      <= {(CLS_W + 1) {1'b0}};
-                            end
+                        if (m2_last_q) logit_q <= logit_shifted;
+                    end
+                    // The compare reads the finished logit from acc_q, a cycle after
+                    // its add.
+                    if (m3_valid_q && m3_last_q) begin
+                        if (m3_k_q == {CLS_W{1'b0}} || acc_q > best_val_q) begin
+                            best_q     <= m3_k_q;
+                            best_val_q <= acc_q;
+                        end
+                        if (m3_k_q == CLS[CLS_W-1:0] - 1'b1) begin
+                            state_q      <= S_OUT;
+                            pool_clear_q <= 1'b1;
+                            out_i_q      <= {(CLS_W + 1) {1'b0}};
                         end
                     end
                 end

@@ -509,6 +509,16 @@ module ccc_core #(
         .cw_we(cw_we), .cw_be(cw_be), .cw_addr(cw_addr), .cw_data(cw_data)
     );
 
+    // The input port behind a skid stage: no path from s_axis into the writer's
+    // targets, and s_axis_tready straight from a flip-flop.
+    wire       in_valid, in_ready;
+    wire [7:0] in_data;
+    ccc_skid #(.W(8)) u_in_skid (
+        .clk(clk), .rst(rst),
+        .s_valid(s_axis_tvalid), .s_ready(s_axis_tready), .s_data(s_axis_tdata),
+        .m_valid(in_valid), .m_ready(in_ready), .m_data(in_data)
+    );
+
     ccc_input #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .N_W(N_W),
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .WPC_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
@@ -517,8 +527,8 @@ module ccc_core #(
         .SPLIT(SPLIT), .IN_MODE(IN_MODE)
     ) u_input (
         .clk(clk), .rst(rst),
-        .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-        .s_axis_tdata(s_axis_tdata),
+        .s_axis_tvalid(in_valid), .s_axis_tready(in_ready),
+        .s_axis_tdata(in_data),
         .take(in_take), .reopen(in_reopen), .full(in_full), .busy(in_busy),
         .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data)
     );

@@ -263,7 +263,6 @@ module ccc_ctrl #(
             cls_start   <= 1'b0;
             go1         <= 1'b0;
             swap1       <= 1'b0;
-            c_ffirst    <= 1'b0;
             c_img       <= 2'd3;
         end else begin
             if (in_take) c_img <= c_img + 1'b1;

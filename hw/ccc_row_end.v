@@ -5,15 +5,16 @@
 // shift-accumulates them and adds `base` (the bias on a row block's first column block,
 // the stored partial sum on later ones: vertical tiling), then either hands the 32-bit
 // partial sum back (`last` = 0) or requantizes and clamps it to a uint8 activation
-// (`last` = 1, ccc_requant), exactly as ccc's integer reference does:
+// (`last` = 1, ccc_requant's two halves), exactly as ccc's integer reference does:
 //   shift > 0: y = (acc + 2^(shift-1)) >>> shift ; shift <= 0: y = acc << -shift
 //   y = min(max(y, 0), clamp_max)
-// Three register stages after bit-plane 7, so the Horner adder, the 32-bit add of the
-// base and the requantizer each get a cycle of their own:
+// Four register stages after bit-plane 7, so the Horner adder, the 32-bit add of the
+// base and each half of the requantizer get a cycle of their own:
 //   s1 (edge of bit-plane 7): the bit-plane sum and the base (sampled there, so a
 //      partial-sum read issued at bit-plane 0 is in time), shift and clamp;
 //   s2: acc = sum + base (`acc_valid`, the partial sum to store);
-//   s3: the activation (`out_valid`).
+//   s3: the requantizer's shifter window (ccc_requant_window);
+//   s4: the clamped activation (ccc_requant_clamp, `out_valid`).
 // `shift` and `clamp_max` are sampled with bit-plane 7: they travel with the pixel's
 // control token, so pixels of two layers can be in the row end at once.
 `default_nettype none
@@ -57,11 +58,22 @@ module ccc_row_end #(
     reg signed [5:0]        s1_shift_q, s2_shift_q;
     reg [7:0]               s1_clamp_q, s2_clamp_q;
     wire [7:0]              act_d;
+    // The requantizer in two stages: its shifter window from acc, then the clamp.
+    wire [8:0]              win_d;
+    wire                    hi_d, neg_d;
+    reg  [8:0]              s3_win_q;
+    reg                     s3_hi_q, s3_neg_q, s3_valid_q;
+    reg  [7:0]              s3_clamp_q;
 
-    ccc_requant #(
+    ccc_requant_window #(
         .ACC_W(ACC_W)
-    ) u_requant (
-        .acc(acc), .shift(s2_shift_q), .clamp_max(s2_clamp_q), .act(act_d)
+    ) u_window (
+        .acc(acc), .shift(s2_shift_q), .window(win_d), .hi(hi_d), .neg(neg_d)
+    );
+
+    ccc_requant_clamp u_clamp (
+        .window(s3_win_q), .hi(s3_hi_q), .neg(s3_neg_q), .clamp_max(s3_clamp_q),
+        .act(act_d)
     );
 
     always @(posedge clk) begin
@@ -79,6 +91,10 @@ module ccc_row_end #(
         acc_last   <= s1_last_q;
         s2_shift_q <= s1_shift_q;
         s2_clamp_q <= s1_clamp_q;
+        s3_win_q   <= win_d;
+        s3_hi_q    <= hi_d;
+        s3_neg_q   <= neg_d;
+        s3_clamp_q <= s2_clamp_q;
         out_act    <= act_d;
     end
 
@@ -86,11 +102,13 @@ module ccc_row_end #(
         if (rst) begin
             s1_valid_q <= 1'b0;
             acc_valid  <= 1'b0;
+            s3_valid_q <= 1'b0;
             out_valid  <= 1'b0;
         end else begin
             s1_valid_q <= bit7;
             acc_valid  <= s1_valid_q;
-            out_valid  <= acc_valid && acc_last;
+            s3_valid_q <= acc_valid && acc_last;
+            out_valid  <= s3_valid_q;
         end
     end
 endmodule

@@ -216,6 +216,17 @@ module ccc_row_unit #(
     reg [RB_W-1:0]    s1_rblk_q, s2_rblk_q;
     reg               s1_final_q, s2_final_q;
     reg [1:0]         s1_img_q, s2_img_q;
+    // The pixel's description while the row end's requantizer runs (its third stage).
+    reg [LAYER_W-1:0] s3_layer_q;
+    reg [N_W-1:0]     s3_ch_q;
+    reg [RB_W-1:0]    s3_rblk_q;
+    reg [PIX_W-1:0]   s3_pix_q;
+    reg               s3_final_q, s3_mirror_q;
+    reg [1:0]         s3_img_q;
+    reg [COL_W-1:0]   s3_col_q;
+    reg [LANE_W-1:0]  s3_lane_q;
+    reg [A_W-1:0]     s3_addr_q;
+    reg               s3_out_q, s3_wr_q;
 
     // The shadow chains and the swapped copies are control state of the tile in flight:
     // reset. The token, the pixel's description and the outputs' data are not.
@@ -264,30 +275,44 @@ module ccc_row_unit #(
         s2_rblk_q   <= s1_rblk_q;
         s2_final_q  <= s1_final_q;
         s2_img_q    <= s1_img_q;
-        out_layer   <= s2_layer_q;
-        out_ch      <= s2_ch_q;
-        out_rblk    <= s2_rblk_q;
-        out_pix     <= s2_pix_q;
-        out_final   <= s2_final_q;
-        out_img     <= s2_img_q;
-        wr_col      <= s2_col_q;
-        wr_lane     <= s2_lane_q;
-        wr_addr     <= s2_addr_q;
-        wr_mirror   <= s2_mirror_q;
+        s3_layer_q  <= s2_layer_q;
+        s3_ch_q     <= s2_ch_q;
+        s3_rblk_q   <= s2_rblk_q;
+        s3_pix_q    <= s2_pix_q;
+        s3_final_q  <= s2_final_q;
+        s3_img_q    <= s2_img_q;
+        s3_col_q    <= s2_col_q;
+        s3_lane_q   <= s2_lane_q;
+        s3_addr_q   <= s2_addr_q;
+        s3_mirror_q <= s2_mirror_q;
+        out_layer   <= s3_layer_q;
+        out_ch      <= s3_ch_q;
+        out_rblk    <= s3_rblk_q;
+        out_pix     <= s3_pix_q;
+        out_final   <= s3_final_q;
+        out_img     <= s3_img_q;
+        wr_col      <= s3_col_q;
+        wr_lane     <= s3_lane_q;
+        wr_addr     <= s3_addr_q;
+        wr_mirror   <= s3_mirror_q;
     end
 
-    // The row end's third stage is the activation: the pixel's description leaves with
+    // The row end's fourth stage is the activation: the pixel's description leaves with
     // it. The stage registers above hold the bit-plane-7 pixel only in the cycles the
     // valid bits say (they are the control state that is reset).
     assign out_act = re_act;
     wire unused_bit7 = ^{bit7, re_valid};
     always @(posedge clk) begin
         if (rst) begin
+            s3_out_q  <= 1'b0;
+            s3_wr_q   <= 1'b0;
             out_valid <= 1'b0;
             wr_valid  <= 1'b0;
         end else begin
-            out_valid <= acc_valid && acc_last && s2_keep_q;
-            wr_valid  <= acc_valid && acc_last && s2_keep_q && s2_wr_q;
+            s3_out_q  <= acc_valid && acc_last && s2_keep_q;
+            s3_wr_q   <= acc_valid && acc_last && s2_keep_q && s2_wr_q;
+            out_valid <= s3_out_q;
+            wr_valid  <= s3_wr_q;
         end
     end
 endmodule

@@ -70,7 +70,6 @@ module ccc_writer #(
     reg [X_W-1:0]    w_q;
 
     assign req_ready = (left_q == {PH_W{1'b0}});
-    assign busy = !req_ready || (mem_we != {C{1'b0}});
 
     wire accept = req_valid && req_ready;
     wire [MAP_AW+N_W+PH_W-1:0] chan_entry = req_chan * req_phases;
@@ -84,6 +83,44 @@ module ccc_writer #(
     wire [Y_W-1:0]   cur_h   = accept ? req_h   : h_q;
     wire [X_W-1:0]   cur_w   = accept ? req_w   : w_q;
     wire             cur_on  = accept || (left_q != {PH_W{1'b0}});
+
+    // One register stage between the write-map ROM and the shift targets: the phase's
+    // map entry and pixel are taken here, the targets and write enables computed from
+    // them the next cycle (so no path runs from the stream's handshake through the ROM
+    // into the address arithmetic). Only the stage's valid bit is reset.
+    reg                       p_on_q;
+    reg [C-1:0]               p_valid_q;
+    reg [C*LANE_W-1:0]        p_lane_q;
+    reg [C*8-1:0]             p_dy_q, p_dx_q;
+    reg [C*(A_W+LANE_W+1)-1:0] p_offset_q;
+    reg [Y_W-1:0]             p_y_q, p_h_q;
+    reg [X_W-1:0]             p_x_q, p_w_q;
+    reg [PIX_W-1:0]           p_pix_q;
+    reg [7:0]                 p_val_q;
+    reg                       w_on_q;
+    // Busy until the last phase has left the write stage, whether or not that phase
+    // wrote anything (so `full` comes a fixed number of cycles after the last beat).
+    assign busy = !req_ready || p_on_q || w_on_q;
+    always @(posedge clk) begin
+        if (rst) begin
+            p_on_q <= 1'b0;
+            w_on_q <= 1'b0;
+        end else begin
+            p_on_q <= cur_on;
+            w_on_q <= p_on_q;
+        end
+        p_valid_q  <= map_valid;
+        p_lane_q   <= map_lane;
+        p_dy_q     <= map_dy;
+        p_dx_q     <= map_dx;
+        p_offset_q <= map_offset;
+        p_y_q      <= cur_y;
+        p_x_q      <= cur_x;
+        p_pix_q    <= cur_pix;
+        p_val_q    <= cur_val;
+        p_h_q      <= cur_h;
+        p_w_q      <= cur_w;
+    end
 
     // Per column: whether the displaced position exists, its word address and byte lane.
     wire [C-1:0]        slot_ok;
@@ -99,16 +136,16 @@ module ccc_writer #(
                 .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
                 .LK_W(LK_W)
             ) u_target (
-                .y(cur_y), .x(cur_x), .cpix(cur_pix), .h_lim(cur_h), .w_lim(cur_w),
-                .dy(map_dy[gc*8 +: 8]), .dx(map_dx[gc*8 +: 8]),
-                .offset(map_offset[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
+                .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
+                .dy(p_dy_q[gc*8 +: 8]), .dx(p_dx_q[gc*8 +: 8]),
+                .offset(p_offset_q[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
                 .smask(req_smask), .lk(req_lk), .la(req_la), .halve(MODE == 2),
                 .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off),
                 .odd(slot_odd[gc])
             );
-            assign slot_ok[gc] = cur_on && map_valid[gc] && in_map;
+            assign slot_ok[gc] = p_on_q && p_valid_q[gc] && in_map;
             // map_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
-            assign slot_lane[gc*LANE_W +: LANE_W] = map_lane[gc*LANE_W +: LANE_W] | lane_off;
+            assign slot_lane[gc*LANE_W +: LANE_W] = p_lane_q[gc*LANE_W +: LANE_W] | lane_off;
         end
     endgenerate
 
@@ -164,7 +201,7 @@ module ccc_writer #(
             w_q   <= req_w;
         end
         mem_waddr <= col_addr;
-        for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= cur_val;
+        for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= p_val_q;
         for (k = 0; k < C; k = k + 1) begin
             for (j = 0; j < ALPHA; j = j + 1)
                 mem_be[k*ALPHA + j] <= (col_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);

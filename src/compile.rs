@@ -205,6 +205,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         let dense_design = design::build(&dense, &dense_schedule, prov).ok();
         report.fpga = Some(crate::fpga_report::FpgaSection {
             prediction: fit::predict(&design, dense_design.as_ref(), None),
+            interval_cycles: schedule.interval,
             measured: None,
         });
         Some(design)

@@ -42,6 +42,10 @@ pub struct Measured {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FpgaSection {
     pub prediction: Prediction,
+    /// Steady-state cycles between images (the schedule's interval): with a measured
+    /// Fmax, inferences/s = Fmax / interval.
+    #[serde(default)]
+    pub interval_cycles: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured: Option<Measured>,
 }
@@ -354,6 +358,14 @@ impl FpgaSection {
                 let _ = writeln!(s, "\n### Place and route: {k} ({})\n", pnr.device);
                 for (clk, (a, c)) in &pnr.fmax_mhz {
                     let _ = writeln!(s, "- Fmax `{clk}`: {a:.2} MHz (constraint {c:.2} MHz)");
+                    if self.interval_cycles > 0 {
+                        let _ = writeln!(
+                            s,
+                            "- at {} cycles per image: {:.0} inferences/s",
+                            self.interval_cycles,
+                            a * 1e6 / self.interval_cycles as f64
+                        );
+                    }
                 }
                 for (cell, (u, av)) in &pnr.utilization {
                     let _ = writeln!(s, "- {cell}: {u} / {av}");

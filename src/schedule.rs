@@ -45,16 +45,16 @@ pub const ACT_BITS: u64 = 8;
 /// segment whose row ends take the result. The RTL's localparams carry the same numbers.
 pub mod pipe {
     /// Edge (end of cycle T + w + WRITE + r) at which a finished activation is in the
-    /// next layer's tap buffer (3-stage row end, row-unit register, 2-stage write merge).
-    pub const WRITE: u64 = 14;
+    /// next layer's tap buffer (4-stage row end, row-unit register, 2-stage write merge).
+    pub const WRITE: u64 = 15;
     /// Partial-sum memory: read at the edge ending T + w + PSUM_READ + r (bit-plane 0),
     /// written at the edge ending T + w + PSUM_WRITE + r.
     pub const PSUM_READ: u64 = 2;
     pub const PSUM_WRITE: u64 = 11;
     /// Pool add at the edge ending T + w + POOL + r.
-    pub const POOL: u64 = 13;
+    pub const POOL: u64 = 14;
     /// Row outputs (the debug port) valid during T + w + OUT + r.
-    pub const OUT: u64 = 12;
+    pub const OUT: u64 = 13;
     /// The next tile's load starts LOAD_AT cycles after a tile's start plus R + C: the
     /// swap token has then passed every cell and row end.
     /// Covers segment 1's delay (up to 7) on the narrowest segments.
@@ -72,14 +72,18 @@ pub mod pipe {
     pub const FEED: u64 = 8;
     /// The input writer: an image of `beats` beats in `phases` write phases each takes
     /// beats * phases + INPUT_EXTRA cycles from the first beat to `full`.
-    pub const INPUT_EXTRA: u64 = 3;
+    pub const INPUT_EXTRA: u64 = 4;
     /// The classifier's MAC loop: classes * channels + CLS_MAC_EXTRA cycles from its start
     /// to the pool being free for the next image; then classes + 1 output words and
     /// CLS_OUT_EXTRA cycles to `done` (output always ready).
-    pub const CLS_MAC_EXTRA: u64 = 5;
+    pub const CLS_MAC_EXTRA: u64 = 8;
     pub const CLS_OUT_EXTRA: u64 = 0;
     /// The input opens REOPEN_EXTRA cycles after its reopen delay has run out.
     pub const REOPEN_EXTRA: u64 = 2;
+    /// The input port's skid stage: its ready rises the cycle after reset and each beat
+    /// spends a cycle in it, so the first image's first beat reaches the writer
+    /// INPUT_SKID cycles late (later images' first beats wait in it, already taken).
+    pub const INPUT_SKID: u64 = 2;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,7 +534,7 @@ impl Sim<'_> {
         let mut end = 0u64; // end of the previous tile's last slot
         // Image i's input is full at: the input opens at reset (image 0) or when the
         // previous image's first layer has read its last word.
-        let mut input_open = 0u64;
+        let mut input_open = pipe::INPUT_SKID;
         let mut pool_free = 0u64;
         for (i, st) in start.iter_mut().enumerate() {
             let full = input_open + self.input_cycles;
@@ -1041,7 +1045,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
             reopen_delay: 0,
             cls_delay: 0,
             interval: classifier_cycles,
-            latency: input_cycles + classifier_cycles,
+            latency: pipe::INPUT_SKID + input_cycles + classifier_cycles,
             breakdown: Breakdown::default(),
         };
     }

@@ -15,7 +15,7 @@ use crate::lower::Dims;
 use crate::pack::network::PackedNet;
 use crate::rtl::design::HwDesign;
 use crate::rtl::sim::{self, RunOptions, SimRun, Simulator};
-use crate::schedule::{Prediction, Schedule};
+use crate::schedule::{ACT_BITS, Breakdown, Prediction, Schedule};
 use crate::testgen;
 
 /// The first difference between the RTL and the reference, if any.
@@ -227,6 +227,36 @@ impl SimCheck {
             && m.spans.iter().zip(&p.spans).all(|(a, b)| a == b)
     }
 
+    /// The loss breakdown's identity on the measured run: per layer span of the last image
+    /// measured whole, and for the measured interval, the cell-cycles that
+    /// `R·C · measured cycles − 8 · MACs − Σ losses` leaves over (all zero when the
+    /// schedule's accounting covers every cell-cycle the RTL spent).
+    pub fn unaccounted(&self, sched: &Schedule) -> Vec<(String, i64)> {
+        let cells = (sched.array.rows * sched.array.cols) as i64;
+        let rest = |cycles: u64, b: &Breakdown| {
+            cells * cycles as i64 - (ACT_BITS * b.macs) as i64 - b.losses()
+        };
+        let mut out: Vec<(String, i64)> = match self.measured.spans.last() {
+            Some(spans) => spans
+                .iter()
+                .zip(&sched.layers)
+                .enumerate()
+                .map(|(l, (&c, ls))| (format!("layer {l}"), rest(c, &ls.breakdown)))
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(iv) = self.measured.last_interval() {
+            out.push(("interval".into(), rest(iv, &sched.breakdown)));
+        }
+        out
+    }
+
+    /// Bit-exact, finished, on the predicted cycles, and every measured cell-cycle
+    /// accounted for.
+    pub fn exact(&self, sched: &Schedule) -> bool {
+        self.passed() && self.cycles_match() && self.unaccounted(sched).iter().all(|(_, r)| *r == 0)
+    }
+
     /// The lines `ccc simulate` prints for this run.
     pub fn summary(&self, what: &str, sched: &Schedule) -> String {
         let mut s = String::new();
@@ -275,6 +305,29 @@ impl SimCheck {
         }
         if !self.timeout && !self.cycles_match() {
             let _ = writeln!(s, "  cycles differ from the schedule's prediction");
+        }
+        let rest = self.unaccounted(sched);
+        let off: Vec<String> = rest
+            .iter()
+            .filter(|(_, r)| *r != 0)
+            .map(|(w, r)| format!("{w}: {r}"))
+            .collect();
+        if off.is_empty() && !rest.is_empty() {
+            let _ = writeln!(
+                s,
+                "  loss breakdown: R·C · cycles = 8 · MACs + Σ losses on every measured layer span{}",
+                if self.measured.last_interval().is_some() {
+                    " and the interval"
+                } else {
+                    ""
+                }
+            );
+        } else if !off.is_empty() {
+            let _ = writeln!(
+                s,
+                "  loss breakdown does not add up on the measured run (cell-cycles left over): {}",
+                off.join(", ")
+            );
         }
         s
     }

@@ -22,10 +22,10 @@ module tb_row_end;
     reg [31:0] mem [0:65535];
     reg [1023:0] path;
     integer n, i, b;
-    // The accumulated sum of a last column block, waiting for its activation one cycle
-    // later.
-    reg pend = 1'b0;
-    reg signed [31:0] pend_acc;
+    // The accumulated sum of a last column block, waiting for its activation two cycles
+    // later (the requantizer's window, then its clamp).
+    reg pend = 1'b0, pend2 = 1'b0;
+    reg signed [31:0] pend_acc, pend2_acc;
 
     ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(32)) dut (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_bit(in_bit), .psum(psum),
@@ -37,12 +37,14 @@ module tb_row_end;
     always #5 clk = ~clk;
 
     // Per case "acc act last": a partial sum (last = 0) has no activation ("-"); an
-    // activation must follow its sum by exactly one cycle.
+    // activation must follow its sum by exactly two cycles.
     always @(posedge clk) begin
-        if (out_valid != pend) $display("ERR activation %0d cycle after its sum", out_valid);
-        if (out_valid) $display("%0d %0d 1", pend_acc, out_act);
+        if (out_valid != pend2) $display("ERR activation %0d two cycles after its sum", out_valid);
+        if (out_valid) $display("%0d %0d 1", pend2_acc, out_act);
         pend <= acc_valid && acc_last;
         pend_acc <= acc;
+        pend2 <= pend;
+        pend2_acc <= pend_acc;
         if (acc_valid && !acc_last) $display("%0d - 0", acc);
     end
 
@@ -71,7 +73,7 @@ module tb_row_end;
         end
         @(negedge clk);
         in_valid = 1'b0;
-        repeat (5) @(posedge clk);
+        repeat (6) @(posedge clk);
         $finish;
     end
 endmodule

