@@ -8,7 +8,7 @@
 // the row block, which comes with each activation. The schedule never lets the two banks'
 // row r finish on one cycle, so one read-modify-write per row and cycle needs no
 // arbitration, and the memories map to LUT RAM (ECP5) or a few flip-flops per word. The
-// adds are registered once on the way in.
+// adds are registered once on the way in, then read and written in two stages.
 // A live bit per word stands in for clearing it: a word that has not been written since
 // the last clear reads as 0, so reset and the end-of-image clear take one cycle.
 //
@@ -119,27 +119,43 @@ module ccc_classifier #(
                     end
                 end
             end
-            // Adds happen only while the last layer runs and the MACs only after it, so
-            // each memory needs one address: the read counter in S_MAC, the add's row
-            // block otherwise.
-            wire [D_W-1:0]   pool_addr = (state_q == S_MAC) ? rblk_q : a_blk_q;
+            // The add is a read-modify-write in two stages: read the word (stage b),
+            // write the sum a cycle later. A row's adds to one word come a pixel period
+            // (>= 8 cycles) apart, so the write is always in before the next read of it;
+            // simulation checks that. The MACs read through a port of their own (the
+            // read counter), so no address multiplexer sits in front of the adder.
             reg [POOL_W-1:0] sum_mem [0:D-1];
             reg [D-1:0]      live_q;
+            reg              b_valid_q;
+            reg [7:0]        b_val_q;
+            reg [D_W-1:0]    b_blk_q;
+            reg [POOL_W-1:0] b_old_q;
             integer          m;
             initial begin
                 // Only so that netlist simulators start from 0s rather than Xs: live_q
                 // already masks every word that has not been written.
                 for (m = 0; m < D; m = m + 1) sum_mem[m] = {POOL_W{1'b0}};
             end
-            assign row_sum[gr] = live_q[pool_addr] ? sum_mem[pool_addr] : {POOL_W{1'b0}};
+            assign row_sum[gr] = live_q[rblk_q] ? sum_mem[rblk_q] : {POOL_W{1'b0}};
             always @(posedge clk) begin
-                if (a_valid_q)
-                    sum_mem[pool_addr] <= row_sum[gr] + {{(POOL_W - 8) {1'b0}}, a_val_q};
+                b_val_q <= a_val_q;
+                b_blk_q <= a_blk_q;
+                b_old_q <= live_q[a_blk_q] ? sum_mem[a_blk_q] : {POOL_W{1'b0}};
+                if (b_valid_q)
+                    sum_mem[b_blk_q] <= b_old_q + {{(POOL_W - 8) {1'b0}}, b_val_q};
             end
             always @(posedge clk) begin
                 if (rst || pool_clear_q) live_q <= {D{1'b0}};
-                else if (a_valid_q) live_q[pool_addr] <= 1'b1;
+                else if (b_valid_q) live_q[b_blk_q] <= 1'b1;
+                if (rst) b_valid_q <= 1'b0;
+                else b_valid_q <= a_valid_q;
             end
+`ifndef SYNTHESIS
+            always @(posedge clk) begin
+                if (!rst && a_valid_q && b_valid_q && a_blk_q == b_blk_q)
+                    $fatal(1, "ccc_classifier: row %0d adds to pool word %0d on consecutive cycles", gr, a_blk_q);
+            end
+`endif
         end
     endgenerate
 

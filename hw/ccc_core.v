@@ -234,18 +234,19 @@ module ccc_core #(
     );
     wire unused_loader = ^{unused_ld_busy, unused_loaded, unused_ld_tile};
 
-    // The load enable drives every shadow register: one registered copy per column and
-    // per bank (kept apart, so each drives R cells), the word registered beside it.
-    (* keep *) reg [C-1:0]  ld_en_col_q;
-    (* keep *) reg [NB-1:0] ld_en_bank_q;
-    reg [WM_W-1:0]          ld_word_q;
+    // The load enable drives every shadow register: one registered copy per column (its
+    // R cells) and per row unit (its bias and target shadows), kept apart so that yosys
+    // does not merge them back into one net across the chip; the word registered beside.
+    (* keep *) reg [C-1:0]    ld_en_col_q;
+    (* keep *) reg [NB*R-1:0] ld_en_row_q;
+    reg [WM_W-1:0]            ld_word_q;
     always @(posedge clk) begin
         if (rst) begin
-            ld_en_col_q  <= {C{1'b0}};
-            ld_en_bank_q <= {NB{1'b0}};
+            ld_en_col_q <= {C{1'b0}};
+            ld_en_row_q <= {(NB * R) {1'b0}};
         end else begin
-            ld_en_col_q  <= {C{ld_en_w}};
-            ld_en_bank_q <= {NB{ld_en_w}};
+            ld_en_col_q <= {C{ld_en_w}};
+            ld_en_row_q <= {(NB * R) {ld_en_w}};
         end
         ld_word_q <= wm_rdata;
     end
@@ -477,7 +478,7 @@ module ccc_core #(
                     .clk(clk), .rst(rst),
                     .tok_in(tok[gr*TOK_W +: TOK_W]), .tok_out(tok[(gr+1)*TOK_W +: TOK_W]),
                     .psum(psum[gr*PSUM_W +: PSUM_W]),
-                    .ld_en(ld_en_bank_q[gb]), .ld_bias_in(bias[gr*32 +: 32]),
+                    .ld_en(ld_en_row_q[K]), .ld_bias_in(bias[gr*32 +: 32]),
                     .ld_bias_out(bias[(gr+1)*32 +: 32]),
                     .ld_tgt_in(tgt[gr*TGT_W +: TGT_W]),
                     .ld_tgt_out(tgt[(gr+1)*TGT_W +: TGT_W]),

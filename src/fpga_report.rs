@@ -253,7 +253,7 @@ impl FpgaSection {
                 "| {k} | predicted | {} | {} | {} | {} | {} | |",
                 t.lut, t.dff, t.carry, t.bram, t.dsp
             );
-            // The flattened prediction (flattened share of the LUT4 sum on ECP5); the error
+            // The flattened prediction (the family's flattened share of the LUT4 sum); the error
             // against the flattened measurement is taken from it. The device check adds
             // the carries' LUT slots to it.
             let t = &crate::fit::flattened(e);

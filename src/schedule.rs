@@ -52,7 +52,7 @@ pub mod pipe {
     pub const PSUM_READ: u64 = 2;
     pub const PSUM_WRITE: u64 = 11;
     /// Pool add at the edge ending T + w + POOL + r.
-    pub const POOL: u64 = 14;
+    pub const POOL: u64 = 15;
     /// Row outputs (the debug port) valid during T + w + OUT + r.
     pub const OUT: u64 = 13;
     /// The next tile's load starts LOAD_AT cycles after a tile's start plus R + C: the

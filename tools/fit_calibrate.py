@@ -119,7 +119,8 @@ def params(cap):
             "psum_w": cap["psum_w"], "a_w": cap["widths"]["a_w"], "a_d": cap["a_d"],
             "tiles": cap["tiles"], "wm_w": cap["word"]["width"], "psum_d": cap["psum_d"],
             "ch": cap["ch"], "pool_w": cap["pool_w"], "classes": cap["classes"],
-            "map_entries": cap["map_entries"]}
+            "map_entries": cap["map_entries"], "banks": cap["banks"], "in_d": cap["in_d"],
+            "in_cols": sum(1 for c in cap["in_cols"] if c)}
 
 
 def stat_file(out, fam):
@@ -130,7 +131,8 @@ def stat_file(out, fam):
 
 
 def instances(comp, p):
-    return {"cell": p["rows"] * p["cols"], "feed": p["cols"], "row": p["rows"]}.get(comp, 1)
+    # One row unit per array row and row-end bank.
+    return {"cell": p["rows"] * p["cols"], "feed": p["cols"], "row": p["rows"] * p["banks"]}.get(comp, 1)
 
 
 def nn_lstsq(X, y):
@@ -191,8 +193,11 @@ def bram(fam, depth, width, lanes):
 def memories(p, fam):
     """(depth, width, lanes, instances) of every block-RAM memory of the design."""
     m = [(p["a_d"], p["alpha"] * 8, p["alpha"], p["cols"]), (p["tiles"] * p["rows"], p["wm_w"], 1, 1)]
+    # The first layer's own input buffers, on the columns it reads.
+    if p["in_d"] > 0 and p["in_cols"] > 0:
+        m.append((p["in_d"], p["alpha"] * 8, p["alpha"], p["in_cols"]))
     if p["psum_d"] > 0:
-        m.append((p["psum_d"], 32, 1, p["rows"]))
+        m.append((p["psum_d"], 32, 1, p["rows"] * p["banks"]))
     return m
 
 
