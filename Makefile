@@ -221,20 +221,23 @@ clean:
 	$(CARGO) clean
 	rm -rf $(OUT) $(OUT)-dense $(OUT)-dense-model $(OUT)-bench $(OUT)-retrain $(OUT)-sweep $(OUT)-variant
 
-# Recalibrates the fit model (docs/FPGA.md): six small designs synthesized per module
+# Recalibrates the fit model (docs/FPGA.md): nine small designs synthesized per module
 # for iCE40 and ECP5 (yosys, hierarchy kept), then least squares per component; rewrites
-# src/fit_coefs.rs and tests/data/fit-calibration.json. ~8 min on 2 cores.
+# src/fit_coefs.rs and tests/data/fit-calibration.json. ~10 min on 2 cores.
 CAL ?= cal
 CAL_TINY := --input 1,8,8 --stem 4,3,1,1 --blocks 8:2:4,16:1:8 --density 0.4 --gamma 1.0
 CAL_MID  := --input 1,16,16 --stem 8,3,1,1 --blocks 16:2:4,32:1:8 --density 0.3 --gamma 1.0
 # 128 pooled channels: pins the classifier's cost per pooled bit, which the shipped model
 # (256 channels) extrapolates.
 CAL_WIDE := --input 1,8,8 --stem 8,3,1,1 --blocks 32:2:4,128:1:8 --density 0.3 --gamma 1.0
+# One shift block and four classes: arrays with no column split (one row-end bank).
+CAL_ONE  := --input 1,8,8 --classes 4 --stem 4,3,1,1 --blocks 8:2:4 --density 0.4 --gamma 1.0
 fit-calibrate: build deps-hdl
 	mkdir -p $(CAL)
 	$(CCC) gen-model $(CAL)/tiny.safetensors --seed 7 $(CAL_TINY)
 	$(CCC) gen-model $(CAL)/mid.safetensors --seed 3 $(CAL_MID)
 	$(CCC) gen-model $(CAL)/wide.safetensors --seed 5 $(CAL_WIDE)
+	$(CCC) gen-model $(CAL)/one.safetensors --seed 13 $(CAL_ONE)
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 2 --cols 2 -o $(CAL)/tiny2
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 4 -o $(CAL)/tiny4
 	$(CCC) compile $(CAL)/tiny.safetensors --rows 4 --cols 8 -o $(CAL)/tiny48
@@ -242,5 +245,7 @@ fit-calibrate: build deps-hdl
 	$(CCC) compile $(CAL)/mid.safetensors --rows 4 --cols 4 -o $(CAL)/mid4
 	$(CCC) compile $(CAL)/wide.safetensors --rows 4 --cols 4 -o $(CAL)/wide4
 	$(CCC) compile $(CAL)/wide.safetensors --rows 16 --cols 4 -o $(CAL)/wide16
-	for d in tiny2 tiny4 tiny48 tiny8 mid4 wide4 wide16; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
-	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/tiny8 $(CAL)/mid4 $(CAL)/wide4 $(CAL)/wide16
+	$(CCC) compile $(CAL)/one.safetensors --rows 2 --cols 2 -o $(CAL)/one2
+	$(CCC) compile $(CAL)/one.safetensors --rows 8 --cols 4 -o $(CAL)/one84
+	for d in tiny2 tiny4 tiny48 tiny8 mid4 wide4 wide16 one2 one84; do BREAKDOWN=1 FLAT=0 FAMILIES="ice40 ecp5" tools/fpga-flow.sh synth $(CAL)/$$d || exit 1; done
+	python3 tools/fit_calibrate.py $(CAL)/tiny2 $(CAL)/tiny4 $(CAL)/tiny48 $(CAL)/tiny8 $(CAL)/mid4 $(CAL)/wide4 $(CAL)/wide16 $(CAL)/one2 $(CAL)/one84

@@ -120,10 +120,19 @@ module ccc_classifier #(
                 end
             end
             // The add is a read-modify-write in two stages: read the word (stage b),
-            // write the sum a cycle later. A row's adds to one word come a pixel period
-            // (>= 8 cycles) apart, so the write is always in before the next read of it;
-            // simulation checks that. The MACs read through a port of their own (the
-            // read counter), so no address multiplexer sits in front of the adder.
+            // write the sum a cycle later from registers, so the write port has no
+            // multiplexer in front of it. A row's adds to one word come a pixel period
+            // (>= 8 cycles) apart, so the write is always in before the next read of it.
+            // The one read port serves the adds and the MACs, which never overlap (the
+            // next image's last layer starts after the MACs have read the pool); its
+            // address is chosen by a register, not by a state compare. Simulation checks
+            // both premises. LUT RAM on ECP5, flip-flops on iCE40 (no LUT RAM there, and
+            // iCE40 designs need every block RAM for the tap buffers).
+`ifdef CCC_ICE40
+            (* ram_style = "logic" *)
+`else
+            (* ram_style = "distributed" *)
+`endif
             reg [POOL_W-1:0] sum_mem [0:D-1];
             reg [D-1:0]      live_q;
             reg              b_valid_q;
@@ -136,11 +145,12 @@ module ccc_classifier #(
                 // already masks every word that has not been written.
                 for (m = 0; m < D; m = m + 1) sum_mem[m] = {POOL_W{1'b0}};
             end
-            assign row_sum[gr] = live_q[rblk_q] ? sum_mem[rblk_q] : {POOL_W{1'b0}};
+            wire [D_W-1:0] rd_addr = a_valid_q ? a_blk_q : rblk_q;
+            assign row_sum[gr] = live_q[rd_addr] ? sum_mem[rd_addr] : {POOL_W{1'b0}};
             always @(posedge clk) begin
                 b_val_q <= a_val_q;
                 b_blk_q <= a_blk_q;
-                b_old_q <= live_q[a_blk_q] ? sum_mem[a_blk_q] : {POOL_W{1'b0}};
+                b_old_q <= row_sum[gr];
                 if (b_valid_q)
                     sum_mem[b_blk_q] <= b_old_q + {{(POOL_W - 8) {1'b0}}, b_val_q};
             end
@@ -154,6 +164,8 @@ module ccc_classifier #(
             always @(posedge clk) begin
                 if (!rst && a_valid_q && b_valid_q && a_blk_q == b_blk_q)
                     $fatal(1, "ccc_classifier: row %0d adds to pool word %0d on consecutive cycles", gr, a_blk_q);
+                if (!rst && a_valid_q && state_q == S_MAC)
+                    $fatal(1, "ccc_classifier: row %0d adds to the pool while the MACs read it", gr);
             end
 `endif
         end

@@ -194,7 +194,7 @@ fn features(comp: &str, p: &Capacity) -> Vec<f64> {
     let f = |v: usize| v as f64;
     match comp {
         "cell" => vec![1.0, f(p.psum_w), f(p.alpha)],
-        "feed" => vec![1.0, f(p.alpha), f(p.widths.a_w)],
+        "feed" => vec![1.0, f(p.alpha), f(p.widths.a_w), f(p.banks)],
         "row" => vec![1.0, f(p.widths.a_w)],
         // The fixed part (logit shift register, argmax) grows with the classes; the pool
         // storage (flip-flops and their word multiplexers where there is no LUT RAM) with
@@ -202,7 +202,13 @@ fn features(comp: &str, p: &Capacity) -> Vec<f64> {
         "classifier" => vec![f(p.classes), f(p.ch * p.pool_w), f(p.rows * p.pool_w)],
         // The row writes merge one-hot within each 8-row write group, then the groups'
         // buses into the column RAMs' write ports.
-        "control" => vec![1.0, f(p.cols), f(p.rows), f(p.cols * p.rows.div_ceil(8))],
+        "control" => vec![
+            1.0,
+            f(p.cols),
+            f(p.rows * p.banks),
+            f(p.cols * p.rows.div_ceil(8)),
+            f(p.banks),
+        ],
         "writer" => vec![1.0, f(p.cols)],
         "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],
         _ => unreachable!("unknown component {comp}"),
@@ -426,30 +432,38 @@ pub enum FitError {
     },
 }
 
-/// Flattened synthesis (what place and route sees) needs this share of the LUT4s that
-/// the per-module fits add up to: yosys merges logic across module boundaries (the
-/// parameters each instance gets: row and column indices, the split column, modes a
-/// layer never uses) and drops the load and debug paths of the board top. The share
-/// moves with the RTL, so it is re-measured with every recalibration. ECP5, pinned
-/// shipped model, RTL of 01b4429: flattened LUT4 + 2 per DPR16X4 over the per-module
-/// prediction 16x16 13 283 / 29 500 = 0.450, 32x32 44 043 / 82 151 = 0.536; the larger
-/// keeps the check on the safe side (at 16x16 it predicts 20% more than yosys builds).
-/// Earlier RTL measured 0.39 to 0.61 (9417666, 441fed5, e0911ca).
+/// Flattened synthesis (what place and route sees) needs this share of the LUT4s and
+/// flip-flops that the per-module fits add up to: yosys merges logic across module
+/// boundaries (the parameters each instance gets: row and column indices, the split
+/// column, modes a layer never uses), removes flip-flops that hold constants, and drops
+/// the load and debug paths of the board top. The shares move with the RTL, so they are
+/// re-measured with every recalibration. ECP5, pinned shipped model, flattened LUT4 + 2
+/// per DPR16X4 over the per-module prediction: RTL of 01b4429, 16x16 13 283 / 29 500 =
+/// 0.450, 32x32 44 043 / 82 151 = 0.536; RTL of 2026-12-03 (two-stage pool add), 16x16
+/// 12 891 / 26 094 = 0.494. The larger keeps the check on the safe side. Earlier RTL
+/// measured 0.39 to 0.61 (9417666, 441fed5, e0911ca).
 pub const ECP5_FLAT_LUT: f64 = 0.54;
-/// iCE40, pinned iCE40 model at 4x4, RTL of 01b4429: 3 674 SB_LUT4 flattened over 6 639
-/// predicted per module = 0.553.
-pub const ICE40_FLAT_LUT: f64 = 0.56;
+/// iCE40, pinned iCE40 model at 4x4, RTL of 2026-12-03: 3 670 SB_LUT4 flattened over
+/// 5 480 predicted per module = 0.670 (0.553 at 01b4429, before the pool add's second
+/// stage and the recalibration with one-bank designs).
+pub const ICE40_FLAT_LUT: f64 = 0.67;
+/// Flip-flops, RTL of 2026-12-03: ECP5 16x16 21 904 / 27 339 = 0.801; iCE40 4x4
+/// 4 467 / 5 682 = 0.786.
+pub const ECP5_FLAT_FF: f64 = 0.81;
+pub const ICE40_FLAT_FF: f64 = 0.79;
 
 /// The flattened design's predicted resources (what `synth_<family>` reports for the
-/// board-level top): the per-module sum, with the flattened share of the LUT4s.
+/// board-level top): the per-module sum, with the flattened shares of LUT4s and
+/// flip-flops.
 pub fn flattened(e: &Estimate) -> Resources {
     let mut r = e.total;
-    let share = match e.family {
-        Family::Ecp5 => ECP5_FLAT_LUT,
-        Family::Ice40 => ICE40_FLAT_LUT,
-        Family::Generic => 1.0,
+    let (lut, ff) = match e.family {
+        Family::Ecp5 => (ECP5_FLAT_LUT, ECP5_FLAT_FF),
+        Family::Ice40 => (ICE40_FLAT_LUT, ICE40_FLAT_FF),
+        Family::Generic => (1.0, 1.0),
     };
-    r.lut = (r.lut as f64 * share).ceil() as u64;
+    r.lut = (r.lut as f64 * lut).ceil() as u64;
+    r.dff = (r.dff as f64 * ff).ceil() as u64;
     r
 }
 

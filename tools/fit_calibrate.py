@@ -21,11 +21,12 @@ import sys
 # Must match src/fit.rs: component -> features (functions of the design parameters).
 FEATURES = {
     "cell": lambda p: [1, p["psum_w"], p["alpha"]],
-    "feed": lambda p: [1, p["alpha"], p["a_w"]],
+    # a column split (two row-end banks) adds a second segment to each feed and the control
+    "feed": lambda p: [1, p["alpha"], p["a_w"], p["banks"]],
     "row": lambda p: [1, p["a_w"]],
     "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"], p["rows"] * p["pool_w"]],
     # the row writes' one-hot merge per 8-row write group, then groups x column RAMs
-    "control": lambda p: [1, p["cols"], p["rows"], p["cols"] * -(-p["rows"] // 8)],
+    "control": lambda p: [1, p["cols"], p["rows"] * p["banks"], p["cols"] * -(-p["rows"] // 8), p["banks"]],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],
     # block RAM counts by rule (src/fit.rs `brams`); the LUTs around them scale with the
