@@ -203,17 +203,17 @@ bench:
 # pinned model the throughput targets were set on, and the shipped one) and each array of
 # BENCH_SIZES, the interval, latency, MAC efficiency and per-layer spans `ccc simulate`
 # measures (and checks against the schedule), then the report's cell-cycle loss
-# breakdown. ~15 min per 32x32 build on 2 cores. A benchmark: it asserts nothing beyond
+# breakdown. Verilator builds take ~2 min at 32x32 on 2 cores (all three sizes ~4 min). A benchmark: it asserts nothing beyond
 # what `ccc simulate` checks.
 BENCH_MODELS ?= benches/data/fmnist-shift-cc.safetensors $(MODEL)
 BENCH_SIZES  ?= 8 16 32
-BENCH_IMAGES ?= 3
+SIM_IMAGES   ?= 3
 bench-sim: build deps-hdl
 	@set -e; for m in $(BENCH_MODELS); do for n in $(BENCH_SIZES); do \
 	  o=$(OUT)-bench/$$(basename $$m .safetensors)-$${n}x$${n}; \
 	  echo "== $$m on $${n}x$${n}"; \
 	  $(CCC) compile $$m --rows $$n --cols $$n -o $$o > /dev/null; \
-	  $(CCC) simulate $$o --images $(BENCH_IMAGES) --simulator verilator; \
+	  $(CCC) simulate $$o --images $(SIM_IMAGES) --simulator verilator; \
 	  sed -n '/^## Where the packed array/,/^## [^W]/p' $$o/report.md | grep '^|'; \
 	done; done
 

@@ -213,6 +213,8 @@ def write_rust(coefs):
              "// Per-instance coefficients of each component's features (src/fit.rs `features`).", ""]
     fl = lambda v: "&[" + ", ".join(f"{x:.3f}" for x in v) + "]"
     for fam in ("ice40", "ecp5"):
+        # Fitted numbers can come out as 3.140 and the like, which clippy takes for pi.
+        lines.append("#[allow(clippy::approx_constant)]")
         lines.append(f"const {fam.upper()}: [Coef; 7] = [")
         for comp in order:
             c = coefs[fam][comp]
@@ -220,6 +222,7 @@ def write_rust(coefs):
             lines.append(f"    Coef {{ lut: {fl(c['lut'])}, dff: {fl(c['dff'])}, carry: {fl(c['carry'])} }},")
         lines.append("];")
         m = coefs[fam]["memories"]
+        lines.append("#[allow(clippy::approx_constant)]")
         lines.append(f"const {fam.upper()}_MEM: (&[f64], &[f64]) = ({fl(m['lut'])}, {fl(m['dff'])});")
         lines.append("")
     lines += ["fn coefficients(f: Family) -> &'static [Coef; 7] {",
