@@ -46,8 +46,7 @@ module ccc_classifier #(
     output reg               out_valid,
     input  wire              out_ready,
     output reg  [31:0]       out_data,
-    output reg               out_last,
-    output reg               done
+    output reg               out_last
 );
     localparam integer NW     = CLS * CH;
     localparam integer NW_W   = (NW > 1) ? $clog2(NW) : 1;
@@ -220,9 +219,7 @@ module ccc_classifier #(
             pool_clear_q <= 1'b0;
             out_valid    <= 1'b0;
             out_last     <= 1'b0;
-            done         <= 1'b0;
         end else begin
-            done         <= 1'b0;
             pool_clear_q <= 1'b0;
             mac_valid_q  <= 1'b0;
             case (state_q)
@@ -294,7 +291,6 @@ module ccc_classifier #(
                             out_valid <= 1'b0;
                             out_last  <= 1'b0;
                             state_q   <= S_IDLE;
-                            done      <= 1'b1;
                         end
                     end
                 end

@@ -538,7 +538,9 @@ module ccc_core #(
     // The pool holds an image's sums from its last layer's end until the classifier has
     // read them.
     reg pool_pend_q;
-    wire cls_busy, pool_done;
+    wire        cls_busy, pool_done;
+    wire        cls_valid, cls_ready, cls_last;
+    wire [31:0] cls_data;
     always @(posedge clk) begin
         if (rst) pool_pend_q <= 1'b0;
         else if (img_end) pool_pend_q <= 1'b1;
@@ -553,11 +555,26 @@ module ccc_core #(
         .clk(clk), .rst(rst),
         .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),
         .start(cls_start), .busy(cls_busy), .pool_done(pool_done),
-        .out_valid(m_axis_tvalid), .out_ready(m_axis_tready), .out_data(m_axis_tdata),
-        .out_last(m_axis_tlast), .done(done)
+        .out_valid(cls_valid), .out_ready(cls_ready), .out_data(cls_data),
+        .out_last(cls_last)
     );
 
-    assign busy = running || in_busy || cls_busy;
+    // The output stream leaves through a skid stage, so `m_axis_tready` drives one
+    // flip-flop instead of the enables of the classifier's logit shift register. `done`
+    // follows the image's last beat.
+    ccc_skid #(.W(33)) u_out_skid (
+        .clk(clk), .rst(rst),
+        .s_valid(cls_valid), .s_ready(cls_ready), .s_data({cls_last, cls_data}),
+        .m_valid(m_axis_tvalid), .m_ready(m_axis_tready), .m_data({m_axis_tlast, m_axis_tdata})
+    );
+    reg done_q;
+    always @(posedge clk) begin
+        if (rst) done_q <= 1'b0;
+        else done_q <= m_axis_tvalid && m_axis_tready && m_axis_tlast;
+    end
+    assign done = done_q;
+
+    assign busy = running || in_busy || cls_busy || m_axis_tvalid;
 endmodule
 
 `default_nettype wire

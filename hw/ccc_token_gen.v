@@ -1,9 +1,9 @@
 // ccc_token_gen — the row control tokens of one segment's pixel requests (hand-written
 // primitive of ccc).
 //
-// For each request (`go`), eight tokens, one per bit-plane, leave 2 cycles later in step
-// with the segment's first column's bit-planes (the column feed's RAM read and output
-// register). A token carries everything the row ends need about its pixel, so pixels of
+// For each request (`go`), eight tokens, one per bit-plane, leave 3 cycles later in step
+// with the segment's first column's bit-planes (the column feed's RAM read, shift
+// register load and output register). A token carries everything the row ends need about its pixel, so pixels of
 // consecutive tiles and layers can follow each other through the rows: the pixel, its
 // tile's first/last column block and filters, its layer's requantizer and where its
 // results go. The fields are sampled with the request and held in a second register for
@@ -64,6 +64,7 @@ module ccc_token_gen #(
     reg  [INFO_W-1:0] a_q, b_q;
     reg               swap_a_q, swap_b_q;
     reg               go_q;
+    reg               go2_q;
     reg               on_q;
     reg [2:0]         bit_q;
 
@@ -72,7 +73,7 @@ module ccc_token_gen #(
             a_q      <= info;
             swap_a_q <= swap;
         end
-        if (go_q) begin
+        if (go2_q) begin
             b_q      <= a_q;
             swap_b_q <= swap_a_q;
         end
@@ -81,11 +82,13 @@ module ccc_token_gen #(
     always @(posedge clk) begin
         if (rst) begin
             go_q  <= 1'b0;
+            go2_q <= 1'b0;
             on_q  <= 1'b0;
             bit_q <= 3'd0;
         end else begin
-            go_q <= go;
-            if (go_q) begin
+            go_q  <= go;
+            go2_q <= go_q;
+            if (go2_q) begin
                 on_q  <= 1'b1;
                 bit_q <= 3'd0;
             end else if (on_q) begin

@@ -46,19 +46,19 @@ pub const ACT_BITS: u64 = 8;
 pub mod pipe {
     /// Edge (end of cycle T + w + WRITE + r) at which a finished activation is in the
     /// next layer's tap buffer (4-stage row end, row-unit register, 2-stage write merge).
-    pub const WRITE: u64 = 15;
+    pub const WRITE: u64 = 16;
     /// Partial-sum memory: read at the edge ending T + w + PSUM_READ + r (bit-plane 0),
     /// written at the edge ending T + w + PSUM_WRITE + r.
-    pub const PSUM_READ: u64 = 2;
-    pub const PSUM_WRITE: u64 = 11;
+    pub const PSUM_READ: u64 = 3;
+    pub const PSUM_WRITE: u64 = 12;
     /// Pool add at the edge ending T + w + POOL + r.
-    pub const POOL: u64 = 15;
+    pub const POOL: u64 = 16;
     /// Row outputs (the debug port) valid during T + w + OUT + r.
-    pub const OUT: u64 = 13;
+    pub const OUT: u64 = 14;
     /// The next tile's load starts LOAD_AT cycles after a tile's start plus R + C: the
     /// swap token has then passed every cell and row end.
     /// Covers segment 1's delay (up to 7) on the narrowest segments.
-    pub const LOAD_MARGIN: u64 = 9;
+    pub const LOAD_MARGIN: u64 = 10;
     /// Cycles between a tile's start and the next tile's start for its R weight words to
     /// be in the shadow registers: LOAD_AT + 2 (read latency, per-column enable register) +
     /// R words.
@@ -75,9 +75,9 @@ pub mod pipe {
     pub const INPUT_EXTRA: u64 = 4;
     /// The classifier's MAC loop: classes * channels + CLS_MAC_EXTRA cycles from its start
     /// to the pool being free for the next image; then classes + 1 output words and
-    /// CLS_OUT_EXTRA cycles to `done` (output always ready).
+    /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
     pub const CLS_MAC_EXTRA: u64 = 8;
-    pub const CLS_OUT_EXTRA: u64 = 0;
+    pub const CLS_OUT_EXTRA: u64 = 1;
     /// The input opens REOPEN_EXTRA cycles after its reopen delay has run out.
     pub const REOPEN_EXTRA: u64 = 2;
     /// The input port's skid stage: its ready rises the cycle after reset and each beat
