@@ -97,6 +97,11 @@ module ccc_core #(
     input  wire                   s_axis_tvalid,
     output wire                   s_axis_tready,
     input  wire [7:0]             s_axis_tdata,
+    input  wire                   s_axis_tlast,
+    // sticky input framing errors ([0] an image ended early, [1] one ran long), cleared
+    // by a pulse on in_err_clear (docs/ACCELERATOR.md)
+    output wire [1:0]             in_err,
+    input  wire                   in_err_clear,
     output wire                   m_axis_tvalid,
     input  wire                   m_axis_tready,
     output wire [31:0]            m_axis_tdata,
@@ -235,21 +240,22 @@ module ccc_core #(
     wire unused_loader = ^{unused_ld_busy, unused_loaded, unused_ld_tile};
 
     // The load enable drives every shadow register: one registered copy per column (its
-    // R cells) and per row unit (its bias and target shadows), kept apart so that yosys
-    // does not merge them back into one net across the chip; the word registered beside.
-    (* keep *) reg [C-1:0]    ld_en_col_q;
-    (* keep *) reg [NB*R-1:0] ld_en_row_q;
-    reg [WM_W-1:0]            ld_word_q;
-    always @(posedge clk) begin
-        if (rst) begin
-            ld_en_col_q <= {C{1'b0}};
-            ld_en_row_q <= {(NB * R) {1'b0}};
-        end else begin
-            ld_en_col_q <= {C{ld_en_w}};
-            ld_en_row_q <= {(NB * R) {ld_en_w}};
+    // R cells) and per row unit (its bias and target shadows), each its own ccc_rep_reg so
+    // that yosys does not merge them back into one net across the chip; the word
+    // registered beside.
+    wire [C-1:0]    ld_en_col_q;
+    wire [NB*R-1:0] ld_en_row_q;
+    reg [WM_W-1:0]  ld_word_q;
+    always @(posedge clk) ld_word_q <= wm_rdata;
+    genvar gk;
+    generate
+        for (gk = 0; gk < C; gk = gk + 1) begin : g_ld_col
+            ccc_rep_reg u_rep (.clk(clk), .rst(rst), .d(ld_en_w), .q(ld_en_col_q[gk]));
         end
-        ld_word_q <= wm_rdata;
-    end
+        for (gk = 0; gk < NB * R; gk = gk + 1) begin : g_ld_row
+            ccc_rep_reg u_rep (.clk(clk), .rst(rst), .d(ld_en_w), .q(ld_en_row_q[gk]));
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ tokens
     wire [TOK_W-1:0] tok_s0, tok_s1;
@@ -312,6 +318,36 @@ module ccc_core #(
             assign tok_bank[0] = {at_split[TOK_W-1:1], at_split[0] & at_split[TOK_CUT]};
         end
         assign tok_bank[NB-1] = line_q[(C-1)*TOK_W +: TOK_W];
+    endgenerate
+
+    // ------------------------------------------------------------------ clearing
+    // Shift-on-write never writes a tap's zero padding: those words must read as zero.
+    // Rather than trust a RAM's power-on contents, every tap-buffer and input-buffer
+    // word is written with zero after reset (CLR_D cycles, one address per cycle in all
+    // columns at once), and the input stays closed meanwhile. The schedule counts these
+    // cycles into the first image's latency (src/schedule.rs, clear_cycles). One enable
+    // register per column, so the clear does not fan out from one flip-flop to every
+    // write port.
+    localparam integer CLR_D = (IN_D > A_D) ? IN_D : A_D;
+    reg            clr_on_q;
+    reg [A_W-1:0]  clr_addr_q;
+    wire           clr_on_d = clr_on_q && (clr_addr_q != CLR_D[A_W-1:0] - 1'b1);
+    wire [C-1:0]   clr_col_q;
+    always @(posedge clk) begin
+        if (rst) begin
+            clr_on_q   <= 1'b1;
+            clr_addr_q <= {A_W{1'b0}};
+        end else begin
+            clr_on_q <= clr_on_d;
+            if (clr_on_q) clr_addr_q <= clr_addr_q + 1'b1;
+        end
+    end
+    generate
+        for (gk = 0; gk < C; gk = gk + 1) begin : g_clr_col
+            ccc_rep_reg #(.INIT(1'b1)) u_rep (
+                .clk(clk), .rst(rst), .d(clr_on_d), .q(clr_col_q[gk])
+            );
+        end
     endgenerate
 
     // ------------------------------------------------------------------ columns
@@ -400,10 +436,12 @@ module ccc_core #(
                 assign a_addr = cw_addr[gc*A_W +: A_W];
                 assign a_data = cw_data[gc*ALPHA*8 +: ALPHA*8];
             end
+            wire clr = clr_col_q[gc];
             ccc_sdp_ram #(
                 .WIDTH(ALPHA * 8), .BYTES(ALPHA), .DEPTH(A_D), .ADDR_W(A_W), .INIT_FILE("")
             ) u_amem (
-                .clk(clk), .we(a_we), .wbe(a_be), .waddr(a_addr), .wdata(a_data),
+                .clk(clk), .we(a_we | clr), .wbe(a_be | {ALPHA{clr}}),
+                .waddr(clr ? clr_addr_q : a_addr), .wdata(clr ? {ALPHA*8{1'b0}} : a_data),
                 .re(re), .raddr(raddr), .rdata(rdata)
             );
             if (IN_D > 0 && IN_COLS[gc]) begin : g_inbuf
@@ -411,8 +449,9 @@ module ccc_core #(
                     .WIDTH(ALPHA * 8), .BYTES(ALPHA), .DEPTH(IN_D), .ADDR_W(A_W),
                     .INIT_FILE("")
                 ) u_imem (
-                    .clk(clk), .we(iw_we[gc]), .wbe(iw_be[gc*ALPHA +: ALPHA]),
-                    .waddr(iw_addr[gc*A_W +: A_W]), .wdata(iw_data),
+                    .clk(clk), .we(iw_we[gc] | clr), .wbe(iw_be[gc*ALPHA +: ALPHA] | {ALPHA{clr}}),
+                    .waddr(clr ? clr_addr_q : iw_addr[gc*A_W +: A_W]),
+                    .wdata(clr ? {ALPHA*8{1'b0}} : iw_data),
                     .re(in_re), .raddr(raddr), .rdata(in_rdata)
                 );
             end else if (IN_D > 0) begin : g_no_inbuf
@@ -511,13 +550,13 @@ module ccc_core #(
     );
 
     // The input port behind a skid stage: no path from s_axis into the writer's
-    // targets, and s_axis_tready straight from a flip-flop.
-    wire       in_valid, in_ready;
+    // targets, and s_axis_tready straight from a flip-flop (gated by reset).
+    wire       in_valid, in_ready, in_last;
     wire [7:0] in_data;
-    ccc_skid #(.W(8)) u_in_skid (
+    ccc_skid #(.W(9)) u_in_skid (
         .clk(clk), .rst(rst),
-        .s_valid(s_axis_tvalid), .s_ready(s_axis_tready), .s_data(s_axis_tdata),
-        .m_valid(in_valid), .m_ready(in_ready), .m_data(in_data)
+        .s_valid(s_axis_tvalid), .s_ready(s_axis_tready), .s_data({s_axis_tlast, s_axis_tdata}),
+        .m_valid(in_valid), .m_ready(in_ready), .m_data({in_last, in_data})
     );
 
     ccc_input #(
@@ -529,7 +568,8 @@ module ccc_core #(
     ) u_input (
         .clk(clk), .rst(rst),
         .s_axis_tvalid(in_valid), .s_axis_tready(in_ready),
-        .s_axis_tdata(in_data),
+        .s_axis_tdata(in_data), .s_axis_tlast(in_last), .hold(clr_on_q),
+        .err(in_err), .err_clear(in_err_clear),
         .take(in_take), .reopen(in_reopen), .full(in_full), .busy(in_busy),
         .mem_we(iw_we), .mem_be(iw_be), .mem_waddr(iw_addr), .mem_wdata(iw_data)
     );
@@ -548,13 +588,25 @@ module ccc_core #(
     end
     assign pool_free = !pool_pend_q;
 
+    // The classifier may still be sending the previous image's result when the next
+    // image's pool is complete (the output stream stalled): the start waits for it here.
+    // Meanwhile the pool holds that image's sums and the following image stops before
+    // its last layer (pool_free): the output buffer is one result plus one pool.
+    reg  cls_req_q;
+    wire cls_go = (cls_start || cls_req_q) && !cls_busy;
+    always @(posedge clk) begin
+        if (rst) cls_req_q <= 1'b0;
+        else if (cls_go) cls_req_q <= 1'b0;
+        else if (cls_start) cls_req_q <= 1'b1;
+    end
+
     ccc_classifier #(
         .CH(CH), .CH_W(CH_W), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
         .POOL_W(POOL_W), .W_FILE(CW_FILE), .B_FILE(CB_FILE)
     ) u_cls (
         .clk(clk), .rst(rst),
         .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),
-        .start(cls_start), .busy(cls_busy), .pool_done(pool_done),
+        .start(cls_go), .busy(cls_busy), .pool_done(pool_done),
         .out_valid(cls_valid), .out_ready(cls_ready), .out_data(cls_data),
         .out_last(cls_last)
     );
@@ -574,7 +626,7 @@ module ccc_core #(
     end
     assign done = done_q;
 
-    assign busy = running || in_busy || cls_busy || m_axis_tvalid;
+    assign busy = clr_on_q || running || in_busy || cls_busy || m_axis_tvalid;
 endmodule
 
 `default_nettype wire

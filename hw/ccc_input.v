@@ -8,7 +8,15 @@
 // The writes go to the columns' input buffers, which only the first layer reads, so no
 // row write ever holds the stream up: a beat is refused (`s_axis_tready` low) only while
 // the writer is busy with the phases of the previous one, while the buffers hold an
-// image, and during reset.
+// image, while the memories are being cleared (`hold`), and during reset.
+//
+// Framing (`s_axis_tlast`, docs/ACCELERATOR.md "Input stream"): every packet the sender
+// ends with tlast yields exactly one image, so the sender and the accelerator never fall
+// out of step. A packet that ends early (tlast before the image's last beat) is completed
+// with zero beats, written here without taking anything from the port, and sets
+// `err[0]`; a packet that runs long is cut at the image's last beat and its excess beats
+// are taken and dropped up to its tlast, which sets `err[1]`. Both flags stay set until
+// `err_clear` (or reset); the next packet starts a new image either way.
 `default_nettype none
 
 module ccc_input #(
@@ -44,6 +52,12 @@ module ccc_input #(
     input  wire                 s_axis_tvalid,
     output wire                 s_axis_tready,
     input  wire [7:0]           s_axis_tdata,
+    input  wire                 s_axis_tlast,
+    // the memories are being cleared: take nothing
+    input  wire                 hold,
+    // sticky framing errors: [0] a packet ended early, [1] a packet ran long
+    output wire [1:0]           err,
+    input  wire                 err_clear,
     // the controller takes the waiting image / the buffers may take the next one
     input  wire                 take,
     input  wire                 reopen,
@@ -60,19 +74,28 @@ module ccc_input #(
     reg              done_q, done_d;
     reg              open_q, open_d;
     reg              full_q, full_d;
+    // completing a short packet with zero beats / dropping a long one's excess
+    reg              pad_q, pad_d;
+    reg              drop_q, drop_d;
+    reg [1:0]        err_q, err_d;
     reg [N_W-1:0]    c_q, c_d;
     reg [Y_W-1:0]    y_q, y_d;
     reg [X_W-1:0]    x_q, x_d;
     wire [PIX_W-1:0] cpix;
     wire             wr_ready, wr_busy;
 
-    wire accept = open_q && !done_q && !full_q;
-    wire fire = !rst && accept && s_axis_tvalid && wr_ready;
-    assign s_axis_tready = !rst && accept && wr_ready;
+    // The buffers take a beat: from the port, or a zero beat of a short packet's rest.
+    wire accept = open_q && !done_q && !full_q && !hold && wr_ready;
+    wire take_port = !rst && !pad_q && (drop_q || accept);
+    wire port_fire = take_port && s_axis_tvalid;
+    wire fire = !rst && accept && (pad_q || (s_axis_tvalid && !drop_q));
+    wire [7:0] beat = pad_q ? 8'd0 : s_axis_tdata;
+    assign s_axis_tready = take_port;
 
     wire last_c = (c_q == IN_C[N_W-1:0] - 1'b1);
     wire last_x = (x_q == IN_W[X_W-1:0] - 1'b1);
     wire last_y = (y_q == IN_H[Y_W-1:0] - 1'b1);
+    wire last_beat = last_c && last_x && last_y;
     // The last beat has been written: the image waits for the controller.
     wire close = done_q && !wr_busy;
 
@@ -81,6 +104,9 @@ module ccc_input #(
         done_d = done_q;
         open_d = open_q;
         full_d = full_q;
+        pad_d  = pad_q;
+        drop_d = drop_q;
+        err_d  = err_clear ? 2'b00 : err_q;
         c_d    = c_q;
         y_d    = y_q;
         x_d    = x_q;
@@ -102,6 +128,17 @@ module ccc_input #(
             end else begin
                 c_d = c_q + 1'b1;
             end
+            if (pad_q) begin
+                if (last_beat) pad_d = 1'b0;
+            end else if (s_axis_tlast && !last_beat) begin
+                pad_d    = 1'b1;
+                err_d[0] = 1'b1;
+            end else if (!s_axis_tlast && last_beat) begin
+                drop_d   = 1'b1;
+                err_d[1] = 1'b1;
+            end
+        end else if (port_fire && drop_q && s_axis_tlast) begin
+            drop_d = 1'b0;
         end
         if (close) begin
             done_d = 1'b0;
@@ -121,6 +158,9 @@ module ccc_input #(
             done_q <= 1'b0;
             open_q <= 1'b1;
             full_q <= 1'b0;
+            pad_q  <= 1'b0;
+            drop_q <= 1'b0;
+            err_q  <= 2'b00;
             c_q    <= {N_W{1'b0}};
             y_q    <= {Y_W{1'b0}};
             x_q    <= {X_W{1'b0}};
@@ -129,13 +169,17 @@ module ccc_input #(
             done_q <= done_d;
             open_q <= open_d;
             full_q <= full_d;
+            pad_q  <= pad_d;
+            drop_q <= drop_d;
+            err_q  <= err_d;
             c_q    <= c_d;
             y_q    <= y_d;
             x_q    <= x_d;
         end
     end
     assign full = full_q;
-    assign busy = busy_q;
+    assign busy = busy_q || pad_q;
+    assign err  = err_q;
 
     // This pixel's index on the first layer's grid (back to 0 after the image's last).
     wire pix_step = fire && last_c;
@@ -164,7 +208,7 @@ module ccc_input #(
     ) u_writer (
         .clk(clk), .rst(rst), .req_valid(fire), .req_ready(wr_ready),
         .req_chan(c_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),
-        .req_val(s_axis_tdata),
+        .req_val(beat),
         .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
         .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),
         .map_index(map_index), .map_valid(map_valid), .map_lane(map_lane),

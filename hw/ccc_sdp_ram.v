@@ -1,8 +1,11 @@
 // ccc_sdp_ram — simple dual-port RAM (hand-written primitive of ccc): one write port
 // with per-byte enables, one synchronous read port, in the pattern yosys infers as
 // block RAM (iCE40 SB_RAM40_4K, ECP5 DP16KD). Contents start from INIT_FILE (hex) when
-// given, else zero: the zero fill of shift-on-write relies on never-written words
-// staying zero.
+// given; otherwise nothing is assumed about them: the accelerator clears every memory it
+// reads before writing (ccc_core's clear after reset), so a simulation may start them
+// random (CCC_RANDOM_INIT, or Verilator's --x-initial unique) or X. CCC_ZERO_INIT starts
+// them at zero, as an FPGA's block RAM without an image is after configuration (for
+// comparing the RTL with a vendor netlist).
 `default_nettype none
 
 module ccc_sdp_ram #(
@@ -41,15 +44,33 @@ module ccc_sdp_ram #(
     // (on iCE40 ~150 flip-flops and ~15 LUTs for a 64-bit tap buffer).
     (* no_rw_check *)
     reg [WIDTH-1:0] mem [0:DEPTH-1];
-    integer i;
 
+`ifdef CCC_RANDOM_INIT
+    integer i, j;
+    reg [WIDTH+31:0] rnd;
+`elsif CCC_ZERO_INIT
+    integer i;
+`endif
     initial begin
         if (INIT_FILE != "") begin
             $readmemh(INIT_FILE, mem);
-        end else begin
+        end
+`ifdef CCC_RANDOM_INIT
+        // What a RAM may hold at power-on: anything.
+        else begin
+            for (i = 0; i < DEPTH; i = i + 1) begin
+                for (j = 0; j < WIDTH; j = j + 32) rnd[j +: 32] = $random;
+                mem[i] = rnd[WIDTH-1:0];
+            end
+        end
+        for (j = 0; j < WIDTH; j = j + 32) rnd[j +: 32] = $random;
+        rdata = rnd[WIDTH-1:0];
+`elsif CCC_ZERO_INIT
+        else begin
             for (i = 0; i < DEPTH; i = i + 1) mem[i] = {WIDTH{1'b0}};
         end
         rdata = {WIDTH{1'b0}};
+`endif
     end
 
     genvar b;

@@ -4,8 +4,8 @@
 // Cuts every combinational path between an AXI-Stream port and the logic behind it:
 // `s_ready` is a flip-flop, and `m_valid`/`m_data` come from flip-flops. Full rate: while
 // the output stalls, the one beat already accepted waits in the skid register, and
-// `s_ready` drops only on the cycle after that. `s_ready` is 0 while reset is high and
-// rises on the first cycle after it. Only the valid bits and `s_ready` are reset; the
+// `s_ready` drops only on the cycle after that. `s_ready` is 0 while reset is high (gated
+// by it, not only reset by it) and rises on the first cycle after it. Only the valid bits and `s_ready` are reset; the
 // data registers are qualified by them.
 `default_nettype none
 
@@ -52,7 +52,7 @@ module ccc_skid #(
         if (!advance && take) skid_data_q <= s_data;
     end
 
-    assign s_ready = ready_q;
+    assign s_ready = ready_q && !rst;
     assign m_valid = out_valid_q;
     assign m_data  = out_data_q;
 endmodule

@@ -659,7 +659,7 @@ fn cmd_simulate(
             .map(std::path::absolute)
             .transpose()
             .context("resolving the --vcd path")?,
-        weight_load: None,
+        ..RunOptions::default()
     };
     let c = compile::reload(out)?;
     let design = c.design.as_ref().with_context(|| {

@@ -177,7 +177,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let qnet = quantize(&lowered, o.act_frac)?;
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
-    let schedule = schedule(&packed, array);
+    let mut schedule = schedule(&packed, array);
     // The dense baseline (same array, no combining) for the report's comparison.
     let dense = if popts.dense {
         packed.clone()
@@ -190,28 +190,36 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
             },
         )?
     };
-    let dense_schedule = crate::schedule::schedule(&dense, array);
+    let mut dense_schedule = crate::schedule::schedule(&dense, array);
+    let designs = if o.rtl {
+        let prov = provenance(path, o, &packed.name);
+        let design = design::build(&packed, &schedule, prov.clone())?;
+        // The dense baseline's design only feeds the fit model's comparison; a baseline
+        // the RTL cannot hold just has no prediction.
+        let dense_design = design::build(&dense, &dense_schedule, prov).ok();
+        // The hardware clears its buffers after reset: the first image waits for it.
+        schedule.set_clear_cycles(&packed, design.capacity.clear_cycles());
+        if let Some(dd) = &dense_design {
+            dense_schedule.set_clear_cycles(&dense, dd.capacity.clear_cycles());
+        }
+        Some((design, dense_design))
+    } else {
+        None
+    };
     let mut report = report::build(
         &packed,
         &schedule,
         &dense_schedule,
         &path.display().to_string(),
     );
-    let design = if o.rtl {
-        let prov = provenance(path, o, &packed.name);
-        let design = design::build(&packed, &schedule, prov.clone())?;
-        // The dense baseline's design only feeds the fit model's comparison; a baseline
-        // the RTL cannot hold just has no prediction.
-        let dense_design = design::build(&dense, &dense_schedule, prov).ok();
+    let design = designs.map(|(design, dense_design)| {
         report.fpga = Some(crate::fpga_report::FpgaSection {
             prediction: fit::predict(&design, dense_design.as_ref(), None),
             interval_cycles: schedule.interval,
             measured: None,
         });
-        Some(design)
-    } else {
-        None
-    };
+        design
+    });
     Ok(Compiled {
         source: path.to_path_buf(),
         options: o.clone(),

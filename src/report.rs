@@ -76,8 +76,12 @@ pub struct Report {
     /// work in the steady state.
     pub classifier_cycles: u64,
     pub input_cycles: u64,
-    /// The first image's cycles from its first input beat to its class.
+    /// The first image's cycles from its first input beat to its class (after reset, the
+    /// memory clearing included).
     pub latency: Both,
+    /// Cycles after reset in which the hardware clears its buffers (0 without RTL).
+    #[serde(default)]
+    pub clear_cycles: Both,
     /// The totals' `cycles` are the intervals.
     pub unpacked: Metrics,
     pub packed: Metrics,
@@ -222,6 +226,10 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         } else {
             sched.input_cycles
         },
+        clear_cycles: Both {
+            unpacked: dense_sched.clear_cycles,
+            packed: sched.clear_cycles,
+        },
         latency: Both {
             unpacked: dense_sched.latency,
             packed: sched.latency,
@@ -316,14 +324,18 @@ impl Report {
             s,
             "\nTiles: {:.2}x fewer after packing. Cycles are per image in the steady state \
              (images stream back to back: the next image's input and the previous image's \
-             classifier, {} and {} cycles, overlap the layers); the first image takes {} cycles \
-             from its first input beat to its class ({} unpacked). MAC efficiency: nonzero \
-             MACs over the array's peak (one 8-bit MAC per cell every 8 cycles).\n",
+             classifier, {} and {} cycles, overlap the layers); the first image after reset \
+             takes {} cycles from its first input beat to its class ({} unpacked), {} of them \
+             ({} unpacked) clearing the buffers after reset (memory clearing, once per \
+             reset: no result depends on what a RAM holds at power-on). MAC efficiency: \
+             nonzero MACs over the array's peak (one 8-bit MAC per cell every 8 cycles).\n",
             self.tile_reduction,
             self.input_cycles,
             self.classifier_cycles,
             self.latency.packed,
-            self.latency.unpacked
+            self.latency.unpacked,
+            self.clear_cycles.packed,
+            self.clear_cycles.unpacked
         );
         let _ = writeln!(s, "## Where the packed array's time goes\n");
         let _ = writeln!(s, "{}", breakdown_table(&self.layers, &self.breakdown, a));

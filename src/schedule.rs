@@ -248,8 +248,14 @@ pub struct Schedule {
     pub cls_delay: u64,
     /// Steady state: cycles between the starts of consecutive images.
     pub interval: u64,
-    /// The first image: first input beat to its class leaving.
+    /// The first image after reset: first input beat (offered the cycle after reset) to
+    /// its class leaving, the memory clearing after reset included.
     pub latency: u64,
+    /// Cycles after reset in which the accelerator clears its buffers (every word its
+    /// first reads could find unwritten) and keeps its input closed; set by
+    /// [`Schedule::set_clear_cycles`] once the buffers' depth is known.
+    #[serde(default)]
+    pub clear_cycles: u64,
     /// The whole network's accounting of the interval.
     pub breakdown: Breakdown,
 }
@@ -520,6 +526,8 @@ struct Sim<'a> {
     reopen_delay: u64,
     cls_delay: u64,
     cls_mac: u64,
+    /// Cycles after reset during which the memories are cleared and the input is closed.
+    clear_cycles: u64,
 }
 
 impl Sim<'_> {
@@ -532,9 +540,9 @@ impl Sim<'_> {
         let mut input_wait = vec![0; images];
         let mut pool_wait = vec![0; images];
         let mut end = 0u64; // end of the previous tile's last slot
-        // Image i's input is full at: the input opens at reset (image 0) or when the
-        // previous image's first layer has read its last word.
-        let mut input_open = pipe::INPUT_SKID;
+        // Image i's input is full at: the input opens after reset and the clearing
+        // (image 0) or when the previous image's first layer has read its last word.
+        let mut input_open = pipe::INPUT_SKID.max(self.clear_cycles);
         let mut pool_free = 0u64;
         for (i, st) in start.iter_mut().enumerate() {
             let full = input_open + self.input_cycles;
@@ -967,6 +975,7 @@ impl Schedule {
             reopen_delay: self.reopen_delay,
             cls_delay: self.cls_delay,
             cls_mac: cls_mac(net),
+            clear_cycles: self.clear_cycles,
         }
     }
 
@@ -1001,6 +1010,27 @@ impl Schedule {
             p.spans.push(spans);
         }
         p
+    }
+}
+
+impl Schedule {
+    /// Makes the timeline start with `cycles` of memory clearing after reset (the RTL's
+    /// clear of its tap and input buffers): the first image's input opens only after it.
+    /// Shifts the first image's latency and every predicted cycle; the steady state (the
+    /// interval and its breakdown) is that of later images and does not change.
+    pub fn set_clear_cycles(&mut self, net: &PackedNet, cycles: u64) {
+        self.clear_cycles = cycles;
+        let open = pipe::INPUT_SKID.max(cycles);
+        if self.tiles.is_empty() {
+            self.latency = open + self.input_cycles + self.classifier_cycles;
+            return;
+        }
+        let tl = self.sim(net).timeline(&self.tiles, 1, true);
+        let last = self.tiles.len() - 1;
+        self.latency = tl.start[0][last]
+            + self.tiles[last].stream_cycles()
+            + self.cls_delay
+            + self.classifier_cycles;
     }
 }
 
@@ -1046,6 +1076,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
             cls_delay: 0,
             interval: classifier_cycles,
             latency: pipe::INPUT_SKID + input_cycles + classifier_cycles,
+            clear_cycles: 0,
             breakdown: Breakdown::default(),
         };
     }
@@ -1064,6 +1095,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         reopen_delay,
         cls_delay,
         cls_mac,
+        clear_cycles: 0,
     };
     // Gaps: the least that satisfies every constraint in the steady state without
     // external waits (those only delay tiles, which never breaks a constraint).
@@ -1142,6 +1174,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         cls_delay,
         interval,
         latency,
+        clear_cycles: 0,
         breakdown: total,
     }
 }

@@ -208,6 +208,12 @@ pub struct SimCheck {
     pub predicted: Prediction,
     pub build_secs: f64,
     pub run_secs: f64,
+    /// (cycle, flags) whenever the input's framing-error flags changed.
+    pub errors: Vec<(u64, u8)>,
+    /// Cycles on which `s_axis_tready` was high during reset (none, by contract).
+    pub ready_in_reset: Vec<i64>,
+    /// The raw run (events, done cycles).
+    pub run: SimRun,
 }
 
 impl SimCheck {
@@ -333,8 +339,24 @@ impl SimCheck {
     }
 }
 
+/// The images the accelerator must compute when `o` streams `images`: each packet as the
+/// framing completes or cuts it, and after a reset pulse only the packets streamed again.
+pub fn expected_images(design: &HwDesign, images: &[Vec<u8>], o: &RunOptions) -> Vec<Vec<u8>> {
+    let framed = images.iter().enumerate().map(|(k, img)| {
+        match o.stream.lens.as_ref().and_then(|l| l.get(k)) {
+            Some(&len) => {
+                let beats = sim::stream_order(design, img);
+                sim::from_stream_order(design, &sim::framed_image(&beats, len))
+            }
+            None => img.clone(),
+        }
+    });
+    let skip = o.stream.reset.map_or(0, |r| r.resume);
+    framed.skip(skip).collect()
+}
+
 /// Runs simulator `sim` on `images` over the design in OUT and checks the run against
-/// `net`'s reference.
+/// `net`'s reference (of [`expected_images`]).
 pub fn check(
     out: &Path,
     net: &PackedNet,
@@ -345,15 +367,19 @@ pub fn check(
     o: &RunOptions,
 ) -> Result<SimCheck> {
     let run = sim::run(out, design, images, sim, o)?;
+    let want = expected_images(design, images, o);
     Ok(SimCheck {
         simulator: sim,
-        images: images.len(),
-        mismatches: compare(net, images, &run),
+        images: want.len(),
+        mismatches: compare(net, &want, &run),
         timeout: run.timeout,
         measured: measure(&run, sched),
-        predicted: sched.predict(net, images.len()),
+        predicted: sched.predict(net, want.len()),
         build_secs: run.build_secs,
         run_secs: run.run_secs,
+        errors: run.errors.clone(),
+        ready_in_reset: run.ready_in_reset.clone(),
+        run,
     })
 }
 

@@ -112,3 +112,107 @@ fn a_design_of_another_format_is_refused() {
     let e = HwDesign::read(&p).unwrap_err().to_string();
     assert!(e.contains("ccc.hw-design/0"), "{e}");
 }
+
+/// Every value that goes into a fixed-width field of the RTL is checked: one just past
+/// its field is refused with an error naming the layer, the field and the range, never
+/// wrapped. Each case starts from a model that compiles and pushes one value one step
+/// past the field's edge (and checks the edge itself still builds).
+#[test]
+fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
+    use ccc::compile::{self, CompileOptions};
+    use ccc::pack::network::PackedNet;
+    use ccc::rtl::design::{self, FieldOverflow, Provenance};
+    use ccc::schedule::Schedule;
+
+    let d = tempfile::tempdir().unwrap();
+    let spec = GenSpec {
+        blocks: vec![
+            BlockSpec {
+                out: 6,
+                stride: 1,
+                alpha: Some(2),
+            },
+            BlockSpec {
+                out: 4,
+                stride: 1,
+                alpha: Some(2),
+            },
+        ],
+        ..tiny()
+    };
+    let m = common::write_model(d.path(), "m.safetensors", &spec);
+    let c = compile::compile(
+        &m,
+        &CompileOptions {
+            rows: 2,
+            cols: 2,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let build = |net: &PackedNet, s: &Schedule| design::build(net, s, Provenance::default());
+    build(&c.packed, &c.schedule).expect("the unmodified model builds");
+    let refused = |net: &PackedNet, s: &Schedule, layer: Option<usize>, name: &str, v: i64| {
+        let e = build(net, s).expect_err(name);
+        let f = e
+            .downcast_ref::<FieldOverflow>()
+            .unwrap_or_else(|| panic!("{name}: not a field overflow: {e:#}"));
+        assert_eq!((f.layer, f.field, f.value), (layer, name, v), "{e:#}");
+        let text = format!("{e:#}");
+        let (lo, hi) = f.range();
+        assert!(
+            text.contains(name) && text.contains(&format!("{lo}..={hi}")),
+            "{text}"
+        );
+        if let Some(l) = layer {
+            assert!(text.contains(&format!("conv layer {l}")), "{text}");
+        }
+    };
+    let conv1 = c.packed.layers[1].conv_index;
+    let t1 = c.schedule.tiles.iter().position(|t| t.layer == 1).unwrap();
+
+    // Tile gap: 16 bits.
+    let mut s = c.schedule.clone();
+    s.tiles[t1].gap = (1 << 16) - 1;
+    build(&c.packed, &s).expect("a gap at the field's edge");
+    s.tiles[t1].gap = 1 << 16;
+    refused(&c.packed, &s, Some(conv1), "tile gap", 1 << 16);
+    // Segment delay: 3 bits.
+    let mut s = c.schedule.clone();
+    s.tiles[t1].delta = 8;
+    refused(&c.packed, &s, Some(conv1), "segment delay", 8);
+    // The controller's delay counters: 8 bits.
+    let mut s = c.schedule.clone();
+    s.reopen_delay = 256;
+    refused(&c.packed, &s, None, "input reopen delay", 256);
+    let mut s = c.schedule.clone();
+    s.cls_delay = 256;
+    refused(&c.packed, &s, None, "classifier delay", 256);
+    // Requantize shift: 6 bits, signed, both ends.
+    for v in [32, -33] {
+        let mut n = c.packed.clone();
+        n.layers[1].shift = v;
+        refused(&n, &c.schedule, Some(conv1), "requantize shift", v as i64);
+    }
+    let mut n = c.packed.clone();
+    n.layers[1].shift = 31;
+    build(&n, &c.schedule).expect("a shift at the field's edge");
+    // Clamp: 8 bits.
+    let mut n = c.packed.clone();
+    n.layers[1].clamp_max = 256;
+    refused(&n, &c.schedule, Some(conv1), "clamp", 256);
+    // A tap's offsets: 8 bits, signed.
+    let mut n = c.packed.clone();
+    n.layers[1].taps[0].dy = 128;
+    refused(&n, &c.schedule, Some(conv1), "tap offset dy", 128);
+    let mut n = c.packed.clone();
+    n.layers[1].taps[0].dx = -129;
+    refused(&n, &c.schedule, Some(conv1), "tap offset dx", -129);
+    // A write target's offset into the compact buffers: sized to the buffers, so a shift
+    // that fits its own field but reaches far past the buffers does not fit.
+    let mut n = c.packed.clone();
+    n.layers[1].taps[0].dy = -127;
+    let e = build(&n, &c.schedule).expect_err("write-target offset");
+    let f = e.downcast_ref::<FieldOverflow>().expect("a field overflow");
+    assert_eq!(f.field, "write-target offset", "{e:#}");
+}

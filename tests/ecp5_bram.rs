@@ -426,7 +426,9 @@ fn simulate(
 ) -> (usize, String) {
     let exe = dir.join(format!("{tag}.vvp"));
     let o = Command::new("iverilog")
-        .args(["-g2005", "-s", "tb", "-o"])
+        // A block RAM without an image holds zeros after configuration; the RTL leaves
+        // such memories unset unless told (the accelerator never relies on them).
+        .args(["-g2005", "-DCCC_ZERO_INIT", "-s", "tb", "-o"])
         .arg(&exe)
         .arg("-I")
         .arg(ecp5_dir)

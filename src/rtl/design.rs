@@ -24,6 +24,81 @@ pub fn bits(v: usize) -> usize {
     ceil_log2(v + 1).max(1)
 }
 
+/// A value of the compiled model that a field of the hardware is too narrow to hold: the
+/// compiler refuses it rather than let the RTL wrap it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldOverflow {
+    /// The conv layer (model order) the value belongs to; `None` for the network's own.
+    pub layer: Option<usize>,
+    pub field: &'static str,
+    pub value: i64,
+    pub bits: usize,
+    pub signed: bool,
+}
+
+impl FieldOverflow {
+    /// The range the field holds.
+    pub fn range(&self) -> (i64, i64) {
+        if self.signed {
+            (-(1i64 << (self.bits - 1)), (1i64 << (self.bits - 1)) - 1)
+        } else {
+            (0, (1i64 << self.bits) - 1)
+        }
+    }
+}
+
+impl std::fmt::Display for FieldOverflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (lo, hi) = self.range();
+        match self.layer {
+            Some(l) => write!(f, "conv layer {l}: ")?,
+            None => write!(f, "network: ")?,
+        }
+        write!(
+            f,
+            "the {} is {}, past the RTL's {}-bit {} field ({lo}..={hi})",
+            self.field,
+            self.value,
+            self.bits,
+            if self.signed { "signed" } else { "unsigned" }
+        )
+    }
+}
+
+impl std::error::Error for FieldOverflow {}
+
+/// `value` in a field of `bits` bits, or the error naming it.
+fn field(
+    layer: Option<usize>,
+    field: &'static str,
+    value: i64,
+    bits: usize,
+    signed: bool,
+) -> std::result::Result<(), FieldOverflow> {
+    let e = FieldOverflow {
+        layer,
+        field,
+        value,
+        bits,
+        signed,
+    };
+    let (lo, hi) = e.range();
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Widths of the fields the hardware fixes whatever the model (the others are sized to
+/// the model's values): the controller's 8-bit delay counters, the requantizer's signed
+/// shift, the clamp, the token's tap offsets, the segment delay.
+pub const DELAY_W: usize = 8;
+pub const SHIFT_W: usize = 6;
+pub const CLAMP_W: usize = 8;
+pub const TAP_W: usize = 8;
+pub const DELTA_W: usize = 3;
+
 /// The design of one compiled model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HwDesign {
@@ -80,6 +155,14 @@ pub struct Capacity {
     pub pool_w: usize,
     pub widths: Widths,
     pub word: WordLayout,
+}
+
+impl Capacity {
+    /// Cycles the clear after reset takes: one word of every tap and input buffer per
+    /// cycle (hw/ccc_core.v, CLR_D).
+    pub fn clear_cycles(&self) -> u64 {
+        self.a_d.max(self.in_d) as u64
+    }
 }
 
 /// Bus and counter widths.
@@ -579,43 +662,64 @@ pub fn capacity(net: &PackedNet, a: ArrayShape) -> Result<Capacity> {
     Ok(capacity_of(net, a, &tiles, &p))
 }
 
-/// The design of `net` under its schedule `sched`.
+/// Every value of `net` and `sched` that goes into a fixed-width field of the RTL fits it.
+fn check_fields(net: &PackedNet, sched: &Schedule) -> std::result::Result<(), FieldOverflow> {
+    let conv = |l: usize| Some(net.layers[l].conv_index);
+    for t in &sched.tiles {
+        field(conv(t.layer), "tile gap", t.gap as i64, GAP_W, false)?;
+        field(
+            conv(t.layer),
+            "segment delay",
+            t.delta as i64,
+            DELTA_W,
+            false,
+        )?;
+    }
+    field(
+        None,
+        "input reopen delay",
+        sched.reopen_delay as i64,
+        DELAY_W,
+        false,
+    )?;
+    field(
+        None,
+        "classifier delay",
+        sched.cls_delay as i64,
+        DELAY_W,
+        false,
+    )?;
+    for (l, layer) in net.layers.iter().enumerate() {
+        field(
+            conv(l),
+            "requantize shift",
+            layer.shift as i64,
+            SHIFT_W,
+            true,
+        )?;
+        field(conv(l), "clamp", layer.clamp_max as i64, CLAMP_W, false)?;
+    }
+    Ok(())
+}
+
+/// The design of `net` under its schedule `sched`. A value too wide for its field is an
+/// error whose source is a [`FieldOverflow`].
 pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Result<HwDesign> {
     let a = sched.array;
     let p = plan(net, sched.split, &sched.tiles, sched.shared_input, a)?;
     let capacity = capacity_of(net, a, &sched.tiles, &p);
     let c = a.cols;
     let nl = net.layers.len();
-    if sched.tiles.iter().any(|t| t.gap as usize >= 1 << GAP_W) {
-        bail!(
-            "{}: a tile waits more than {} cycles before it starts; the RTL's gap field is {GAP_W} bits",
-            net.name,
-            (1u64 << GAP_W) - 1
-        );
-    }
-    for (name, v) in [
-        ("input reopen delay", sched.reopen_delay),
-        ("classifier delay", sched.cls_delay),
-    ] {
-        if v > 255 {
-            bail!(
-                "{}: the {name} is {v} cycles; the RTL counts it in 8 bits",
-                net.name
-            );
-        }
-    }
+    check_fields(net, sched)
+        .with_context(|| format!("{}: the RTL cannot hold this model", net.name))?;
     // Shift-on-write target of packed tap `u` of layer `l_reader`.
     let target = |l_reader: usize, u: usize| -> Result<WriteTarget> {
         let reader = &net.layers[l_reader];
         let g = reader.group_of(u);
         let tap = reader.taps[u];
-        if tap.dy.abs() > 127 || tap.dx.abs() > 127 {
-            bail!(
-                "tap offset ({}, {}) exceeds the RTL's 8-bit range",
-                tap.dy,
-                tap.dx
-            );
-        }
+        let at = Some(reader.conv_index);
+        field(at, "tap offset dy", tap.dy, TAP_W, true)?;
+        field(at, "tap offset dx", tap.dx, TAP_W, true)?;
         let lay = &p.layouts[l_reader];
         let mut base = ((p.region[l_reader] + (g / c) * lay.words_per_block) << lay.lk) as i64;
         // A buffer split by pixel parity halves positions before the base is added, so
@@ -624,12 +728,14 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
             base *= 2;
         }
         let s = lay.stride as i64;
+        let offset = base - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s);
+        field(at, "write-target offset", offset, p.word.offset_w, true)?;
         Ok(WriteTarget {
             col: g % c,
             lane: u - reader.group_offsets[g],
             dy: tap.dy,
             dx: tap.dx,
-            offset: base - tap.dy.div_euclid(s) * lay.wo as i64 - tap.dx.div_euclid(s),
+            offset,
         })
     };
 

@@ -13,8 +13,9 @@ use super::templates;
 use crate::output::OutDir;
 
 /// Hand-written primitives (`hw/`, one module per file), leaves first (file name, text).
-pub const HW_FILES: [(&str, &str); 17] = [
+pub const HW_FILES: [(&str, &str); 18] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
+    ("ccc_rep_reg.v", include_str!("../../hw/ccc_rep_reg.v")),
     (
         "ccc_shift_target.v",
         include_str!("../../hw/ccc_shift_target.v"),

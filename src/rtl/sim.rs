@@ -42,6 +42,108 @@ pub struct RunOptions {
     /// Icarus only: load the weight memory through the load port during reset, instead
     /// of relying on its initial image.
     pub weight_load: Option<WeightLoad>,
+    /// How the testbench drives the ports (framing, stalls, a reset pulse).
+    pub stream: StreamOptions,
+    /// What the memories hold at power-on: zero (the simulators' default) or random.
+    pub power_on: PowerOn,
+}
+
+/// How the testbench drives the streams beyond "always valid, always ready".
+#[derive(Clone, Debug, Default)]
+pub struct StreamOptions {
+    /// Beats of each packet (default: every packet one image). Packet k sends image k's
+    /// beats, cut short or followed by filler beats; the accelerator must treat it as
+    /// [`framed_image`] says.
+    pub lens: Option<Vec<usize>>,
+    /// Seed of the random gaps and stalls.
+    pub seed: u64,
+    /// Percent of cycles with `s_axis_tvalid` low / `m_axis_tready` low.
+    pub in_gap: u8,
+    pub out_stall: u8,
+    /// A reset pulse in the middle of the run.
+    pub reset: Option<ResetPulse>,
+    /// Pulse `in_err_clear` at this cycle.
+    pub err_clear_at: Option<u64>,
+    /// Keep `m_axis_tready` low until this cycle.
+    pub out_hold: Option<u64>,
+}
+
+impl StreamOptions {
+    /// Whether the run keeps the schedule's timing (no stalls, gaps or reset pulses).
+    pub fn is_timed(&self) -> bool {
+        self.in_gap == 0 && self.out_stall == 0 && self.reset.is_none() && self.out_hold.is_none()
+    }
+
+    /// The testbench options; packet lengths are read from `tb`/[`LENS_FILE`].
+    fn plusargs(&self, tb: &str) -> Vec<String> {
+        let mut a = Vec::new();
+        if self.lens.is_some() {
+            a.push(format!("+lens={tb}/{LENS_FILE}"));
+        }
+        if self.in_gap > 0 || self.out_stall > 0 {
+            a.push(format!("+seed={}", self.seed));
+            a.push(format!("+in_gap={}", self.in_gap));
+            a.push(format!("+out_stall={}", self.out_stall));
+        }
+        if let Some(r) = &self.reset {
+            a.push(format!("+rst_at={}", r.at));
+            a.push(format!("+rst_len={}", r.len));
+            a.push(format!("+resume={}", r.resume));
+        }
+        if let Some(c) = self.err_clear_at {
+            a.push(format!("+clr_at={c}"));
+        }
+        if let Some(c) = self.out_hold {
+            a.push(format!("+out_hold={c}"));
+        }
+        a
+    }
+}
+
+/// Where [`run`] writes the packet lengths (in OUT/tb).
+pub const LENS_FILE: &str = "lens.hex";
+
+/// `rst` raised for `len` cycles at cycle `at`; afterwards the testbench streams again from
+/// packet `resume` and counts images from 0 (what it printed before is dropped).
+#[derive(Clone, Copy, Debug)]
+pub struct ResetPulse {
+    pub at: u64,
+    pub len: u64,
+    pub resume: usize,
+}
+
+/// What the simulated memories hold at power-on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PowerOn {
+    /// Zero (Verilator's default; Icarus starts uninitialised memories at X).
+    #[default]
+    Default,
+    /// Random: Verilator built with `--x-initial unique` and run with
+    /// `+verilator+rand+reset+2 +verilator+seed+SEED` (every register and memory);
+    /// Icarus with CCC_RANDOM_INIT (every RAM without a memory image filled by `$random`).
+    Random(u64),
+}
+
+/// The beats packet `len` long carries for `image` (in stream order): the image cut short,
+/// or followed by filler beats.
+pub fn packet_beats(stream_order: &[u8], len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            stream_order
+                .get(i)
+                .copied()
+                .unwrap_or(0xa5 ^ (i as u8).wrapping_mul(29))
+        })
+        .collect()
+}
+
+/// The image the accelerator computes from a packet of `len` beats (stream order): a short
+/// packet completed with zero beats, a long one cut at the image's size.
+pub fn framed_image(stream_order: &[u8], len: usize) -> Vec<u8> {
+    let n = stream_order.len();
+    let mut v: Vec<u8> = stream_order[..len.min(n)].to_vec();
+    v.resize(n, 0);
+    v
 }
 
 /// A weight-memory image to write through the load port.
@@ -88,6 +190,9 @@ pub fn build_command(
             );
             a.extend(["-s", "tb_ccc_top"].map(String::from));
             a.extend(defines(cap).iter().map(|(k, v)| format!("-D{k}={v}")));
+            if matches!(o.power_on, PowerOn::Random(_)) {
+                a.push("-DCCC_RANDOM_INIT".into());
+            }
             for d in includes {
                 a.extend(["-I".to_string(), d.clone()]);
             }
@@ -115,6 +220,9 @@ pub fn build_command(
             );
             if o.vcd.is_some() {
                 a.push("--trace".into());
+            }
+            if matches!(o.power_on, PowerOn::Random(_)) {
+                a.extend(["--x-initial", "unique", "--x-assign", "unique"].map(String::from));
             }
             if o.netlist.is_some() {
                 // yosys's iCE40 models give some inputs defaults (`input WCLKE = 1'b1`),
@@ -165,6 +273,7 @@ pub fn run_command(
                 a.push(format!("+wload={}", w.file.display()));
                 a.push(format!("+wwords={}", w.words));
             }
+            a.extend(o.stream.plusargs(tb));
             ("vvp".into(), a)
         }
         Simulator::Verilator => {
@@ -176,6 +285,11 @@ pub fn run_command(
             ];
             if let Some(v) = &o.vcd {
                 a.push(v.display().to_string());
+            }
+            a.extend(o.stream.plusargs(tb));
+            if let PowerOn::Random(seed) = o.power_on {
+                a.push("+verilator+rand+reset+2".into());
+                a.push(format!("+verilator+seed+{seed}"));
             }
             (format!("{tb}/obj_dir/Vccc_top"), a)
         }
@@ -290,6 +404,12 @@ pub struct SimRun {
     /// image -> cycle it finished
     pub done: BTreeMap<usize, u64>,
     pub timeout: bool,
+    /// (cycle, flags) whenever `in_err` changed.
+    pub errors: Vec<(u64, u8)>,
+    /// Cycles of the reset pulses seen (what came before the last one was dropped).
+    pub resets: Vec<u64>,
+    /// Cycles on which `s_axis_tready` was high while `rst` was.
+    pub ready_in_reset: Vec<i64>,
     /// Seconds spent compiling the simulator and running it.
     pub build_secs: f64,
     pub run_secs: f64,
@@ -311,19 +431,45 @@ fn run_cmd(dir: &Path, (prog, args): &(String, Vec<String>), what: &str) -> Resu
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// Images (each C x H x W) as the input stream sends them: one hex byte per line, in
-/// y, x, channel order.
-pub fn images_hex(d: &HwDesign, images: &[Vec<u8>]) -> String {
+/// One image (C x H x W) in the order the input stream sends it: y, x, channel.
+pub fn stream_order(d: &HwDesign, img: &[u8]) -> Vec<u8> {
     let i = &d.contents.input;
     let (c, h, w) = (i.c, i.h, i.w);
-    let mut hex = String::with_capacity(images.len() * c * h * w * 3);
-    for img in images {
-        for y in 0..h {
-            for x in 0..w {
-                for ch in 0..c {
-                    hex.push_str(&format!("{:02x}\n", img[(ch * h + y) * w + x]));
-                }
+    let mut v = Vec::with_capacity(c * h * w);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                v.push(img[(ch * h + y) * w + x]);
             }
+        }
+    }
+    v
+}
+
+/// The inverse of [`stream_order`].
+pub fn from_stream_order(d: &HwDesign, beats: &[u8]) -> Vec<u8> {
+    let i = &d.contents.input;
+    let (c, h, w) = (i.c, i.h, i.w);
+    let mut v = vec![0u8; c * h * w];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                v[(ch * h + y) * w + x] = beats[(y * w + x) * c + ch];
+            }
+        }
+    }
+    v
+}
+
+/// Images (each C x H x W) as the input stream sends them: one hex byte per line, in
+/// y, x, channel order; packet k of `lens[k]` beats when given ([`packet_beats`]).
+pub fn images_hex(d: &HwDesign, images: &[Vec<u8>], lens: Option<&[usize]>) -> String {
+    let mut hex = String::new();
+    for (k, img) in images.iter().enumerate() {
+        let beats = stream_order(d, img);
+        let len = lens.and_then(|l| l.get(k).copied()).unwrap_or(beats.len());
+        for b in packet_beats(&beats, len) {
+            hex.push_str(&format!("{b:02x}\n"));
         }
     }
     hex
@@ -365,7 +511,21 @@ pub fn run(
         None => sim_files().iter().map(|f| rtl.join(f)).collect(),
     };
     let images_path = tb.join("images.hex");
-    std::fs::write(&images_path, images_hex(d, images)).context("writing tb/images.hex")?;
+    let lens = o.stream.lens.as_deref();
+    if let Some(l) = lens
+        && (l.len() != images.len() || l.contains(&0))
+    {
+        bail!(
+            "{} packet lengths for {} images (each at least one beat)",
+            l.len(),
+            images.len()
+        );
+    }
+    std::fs::write(&images_path, images_hex(d, images, lens)).context("writing tb/images.hex")?;
+    if let Some(l) = lens {
+        let text: String = l.iter().map(|n| format!("{n:x}\n")).collect();
+        std::fs::write(tb.join(LENS_FILE), text).context("writing tb/lens.hex")?;
+    }
     let mut includes = include_dirs(&sources);
     if let Some(n) = &o.netlist {
         includes.extend(n.include_dirs.iter().cloned());
@@ -586,6 +746,20 @@ pub fn parse(text: &str) -> Result<SimRun> {
                 r.done.insert(num(1)? as usize, num(2)? as u64);
             }
             Some("TIMEOUT") => r.timeout = true,
+            Some("ERR") => r.errors.push((num(1)? as u64, num(2)? as u8)),
+            Some("READY_IN_RESET") => r.ready_in_reset.push(num(1)?),
+            Some("RESET") => {
+                // Everything before a reset pulse belongs to images the reset abandoned.
+                let (errors, mut resets) = (std::mem::take(&mut r.errors), r.resets.clone());
+                let ready_in_reset = std::mem::take(&mut r.ready_in_reset);
+                resets.push(num(1)? as u64);
+                r = SimRun {
+                    errors,
+                    resets,
+                    ready_in_reset,
+                    ..SimRun::default()
+                };
+            }
             _ => {}
         }
     }

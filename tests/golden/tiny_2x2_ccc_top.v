@@ -5,7 +5,7 @@
 // Parameters: ALPHA = 2, SEL_W = 1, PSUM_W = 10, 6 tiles over 2 conv layers,
 // 8 cycles per pixel (at most), tap buffers 4 words x 2 bytes per column,
 // input buffers 40 words, two column segments (from column 1), 2 row-end banks,
-// input 1x4x4 (one uint8 per beat, order y, x, channel),
+// input 1x4x4 (one uint8 per beat, order y, x, channel; tlast on an image's last beat),
 // output 2 int32 logits in class order, then the class index (tlast).
 // Memory images (in this directory): weights.hex, cls_w.hex, cls_b.hex.
 `default_nettype none
@@ -16,6 +16,9 @@ module ccc_top (
     input  wire        s_axis_tvalid,
     output wire        s_axis_tready,
     input  wire [7:0]  s_axis_tdata,
+    input  wire        s_axis_tlast,
+    output wire [1:0]  in_err,
+    input  wire        in_err_clear,
     output wire        m_axis_tvalid,
     input  wire        m_axis_tready,
     output wire [31:0] m_axis_tdata,
@@ -51,6 +54,7 @@ module ccc_top (
     ) u_core (
         .clk(clk), .rst(rst),
         .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready), .s_axis_tdata(s_axis_tdata),
+        .s_axis_tlast(s_axis_tlast), .in_err(in_err), .in_err_clear(in_err_clear),
         .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready), .m_axis_tdata(m_axis_tdata),
         .m_axis_tlast(m_axis_tlast), .busy(busy), .done(done),
         .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
