@@ -6,78 +6,31 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ccc::compile::{self, CompileOptions};
-use ccc::output::OutDir;
-use ccc::rtl::design::HwDesign;
+use ccc::compile::CompileOptions;
 use ccc::rtl::sim::{self, RunOptions, Simulator, WeightLoad};
 use ccc::schedule::Mode;
-use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use ccc::testgen::{self, BlockSpec, GenSpec};
 use ccc::verify::{self, Mismatch};
 
 fn spec(seed: u64) -> GenSpec {
-    GenSpec {
-        name: "rtl".into(),
-        channels: 2,
-        height: 7,
-        width: 6,
-        classes: 5,
-        stem: Some(StemSpec {
-            out: 6,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        }),
-        blocks: vec![
-            BlockSpec {
-                out: 12,
-                stride: 2,
-                alpha: None,
-            },
-            BlockSpec {
-                out: 18,
-                stride: 1,
-                alpha: None,
-            },
-        ],
-        density: 0.4,
-        batchnorm: true,
-        relu6: true,
-        gamma: Some(1.0),
-        dtype: GenDtype::F32,
-        seed,
-    }
+    common::rtl_spec(seed)
 }
 
-struct Built {
-    _dir: tempfile::TempDir,
-    out: PathBuf,
-    c: compile::Compiled,
-}
-
-impl Built {
-    fn design(&self) -> &HwDesign {
-        self.c.design.as_ref().expect("compiled with RTL")
-    }
-}
+use common::Built;
 
 fn build(spec: &GenSpec, rows: usize, cols: usize, alpha: &[usize], dense: bool) -> Built {
-    let dir = tempfile::tempdir().unwrap();
-    let m = common::write_model(dir.path(), "m.safetensors", spec);
-    let o = CompileOptions {
-        rows,
-        cols,
-        alpha: Some(alpha.to_vec()),
-        dense,
-        ..CompileOptions::default()
-    };
-    let c = compile::compile(&m, &o).unwrap();
-    let out = dir.path().join("out");
-    let staged = OutDir::begin(&out).unwrap();
-    compile::write_outputs(&c, &staged, true).unwrap();
-    staged.commit().unwrap();
-    Built { _dir: dir, out, c }
+    common::build_rtl(
+        spec,
+        &CompileOptions {
+            rows,
+            cols,
+            alpha: Some(alpha.to_vec()),
+            dense,
+            ..CompileOptions::default()
+        },
+    )
 }
 
 fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {

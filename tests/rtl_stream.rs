@@ -7,59 +7,34 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use ccc::compile::{self, CompileOptions};
-use ccc::output::OutDir;
+use ccc::compile::CompileOptions;
 use ccc::rtl::design::HwDesign;
 use ccc::rtl::sim::{PowerOn, ResetPulse, RunOptions, Simulator, StreamOptions};
-use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use ccc::testgen::{self, BlockSpec, GenSpec};
 use ccc::verify::{self, SimCheck};
 
+/// `tail`: a last layer too short to hide the next image's stream (the input then keeps
+/// buffers of its own rather than sharing the tap buffers' write ports).
 fn spec(seed: u64, tail: bool) -> GenSpec {
-    GenSpec {
-        name: "stream".into(),
-        channels: 2,
-        height: 7,
-        width: 6,
-        classes: 5,
-        stem: Some(StemSpec {
-            out: 6,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        }),
-        blocks: vec![
-            BlockSpec {
-                out: 12,
-                stride: 2,
-                alpha: None,
-            },
-            BlockSpec {
-                out: if tail { 4 } else { 18 },
-                stride: if tail { 2 } else { 1 },
-                alpha: None,
-            },
-        ],
-        density: 0.4,
-        batchnorm: true,
-        relu6: true,
-        gamma: Some(1.0),
-        dtype: GenDtype::F32,
-        seed,
+    let mut s = common::rtl_spec(seed);
+    if tail {
+        s.blocks[1] = BlockSpec {
+            out: 4,
+            stride: 2,
+            alpha: None,
+        };
     }
+    s
 }
 
 struct Built {
-    _dir: tempfile::TempDir,
-    out: PathBuf,
-    c: compile::Compiled,
+    b: common::Built,
     spec: GenSpec,
 }
 
 impl Built {
     fn design(&self) -> &HwDesign {
-        self.c.design.as_ref().expect("compiled with RTL")
+        self.b.design()
     }
 
     fn images(&self, n: usize) -> Vec<Vec<u8>> {
@@ -70,10 +45,11 @@ impl Built {
     }
 
     fn run(&self, imgs: &[Vec<u8>], sim: Simulator, o: &RunOptions) -> SimCheck {
+        let c = &self.b.c;
         let r = verify::check(
-            &self.out,
-            &self.c.packed,
-            &self.c.schedule,
+            &self.b.out,
+            &c.packed,
+            &c.schedule,
             self.design(),
             imgs,
             sim,
@@ -99,27 +75,16 @@ impl Built {
     }
 }
 
-/// `tail`: a last layer too short to hide the next image's stream (the input then keeps
-/// buffers of its own rather than sharing the tap buffers' write ports).
 fn build(seed: u64, tail: bool, rows: usize, cols: usize) -> Built {
     let s = spec(seed, tail);
-    let dir = tempfile::tempdir().unwrap();
-    let m = common::write_model(dir.path(), "m.safetensors", &s);
     let o = CompileOptions {
         rows,
         cols,
         alpha: Some(vec![1, 3, 3]),
         ..CompileOptions::default()
     };
-    let c = compile::compile(&m, &o).unwrap();
-    let out = dir.path().join("out");
-    let staged = OutDir::begin(&out).unwrap();
-    compile::write_outputs(&c, &staged, true).unwrap();
-    staged.commit().unwrap();
     Built {
-        _dir: dir,
-        out,
-        c,
+        b: common::build_rtl(&s, &o),
         spec: s,
     }
 }
@@ -228,8 +193,8 @@ fn the_next_image_computes_while_the_output_is_stalled() {
     }
     let b = build(14, false, 4, 4);
     let imgs = b.images(4);
-    let sch = &b.c.schedule;
-    let pred = sch.predict(&b.c.packed, imgs.len());
+    let sch = &b.b.c.schedule;
+    let pred = sch.predict(&b.b.c.packed, imgs.len());
     // The output held off until well after all four images would have finished.
     let hold = pred.done[3] + 4 * sch.interval;
     let o = RunOptions {
@@ -272,7 +237,7 @@ fn results_do_not_depend_on_power_on_contents() {
     let b = build(15, false, 4, 4);
     let own = build(16, true, 4, 4);
     // Both places the first layer's input can live: the tap buffers, its own buffers.
-    assert!(b.c.schedule.shared_input && !own.c.schedule.shared_input);
+    assert!(b.b.c.schedule.shared_input && !own.b.c.schedule.shared_input);
     if common::need(
         "verilator",
         "results_do_not_depend_on_power_on_contents (Verilator)",
@@ -313,7 +278,7 @@ fn results_do_not_depend_on_power_on_contents() {
 fn reset_in_the_middle_of_an_image_recovers() {
     let b = build(17, false, 4, 4);
     let imgs = b.images(5);
-    let sch = &b.c.schedule;
+    let sch = &b.b.c.schedule;
     // Reset while image 1 streams in (and image 0 computes), then stream from packet 2.
     let at = sch.clear_cycles + sch.input_cycles + sch.input_cycles / 2;
     for sim in [Simulator::Icarus, Simulator::Verilator] {

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ccc::testgen::{self, GenSpec};
+use ccc::compile::{self, CompileOptions, Compiled};
+use ccc::output::OutDir;
+use ccc::rtl::design::HwDesign;
+use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
 
 pub fn write_model(dir: &Path, name: &str, spec: &GenSpec) -> PathBuf {
     let p = dir.join(name);
@@ -131,4 +134,64 @@ pub fn golden_file(name: &str, text: &str) {
                 .header("golden", "emitted")
         );
     }
+}
+
+/// The small model the RTL tests start from: 2x7x6 input, a 3x3 stem, a stride-2 and a
+/// stride-1 shift block, 5 classes.
+pub fn rtl_spec(seed: u64) -> GenSpec {
+    GenSpec {
+        name: "rtl".into(),
+        channels: 2,
+        height: 7,
+        width: 6,
+        classes: 5,
+        stem: Some(StemSpec {
+            out: 6,
+            k: 3,
+            stride: 1,
+            padding: 1,
+        }),
+        blocks: vec![
+            BlockSpec {
+                out: 12,
+                stride: 2,
+                alpha: None,
+            },
+            BlockSpec {
+                out: 18,
+                stride: 1,
+                alpha: None,
+            },
+        ],
+        density: 0.4,
+        batchnorm: true,
+        relu6: true,
+        gamma: Some(1.0),
+        dtype: GenDtype::F32,
+        seed,
+    }
+}
+
+/// A generated model compiled with its RTL into a temp dir (OUT is `out`).
+pub struct Built {
+    pub _dir: tempfile::TempDir,
+    pub out: PathBuf,
+    pub c: Compiled,
+}
+
+impl Built {
+    pub fn design(&self) -> &HwDesign {
+        self.c.design.as_ref().expect("compiled with RTL")
+    }
+}
+
+pub fn build_rtl(spec: &GenSpec, o: &CompileOptions) -> Built {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_model(dir.path(), "m.safetensors", spec);
+    let c = compile::compile(&m, o).unwrap();
+    let out = dir.path().join("out");
+    let staged = OutDir::begin(&out).unwrap();
+    compile::write_outputs(&c, &staged, true).unwrap();
+    staged.commit().unwrap();
+    Built { _dir: dir, out, c }
 }
