@@ -1011,26 +1011,18 @@ impl Schedule {
         }
         p
     }
-}
 
-impl Schedule {
     /// Makes the timeline start with `cycles` of memory clearing after reset (the RTL's
     /// clear of its tap and input buffers): the first image's input opens only after it.
-    /// Shifts the first image's latency and every predicted cycle; the steady state (the
+    /// Moves the first image's latency and every predicted cycle; the steady state (the
     /// interval and its breakdown) is that of later images and does not change.
     pub fn set_clear_cycles(&mut self, net: &PackedNet, cycles: u64) {
         self.clear_cycles = cycles;
-        let open = pipe::INPUT_SKID.max(cycles);
-        if self.tiles.is_empty() {
-            self.latency = open + self.input_cycles + self.classifier_cycles;
-            return;
-        }
-        let tl = self.sim(net).timeline(&self.tiles, 1, true);
-        let last = self.tiles.len() - 1;
-        self.latency = tl.start[0][last]
-            + self.tiles[last].stream_cycles()
-            + self.cls_delay
-            + self.classifier_cycles;
+        self.latency = match self.predict(net, 1).done.first() {
+            Some(&done) => done + 1,
+            // Nothing runs on the array: the input, then the classifier.
+            None => pipe::INPUT_SKID.max(cycles) + self.input_cycles + self.classifier_cycles,
+        };
     }
 }
 

@@ -208,11 +208,7 @@ pub struct SimCheck {
     pub predicted: Prediction,
     pub build_secs: f64,
     pub run_secs: f64,
-    /// (cycle, flags) whenever the input's framing-error flags changed.
-    pub errors: Vec<(u64, u8)>,
-    /// Cycles on which `s_axis_tready` was high during reset (none, by contract).
-    pub ready_in_reset: Vec<i64>,
-    /// The raw run (events, done cycles).
+    /// The raw run (events, done cycles, framing errors, ready during reset).
     pub run: SimRun,
 }
 
@@ -377,8 +373,6 @@ pub fn check(
         predicted: sched.predict(net, want.len()),
         build_secs: run.build_secs,
         run_secs: run.run_secs,
-        errors: run.errors.clone(),
-        ready_in_reset: run.ready_in_reset.clone(),
         run,
     })
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use ccc::compile::CompileOptions;
 use ccc::rtl::sim::{self, RunOptions, Simulator, WeightLoad};
 use ccc::schedule::Mode;
-use ccc::testgen::{self, BlockSpec, GenSpec};
+use ccc::testgen::{self, GenSpec};
 use ccc::verify::{self, Mismatch};
 
 fn spec(seed: u64) -> GenSpec {
@@ -41,26 +41,7 @@ fn images(spec: &GenSpec, n: usize) -> Vec<Vec<u8>> {
 
 fn check(b: &Built, imgs: &[Vec<u8>], s: Simulator) {
     let sch = &b.c.schedule;
-    let r = verify::check(
-        &b.out,
-        &b.c.packed,
-        sch,
-        b.design(),
-        imgs,
-        s,
-        &RunOptions::default(),
-    )
-    .unwrap();
-    assert!(!r.timeout, "{s:?}: the design did not finish");
-    assert!(
-        r.mismatches.is_empty(),
-        "{s:?}: {}",
-        r.mismatches
-            .iter()
-            .map(|m| m.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let r = b.check(imgs, s, &RunOptions::default());
     // Every image finishes on the predicted cycle, every layer span is as predicted.
     assert!(
         r.cycles_match(),
@@ -129,21 +110,7 @@ fn icarus_bit_exact_over_shapes_and_alphas() {
     inputs.push(b.c.schedule.shared_input);
     // A last layer too short to hide the next image's stream: the input keeps buffers of
     // its own.
-    let tail = GenSpec {
-        blocks: vec![
-            BlockSpec {
-                out: 12,
-                stride: 2,
-                alpha: None,
-            },
-            BlockSpec {
-                out: 4,
-                stride: 2,
-                alpha: None,
-            },
-        ],
-        ..spec(1)
-    };
+    let tail = common::rtl_tail_spec(1);
     let b = build(&tail, 4, 4, &[1, 3, 3], false);
     check(&b, &images(&tail, 3), Simulator::Icarus);
     inputs.push(b.c.schedule.shared_input);

@@ -10,21 +10,17 @@ mod common;
 use ccc::compile::CompileOptions;
 use ccc::rtl::design::HwDesign;
 use ccc::rtl::sim::{PowerOn, ResetPulse, RunOptions, Simulator, StreamOptions};
-use ccc::testgen::{self, BlockSpec, GenSpec};
-use ccc::verify::{self, SimCheck};
+use ccc::testgen::{self, GenSpec};
+use ccc::verify::SimCheck;
 
 /// `tail`: a last layer too short to hide the next image's stream (the input then keeps
 /// buffers of its own rather than sharing the tap buffers' write ports).
 fn spec(seed: u64, tail: bool) -> GenSpec {
-    let mut s = common::rtl_spec(seed);
     if tail {
-        s.blocks[1] = BlockSpec {
-            out: 4,
-            stride: 2,
-            alpha: None,
-        };
+        common::rtl_tail_spec(seed)
+    } else {
+        common::rtl_spec(seed)
     }
-    s
 }
 
 struct Built {
@@ -45,31 +41,11 @@ impl Built {
     }
 
     fn run(&self, imgs: &[Vec<u8>], sim: Simulator, o: &RunOptions) -> SimCheck {
-        let c = &self.b.c;
-        let r = verify::check(
-            &self.b.out,
-            &c.packed,
-            &c.schedule,
-            self.design(),
-            imgs,
-            sim,
-            o,
-        )
-        .unwrap();
-        assert!(!r.timeout, "{sim:?}: the design did not finish");
+        let r = self.b.check(imgs, sim, o);
         assert!(
-            r.mismatches.is_empty(),
-            "{sim:?}: {}",
-            r.mismatches
-                .iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        assert!(
-            r.ready_in_reset.is_empty(),
+            r.run.ready_in_reset.is_empty(),
             "{sim:?}: s_axis_tready high during reset on cycles {:?}",
-            r.ready_in_reset
+            r.run.ready_in_reset
         );
         r
     }
@@ -122,8 +98,8 @@ fn short_long_and_back_to_back_images_resynchronize_with_random_gaps() {
             // one cut, the following images untouched (checked against the reference).
             assert_eq!(r.run.done.len(), imgs.len());
             // The flags: early end first, then long; nothing clears them.
-            let flags: Vec<u8> = r.errors.iter().map(|e| e.1).collect();
-            assert_eq!(flags, vec![1, 3], "in_err changes {:?}", r.errors);
+            let flags: Vec<u8> = r.run.errors.iter().map(|e| e.1).collect();
+            assert_eq!(flags, vec![1, 3], "in_err changes {:?}", r.run.errors);
         }
     }
 }
@@ -146,18 +122,18 @@ fn error_flags_clear_on_request() {
     };
     let r = b.run(&imgs, Simulator::Icarus, &o);
     assert_eq!(
-        r.errors.iter().map(|e| e.1).collect::<Vec<_>>(),
+        r.run.errors.iter().map(|e| e.1).collect::<Vec<_>>(),
         vec![2, 3],
         "{:?}",
-        r.errors
+        r.run.errors
     );
     // Clear between the long and the short packet: only the short one's flag comes back.
-    let between = (r.errors[0].0 + r.errors[1].0) / 2;
+    let between = (r.run.errors[0].0 + r.run.errors[1].0) / 2;
     o.stream.err_clear_at = Some(between);
     let r = b.run(&imgs, Simulator::Icarus, &o);
-    let flags: Vec<u8> = r.errors.iter().map(|e| e.1).collect();
-    assert_eq!(flags, vec![2, 0, 1], "{:?}", r.errors);
-    assert!(r.errors[1].0 >= between && r.errors[1].0 <= between + 2);
+    let flags: Vec<u8> = r.run.errors.iter().map(|e| e.1).collect();
+    assert_eq!(flags, vec![2, 0, 1], "{:?}", r.run.errors);
+    assert!(r.run.errors[1].0 >= between && r.run.errors[1].0 <= between + 2);
 }
 
 #[test]

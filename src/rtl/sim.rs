@@ -69,11 +69,6 @@ pub struct StreamOptions {
 }
 
 impl StreamOptions {
-    /// Whether the run keeps the schedule's timing (no stalls, gaps or reset pulses).
-    pub fn is_timed(&self) -> bool {
-        self.in_gap == 0 && self.out_stall == 0 && self.reset.is_none() && self.out_hold.is_none()
-    }
-
     /// The testbench options; packet lengths are read from `tb`/[`LENS_FILE`].
     fn plusargs(&self, tb: &str) -> Vec<String> {
         let mut a = Vec::new();
@@ -749,14 +744,13 @@ pub fn parse(text: &str) -> Result<SimRun> {
             Some("ERR") => r.errors.push((num(1)? as u64, num(2)? as u8)),
             Some("READY_IN_RESET") => r.ready_in_reset.push(num(1)?),
             Some("RESET") => {
-                // Everything before a reset pulse belongs to images the reset abandoned.
-                let (errors, mut resets) = (std::mem::take(&mut r.errors), r.resets.clone());
-                let ready_in_reset = std::mem::take(&mut r.ready_in_reset);
-                resets.push(num(1)? as u64);
+                // Everything before a reset pulse belongs to images the reset abandoned;
+                // what the port did (errors, ready during reset) is kept.
+                r.resets.push(num(1)? as u64);
                 r = SimRun {
-                    errors,
-                    resets,
-                    ready_in_reset,
+                    errors: std::mem::take(&mut r.errors),
+                    resets: std::mem::take(&mut r.resets),
+                    ready_in_reset: std::mem::take(&mut r.ready_in_reset),
                     ..SimRun::default()
                 };
             }

@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 use ccc::compile::{self, CompileOptions, Compiled};
 use ccc::output::OutDir;
 use ccc::rtl::design::HwDesign;
+use ccc::rtl::sim::{RunOptions, Simulator};
 use ccc::testgen::{self, BlockSpec, GenDtype, GenSpec, StemSpec};
+use ccc::verify::{self, SimCheck};
 
 pub fn write_model(dir: &Path, name: &str, spec: &GenSpec) -> PathBuf {
     let p = dir.join(name);
@@ -172,6 +174,18 @@ pub fn rtl_spec(seed: u64) -> GenSpec {
     }
 }
 
+/// [`rtl_spec`] with a last layer too short to hide the next image's stream: the first
+/// layer's input then keeps buffers of its own instead of sharing the tap buffers.
+pub fn rtl_tail_spec(seed: u64) -> GenSpec {
+    let mut s = rtl_spec(seed);
+    s.blocks[1] = BlockSpec {
+        out: 4,
+        stride: 2,
+        alpha: None,
+    };
+    s
+}
+
 /// A generated model compiled with its RTL into a temp dir (OUT is `out`).
 pub struct Built {
     pub _dir: tempfile::TempDir,
@@ -182,6 +196,32 @@ pub struct Built {
 impl Built {
     pub fn design(&self) -> &HwDesign {
         self.c.design.as_ref().expect("compiled with RTL")
+    }
+
+    /// Simulates `imgs` with `sim` and asserts the run finished and matched the reference
+    /// on every activation, logit and class.
+    pub fn check(&self, imgs: &[Vec<u8>], sim: Simulator, o: &RunOptions) -> SimCheck {
+        let r = verify::check(
+            &self.out,
+            &self.c.packed,
+            &self.c.schedule,
+            self.design(),
+            imgs,
+            sim,
+            o,
+        )
+        .unwrap();
+        assert!(!r.timeout, "{sim:?}: the design did not finish");
+        assert!(
+            r.mismatches.is_empty(),
+            "{sim:?}: {}",
+            r.mismatches
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        r
     }
 }
 
