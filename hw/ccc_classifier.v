@@ -76,15 +76,18 @@ module ccc_classifier #(
     reg [D_W-1:0]    rblk_q;
     reg [NW_W-1:0]   waddr_q;
     // The MAC pipeline, one stage per register: m0 the reads (the weight from block
-    // RAM), m1 the operands again (so the RAM's clock-to-out and the row multiplexer
-    // stay out of the multiply), m2 the product and bias, m3 the sum, m4 the compare.
+    // RAM; each row's pool word into that row's own register, b_old_q, with the row
+    // index beside), m1 the operands again, the pool word picked from the rows'
+    // registers (so the LUT-RAM read and the row multiplexer are a cycle apart, and
+    // neither meets the multiply), m2 the product and bias, m3 the sum, m4 the compare.
     // Only the valid bits are reset: every stage's data is qualified by them.
     reg              mac_valid_q, m1_valid_q, m2_valid_q, m3_valid_q;
     reg              mac_lastch_q, m1_last_q, m2_last_q, m3_last_q;
     reg              mac_first_q, m1_first_q, m2_first_q;
     reg [CLS_W-1:0]  mac_k_q, m1_k_q, m2_k_q, m3_k_q;
     reg signed [7:0] mac_w_q, m1_w_q;
-    reg [POOL_W-1:0] pool_rd_q, m1_p_q;
+    reg [R_W-1:0]    mac_row_q;
+    reg [POOL_W-1:0] m1_p_q;
     reg signed [31:0] m2_prod_q, m2_bias_q;
     reg signed [31:0] acc_q;
     reg [CLS_W-1:0]  best_q;
@@ -99,6 +102,8 @@ module ccc_classifier #(
     assign pool_done = pool_clear_q;
 
     wire [POOL_W-1:0] row_sum [0:R-1];
+    // Each row's word as read a cycle earlier (its b_old_q).
+    wire [POOL_W-1:0] row_rd [0:R-1];
 
     genvar gr;
     generate
@@ -146,6 +151,7 @@ module ccc_classifier #(
             end
             wire [D_W-1:0] rd_addr = a_valid_q ? a_blk_q : rblk_q;
             assign row_sum[gr] = live_q[rd_addr] ? sum_mem[rd_addr] : {POOL_W{1'b0}};
+            assign row_rd[gr] = b_old_q;
             always @(posedge clk) begin
                 b_val_q <= a_val_q;
                 b_blk_q <= a_blk_q;
@@ -175,7 +181,7 @@ module ccc_classifier #(
     wire signed [31:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
     always @(posedge clk) begin
         m1_w_q    <= mac_w_q;
-        m1_p_q    <= pool_rd_q;
+        m1_p_q    <= row_rd[mac_row_q];
         m1_first_q <= mac_first_q;
         m1_last_q <= mac_lastch_q;
         m1_k_q    <= mac_k_q;
@@ -237,7 +243,7 @@ module ccc_classifier #(
                     // Issue the read of (k, ch); the MAC happens next cycle. Channel ch
                     // is word rblk_q of row rrow_q, and w[k][ch] is word waddr_q.
                     if (k_q != CLS[CLS_W-1:0]) begin
-                        pool_rd_q    <= row_sum[rrow_q];
+                        mac_row_q    <= rrow_q;
                         mac_w_q      <= w_rom[waddr_q];
                         waddr_q      <= waddr_q + 1'b1;
                         mac_valid_q  <= 1'b1;
