@@ -35,8 +35,10 @@ BREAKDOWN ?= 1
 PLACER   ?=
 ROUTER   ?=
 PNR_ARGS ?=
+# nextpnr's seed (named with every Fmax figure).
+SEED     ?= 1
 TARGET   ?=
-FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
+FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) SEED=$(SEED) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
 
 .PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant retrain-limited bench-train sweep
 
