@@ -35,6 +35,8 @@ module ccc_core #(
     parameter integer ALPHA    = 8,
     parameter integer SEL_W    = 3,
     parameter integer PSUM_W   = 12,
+    // row-end accumulator and bias width (the model's bound, <= 32)
+    parameter integer ACC_W    = 32,
     parameter integer NT       = 1,
     parameter integer T_W      = 1,
     parameter integer WM_AW    = 4,
@@ -89,6 +91,7 @@ module ccc_core #(
     parameter integer REOPEN   = 0,
     parameter integer CLS_DLY  = 0,
     parameter         WM_FILE  = "",
+    parameter integer WM_BANK  = 512,
     parameter         CW_FILE  = "",
     parameter         CB_FILE  = ""
 ) (
@@ -112,7 +115,7 @@ module ccc_core #(
     // columns' {weight, selector}}
     input  wire                   wl_en,
     input  wire [WM_AW-1:0]       wl_addr,
-    input  wire [C*(8+SEL_W)+NB*(32+1+COL_W+LANE_W+16+A_W+LANE_W+1)-1:0] wl_data,
+    input  wire [C*(8+SEL_W)+NB*(ACC_W+1+COL_W+LANE_W+16+A_W+LANE_W+1)-1:0] wl_data,
     // debug: every activation the row ends produce (bank-major, row r of a bank at r)
     output wire [NB*R-1:0]         dbg_valid,
     output wire [NB*R*LAYER_W-1:0] dbg_layer,
@@ -127,7 +130,7 @@ module ccc_core #(
 );
     localparam integer TGT_W  = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1;
     localparam integer CELL_W = C * (8 + SEL_W);
-    localparam integer BANK_W = 32 + TGT_W;
+    localparam integer BANK_W = ACC_W + TGT_W;
     localparam integer WM_W   = CELL_W + NB * BANK_W;
     localparam integer INFO_W = 2 * PIX_W + Y_W + X_W + 4 + N_W + RB_W + ROW_W + 1 +
                                 LAYER_W + 2 + 6 + 8 + Y_W + X_W + S_W + 2 * LK_W + 2;
@@ -230,7 +233,8 @@ module ccc_core #(
     wire            ld_en_w, unused_ld_busy, unused_loaded;
     wire [T_W-1:0]  unused_ld_tile;
     ccc_loader #(
-        .R(R), .NT(NT), .T_W(T_W), .WM_AW(WM_AW), .WORD_W(WM_W), .WM_FILE(WM_FILE)
+        .R(R), .NT(NT), .T_W(T_W), .WM_AW(WM_AW), .WORD_W(WM_W), .WM_FILE(WM_FILE),
+        .BANK_DEPTH(WM_BANK)
     ) u_loader (
         .clk(clk), .rst(rst), .wl_en(wl_en), .wl_addr(wl_addr), .wl_data(wl_data),
         .go(ld_go), .go_tile(ld_go_tile), .consume(1'b0),
@@ -500,16 +504,16 @@ module ccc_core #(
     generate
         for (gb = 0; gb < NB; gb = gb + 1) begin : g_bank
             wire [(R+1)*TOK_W-1:0] tok;
-            wire [(R+1)*32-1:0]    bias;
+            wire [(R+1)*ACC_W-1:0] bias;
             wire [(R+1)*TGT_W-1:0] tgt;
             wire [R*PSUM_W-1:0]    psum = (NB > 1 && gb == 0) ? arr_psum_mid : arr_psum;
             assign tok[0 +: TOK_W]   = tok_bank[gb];
-            assign bias[0 +: 32]     = ld_word_q[CELL_W + gb*BANK_W +: 32];
-            assign tgt[0 +: TGT_W]   = ld_word_q[CELL_W + gb*BANK_W + 32 +: TGT_W];
+            assign bias[0 +: ACC_W]  = ld_word_q[CELL_W + gb*BANK_W +: ACC_W];
+            assign tgt[0 +: TGT_W]   = ld_word_q[CELL_W + gb*BANK_W + ACC_W +: TGT_W];
             for (gr = 0; gr < R; gr = gr + 1) begin : g_row
                 localparam integer K = gb * R + gr;
                 ccc_row_unit #(
-                    .ROW(gr), .ROW_W(ROW_W), .PSUM_W(PSUM_W), .PIX_W(PIX_W), .Y_W(Y_W),
+                    .ROW(gr), .ROW_W(ROW_W), .PSUM_W(PSUM_W), .ACC_W(ACC_W), .PIX_W(PIX_W), .Y_W(Y_W),
                     .X_W(X_W), .N_W(N_W), .RB_W(RB_W), .LAYER_W(LAYER_W), .PSUM_D(PSUM_D),
                     .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W),
                     .S_W(S_W), .LK_W(LK_W)
@@ -517,8 +521,8 @@ module ccc_core #(
                     .clk(clk), .rst(rst),
                     .tok_in(tok[gr*TOK_W +: TOK_W]), .tok_out(tok[(gr+1)*TOK_W +: TOK_W]),
                     .psum(psum[gr*PSUM_W +: PSUM_W]),
-                    .ld_en(ld_en_row_q[K]), .ld_bias_in(bias[gr*32 +: 32]),
-                    .ld_bias_out(bias[(gr+1)*32 +: 32]),
+                    .ld_en(ld_en_row_q[K]), .ld_bias_in(bias[gr*ACC_W +: ACC_W]),
+                    .ld_bias_out(bias[(gr+1)*ACC_W +: ACC_W]),
                     .ld_tgt_in(tgt[gr*TGT_W +: TGT_W]),
                     .ld_tgt_out(tgt[(gr+1)*TGT_W +: TGT_W]),
                     .out_valid(ro_valid[K]), .out_act(ro_act[K*8 +: 8]),
@@ -531,7 +535,7 @@ module ccc_core #(
                     .wr_mirror(rw_mirror[K])
                 );
             end
-            wire unused_bank_end = ^{tok[R*TOK_W +: TOK_W], bias[R*32 +: 32],
+            wire unused_bank_end = ^{tok[R*TOK_W +: TOK_W], bias[R*ACC_W +: ACC_W],
                                      tgt[R*TGT_W +: TGT_W]};
         end
     endgenerate

@@ -26,6 +26,9 @@ module ccc_row_unit #(
     parameter integer ROW     = 0,
     parameter integer ROW_W   = 3,
     parameter integer PSUM_W  = 14,
+    // Accumulator, partial-sum and bias width: wide enough for every partial sum of the
+    // model (the compiler's bound), so that nothing wraps.
+    parameter integer ACC_W   = 32,
     parameter integer PIX_W   = 10,
     parameter integer Y_W     = 5,
     parameter integer X_W     = 5,
@@ -56,8 +59,8 @@ module ccc_row_unit #(
     input  wire signed [PSUM_W-1:0] psum,
     // bias and write-target shadow chains
     input  wire                     ld_en,
-    input  wire [31:0]              ld_bias_in,
-    output wire [31:0]              ld_bias_out,
+    input  wire [ACC_W-1:0]         ld_bias_in,
+    output wire [ACC_W-1:0]         ld_bias_out,
     input  wire [TGT_W-1:0]         ld_tgt_in,
     output wire [TGT_W-1:0]         ld_tgt_out,
     // the finished activation of this row
@@ -120,8 +123,8 @@ module ccc_row_unit #(
     // The cut bit only routes tokens in the token line.
     wire                unused_cut = tok_in[O_FIRST + 3];
 
-    reg [31:0]      bias_shadow_q;
-    reg [31:0]      bias_q;
+    reg [ACC_W-1:0] bias_shadow_q;
+    reg [ACC_W-1:0] bias_q;
     reg [TGT_W-1:0] tgt_shadow_q;
     reg [TGT_W-1:0] tgt_q;
     assign ld_bias_out = bias_shadow_q;
@@ -157,15 +160,15 @@ module ccc_row_unit #(
     // second stage.
     wire                   acc_valid;
     wire                   acc_last;
-    wire signed [31:0]     acc;
+    wire signed [ACC_W-1:0] acc;
     reg  [PIX_W-1:0]       s1_pix_q, s2_pix_q;
-    wire [31:0]            pmem_rdata;
+    wire [ACC_W-1:0]       pmem_rdata;
 
     generate
         if (PSUM_D != 0) begin : g_psum
             // Only layers tiled along groups use it, and their pixels fit PSUM_AW bits.
             ccc_sdp_ram #(
-                .WIDTH(32), .BYTES(1), .DEPTH(PSUM_D), .ADDR_W(PSUM_AW), .INIT_FILE("")
+                .WIDTH(ACC_W), .BYTES(1), .DEPTH(PSUM_D), .ADDR_W(PSUM_AW), .INIT_FILE("")
             ) u_pmem (
                 .clk(clk),
                 .we(acc_valid & ~acc_last),
@@ -177,17 +180,17 @@ module ccc_row_unit #(
                 .rdata(pmem_rdata)
             );
         end else begin : g_no_psum
-            assign pmem_rdata = 32'd0;
+            assign pmem_rdata = {ACC_W{1'b0}};
             // Only the psum memory reads these; Verilator skips names with "unused".
             wire unused_psum = ^{acc, s2_pix_q};
         end
     endgenerate
 
-    wire signed [31:0] base = t_first ? bias_q : pmem_rdata;
+    wire signed [ACC_W-1:0] base = t_first ? bias_q : pmem_rdata;
     wire               re_valid;
     wire [7:0]         re_act;
 
-    ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(32)) u_end (
+    ccc_row_end #(.PSUM_W(PSUM_W), .ACC_W(ACC_W)) u_end (
         .clk(clk),
         .rst(rst),
         .in_valid(t_valid),
@@ -232,8 +235,8 @@ module ccc_row_unit #(
     // reset. The token, the pixel's description and the outputs' data are not.
     always @(posedge clk) begin
         if (rst) begin
-            bias_shadow_q <= 32'd0;
-            bias_q        <= 32'd0;
+            bias_shadow_q <= {ACC_W{1'b0}};
+            bias_q        <= {ACC_W{1'b0}};
             tgt_shadow_q  <= {TGT_W{1'b0}};
             tgt_q         <= {TGT_W{1'b0}};
         end else begin

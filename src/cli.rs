@@ -222,6 +222,11 @@ pub struct TrainArgs {
     /// α per stage (1 = dense; the stem is always dense).
     #[arg(long, value_delimiter = ',', default_value = "1,8,8,8")]
     pub groups: Vec<usize>,
+    /// α per conv, stem first (overrides --groups; the stem's must be 1). Lets a layer
+    /// whose filter matrix has few columns keep a smaller α at the same tile count
+    /// (e.g. 64 taps on 32 columns: α 2 fills the tile that α 4 half-fills).
+    #[arg(long, value_delimiter = ',')]
+    pub layer_groups: Option<Vec<usize>>,
     /// Stem kernel size K (odd; "same" padding).
     #[arg(long, default_value_t = 3)]
     pub stem_kernel: usize,
@@ -311,6 +316,10 @@ impl TrainArgs {
             &self.strides,
             &self.groups,
         )?;
+        let arch = match &self.layer_groups {
+            Some(alphas) => arch.with_layer_alphas(alphas)?,
+            None => arch,
+        };
         Ok(crate::train::TrainOptions {
             arch,
             gamma: self.gamma,

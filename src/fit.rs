@@ -298,7 +298,14 @@ fn ecp5_lutram(depth: usize, width: usize, lanes: usize, bram: u64) -> Option<u6
 fn memories(p: &Capacity) -> Vec<(&'static str, usize, usize, usize, usize)> {
     let mut m = vec![
         ("tap buffers", p.a_d, p.alpha * 8, p.alpha, p.cols),
-        ("weight memory", p.tiles * p.rows, p.word.width, 1, 1),
+        // Banks of wm_bank words (the last may be shorter; counted as full).
+        (
+            "weight memory",
+            (p.tiles * p.rows).min(p.wm_bank),
+            p.word.width,
+            1,
+            p.wm_banks(),
+        ),
     ];
     // The first layer's own input buffers, on the columns it reads.
     let in_cols = p.in_cols.iter().filter(|&&c| c).count();
@@ -306,7 +313,7 @@ fn memories(p: &Capacity) -> Vec<(&'static str, usize, usize, usize, usize)> {
         m.push(("input buffers", p.in_d, p.alpha * 8, p.alpha, in_cols));
     }
     if p.psum_d > 0 {
-        m.push(("partial sums", p.psum_d, 32, 1, p.rows * p.banks));
+        m.push(("partial sums", p.psum_d, p.acc_w, 1, p.rows * p.banks));
     }
     m
 }

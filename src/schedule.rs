@@ -60,10 +60,10 @@ pub mod pipe {
     /// Covers segment 1's delay (up to 7) on the narrowest segments.
     pub const LOAD_MARGIN: u64 = 10;
     /// Cycles between a tile's start and the next tile's start for its R weight words to
-    /// be in the shadow registers: LOAD_AT + 2 (read latency, per-column enable register) +
-    /// R words.
+    /// be in the shadow registers: LOAD_AT + 3 (read latency 2: the bank's read and its
+    /// register; the per-column enable register) + R words.
     pub fn load_gap(rows: usize, cols: usize) -> u64 {
-        load_at(rows, cols) + 2 + rows as u64
+        load_at(rows, cols) + 3 + rows as u64
     }
     pub fn load_at(rows: usize, cols: usize) -> u64 {
         (rows + cols) as u64 + LOAD_MARGIN

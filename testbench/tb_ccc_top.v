@@ -26,7 +26,7 @@
 //   +vcd=FILE       waveforms
 //   +wload=FILE +wwords=N   write N weight-memory words through the load port (during
 //                   reset, before the loader reads tile 0) instead of relying on
-//                   weights.hex
+//                   the weight-memory images
 `timescale 1ns / 1ps
 `default_nettype none
 

@@ -59,7 +59,7 @@ fn golden_outputs_of_a_tiny_model() {
         ("rtl/ccc_top.v", "tiny_2x2_ccc_top.v"),
         ("rtl/ccc_sched.v", "tiny_2x2_ccc_sched.v"),
         ("rtl/ccc_wmap.v", "tiny_2x2_ccc_wmap.v"),
-        ("rtl/weights.hex", "tiny_2x2_weights.hex"),
+        ("rtl/weights_b00.hex", "tiny_2x2_weights.hex"),
         ("rtl/cls_w.hex", "tiny_2x2_cls_w.hex"),
         ("rtl/cls_b.hex", "tiny_2x2_cls_b.hex"),
         ("rtl/rtl.json", "tiny_2x2_design.json"),
@@ -215,4 +215,43 @@ fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
     let e = build(&n, &c.schedule).expect_err("write-target offset");
     let f = e.downcast_ref::<FieldOverflow>().expect("a field overflow");
     assert_eq!(f.field, "write-target offset", "{e:#}");
+}
+
+#[test]
+fn the_accumulator_is_as_wide_as_the_models_bound() {
+    use ccc::compile::{self, CompileOptions};
+    use ccc::rtl::design::{self, Provenance};
+
+    let d = tempfile::tempdir().unwrap();
+    let m = common::write_model(d.path(), "m.safetensors", &tiny());
+    let c = compile::compile(
+        &m,
+        &CompileOptions {
+            rows: 2,
+            cols: 2,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let psum_w = c.design.as_ref().unwrap().capacity.psum_w;
+    let width = |bias: i32| {
+        let mut n = c.packed.clone();
+        n.layers[1].bias[0] = bias;
+        let d = design::build(&n, &c.schedule, Provenance::default()).unwrap();
+        assert_eq!(d.capacity.acc_w, design::acc_width(&n, psum_w));
+        d.capacity.acc_w
+    };
+    let sum_w: u64 = c.packed.layers[1]
+        .weight
+        .row(0)
+        .iter()
+        .map(|&w| w.unsigned_abs() as u64 * 255)
+        .sum();
+    // |bias| + Σ|w|·255 just below and at a power of two: one more bit.
+    let edge = (1u64 << 24) - sum_w;
+    assert_eq!(width(edge as i32 - 1), 25);
+    assert_eq!(width(-(edge as i32)), 26);
+    // Never below the eight shifted bit-plane sums, never above int32.
+    assert_eq!(width(0).max(psum_w + 8), width(0));
+    assert_eq!(width(1 << 30), 32);
 }

@@ -214,7 +214,7 @@ fn a_corrupted_weight_is_located() {
     let s = spec(6);
     let b = build(&s, 4, 4, &[1, 3, 3], false);
     // Flip one weight bit of the first tile's top row (the last word of the tile).
-    let p: &Path = &b.out.join("rtl/weights.hex");
+    let p: &Path = &b.out.join("rtl/weights_b00.hex");
     let text = std::fs::read_to_string(p).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let sel_w = b.design().capacity.sel_w;
@@ -257,14 +257,14 @@ fn weights_loaded_through_the_load_port() {
     let tb = b.out.join("tb");
     // Move the weights out of the memory image: the design starts with all-zero weights
     // and gets the real ones only through wl_en/wl_addr/wl_data.
-    let words = std::fs::read_to_string(rtl.join("weights.hex")).unwrap();
+    let words = std::fs::read_to_string(rtl.join("weights_b00.hex")).unwrap();
     let n_words = words.lines().count();
     std::fs::write(tb.join("wload.hex"), &words).unwrap();
     let zero = words
         .lines()
         .map(|l| "0".repeat(l.len()) + "\n")
         .collect::<String>();
-    std::fs::write(rtl.join("weights.hex"), zero).unwrap();
+    std::fs::write(rtl.join("weights_b00.hex"), zero).unwrap();
     let imgs = images(&s, 2);
     let run_with = |load: bool| {
         let o = RunOptions {
@@ -288,6 +288,57 @@ fn weights_loaded_through_the_load_port() {
     assert!(run_with(true).passed());
     // Without the load the zero weights must show up as mismatches.
     assert!(!run_with(false).mismatches.is_empty());
+}
+
+#[test]
+fn weight_memory_in_banks() {
+    if !common::need("iverilog", "weight_memory_in_banks")
+        || !common::need("verilator", "weight_memory_in_banks")
+    {
+        return;
+    }
+    let s = spec(9);
+    // 8-word banks: tiles of 3 rows straddle them, the last bank is short.
+    let b = build(&s, 3, 4, &[1, 3, 2], false).rebank(8);
+    let cap = &b.design().capacity;
+    assert!(cap.wm_banks() > 2, "{} banks", cap.wm_banks());
+    let rtl = b.out.join("rtl");
+    let images_per_bank: Vec<usize> = (0..cap.wm_banks())
+        .map(|k| {
+            let f = rtl.join(format!("weights_b{k:02}.hex"));
+            std::fs::read_to_string(&f).unwrap().lines().count()
+        })
+        .collect();
+    assert_eq!(images_per_bank.iter().sum::<usize>(), cap.tiles * cap.rows);
+    assert!(
+        images_per_bank[..images_per_bank.len() - 1]
+            .iter()
+            .all(|&n| n == 8)
+    );
+    let imgs = images(&s, 3);
+    check(&b, &imgs, Simulator::Icarus);
+    check(&b, &imgs, Simulator::Verilator);
+    // The load port writes across the banks: start from zero weights, load the image.
+    let tb = b.out.join("tb");
+    std::fs::create_dir_all(&tb).unwrap();
+    let mut all = String::new();
+    for k in 0..cap.wm_banks() {
+        let f = rtl.join(format!("weights_b{k:02}.hex"));
+        let words = std::fs::read_to_string(&f).unwrap();
+        all.push_str(&words);
+        let zero: String = words.lines().map(|l| "0".repeat(l.len()) + "\n").collect();
+        std::fs::write(&f, zero).unwrap();
+    }
+    std::fs::write(tb.join("wload.hex"), &all).unwrap();
+    let o = RunOptions {
+        weight_load: Some(WeightLoad {
+            file: tb.join("wload.hex"),
+            words: cap.tiles * cap.rows,
+        }),
+        ..RunOptions::default()
+    };
+    let r = b.check(&imgs, Simulator::Icarus, &o);
+    assert!(r.cycles_match(), "{:?} vs {:?}", r.measured, r.predicted);
 }
 
 #[test]

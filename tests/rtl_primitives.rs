@@ -102,8 +102,12 @@ module requant_spec (
     assign act = (scaled < 0) ? 8'd0 : (scaled > clamp_wide) ? clamp_max : scaled[7:0];
 endmodule
 
-module requant_miter (
-    input  wire signed [31:0] acc,
+// N: the accumulator width the row end is built with (the compiler's bound, <= 32); the
+// spec sees the same value sign-extended to int32.
+module requant_miter #(
+    parameter integer N = 32
+) (
+    input  wire signed [N-1:0] acc_n,
     input  wire [5:0]         t_in,
     input  wire [7:0]         clamp_max,
     output wire               same
@@ -112,15 +116,17 @@ module requant_miter (
     wire        [5:0] t = (t_in > 6'd47) ? 6'd47 : t_in;
     wire signed [5:0] shift = t - 6'd16;
     wire [7:0] a_spec, a_impl;
+    wire signed [31:0] acc = {{(33 - N){acc_n[N-1]}}, acc_n[N-2:0]};
     requant_spec u_spec (.acc(acc), .shift(shift), .clamp_max(clamp_max), .act(a_spec));
-    ccc_requant #(.ACC_W(32)) u_impl (.acc(acc), .shift(shift), .clamp_max(clamp_max), .act(a_impl));
+    ccc_requant #(.ACC_W(N)) u_impl (.acc(acc_n), .shift(shift), .clamp_max(clamp_max), .act(a_impl));
     assign same = a_spec == a_impl;
 endmodule
 "#;
 
-/// yosys's SAT solver proves `impl_text` (a `ccc_requant` module) equal to the spec for
-/// every accumulator, shift and clamp. Returns (proved, log).
-fn prove_requant(impl_text: &str) -> (bool, String) {
+/// yosys's SAT solver proves `impl_text` (a `ccc_requant` module built for `acc_w`-bit
+/// accumulators) equal to the spec for every accumulator, shift and clamp. Returns
+/// (proved, log).
+fn prove_requant(impl_text: &str, acc_w: usize) -> (bool, String) {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("impl.v"), impl_text).unwrap();
     std::fs::write(d.path().join("spec.v"), REQUANT_SPEC).unwrap();
@@ -128,8 +134,11 @@ fn prove_requant(impl_text: &str) -> (bool, String) {
         .current_dir(d.path())
         .args([
             "-p",
-            "read_verilog impl.v spec.v; hierarchy -top requant_miter; proc; flatten; opt; \
-             sat -prove same 1 -verify -show-inputs",
+            &format!(
+                "read_verilog impl.v spec.v; chparam -set N {acc_w} requant_miter; \
+                 hierarchy -top requant_miter; proc; flatten; opt; \
+                 sat -prove same 1 -verify -show-inputs"
+            ),
         ])
         .output()
         .unwrap();
@@ -153,12 +162,19 @@ fn requantizer_is_proven_equal_to_the_spec() {
     .iter()
     .map(|f| std::fs::read_to_string(common::repo().join("hw").join(f)).unwrap())
     .collect();
-    let (ok, log) = prove_requant(&text);
-    assert!(ok, "ccc_requant differs from the spec:\n{log}");
-    assert!(
-        log.contains("SAT proof finished - no model found: SUCCESS"),
-        "{log}"
-    );
+    // 32 bits and the narrowest accumulator a design gets (psum_w + 8 on a one-column
+    // array: 17).
+    for acc_w in [32, 17] {
+        let (ok, log) = prove_requant(&text, acc_w);
+        assert!(
+            ok,
+            "ccc_requant ({acc_w} bits) differs from the spec:\n{log}"
+        );
+        assert!(
+            log.contains("SAT proof finished - no model found: SUCCESS"),
+            "{log}"
+        );
+    }
     // Broken requantizers must fail the proof with a counterexample: no round bit, and
     // an overflow check one bit too high.
     for (what, from, to) in [
@@ -173,7 +189,7 @@ fn requantizer_is_proven_equal_to_the_spec() {
             text.contains(from),
             "mutation target `{from}` not in the requantizer"
         );
-        let (ok, log) = prove_requant(&text.replacen(from, to, 1));
+        let (ok, log) = prove_requant(&text.replacen(from, to, 1), 32);
         assert!(!ok, "{what}: a broken requantizer passed the proof");
         assert!(
             log.contains("proof did fail"),

@@ -98,6 +98,20 @@ pub const SHIFT_W: usize = 6;
 pub const CLAMP_W: usize = 8;
 pub const TAP_W: usize = 8;
 pub const DELTA_W: usize = 3;
+/// Weight-memory words per bank: an ECP5 DP16KD holds 512 words of 36 bits, two iCE40
+/// SB_RAM40_4K 512 of 16. Each bank's read is registered before the multiplexer that
+/// joins the banks, so a deep memory adds no block-RAM-to-multiplexer path.
+pub const WM_BANK_DEPTH: usize = 512;
+fn int32_bits() -> usize {
+    32
+}
+
+fn wm_bank_depth() -> usize {
+    WM_BANK_DEPTH
+}
+
+/// Bank images are named with two decimal digits.
+pub const WM_BANKS_MAX: usize = 100;
 
 /// The design of one compiled model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,6 +145,11 @@ pub struct Capacity {
     pub alpha: usize,
     pub sel_w: usize,
     pub psum_w: usize,
+    /// Row-end accumulator, partial-sum and bias width ([`acc_width`]): the bits the
+    /// model's largest possible |accumulator| needs, at most 32 (DESIGN §5's int32);
+    /// designs written before it existed had 32.
+    #[serde(default = "int32_bits")]
+    pub acc_w: usize,
     /// Schedule-ROM entries (tiles); the weight memory holds `tiles * rows` words.
     pub tiles: usize,
     pub layers: usize,
@@ -153,11 +172,20 @@ pub struct Capacity {
     /// Pooled channels and the width of their sums.
     pub ch: usize,
     pub pool_w: usize,
+    /// Weight-memory words per block-RAM bank ([`WM_BANK_DEPTH`], a power of two: the
+    /// address's high bits pick the bank); each bank has its own image, `weights_bNN.hex`.
+    #[serde(default = "wm_bank_depth")]
+    pub wm_bank: usize,
     pub widths: Widths,
     pub word: WordLayout,
 }
 
 impl Capacity {
+    /// Block-RAM banks of the weight memory (hw/ccc_loader.v).
+    pub fn wm_banks(&self) -> usize {
+        (self.tiles * self.rows).div_ceil(self.wm_bank)
+    }
+
     /// Cycles the clear after reset takes: one word of every tap and input buffer per
     /// cycle (hw/ccc_core.v, CLR_D).
     pub fn clear_cycles(&self) -> u64 {
@@ -447,6 +475,7 @@ pub struct ClassifierImage {
 struct Plan {
     alpha: usize,
     cell: CellParams,
+    acc_w: usize,
     /// The mode each layer runs in.
     modes: Vec<Mode>,
     layouts: Vec<BufLayout>,
@@ -461,6 +490,30 @@ struct Plan {
     tp: usize,
     in_wpc: usize,
     psum_d: usize,
+}
+
+/// The row ends' accumulator width: every partial sum of every row lies within
+/// |bias| + Σ|w|·255 (uint8 inputs; bit-plane and column-block partial sums are sums over
+/// subsets of the same terms), so a signed word one bit wider than that bound never wraps,
+/// and the hardware equals DESIGN §5's int32 arithmetic without carrying 32 bits. At least
+/// psum_w + 8 (the eight shifted bit-plane sums, hw/ccc_row_end.v), at most 32 (the
+/// quantizer already refused anything wider).
+pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
+    let bound = net
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.weight.rows().into_iter().zip(&l.bias).map(|(row, &b)| {
+                b.unsigned_abs() as u64
+                    + row
+                        .iter()
+                        .map(|&w| w.unsigned_abs() as u64 * 255)
+                        .sum::<u64>()
+            })
+        })
+        .max()
+        .unwrap_or(0);
+    (bits(bound as usize) + 1).max(psum_w + 8).min(32)
 }
 
 fn mode_code(m: Mode) -> usize {
@@ -600,12 +653,13 @@ fn plan(
     let offset_w = a_w + lane_w + 1;
     let target_w = 1 + col_w + lane_w + 16 + offset_w;
     let cell_w = 8 + cell.sel_w;
-    let bank_w = 32 + target_w;
+    let acc_w = acc_width(net, cell.psum_w);
+    let bank_w = acc_w + target_w;
     let word = WordLayout {
         width: c * cell_w + banks * bank_w,
         cell_w,
         bias_lsb: c * cell_w,
-        target_lsb: c * cell_w + 32,
+        target_lsb: c * cell_w + acc_w,
         bank_w,
         target_w,
         offset_w,
@@ -613,6 +667,7 @@ fn plan(
     Ok(Plan {
         alpha,
         cell,
+        acc_w,
         modes,
         layouts,
         region,
@@ -636,6 +691,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         alpha: p.alpha,
         sel_w: p.cell.sel_w,
         psum_w: p.cell.psum_w,
+        acc_w: p.acc_w,
         tiles: tiles.len(),
         layers: net.layers.len(),
         tp: p.tp,
@@ -649,6 +705,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         classes: net.classes,
         ch: net.classifier.pool_input.c,
         pool_w: net.classifier.in_bits as usize,
+        wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),
     }

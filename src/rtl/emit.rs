@@ -2,7 +2,7 @@
 //! array for the design's widths, the hand-written primitives from `hw/` (embedded in
 //! the binary), the model-specific modules `ccc_top` (parameters), `ccc_sched` (schedule
 //! ROM), `ccc_wmap` (shift-on-write map of the input), the board-level top, the memory
-//! images (`weights.hex`, `cls_w.hex`, `cls_b.hex`) and `rtl.json`, the design itself.
+//! images (`weights_bNN.hex` per weight-memory bank, `cls_w.hex`, `cls_b.hex`) and `rtl.json`, the design itself.
 //! Nothing here computes a layout: every number comes from the design.
 
 use anyhow::Result;
@@ -86,7 +86,30 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
     for name in ["ccc_sched.v", "ccc_wmap.v", "ccc_top.v", FPGA_TOP] {
         files.push((name.to_string(), templates::render(name, d)?));
     }
-    files.push(("weights.hex".into(), weights_hex(d)));
+    let words = weights_hex(d);
+    let bank = d.capacity.wm_bank;
+    if !bank.is_power_of_two() {
+        anyhow::bail!("weight-memory bank depth {bank} is not a power of two");
+    }
+    if d.capacity.wm_banks() > super::design::WM_BANKS_MAX {
+        anyhow::bail!(
+            "the weight memory needs {} banks of {bank} words ({} tiles x {} rows); the \
+             images are named for at most {}",
+            d.capacity.wm_banks(),
+            d.capacity.tiles,
+            d.capacity.rows,
+            super::design::WM_BANKS_MAX
+        );
+    }
+    for b in 0..d.capacity.wm_banks() {
+        let text: String = words
+            .iter()
+            .skip(b * bank)
+            .take(bank)
+            .map(String::as_str)
+            .collect();
+        files.push((format!("weights_b{b:02}.hex"), text));
+    }
     let cls = &d.contents.classifier;
     files.push((
         "cls_w.hex".into(),
@@ -114,12 +137,12 @@ pub fn write(d: &HwDesign, out: &OutDir) -> Result<()> {
     Ok(())
 }
 
-/// The weight memory image: one hex word per line, fields as [`super::design::WordLayout`]
+/// The weight memory image, one line per word (the banks' images are runs of it), fields as [`super::design::WordLayout`]
 /// places them.
-fn weights_hex(d: &HwDesign) -> String {
+fn weights_hex(d: &HwDesign) -> Vec<String> {
     let cap = &d.capacity;
     let (l, wd) = (&cap.word, &cap.widths);
-    let mut text = String::new();
+    let mut lines = Vec::new();
     for w in &d.contents.weight_words {
         let mut word = vec![false; l.width];
         let mut put = |lsb: usize, width: usize, v: u64| {
@@ -128,7 +151,11 @@ fn weights_hex(d: &HwDesign) -> String {
             }
         };
         for (b, bank) in w.banks.iter().enumerate() {
-            put(l.bias_lsb + b * l.bank_w, 32, bank.bias as u32 as u64);
+            put(
+                l.bias_lsb + b * l.bank_w,
+                cap.acc_w,
+                bank.bias as u32 as u64,
+            );
             if let Some(t) = &bank.target {
                 let at = l.target_lsb + b * l.bank_w;
                 put(at, l.offset_w, t.offset as u64);
@@ -144,10 +171,9 @@ fn weights_hex(d: &HwDesign) -> String {
             put(f, cap.sel_w, sel as u64);
             put(f + cap.sel_w, 8, wt as u8 as u64);
         }
-        text.push_str(&hex_word(&word));
-        text.push('\n');
+        lines.push(hex_word(&word) + "\n");
     }
-    text
+    lines
 }
 
 /// A bit vector (LSB first) as hex, most significant digit first.

@@ -104,6 +104,27 @@ impl Arch {
         })
     }
 
+    /// The same network with α given per conv (stem first), e.g. from `--layer-groups`.
+    pub fn with_layer_alphas(mut self, alphas: &[usize]) -> Result<Arch> {
+        if alphas.len() != self.convs.len() {
+            bail!(
+                "--layer-groups needs one α per conv, stem first: {} convs, got {} values",
+                self.convs.len(),
+                alphas.len()
+            );
+        }
+        if alphas[0] != 1 {
+            bail!("--layer-groups: the stem is dense (α 1), got {}", alphas[0]);
+        }
+        for (i, (c, &a)) in self.convs.iter_mut().zip(alphas).enumerate() {
+            if a == 0 {
+                bail!("--layer-groups: conv {i} has α 0 (1 = dense)");
+            }
+            c.alpha = a;
+        }
+        Ok(self)
+    }
+
     /// Output spatial size after each conv.
     pub fn sizes(&self) -> Vec<(usize, usize)> {
         let (mut h, mut w) = (self.input[1], self.input[2]);

@@ -198,6 +198,20 @@ impl Built {
         self.c.design.as_ref().expect("compiled with RTL")
     }
 
+    /// The same design with its weight memory cut into banks of `words` words (a power of
+    /// two; real designs use 512, which small test models fit in one), written to a new OUT.
+    #[allow(dead_code)]
+    pub fn rebank(mut self, words: usize) -> Built {
+        let d = self.c.design.as_mut().expect("compiled with RTL");
+        d.capacity.wm_bank = words;
+        let out = self.out.with_file_name(format!("out-bank{words}"));
+        let staged = OutDir::begin(&out).unwrap();
+        compile::write_outputs(&self.c, &staged, true).unwrap();
+        staged.commit().unwrap();
+        self.out = out;
+        self
+    }
+
     /// Simulates `imgs` with `sim` and asserts the run finished and matched the reference
     /// on every activation, logit and class.
     pub fn check(&self, imgs: &[Vec<u8>], sim: Simulator, o: &RunOptions) -> SimCheck {

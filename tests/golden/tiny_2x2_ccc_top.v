@@ -7,7 +7,7 @@
 // input buffers 40 words, two column segments (from column 1), 2 row-end banks,
 // input 1x4x4 (one uint8 per beat, order y, x, channel; tlast on an image's last beat),
 // output 2 int32 logits in class order, then the class index (tlast).
-// Memory images (in this directory): weights.hex, cls_w.hex, cls_b.hex.
+// Memory images (in this directory): weights_bNN.hex (one per weight-memory bank), cls_w.hex, cls_b.hex.
 `default_nettype none
 
 module ccc_top (
@@ -27,7 +27,7 @@ module ccc_top (
     output wire        done,
     input  wire        wl_en,
     input  wire [3:0] wl_addr,
-    input  wire [135:0] wl_data,
+    input  wire [107:0] wl_data,
     output wire [3:0] dbg_valid,
     output wire [3:0] dbg_layer,
     output wire [7:0] dbg_ch,
@@ -38,7 +38,7 @@ module ccc_top (
     output wire [2:0] dbg_tile
 );
     ccc_core #(
-        .R(2), .C(2), .ALPHA(2), .SEL_W(1), .PSUM_W(10),
+        .R(2), .C(2), .ALPHA(2), .SEL_W(1), .PSUM_W(10), .ACC_W(18),
         .NT(6), .T_W(3), .WM_AW(4), .A_W(6), .A_D(4),
         .PIX_W(5), .Y_W(3), .X_W(3), .N_W(2), .RB_W(1), .ROW_W(1),
         .MAP_AW(3), .COL_W(1), .LANE_W(1), .WPC_W(3), .TP_W(4),
@@ -50,7 +50,7 @@ module ccc_top (
         .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
         .POOL_W(10), .LOAD_AT(14), .REOPEN(0),
         .CLS_DLY(12),
-        .WM_FILE("weights.hex"), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
+        .WM_FILE("weights"), .WM_BANK(512), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
     ) u_core (
         .clk(clk), .rst(rst),
         .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready), .s_axis_tdata(s_axis_tdata),
