@@ -30,6 +30,9 @@ module ccc_classifier #(
     parameter integer CLS     = 10,
     parameter integer CLS_W   = 4,
     parameter integer POOL_W  = 14,
+    // Accumulator and logit width: the compiler's bound on every partial logit (<= 32,
+    // > POOL_W + 8); logits leave sign-extended to 32 bits.
+    parameter integer LOGIT_W = 32,
     parameter         W_FILE  = "",
     parameter         B_FILE  = ""
 ) (
@@ -59,7 +62,7 @@ module ccc_classifier #(
     localparam integer IDX_W  = (CLS > 1) ? $clog2(CLS) : 1;
 
     reg signed [7:0]  w_rom [0:NW-1];
-    reg signed [31:0] b_rom [0:CLS-1];
+    reg signed [LOGIT_W-1:0] b_rom [0:CLS-1];
     reg               pool_clear_q;
 
     initial begin
@@ -88,15 +91,15 @@ module ccc_classifier #(
     reg signed [7:0] mac_w_q, m1_w_q;
     reg [R_W-1:0]    mac_row_q;
     reg [POOL_W-1:0] m1_p_q;
-    reg signed [31:0] m2_prod_q, m2_bias_q;
-    reg signed [31:0] acc_q;
+    reg signed [LOGIT_W-1:0] m2_prod_q, m2_bias_q;
+    reg signed [LOGIT_W-1:0] acc_q;
     reg [CLS_W-1:0]  best_q;
-    reg signed [31:0] best_val_q;
+    reg signed [LOGIT_W-1:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
     // Logits in class order, class 0 in the low word: each completed logit enters at the
     // top and every output takes the low word, both shifting one word down.
-    reg  [32*CLS-1:0] logit_q;
-    wire [32*CLS-1:0] logit_shifted;
+    reg  [LOGIT_W*CLS-1:0] logit_q;
+    wire [LOGIT_W*CLS-1:0] logit_shifted;
 
     assign busy = (state_q != S_IDLE);
     assign pool_done = pool_clear_q;
@@ -176,9 +179,10 @@ module ccc_classifier #(
         end
     endgenerate
 
-    wire signed [31:0] product =
-        $signed({{24{m1_w_q[7]}}, m1_w_q}) * $signed({{(32 - POOL_W) {1'b0}}, m1_p_q});
-    wire signed [31:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
+    wire signed [LOGIT_W-1:0] product =
+        $signed({{(LOGIT_W - 8) {m1_w_q[7]}}, m1_w_q}) *
+        $signed({{(LOGIT_W - POOL_W) {1'b0}}, m1_p_q});
+    wire signed [LOGIT_W-1:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
     always @(posedge clk) begin
         m1_w_q    <= mac_w_q;
         m1_p_q    <= row_rd[mac_row_q];
@@ -206,7 +210,7 @@ module ccc_classifier #(
     // While the logits leave, the word shifted in at the top is never read.
     generate
         if (CLS > 1) begin : g_logit_shift
-            assign logit_shifted = {acc_d, logit_q[32*CLS-1:32]};
+            assign logit_shifted = {acc_d, logit_q[LOGIT_W*CLS-1:LOGIT_W]};
         end else begin : g_logit_one
             assign logit_shifted = acc_d;
         end
@@ -289,7 +293,8 @@ module ccc_classifier #(
                             out_valid <= 1'b1;
                             out_data  <= (out_i_q == CLS[CLS_W:0])
                                 ? {{(32 - CLS_W) {1'b0}}, best_q}
-                                : logit_q[31:0];
+                                : {{(32 - LOGIT_W) {logit_q[LOGIT_W-1]}},
+                                   logit_q[LOGIT_W-1:0]};
                             if (out_i_q != CLS[CLS_W:0]) logit_q <= logit_shifted;
                             out_last  <= (out_i_q == CLS[CLS_W:0]);
                             out_i_q   <= out_i_q + 1'b1;

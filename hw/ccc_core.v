@@ -86,6 +86,8 @@ module ccc_core #(
     parameter integer CH       = 4,
     parameter integer CH_W     = 2,
     parameter integer POOL_W   = 14,
+    // classifier accumulator width (the model's bound, <= 32)
+    parameter integer LOGIT_W  = 32,
     // timing the compiler planned with (src/schedule.rs)
     parameter integer LOAD_AT  = 16,
     parameter integer REOPEN   = 0,
@@ -606,7 +608,7 @@ module ccc_core #(
 
     ccc_classifier #(
         .CH(CH), .CH_W(CH_W), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
-        .POOL_W(POOL_W), .W_FILE(CW_FILE), .B_FILE(CB_FILE)
+        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .W_FILE(CW_FILE), .B_FILE(CB_FILE)
     ) u_cls (
         .clk(clk), .rst(rst),
         .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),

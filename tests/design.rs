@@ -254,4 +254,18 @@ fn the_accumulator_is_as_wide_as_the_models_bound() {
     // Never below the eight shifted bit-plane sums, never above int32.
     assert_eq!(width(0).max(psum_w + 8), width(0));
     assert_eq!(width(1 << 30), 32);
+    // The classifier's: the same rule over its classes, at least one product wide.
+    let logit = |bias: i32| {
+        let mut n = c.packed.clone();
+        n.classifier.bias[0] = bias;
+        design::build(&n, &c.schedule, Provenance::default())
+            .unwrap()
+            .capacity
+            .logit_w
+    };
+    let in_bits = c.packed.classifier.in_bits as usize;
+    assert_eq!(logit(0), design::logit_width(&c.packed));
+    assert!(logit(0) > in_bits + 8);
+    assert_eq!(logit(1 << 26), 28);
+    assert_eq!(logit(-(1 << 30)), 32);
 }

@@ -172,6 +172,10 @@ pub struct Capacity {
     /// Pooled channels and the width of their sums.
     pub ch: usize,
     pub pool_w: usize,
+    /// The classifier's accumulator and logit width ([`logit_width`], ≤ 32); the logits
+    /// leave sign-extended to int32. Designs written before it existed had 32.
+    #[serde(default = "int32_bits")]
+    pub logit_w: usize,
     /// Weight-memory words per block-RAM bank ([`WM_BANK_DEPTH`], a power of two: the
     /// address's high bits pick the bank); each bank has its own image, `weights_bNN.hex`.
     #[serde(default = "wm_bank_depth")]
@@ -516,6 +520,31 @@ pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
     (bits(bound as usize) + 1).max(psum_w + 8).min(32)
 }
 
+/// The classifier's accumulator width: every partial logit lies within |b_k| +
+/// Σ_ch |w[k][ch]|·(2^pool_w − 1), so one bit more than the largest class's bound holds
+/// all of them; at least pool_w + 9 (one signed 8-bit x pool_w-bit product), at most 32.
+pub fn logit_width(net: &PackedNet) -> usize {
+    let c = &net.classifier;
+    let max_in = (1u64 << c.in_bits) - 1;
+    let bound = c
+        .weight
+        .rows()
+        .into_iter()
+        .zip(&c.bias)
+        .map(|(row, &b)| {
+            b.unsigned_abs() as u64
+                + row
+                    .iter()
+                    .map(|&w| w.unsigned_abs() as u64 * max_in)
+                    .sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0);
+    (bits(bound as usize) + 1)
+        .max(c.in_bits as usize + 9)
+        .min(32)
+}
+
 fn mode_code(m: Mode) -> usize {
     match m {
         Mode::Single => 0,
@@ -705,6 +734,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         classes: net.classes,
         ch: net.classifier.pool_input.c,
         pool_w: net.classifier.in_bits as usize,
+        logit_w: logit_width(net),
         wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),

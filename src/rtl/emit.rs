@@ -118,11 +118,14 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
             .map(|&w| format!("{:02x}\n", w as u8))
             .collect(),
     ));
+    // LOGIT_W-bit words (the bound holds every bias).
+    let lw = d.capacity.logit_w;
+    let mask = u32::MAX >> (32 - lw);
     files.push((
         "cls_b.hex".into(),
         cls.bias
             .iter()
-            .map(|&b| format!("{:08x}\n", b as u32))
+            .map(|&b| format!("{:0w$x}\n", b as u32 & mask, w = lw.div_ceil(4)))
             .collect(),
     ));
     files.push((DESIGN_FILE.into(), crate::output::json_text(d)?));

@@ -48,7 +48,7 @@ module ccc_top (
         .IN_LH(4), .IN_LW(4), .IN_WO(4), .IN_MODE(0), .IN_D(40),
         .IN_COLS(2'b11),
         .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
-        .POOL_W(10), .LOAD_AT(14), .REOPEN(0),
+        .POOL_W(10), .LOGIT_W(19), .LOAD_AT(14), .REOPEN(0),
         .CLS_DLY(12),
         .WM_FILE("weights"), .WM_BANK(512), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
     ) u_core (
