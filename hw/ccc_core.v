@@ -139,6 +139,7 @@ module ccc_core #(
     localparam integer TOK_W  = 4 + INFO_W;
     // The token's cut bit (ccc_token_gen's layout).
     localparam integer TOK_CUT = 4 + 2 * PIX_W + Y_W + X_W + 3;
+    localparam integer TOK_SWAP = TOK_CUT - 1;
 
     // ------------------------------------------------------------------ schedule
     wire [T_W-1:0]        rom_tile;
@@ -313,15 +314,22 @@ module ccc_core #(
             end else begin : g_chain
                 assign in_tok = line_q[(gs-1)*TOK_W +: TOK_W];
             end
-            // Only the valid bit needs a reset: the fields are data.
+            // Only the valid and swap bits need a reset (the swap flag is a register
+            // enable in the row units): the fields are data.
             always @(posedge clk) begin
                 line_q[gs*TOK_W +: TOK_W] <= in_tok;
-                if (rst) line_q[gs*TOK_W] <= 1'b0;
+                if (rst) begin
+                    line_q[gs*TOK_W] <= 1'b0;
+                    line_q[gs*TOK_W + TOK_SWAP] <= 1'b0;
+                end
             end
         end
         if (NB > 1) begin : g_bank0_tok
             wire [TOK_W-1:0] at_split = line_q[(SPLIT-1)*TOK_W +: TOK_W];
-            assign tok_bank[0] = {at_split[TOK_W-1:1], at_split[0] & at_split[TOK_CUT]};
+            // Segment 1's tokens pass bank 0 by: neither valid nor swapping there.
+            assign tok_bank[0] = {at_split[TOK_W-1:TOK_SWAP+1],
+                                  at_split[TOK_SWAP] & at_split[TOK_CUT],
+                                  at_split[TOK_SWAP-1:1], at_split[0] & at_split[TOK_CUT]};
         end
         assign tok_bank[NB-1] = line_q[(C-1)*TOK_W +: TOK_W];
     endgenerate

@@ -244,7 +244,9 @@ module ccc_row_unit #(
                 bias_shadow_q <= ld_bias_in;
                 tgt_shadow_q  <= ld_tgt_in;
             end
-            if (t_swap && bit0) begin
+            // The token's swap flag is set only on a valid bit-plane 0 (ccc_token_gen),
+            // so it is the enable itself, straight from the previous row's register.
+            if (t_swap) begin
                 bias_q <= bias_shadow_q;
                 tgt_q  <= tgt_shadow_q;
             end

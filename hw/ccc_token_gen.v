@@ -101,8 +101,12 @@ module ccc_token_gen #(
     // The swap flag (bit PIX_W*2 + Y_W + X_W + 2 of info) is set on the first pixel's
     // bit-plane 0 only.
     localparam integer SWAP_AT = 2 * PIX_W + Y_W + X_W + 2;
-    wire [INFO_W-1:0] held = b_q | ({{(INFO_W - 1) {1'b0}}, on_q && swap_b_q && bit_q == 3'd0}
-                                    << SWAP_AT);
+    // b_q's own swap bit (0 from `info`, but undefined before the first request) is
+    // masked, so the flag is defined from reset on: the row units use it as the enable
+    // of their bias and target registers without decoding valid and bit again.
+    localparam [INFO_W-1:0] SWAP_BIT = {{(INFO_W - 1) {1'b0}}, 1'b1} << SWAP_AT;
+    wire [INFO_W-1:0] held = (b_q & ~SWAP_BIT) | ((on_q && swap_b_q && bit_q == 3'd0) ? SWAP_BIT
+                                                                                     : {INFO_W{1'b0}});
     assign tok = {held, bit_q, on_q};
 endmodule
 
