@@ -7,7 +7,7 @@
 // per array column: {valid, lane, dy, dx, offset}. All taps of a phase are in
 // different columns and are written in the same cycle (a KxK first layer usually needs
 // one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
-// cycles, during which `req_ready` is low. Writes leave one cycle after their phase, into
+// cycles, during which `req_ready` is low. Writes leave two cycles after their phase, into
 // the columns' input buffers, which nothing else writes. When the first layer runs on
 // two column segments (SPLIT > 0), its taps' columns are below SPLIT and a write also
 // goes to column + SPLIT: always (MODE 1, two row blocks side by side read the same
@@ -97,17 +97,19 @@ module ccc_writer #(
     reg [X_W-1:0]             p_x_q, p_w_q;
     reg [PIX_W-1:0]           p_pix_q;
     reg [7:0]                 p_val_q;
-    reg                       w_on_q;
+    reg                       t_on_q, w_on_q;
     // Busy until the last phase has left the write stage, whether or not that phase
     // wrote anything (so `full` comes a fixed number of cycles after the last beat).
-    assign busy = !req_ready || p_on_q || w_on_q;
+    assign busy = !req_ready || p_on_q || t_on_q || w_on_q;
     always @(posedge clk) begin
         if (rst) begin
             p_on_q <= 1'b0;
+            t_on_q <= 1'b0;
             w_on_q <= 1'b0;
         end else begin
             p_on_q <= cur_on;
-            w_on_q <= p_on_q;
+            t_on_q <= p_on_q;
+            w_on_q <= t_on_q;
         end
         p_valid_q  <= map_valid;
         p_lane_q   <= map_lane;
@@ -149,6 +151,21 @@ module ccc_writer #(
         end
     endgenerate
 
+    // The targets are registered before they are routed to columns: the displacement's
+    // subtraction and the map-bounds compare (two carry chains) and the column enables
+    // were one path into the tap buffers' write ports (ECP5 critical path at 16x16).
+    reg [C-1:0]        t_ok_q, t_odd_q;
+    reg [C*A_W-1:0]    t_addr_q;
+    reg [C*LANE_W-1:0] t_lane_q;
+    reg [7:0]          t_val_q;
+    always @(posedge clk) begin
+        t_ok_q   <= slot_ok;
+        t_odd_q  <= slot_odd;
+        t_addr_q <= slot_addr;
+        t_lane_q <= slot_lane;
+        t_val_q  <= p_val_q;
+    end
+
     // Where each slot's write goes: its column, and with a split its mirror or, for odd
     // positions, only the mirror.
     reg [C-1:0]        col_we;
@@ -157,17 +174,17 @@ module ccc_writer #(
     integer m;
     always @(*) begin
         col_we   = {C{1'b0}};
-        col_addr = slot_addr;
-        col_lane = slot_lane;
+        col_addr = t_addr_q;
+        col_lane = t_lane_q;
         for (m = 0; m < C; m = m + 1) begin
             if (MODE == 0) begin
-                col_we[m] = slot_ok[m];
+                col_we[m] = t_ok_q[m];
             end else if (m < SPLIT) begin
-                col_we[m] = slot_ok[m] && !(MODE == 2 && slot_odd[m]);
+                col_we[m] = t_ok_q[m] && !(MODE == 2 && t_odd_q[m]);
                 if (m + SPLIT < C) begin
-                    col_we[m + SPLIT] = slot_ok[m] && (MODE == 1 || slot_odd[m]);
-                    col_addr[(m + SPLIT)*A_W +: A_W] = slot_addr[m*A_W +: A_W];
-                    col_lane[(m + SPLIT)*LANE_W +: LANE_W] = slot_lane[m*LANE_W +: LANE_W];
+                    col_we[m + SPLIT] = t_ok_q[m] && (MODE == 1 || t_odd_q[m]);
+                    col_addr[(m + SPLIT)*A_W +: A_W] = t_addr_q[m*A_W +: A_W];
+                    col_lane[(m + SPLIT)*LANE_W +: LANE_W] = t_lane_q[m*LANE_W +: LANE_W];
                 end
             end
         end
@@ -201,7 +218,7 @@ module ccc_writer #(
             w_q   <= req_w;
         end
         mem_waddr <= col_addr;
-        for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= p_val_q;
+        for (j = 0; j < ALPHA; j = j + 1) mem_wdata[8*j +: 8] <= t_val_q;
         for (k = 0; k < C; k = k + 1) begin
             for (j = 0; j < ALPHA; j = j + 1)
                 mem_be[k*ALPHA + j] <= (col_lane[k*LANE_W +: LANE_W] == j[LANE_W-1:0]);
