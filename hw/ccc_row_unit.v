@@ -137,16 +137,29 @@ module ccc_row_unit #(
     wire [7:0]          g_dx     = tgt_q[A_W+LANE_W+8 -: 8];
     wire [A_W+LANE_W:0] g_offset = tgt_q[A_W+LANE_W:0];
 
-    // Where the finished pixel goes, from its bit-plane-7 token.
+    // Where the finished pixel goes. A pixel's eight tokens (bit-planes 0..7) pass on
+    // consecutive cycles with the same position and layout fields and, from bit-plane
+    // 1 on, the same target registers, so the target is worked out from the
+    // bit-plane-5 token over two register stages (the shift target's own, then s0) and
+    // is ready with bit-plane 7: two carry chains (displacement, bounds compare) that
+    // were one path into s1 cost no latency this way.
     wire                in_map;
     wire [A_W-1:0]      taddr;
     wire [LANE_W-1:0]   lane_off;
     wire                unused_odd;
+    reg                 s0_in_map_q;
+    reg [A_W-1:0]       s0_addr_q;
+    reg [LANE_W-1:0]    s0_lane_off_q;
+    always @(posedge clk) begin
+        s0_in_map_q   <= in_map;
+        s0_addr_q     <= taddr;
+        s0_lane_off_q <= lane_off;
+    end
     ccc_shift_target #(
         .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-        .LK_W(LK_W)
+        .LK_W(LK_W), .PIPE(1)
     ) u_target (
-        .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
+        .clk(clk), .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
         .dx(g_dx), .offset(g_offset), .smask(t_smask), .lk(t_lk), .la(t_la), .halve(1'b0),
         .in_map(in_map), .addr(taddr), .lane_off(lane_off), .odd(unused_odd)
     );
@@ -258,11 +271,11 @@ module ccc_row_unit #(
         s1_pix_q    <= t_pix;
         s2_pix_q    <= s1_pix_q;
         s1_keep_q   <= keep;
-        s1_wr_q     <= keep && g_valid && in_map && !t_final;
+        s1_wr_q     <= keep && g_valid && s0_in_map_q && !t_final;
         s1_col_q    <= g_col;
         // g_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
-        s1_lane_q   <= g_lane | lane_off;
-        s1_addr_q   <= taddr;
+        s1_lane_q   <= g_lane | s0_lane_off_q;
+        s1_addr_q   <= s0_addr_q;
         s1_mirror_q <= t_mirror;
         s1_layer_q  <= t_layer;
         s1_ch_q     <= t_row0 + ROW[N_W-1:0];

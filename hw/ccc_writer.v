@@ -136,9 +136,9 @@ module ccc_writer #(
             wire [LANE_W-1:0] lane_off;
             ccc_shift_target #(
                 .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-                .LK_W(LK_W)
+                .LK_W(LK_W), .PIPE(0)
             ) u_target (
-                .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
+                .clk(clk), .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
                 .dy(p_dy_q[gc*8 +: 8]), .dx(p_dx_q[gc*8 +: 8]),
                 .offset(p_offset_q[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
                 .smask(req_smask), .lk(req_lk), .la(req_la), .halve(MODE == 2),
