@@ -37,6 +37,20 @@ fn tiny() -> GenSpec {
     }
 }
 
+/// `spec` compiled in-process for a 2x2 array (its model file in `dir`).
+fn compile_2x2(dir: &std::path::Path, spec: &GenSpec) -> ccc::compile::Compiled {
+    let m = common::write_model(dir, "m.safetensors", spec);
+    ccc::compile::compile(
+        &m,
+        &ccc::compile::CompileOptions {
+            rows: 2,
+            cols: 2,
+            ..ccc::compile::CompileOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 /// Compiles `spec` from inside a temp dir with a relative model path, as a user would.
 fn compile(spec: &GenSpec, args: &[&str]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -119,7 +133,6 @@ fn a_design_of_another_format_is_refused() {
 /// past the field's edge (and checks the edge itself still builds).
 #[test]
 fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
-    use ccc::compile::{self, CompileOptions};
     use ccc::pack::network::PackedNet;
     use ccc::rtl::design::{self, FieldOverflow, Provenance};
     use ccc::schedule::Schedule;
@@ -140,16 +153,7 @@ fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
         ],
         ..tiny()
     };
-    let m = common::write_model(d.path(), "m.safetensors", &spec);
-    let c = compile::compile(
-        &m,
-        &CompileOptions {
-            rows: 2,
-            cols: 2,
-            ..CompileOptions::default()
-        },
-    )
-    .unwrap();
+    let c = compile_2x2(d.path(), &spec);
     let build = |net: &PackedNet, s: &Schedule| design::build(net, s, Provenance::default());
     build(&c.packed, &c.schedule).expect("the unmodified model builds");
     let refused = |net: &PackedNet, s: &Schedule, layer: Option<usize>, name: &str, v: i64| {
@@ -219,20 +223,10 @@ fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
 
 #[test]
 fn the_accumulator_is_as_wide_as_the_models_bound() {
-    use ccc::compile::{self, CompileOptions};
     use ccc::rtl::design::{self, Provenance};
 
     let d = tempfile::tempdir().unwrap();
-    let m = common::write_model(d.path(), "m.safetensors", &tiny());
-    let c = compile::compile(
-        &m,
-        &CompileOptions {
-            rows: 2,
-            cols: 2,
-            ..CompileOptions::default()
-        },
-    )
-    .unwrap();
+    let c = compile_2x2(d.path(), &tiny());
     let psum_w = c.design.as_ref().unwrap().capacity.psum_w;
     let width = |bias: i32| {
         let mut n = c.packed.clone();
