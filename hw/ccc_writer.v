@@ -7,7 +7,7 @@
 // per array column: {valid, lane, dy, dx, offset}. All taps of a phase are in
 // different columns and are written in the same cycle (a KxK first layer usually needs
 // one phase: its K*K taps sit in K*K different columns); a pixel takes `req_phases`
-// cycles, during which `req_ready` is low. Writes leave two cycles after their phase, into
+// cycles, during which `req_ready` is low. Writes leave three cycles after their phase, into
 // the columns' input buffers, which nothing else writes. When the first layer runs on
 // two column segments (SPLIT > 0), its taps' columns are below SPLIT and a write also
 // goes to column + SPLIT: always (MODE 1, two row blocks side by side read the same
@@ -97,18 +97,20 @@ module ccc_writer #(
     reg [X_W-1:0]             p_x_q, p_w_q;
     reg [PIX_W-1:0]           p_pix_q;
     reg [7:0]                 p_val_q;
-    reg                       t_on_q, w_on_q;
+    reg                       q_on_q, t_on_q, w_on_q;
     // Busy until the last phase has left the write stage, whether or not that phase
     // wrote anything (so `full` comes a fixed number of cycles after the last beat).
-    assign busy = !req_ready || p_on_q || t_on_q || w_on_q;
+    assign busy = !req_ready || p_on_q || q_on_q || t_on_q || w_on_q;
     always @(posedge clk) begin
         if (rst) begin
             p_on_q <= 1'b0;
+            q_on_q <= 1'b0;
             t_on_q <= 1'b0;
             w_on_q <= 1'b0;
         end else begin
             p_on_q <= cur_on;
-            t_on_q <= p_on_q;
+            q_on_q <= p_on_q;
+            t_on_q <= q_on_q;
             w_on_q <= t_on_q;
         end
         p_valid_q  <= map_valid;
@@ -124,6 +126,18 @@ module ccc_writer #(
         p_w_q      <= cur_w;
     end
 
+    // The shift targets register the displaced position inside (PIPE = 1: the
+    // displacement's subtraction and the bounds compare are two carry chains, too long
+    // for one cycle together); the slot's own fields follow them through stage q.
+    reg [C-1:0]        q_valid_q;
+    reg [C*LANE_W-1:0] q_lane_q;
+    reg [7:0]          q_val_q;
+    always @(posedge clk) begin
+        q_valid_q <= p_valid_q;
+        q_lane_q  <= p_lane_q;
+        q_val_q   <= p_val_q;
+    end
+
     // Per column: whether the displaced position exists, its word address and byte lane.
     wire [C-1:0]        slot_ok;
     wire [C-1:0]        slot_odd;
@@ -136,7 +150,7 @@ module ccc_writer #(
             wire [LANE_W-1:0] lane_off;
             ccc_shift_target #(
                 .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-                .LK_W(LK_W), .PIPE(0)
+                .LK_W(LK_W), .PIPE(1)
             ) u_target (
                 .clk(clk), .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
                 .dy(p_dy_q[gc*8 +: 8]), .dx(p_dx_q[gc*8 +: 8]),
@@ -145,9 +159,9 @@ module ccc_writer #(
                 .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off),
                 .odd(slot_odd[gc])
             );
-            assign slot_ok[gc] = p_on_q && p_valid_q[gc] && in_map;
+            assign slot_ok[gc] = q_on_q && q_valid_q[gc] && in_map;
             // map_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
-            assign slot_lane[gc*LANE_W +: LANE_W] = p_lane_q[gc*LANE_W +: LANE_W] | lane_off;
+            assign slot_lane[gc*LANE_W +: LANE_W] = q_lane_q[gc*LANE_W +: LANE_W] | lane_off;
         end
     endgenerate
 
@@ -163,7 +177,7 @@ module ccc_writer #(
         t_odd_q  <= slot_odd;
         t_addr_q <= slot_addr;
         t_lane_q <= slot_lane;
-        t_val_q  <= p_val_q;
+        t_val_q  <= q_val_q;
     end
 
     // Where each slot's write goes: its column, and with a split its mirror or, for odd

@@ -72,7 +72,7 @@ pub mod pipe {
     pub const FEED: u64 = 8;
     /// The input writer: an image of `beats` beats in `phases` write phases each takes
     /// beats * phases + INPUT_EXTRA cycles from the first beat to `full`.
-    pub const INPUT_EXTRA: u64 = 5;
+    pub const INPUT_EXTRA: u64 = 6;
     /// The classifier's MAC loop: classes * channels + CLS_MAC_EXTRA cycles from its start
     /// to the pool being free for the next image; then classes + 1 output words and
     /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
