@@ -135,21 +135,32 @@ fn quantize_bias(b: &Array1<f64>, exp: i32, what: &dyn Fn() -> String) -> Result
         .collect()
 }
 
+/// Worst-case |accumulator| of each row of `w` for inputs in 0..=max_in: |bias| +
+/// Σ|w|·max_in. Every partial sum of the row (any subset of its terms) lies within it.
+pub fn accumulator_bounds<'a>(
+    w: &'a Array2<i32>,
+    bias: &'a [i32],
+    max_in: u64,
+) -> impl Iterator<Item = u64> + 'a {
+    w.rows().into_iter().zip(bias).map(move |(row, &b)| {
+        b.unsigned_abs() as u64
+            + row
+                .iter()
+                .map(|&v| v.unsigned_abs() as u64 * max_in)
+                .sum::<u64>()
+    })
+}
+
 /// Worst-case |accumulator| of each row must fit int32, so that the hardware's 32-bit
 /// accumulator never wraps and the reference needs no wrapping semantics.
 fn check_accumulator(
     w: &Array2<i32>,
     bias: &[i32],
-    max_in: i64,
+    max_in: u64,
     what: &dyn Fn() -> String,
 ) -> Result<()> {
-    for (r, row) in w.rows().into_iter().enumerate() {
-        let bound: i64 = bias[r].unsigned_abs() as i64
-            + row
-                .iter()
-                .map(|&v| v.unsigned_abs() as i64 * max_in)
-                .sum::<i64>();
-        if bound > i32::MAX as i64 {
+    for (r, bound) in accumulator_bounds(w, bias, max_in).enumerate() {
+        if bound > i32::MAX as u64 {
             bail!(
                 "{}: row {r} can reach |acc| = {bound}, beyond int32; the network is too wide for the 32-bit accumulator",
                 what()
@@ -214,7 +225,7 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
     let k = weight_exponent(max_abs);
     let weight = quantize_matrix(&folded, k);
     let bias = quantize_bias(&c.bias, k + f_in as i32, &what)?;
-    check_accumulator(&weight, &bias, 255 * hw as i64, &what)?;
+    check_accumulator(&weight, &bias, 255 * hw as u64, &what)?;
     Ok(QNet {
         name: net.name.clone(),
         classes: net.classes,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::{CellParams, ceil_log2};
 use crate::pack::network::{PackedLayer, PackedNet};
+use crate::quant;
 use crate::schedule::{self, ArrayShape, Mode, Schedule, Tile, input_phases, pipe};
 
 /// The serialized form's format tag (OUT/rtl/rtl.json).
@@ -506,15 +507,7 @@ pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
     let bound = net
         .layers
         .iter()
-        .flat_map(|l| {
-            l.weight.rows().into_iter().zip(&l.bias).map(|(row, &b)| {
-                b.unsigned_abs() as u64
-                    + row
-                        .iter()
-                        .map(|&w| w.unsigned_abs() as u64 * 255)
-                        .sum::<u64>()
-            })
-        })
+        .flat_map(|l| quant::accumulator_bounds(&l.weight, &l.bias, 255))
         .max()
         .unwrap_or(0);
     (bits(bound as usize) + 1).max(psum_w + 8).min(32)
@@ -526,18 +519,7 @@ pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
 pub fn logit_width(net: &PackedNet) -> usize {
     let c = &net.classifier;
     let max_in = (1u64 << c.in_bits) - 1;
-    let bound = c
-        .weight
-        .rows()
-        .into_iter()
-        .zip(&c.bias)
-        .map(|(row, &b)| {
-            b.unsigned_abs() as u64
-                + row
-                    .iter()
-                    .map(|&w| w.unsigned_abs() as u64 * max_in)
-                    .sum::<u64>()
-        })
+    let bound = quant::accumulator_bounds(&c.weight, &c.bias, max_in)
         .max()
         .unwrap_or(0);
     (bits(bound as usize) + 1)

@@ -101,14 +101,8 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
             super::design::WM_BANKS_MAX
         );
     }
-    for b in 0..d.capacity.wm_banks() {
-        let text: String = words
-            .iter()
-            .skip(b * bank)
-            .take(bank)
-            .map(String::as_str)
-            .collect();
-        files.push((format!("weights_b{b:02}.hex"), text));
+    for (b, run) in words.chunks(bank).enumerate() {
+        files.push((format!("weights_b{b:02}.hex"), run.concat()));
     }
     let cls = &d.contents.classifier;
     files.push((
