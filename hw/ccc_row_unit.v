@@ -157,7 +157,7 @@ module ccc_row_unit #(
     end
     ccc_shift_target #(
         .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-        .LK_W(LK_W), .PIPE(1)
+        .LK_W(LK_W)
     ) u_target (
         .clk(clk), .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
         .dx(g_dx), .offset(g_offset), .smask(t_smask), .lk(t_lk), .la(t_la), .halve(1'b0),

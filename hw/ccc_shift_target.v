@@ -9,10 +9,11 @@
 // reader's grid; `addr` and `lane_off` say where it goes. The caller supplies
 // cpix = (y >> log2 s) * wo + (x >> log2 s), and the compiler's offset folds in the
 // buffer base (in pixels) and the tap's -floor(d / s) steps, so q = cpix + offset.
-// Shared by the input writer (one per column) and every row unit. With PIPE = 1 the
-// displaced position and the buffer index are registered before the bounds compare and
-// the word split, and the outputs follow the inputs by one cycle (the row units hold a
-// pixel for eight cycles, so they pay no latency for it).
+// Shared by the input writer (one per column) and every row unit. The displaced position
+// and the buffer index are registered before the bounds compare and the word split
+// (two carry chains are too long for one cycle together), so the outputs follow the
+// inputs by one cycle (the row units hold a pixel for eight cycles and pay no latency
+// for it; the writer carries its slot fields beside).
 `default_nettype none
 
 module ccc_shift_target #(
@@ -22,8 +23,7 @@ module ccc_shift_target #(
     parameter integer A_W    = 10,
     parameter integer LANE_W = 3,
     parameter integer S_W    = 1,
-    parameter integer LK_W   = 2,
-    parameter integer PIPE   = 0
+    parameter integer LK_W   = 2
 ) (
     input  wire                  clk,
     input  wire [Y_W-1:0]        y,
@@ -57,50 +57,32 @@ module ccc_shift_target #(
                       smask) == {S_W{1'b0}};
     // Targets are in range by construction, so the sum's top (sign) bit is never used.
     wire [QW:0]       raw_d = {{(QW + 1 - PIX_W) {1'b0}}, cpix} + offset;
-    wire signed [Y_W+8:0] ty;
-    wire signed [X_W+8:0] tx;
-    wire              on_grid;
-    wire [QW:0]       raw;
-    wire [Y_W-1:0]    h_at;
-    wire [X_W-1:0]    w_at;
-    wire [LK_W-1:0]   lk_at, la_at;
-    wire              halve_at;
-    generate
-        if (PIPE != 0) begin : g_pipe
-            reg signed [Y_W+8:0] ty_q;
-            reg signed [X_W+8:0] tx_q;
-            reg                  on_grid_q, halve_q;
-            reg [QW:0]           raw_q;
-            reg [Y_W-1:0]        h_q;
-            reg [X_W-1:0]        w_q;
-            reg [LK_W-1:0]       lk_q, la_q;
-            always @(posedge clk) begin
-                ty_q      <= ty_d;
-                tx_q      <= tx_d;
-                on_grid_q <= on_grid_d;
-                raw_q     <= raw_d;
-                h_q       <= h_lim;
-                w_q       <= w_lim;
-                lk_q      <= lk;
-                la_q      <= la;
-                halve_q   <= halve;
-            end
-            assign {ty, tx, on_grid, raw} = {ty_q, tx_q, on_grid_q, raw_q};
-            assign {h_at, w_at, lk_at, la_at, halve_at} = {h_q, w_q, lk_q, la_q, halve_q};
-        end else begin : g_comb
-            assign {ty, tx, on_grid, raw} = {ty_d, tx_d, on_grid_d, raw_d};
-            assign {h_at, w_at, lk_at, la_at, halve_at} = {h_lim, w_lim, lk, la, halve};
-            wire unused_clk = clk;
-        end
-    endgenerate
-    assign in_map = on_grid && (ty >= 0) && (ty < $signed({9'd0, h_at})) &&
-                    (tx >= 0) && (tx < $signed({9'd0, w_at}));
-    wire [QW:0]       sum   = halve_at ? {1'b0, raw[QW:1]} : raw;
-    wire [QW-1:0]     word  = sum[QW-1:0] >> lk_at;
-    wire [LANE_W-1:0] kmask = ~({LANE_W{1'b1}} << lk_at);
+    reg signed [Y_W+8:0] ty_q;
+    reg signed [X_W+8:0] tx_q;
+    reg                  on_grid_q, halve_q;
+    reg [QW:0]           raw_q;
+    reg [Y_W-1:0]        h_q;
+    reg [X_W-1:0]        w_q;
+    reg [LK_W-1:0]       lk_q, la_q;
+    always @(posedge clk) begin
+        ty_q      <= ty_d;
+        tx_q      <= tx_d;
+        on_grid_q <= on_grid_d;
+        raw_q     <= raw_d;
+        h_q       <= h_lim;
+        w_q       <= w_lim;
+        lk_q      <= lk;
+        la_q      <= la;
+        halve_q   <= halve;
+    end
+    assign in_map = on_grid_q && (ty_q >= 0) && (ty_q < $signed({9'd0, h_q})) &&
+                    (tx_q >= 0) && (tx_q < $signed({9'd0, w_q}));
+    wire [QW:0]       sum   = halve_q ? {1'b0, raw_q[QW:1]} : raw_q;
+    wire [QW-1:0]     word  = sum[QW-1:0] >> lk_q;
+    wire [LANE_W-1:0] kmask = ~({LANE_W{1'b1}} << lk_q);
     assign addr     = word[A_W-1:0];
-    assign lane_off = (sum[LANE_W-1:0] & kmask) << la_at;
-    assign odd      = halve_at & raw[0];
+    assign lane_off = (sum[LANE_W-1:0] & kmask) << la_q;
+    assign odd      = halve_q & raw_q[0];
     wire unused_sum = ^{sum[QW], word[QW-1:A_W], y_ext[Y_W+S_W-1:S_W],
                         x_ext[X_W+S_W-1:S_W]};
 endmodule

@@ -126,9 +126,9 @@ module ccc_writer #(
         p_w_q      <= cur_w;
     end
 
-    // The shift targets register the displaced position inside (PIPE = 1: the
-    // displacement's subtraction and the bounds compare are two carry chains, too long
-    // for one cycle together); the slot's own fields follow them through stage q.
+    // The shift targets register the displaced position inside (the displacement's
+    // subtraction and the bounds compare are two carry chains, too long for one cycle
+    // together); the slot's own fields follow them through stage q.
     reg [C-1:0]        q_valid_q;
     reg [C*LANE_W-1:0] q_lane_q;
     reg [7:0]          q_val_q;
@@ -150,7 +150,7 @@ module ccc_writer #(
             wire [LANE_W-1:0] lane_off;
             ccc_shift_target #(
                 .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-                .LK_W(LK_W), .PIPE(1)
+                .LK_W(LK_W)
             ) u_target (
                 .clk(clk), .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
                 .dy(p_dy_q[gc*8 +: 8]), .dx(p_dx_q[gc*8 +: 8]),
