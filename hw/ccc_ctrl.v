@@ -164,17 +164,22 @@ module ccc_ctrl #(
     reg [TP_W-1:0]    n_tp;
     reg [2:0]         n_delta;
     reg [GAP_W-1:0]   n_gap;
+    // the next row's compares, registered with it so that no carry chain or wide
+    // compare sits in front of begin_tile
+    reg               n_gap0, n_gap_le1;
     assign rom_tile = nxt_tile_q;
 
     // ---------------------------------------------------------------- the running tile
     reg               c_ffirst, c_reopen;
     reg [1:0]         c_mode;
-    reg [PIX_W:0]     c_pixels, c_slots;
+    reg [PIX_W:0]     c_pixels;
     reg [X_W-1:0]     c_wo;
     reg [LANE_W-1:0]  c_rkm1, c_rstep;
     reg [PIX_W-1:0]   c_wwo;
-    reg [TP_W-1:0]    c_tp;
     reg [2:0]         c_delta;
+    reg [TP_W-1:0]    c_tpm2;
+    reg [PIX_W:0]     c_slotsm2;
+    reg               c_slots1;
 
     // Segment 1's request and pixel: the same word as segment 0's, and the same pixel
     // (Rows) or the next one (Pixels, captured after the second walker step).
@@ -197,25 +202,32 @@ module ccc_ctrl #(
     reg [A_W-1:0]    addr_q;
     reg [LANE_W-1:0] sub_q;
     reg [LANE_W-1:0] amt_q;
+    // Flags kept equal to compares of the counters above (cyc_q == 0, cyc_q == tp - 1,
+    // slot_q == slots - 1, wait_q <= 1, tile_q == 0 / NT - 1, nxt_tile_q == 0): the
+    // tile switch (begin_tile) fans out to every counter, so its cone holds only
+    // registers and a few gates.
+    reg              cyc0_q, cyc_last_q, slot_last_q, wait_le1_q;
+    reg              first_tile_q, last_tile_q, n_first_tile_q;
     reg [15:0]       since_q;
     reg [7:0]        reopen_q;
     reg [7:0]        clsdly_q;
     reg              reopen_on_q, clsdly_on_q;
 
-    wire first_tile = (tile_q == {T_W{1'b0}});
+    wire streaming = (state_q == S_STREAM);
+    wire first_tile = first_tile_q;
     wire cond = (!first_tile || in_full) && (!c_ffirst || pool_free);
-    wire slot_end = (state_q == S_STREAM) && (cyc_q == c_tp - 1'b1);
-    wire tile_end = slot_end && (slot_q == c_slots - 1'b1);
-    wire starting = (state_q == S_WAIT) && (init_q == 2'd0) &&
-                    (wait_q <= {{(GAP_W - 1) {1'b0}}, 1'b1}) && cond;
+    wire slot_end = streaming && cyc_last_q;
+    wire tile_end = slot_end && slot_last_q;
+    wire starting = (state_q == S_WAIT) && (init_q == 2'd0) && wait_le1_q && cond;
     // The next tile may follow without a bubble: decided in the last cycle of this one.
-    wire n_first_tile = (nxt_tile_q == {T_W{1'b0}});
+    wire n_first_tile = n_first_tile_q;
     wire n_cond = (!n_first_tile || in_full) && (!n_ffirst || pool_free);
-    wire chain = tile_end && (n_gap == {GAP_W{1'b0}}) && n_cond;
+    wire chain = tile_end && n_gap0 && n_cond;
+    wire nxt_last = (nxt_tile_q == NT[T_W-1:0] - 1'b1);
     // A tile's first slot: its first cycle of streaming.
     wire begin_tile = starting || chain;
 
-    assign go0   = (state_q == S_STREAM) && (cyc_q == {TP_W{1'b0}});
+    assign go0   = streaming && cyc0_q;
     assign swap0 = go0 && (slot_q == {(PIX_W + 1) {1'b0}});
     assign addr0 = addr_q;
     assign amt0  = amt_q;
@@ -226,18 +238,17 @@ module ccc_ctrl #(
     assign t0_y    = y_q;
     assign t0_x    = x_q;
     assign in_take = begin_tile && (chain ? n_first_tile : first_tile);
-    assign img_end = tile_end && (tile_q == NT[T_W-1:0] - 1'b1);
+    assign img_end = tile_end && last_tile_q;
     assign ld_go      = (since_q == LOAD_AT[15:0]);
-    assign ld_go_tile = (tile_q == NT[T_W-1:0] - 1'b1) ? {T_W{1'b0}} : tile_q + 1'b1;
-    assign running    = (state_q == S_STREAM) || !first_tile;
+    assign ld_go_tile = last_tile_q ? {T_W{1'b0}} : tile_q + 1'b1;
+    assign running    = streaming || !first_tile;
     assign c_tile     = tile_q;
-    assign phase = (state_q == S_WAIT && wait_q <= 1 && !cond)
+    assign phase = (state_q == S_WAIT && wait_le1_q && !cond)
                    ? (first_tile ? 2'd0 : 2'd2) : 2'd1;
 
     // Pixels mode steps the walker twice per slot: pixel 2k at cycle 0 (segment 0's),
     // 2k + 1 at cycle 1 (segment 1's).
-    wire step = (state_q == S_STREAM) &&
-                (cyc_q == {TP_W{1'b0}} || (c_mode == M_PIXELS && cyc_q == 1));
+    wire step = streaming && (cyc0_q || (c_mode == M_PIXELS && cyc_q == 1));
     wire last_x = (x_q == c_wo - 1'b1);
 
     ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_out_grid (
@@ -256,6 +267,13 @@ module ccc_ctrl #(
             init_q      <= 2'd2;
             cyc_q       <= {TP_W{1'b0}};
             slot_q      <= {(PIX_W + 1) {1'b0}};
+            cyc0_q      <= 1'b1;
+            cyc_last_q  <= 1'b0;
+            slot_last_q <= 1'b0;
+            wait_le1_q  <= 1'b1;
+            first_tile_q   <= 1'b1;
+            last_tile_q    <= (NT == 1);
+            n_first_tile_q <= 1'b1;
             since_q     <= 16'hffff;
             reopen_on_q <= 1'b0;
             clsdly_on_q <= 1'b0;
@@ -269,33 +287,51 @@ module ccc_ctrl #(
             in_reopen <= 1'b0;
             cls_start <= 1'b0;
             if (init_q != 2'd0) init_q <= init_q - 1'b1;
-            if (init_q == 2'd1) nxt_tile_q <= after_nxt;
+            if (init_q == 2'd1) begin
+                nxt_tile_q     <= after_nxt;
+                n_first_tile_q <= nxt_last;
+            end
             if (since_q != 16'hffff) since_q <= since_q + 1'b1;
 
             if (begin_tile) begin
-                state_q <= S_STREAM;
-                cyc_q   <= {TP_W{1'b0}};
-                slot_q  <= {(PIX_W + 1) {1'b0}};
-                since_q <= 16'd0;
-            end else if (state_q == S_STREAM) begin
-                if (cyc_q == c_tp - 1'b1) begin
-                    cyc_q  <= {TP_W{1'b0}};
-                    slot_q <= slot_q + 1'b1;
+                state_q    <= S_STREAM;
+                cyc_q      <= {TP_W{1'b0}};
+                slot_q     <= {(PIX_W + 1) {1'b0}};
+                cyc0_q     <= 1'b1;
+                // tp >= 8 (src/schedule.rs), so a slot's first cycle is never its last
+                cyc_last_q <= 1'b0;
+                // chain: the next row becomes the running one this cycle
+                slot_last_q <= streaming ? (n_slots == {{PIX_W{1'b0}}, 1'b1}) : c_slots1;
+                since_q    <= 16'd0;
+            end else if (streaming) begin
+                if (cyc_last_q) begin
+                    cyc_q       <= {TP_W{1'b0}};
+                    slot_q      <= slot_q + 1'b1;
+                    cyc0_q      <= 1'b1;
+                    cyc_last_q  <= 1'b0;
+                    slot_last_q <= (slot_q == c_slotsm2);
                 end else begin
-                    cyc_q <= cyc_q + 1'b1;
+                    cyc_q      <= cyc_q + 1'b1;
+                    cyc0_q     <= 1'b0;
+                    cyc_last_q <= (cyc_q == c_tpm2);
                 end
             end else if (wait_q != {GAP_W{1'b0}}) begin
-                wait_q <= wait_q - 1'b1;
+                wait_q     <= wait_q - 1'b1;
+                wait_le1_q <= (wait_q <= {{(GAP_W - 2) {1'b0}}, 2'd2});
             end
             if (tile_end) begin
-                tile_q     <= nxt_tile_q;
-                nxt_tile_q <= after_nxt;
+                tile_q         <= nxt_tile_q;
+                nxt_tile_q     <= after_nxt;
+                first_tile_q   <= n_first_tile_q;
+                last_tile_q    <= nxt_last;
+                n_first_tile_q <= nxt_last;
                 if (!chain) begin
-                    state_q <= S_WAIT;
-                    wait_q  <= n_gap;
+                    state_q    <= S_WAIT;
+                    wait_q     <= n_gap;
+                    wait_le1_q <= n_gap_le1;
                 end
                 if (c_reopen) reopen_on_q <= 1'b1;
-                if (tile_q == NT[T_W-1:0] - 1'b1) clsdly_on_q <= 1'b1;
+                if (last_tile_q) clsdly_on_q <= 1'b1;
             end
             if (reopen_on_q) begin
                 if (reopen_q == 8'd0) begin
@@ -327,7 +363,7 @@ module ccc_ctrl #(
     always @(posedge clk) begin
         if (tile_end && c_reopen) reopen_q <= REOPEN[7:0];
         else if (reopen_q != 8'd0) reopen_q <= reopen_q - 1'b1;
-        if (tile_end && tile_q == NT[T_W-1:0] - 1'b1) clsdly_q <= CLS_DLY[7:0];
+        if (tile_end && last_tile_q) clsdly_q <= CLS_DLY[7:0];
         else if (clsdly_q != 8'd0) clsdly_q <= clsdly_q - 1'b1;
     end
 
@@ -343,6 +379,8 @@ module ccc_ctrl #(
             n_wsmask <= r_wsmask; n_wlk <= r_wlk; n_wla <= r_wla; n_wwo <= r_wwo;
             n_wlh <= r_wlh; n_wlw <= r_wlw; n_mirror <= r_mirror; n_shift <= r_shift;
             n_clamp <= r_clamp; n_tp <= r_tp; n_delta <= r_delta; n_gap <= r_gap;
+            n_gap0 <= (r_gap == {GAP_W{1'b0}});
+            n_gap_le1 <= (r_gap <= {{(GAP_W - 1) {1'b0}}, 1'b1});
         end
     end
     wire load_cur = tile_end || (init_q == 2'd1);
@@ -351,11 +389,14 @@ module ccc_ctrl #(
             c_layer <= n_layer; c_first <= n_first; c_last <= n_last; c_final <= n_final;
             c_ffirst <= n_ffirst; c_reopen <= n_reopen; c_mode <= n_mode;
             c_row0 <= n_row0; c_row0_b <= n_row0_b; c_rblk <= n_rblk; c_rblk_b <= n_rblk_b;
-            c_rows <= n_rows; c_rows_b <= n_rows_b; c_pixels <= n_pixels; c_slots <= n_slots;
+            c_rows <= n_rows; c_rows_b <= n_rows_b; c_pixels <= n_pixels;
             c_wo <= n_wo; c_rkm1 <= n_rkm1; c_rstep <= n_rstep;
             c_wsmask <= n_wsmask; c_wlk <= n_wlk; c_wla <= n_wla; c_wwo <= n_wwo;
             c_wlh <= n_wlh; c_wlw <= n_wlw; c_mirror <= n_mirror; c_shift <= n_shift;
-            c_clamp <= n_clamp; c_tp <= n_tp; c_delta <= n_delta;
+            c_clamp <= n_clamp; c_delta <= n_delta;
+            c_tpm2 <= n_tp - {{(TP_W - 2) {1'b0}}, 2'd2};
+            c_slotsm2 <= n_slots - {{(PIX_W - 1) {1'b0}}, 2'd2};
+            c_slots1 <= (n_slots == {{PIX_W{1'b0}}, 1'b1});
         end
     end
 
