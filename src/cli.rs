@@ -300,6 +300,26 @@ pub struct TrainArgs {
     /// training set; default one pass.
     #[arg(long)]
     pub epoch_images: Option<usize>,
+    /// How the combined convs (α > 1) get sparse: `combine` prunes during training
+    /// (joint optimization); `predefined` fixes a clash-free connection pattern per conv
+    /// before training (docs/DESIGN.md §10) that training never changes.
+    #[arg(long, value_enum, default_value_t = Sparsity::Combine)]
+    pub sparsity: Sparsity,
+    /// `--sparsity predefined`: density of every conv with α > 1 (fan-in round(D·T),
+    /// at most ⌈T/α⌉). Default: fan-in ⌈T/α⌉, which fills every packed column.
+    #[arg(long)]
+    pub density: Option<f64>,
+    /// `--sparsity predefined`: density of the classifier (grouped at α = ⌊1/D⌋).
+    /// Default: dense.
+    #[arg(long)]
+    pub classifier_density: Option<f64>,
+}
+
+/// `ccc train --sparsity`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sparsity {
+    Combine,
+    Predefined,
 }
 
 impl TrainArgs {
@@ -319,6 +339,18 @@ impl TrainArgs {
         let arch = match &self.layer_groups {
             Some(alphas) => arch.with_layer_alphas(alphas)?,
             None => arch,
+        };
+        let predefined = match self.sparsity {
+            Sparsity::Predefined => Some(crate::train::Predefined {
+                density: self.density,
+                classifier_density: self.classifier_density,
+            }),
+            Sparsity::Combine => {
+                if self.density.is_some() || self.classifier_density.is_some() {
+                    bail!("--density and --classifier-density need --sparsity predefined");
+                }
+                None
+            }
         };
         Ok(crate::train::TrainOptions {
             arch,
@@ -350,6 +382,7 @@ impl TrainArgs {
                 temperature: self.temperature,
             }),
             epoch_images: self.epoch_images,
+            predefined,
         })
     }
 
@@ -403,6 +436,10 @@ pub struct PackArgs {
     /// folded exactly into the first conv. Default: ccc's pixel / 256.
     #[arg(long, value_name = "S")]
     pub input_scale: Option<f64>,
+    /// Group every layer with --strategy and --gamma, also those whose model stores a
+    /// grouping (`groups`, written by `ccc train --sparsity predefined`).
+    #[arg(long)]
+    pub regroup: bool,
 }
 
 impl PackArgs {
@@ -427,6 +464,7 @@ impl PackArgs {
             act_frac: self.act_frac,
             rtl: !self.no_rtl,
             input_scale: self.input_scale,
+            regroup: self.regroup,
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct CompileOptions {
     /// own pixel / 256. Folded into the first conv's weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_scale: Option<f64>,
+    /// Group every layer anew, also those whose model stores a grouping.
+    #[serde(default)]
+    pub regroup: bool,
 }
 
 impl Default for CompileOptions {
@@ -61,6 +64,7 @@ impl Default for CompileOptions {
             act_frac: crate::quant::DEFAULT_ACT_FRAC,
             rtl: true,
             input_scale: None,
+            regroup: false,
         }
     }
 }
@@ -168,6 +172,7 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
         strategy: o.strategy,
         section: o.section,
         dense: o.dense,
+        regroup: o.regroup,
     })
 }
 

@@ -66,6 +66,8 @@ pub struct LoweredLayer {
     pub bias: Array1<f64>,
     pub act: Activation,
     pub alpha: Option<usize>,
+    /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
+    pub groups: Option<crate::model::Groups>,
 }
 
 /// Global average pool followed by the classifier.
@@ -239,6 +241,7 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
                     bias,
                     act,
                     alpha: conv.alpha,
+                    groups: conv.groups.clone(),
                 });
                 dims = output;
             }

@@ -78,6 +78,16 @@ pub struct Conv {
     pub stride: usize,
     pub padding: usize,
     pub alpha: Option<usize>,
+    /// A stored column grouping (pre-defined sparsity, docs/DESIGN.md §10): the group of
+    /// every tap in (in, ky, kx) order, the lowering's tap order.
+    pub groups: Option<Groups>,
+}
+
+/// A conv's stored grouping: `labels[t]` is tap t's group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Groups {
+    pub tensor: String,
+    pub labels: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -596,7 +606,9 @@ fn parse_conv(
     check_keys(
         t,
         ctx,
-        &["weight", "bias", "stride", "padding", "mask", "alpha"],
+        &[
+            "weight", "bias", "stride", "padding", "mask", "alpha", "groups",
+        ],
     )?;
     let Shape::Map { c, h, w } = shape else {
         return Err(ctx.bad(format!(
@@ -618,23 +630,41 @@ fn parse_conv(
     };
     let mut weight = Array4::from_shape_vec((out, c, k, k), wdata)
         .map_err(|e| ctx.bad_tensor(wname, e.to_string()))?;
-    if let Some(mname) = get_opt_str(t, ctx, "mask")? {
-        let m = decode(file, ctx, mname)?;
-        check_shape(
-            ctx,
-            mname,
-            &m.shape,
-            &[Some(out), Some(c), Some(k), Some(k)],
-        )?;
-        if let Some(pos) = m.data.iter().position(|v| !v.is_finite()) {
-            return Err(ctx.bad_tensor(mname, format!("mask value at {pos} is not finite")));
-        }
-        for (wv, mv) in weight.iter_mut().zip(&m.data) {
-            if *mv == 0.0 {
-                *wv = 0.0;
+    apply_mask(
+        file,
+        ctx,
+        t,
+        weight.as_slice_mut().expect("standard layout"),
+        &[Some(out), Some(c), Some(k), Some(k)],
+    )?;
+    let groups = match get_opt_str(t, ctx, "groups")? {
+        Some(gname) => {
+            let g = decode(file, ctx, gname)?;
+            if g.shape.len() == 1 {
+                check_shape(ctx, gname, &g.shape, &[Some(c * k * k)])?;
+            } else {
+                check_shape(ctx, gname, &g.shape, &[Some(c), Some(k), Some(k)])?;
             }
+            let mut labels = Vec::with_capacity(g.data.len());
+            for (pos, &v) in g.data.iter().enumerate() {
+                if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < (c * k * k) as f64) {
+                    return Err(ctx.bad_tensor(
+                        gname,
+                        format!(
+                            "tap {pos}: group {v} is not an integer in 0..{} (one label per tap)",
+                            c * k * k
+                        ),
+                    ));
+                }
+                labels.push(v as usize);
+            }
+            Some(Groups {
+                tensor: gname.to_string(),
+                labels,
+            })
         }
-    }
+        None => None,
+    };
     let bias = match get_opt_str(t, ctx, "bias")? {
         Some(bname) => Some(Array1::from(
             float_tensor(file, ctx, bname, &[Some(out)])?.1,
@@ -660,9 +690,34 @@ fn parse_conv(
             stride,
             padding,
             alpha,
+            groups,
         }),
         next,
     ))
+}
+
+/// Zeroes the weights where the layer's optional `mask` tensor (same shape) is 0.
+fn apply_mask(
+    file: &TensorFile,
+    ctx: &LayerCtx,
+    t: &toml::Table,
+    weight: &mut [f64],
+    shape: &[Option<usize>],
+) -> Result<(), ModelError> {
+    let Some(mname) = get_opt_str(t, ctx, "mask")? else {
+        return Ok(());
+    };
+    let m = decode(file, ctx, mname)?;
+    check_shape(ctx, mname, &m.shape, shape)?;
+    if let Some(pos) = m.data.iter().position(|v| !v.is_finite()) {
+        return Err(ctx.bad_tensor(mname, format!("mask value at {pos} is not finite")));
+    }
+    for (wv, mv) in weight.iter_mut().zip(&m.data) {
+        if *mv == 0.0 {
+            *wv = 0.0;
+        }
+    }
+    Ok(())
 }
 
 fn parse_shift(
@@ -754,7 +809,7 @@ fn parse_linear(
     t: &toml::Table,
     shape: Shape,
 ) -> Result<(Op, Shape), ModelError> {
-    check_keys(t, ctx, &["weight", "bias"])?;
+    check_keys(t, ctx, &["weight", "bias", "mask"])?;
     let Shape::Vector(n_in) = shape else {
         return Err(ModelError::Unsupported {
             path: ctx.path.to_path_buf(),
@@ -768,8 +823,15 @@ fn parse_linear(
     let wname = get_str(t, ctx, "weight")?;
     let (wshape, wdata) = float_tensor(file, ctx, wname, &[None, Some(n_in)])?;
     let out = wshape[0];
-    let weight = Array2::from_shape_vec((out, n_in), wdata)
+    let mut weight = Array2::from_shape_vec((out, n_in), wdata)
         .map_err(|e| ctx.bad_tensor(wname, e.to_string()))?;
+    apply_mask(
+        file,
+        ctx,
+        t,
+        weight.as_slice_mut().expect("standard layout"),
+        &[Some(out), Some(n_in)],
+    )?;
     let bias = match get_opt_str(t, ctx, "bias")? {
         Some(bname) => Some(Array1::from(
             float_tensor(file, ctx, bname, &[Some(out)])?.1,

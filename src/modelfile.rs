@@ -65,6 +65,12 @@ impl ModelWriter {
         }
     }
 
+    /// Names an already added tensor under `key` in the layer written last (a conv's or
+    /// linear layer's `mask`, a conv's `groups`).
+    pub fn layer_tensor(&mut self, key: &str, tensor: &str) {
+        let _ = writeln!(self.graph, "{key} = \"{tensor}\"");
+    }
+
     /// A batchnorm layer over tensors `{prefix}.{weight,bias,running_mean,running_var}`.
     pub fn batchnorm(&mut self, prefix: &str, eps: f64) {
         let _ = write!(

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use safetensors::{Dtype, View};
 
 /// An owned tensor ready to serialize.
+#[derive(Clone, Debug)]
 pub struct OutTensor {
     pub dtype: Dtype,
     pub shape: Vec<usize>,

@@ -37,6 +37,9 @@ pub struct QLayer {
     /// Upper clamp of the output (lower is 0).
     pub clamp_max: i32,
     pub alpha: Option<usize>,
+    /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
+    #[serde(skip)]
+    pub groups: Option<crate::model::Groups>,
 }
 
 impl QLayer {
@@ -198,6 +201,7 @@ pub fn quantize_layer(l: &LoweredLayer, f_in: u32, f_out: u32, model: &str) -> R
         act: l.act,
         clamp_max: clamp_max(l.act, f_out),
         alpha: l.alpha,
+        groups: l.groups.clone(),
     })
 }
 

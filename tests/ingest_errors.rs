@@ -387,3 +387,103 @@ fn all_float_dtypes_are_accepted_and_agree() {
         assert!(r.contains("\"conv_index\": 8"));
     }
 }
+
+#[test]
+fn stored_groupings_and_linear_masks() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut t, g) = parts();
+    // b0: 8 taps at alpha 4; its random weights (density 0.3) clash in any grouping of
+    // four columns.
+    let with_groups = g.replacen("alpha = 4", "alpha = 4\ngroups = \"b0.conv.groups\"", 1);
+    let cases: Vec<(&str, Vec<i32>, Vec<&str>)> = vec![
+        (
+            "label",
+            vec![0, 1, 2, 3, 4, 5, 6, 99],
+            vec!["b0.conv.groups", "group 99"],
+        ),
+        (
+            "alpha",
+            vec![0; 8],
+            vec!["b0.conv.groups", "exceeds alpha = 4"],
+        ),
+        (
+            "clash",
+            vec![0, 0, 0, 0, 1, 1, 1, 1],
+            vec!["b0.conv.groups", "not clash-free", "--regroup"],
+        ),
+    ];
+    for (name, labels, frags) in cases {
+        let mut tt = t.clone();
+        tt.push(("b0.conv.groups".into(), OutTensor::i32(&[8, 1, 1], labels)));
+        let m = write_parts(
+            d.path(),
+            &format!("groups-{name}.safetensors"),
+            &tt,
+            &with_groups,
+        );
+        rejects(&m, &["--no-rtl"], &frags);
+    }
+    // --regroup packs such a model anew.
+    let mut tt = t.clone();
+    tt.push((
+        "b0.conv.groups".into(),
+        OutTensor::i32(&[8, 1, 1], vec![0, 0, 0, 0, 1, 1, 1, 1]),
+    ));
+    let m = write_parts(d.path(), "regroup.safetensors", &tt, &with_groups);
+    let out = d.path().join("out-regroup");
+    let o = ccc(&[
+        "compile",
+        m.to_str().unwrap(),
+        "--no-rtl",
+        "--regroup",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A linear layer's mask zeroes its weights exactly as zeroed weights do.
+    let (classes, c) = (10, 24);
+    let mask: Vec<f32> = (0..classes * c)
+        .map(|i| if i % 3 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    let masked_graph = g.replacen(
+        "weight = \"fc.weight\"",
+        "weight = \"fc.weight\"\nmask = \"fc.mask\"",
+        1,
+    );
+    let mut with_mask = t.clone();
+    with_mask.push((
+        "fc.mask".into(),
+        OutTensor::f32(&[classes, c], mask.clone()),
+    ));
+    let a = write_parts(d.path(), "fcmask.safetensors", &with_mask, &masked_graph);
+    let fc = &t.iter().find(|(n, _)| n == "fc.weight").unwrap().1;
+    let zeroed: Vec<f32> = fc
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .zip(&mask)
+        .map(|(w, m)| w * m)
+        .collect();
+    replace_tensor(&mut t, "fc.weight", OutTensor::f32(&[classes, c], zeroed));
+    let b = write_parts(d.path(), "fczeroed.safetensors", &t, &g);
+    let mut packed = Vec::new();
+    for (m, name) in [(&a, "a"), (&b, "b")] {
+        let out = d.path().join(format!("out-fc-{name}"));
+        let o = ccc(&[
+            "compile",
+            m.to_str().unwrap(),
+            "--no-rtl",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        packed.push(std::fs::read(out.join("packed.safetensors")).unwrap());
+    }
+    assert_eq!(packed[0], packed[1]);
+    // A mask of the wrong shape is named.
+    with_mask.last_mut().unwrap().1 =
+        OutTensor::f32(&[classes, c - 1], mask[..classes * (c - 1)].to_vec());
+    let bad = write_parts(d.path(), "fcmaskbad.safetensors", &with_mask, &masked_graph);
+    rejects(&bad, &["--no-rtl"], &["fc.mask"]);
+}

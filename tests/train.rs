@@ -69,6 +69,7 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         label_smoothing: 0.0,
         teacher: None,
         epoch_images: None,
+        predefined: None,
     }
 }
 
@@ -449,4 +450,108 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     assert_eq!(svg.matches("<circle").count(), 4, "2 points x 2 panels");
     let md = std::fs::read_to_string(format!("{sweep}/sweep.md")).unwrap();
     assert!(md.contains("| start |") && md.contains("| 4 | 1 |"), "{md}");
+}
+
+/// A tensor of a model file as f32 values.
+fn tensor_f32(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    match t.dtype() {
+        safetensors::Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        safetensors::Dtype::I32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+            .collect(),
+        d => panic!("{name}: unexpected dtype {d:?}"),
+    }
+}
+
+#[test]
+fn predefined_sparsity_is_fixed_before_training_and_packs_without_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(256, 11);
+    let test = synthetic(64, 9100);
+    let mut o = options(4, 2, 1);
+    o.predefined = Some(ccc::train::Predefined {
+        density: None,
+        classifier_density: Some(0.25),
+    });
+    let model = dir.path().join("p.safetensors");
+    let log = train(&o, &data, &test, &model).unwrap();
+    // One epoch instead of two: the same patterns (training never changes them).
+    let mut o1 = o.clone();
+    o1.epochs = 1;
+    o1.qat_epochs = 0;
+    let model1 = dir.path().join("p1.safetensors");
+    train(&o1, &data, &test, &model1).unwrap();
+
+    // (tensor prefix, rows N, taps T, fan-in ⌈T/α⌉)
+    for (prefix, n, t, fan_in) in [("b1", 16, 8, 2), ("b2", 24, 16, 4)] {
+        let mask = tensor_f32(&model, &format!("{prefix}.conv.mask"));
+        let groups = tensor_f32(&model, &format!("{prefix}.conv.groups"));
+        let w = tensor_f32(&model, &format!("{prefix}.conv.weight"));
+        assert_eq!(mask, tensor_f32(&model1, &format!("{prefix}.conv.mask")));
+        assert_eq!(mask.len(), n * t);
+        for r in 0..n {
+            let row = &mask[r * t..(r + 1) * t];
+            assert_eq!(
+                row.iter().filter(|&&m| m == 1.0).count(),
+                fan_in,
+                "{prefix} row {r}"
+            );
+            // Clash-free: at most one connection per group in a row.
+            let mut seen = std::collections::HashSet::new();
+            for (c, _) in row.iter().enumerate().filter(|(_, m)| **m == 1.0) {
+                assert!(seen.insert(groups[c] as usize), "{prefix} row {r}: clash");
+            }
+            for c in 0..t {
+                if row[c] == 0.0 {
+                    assert_eq!(w[r * t + c], 0.0, "{prefix}: weight outside the mask");
+                }
+            }
+        }
+    }
+    let fc_mask = tensor_f32(&model, "fc.mask");
+    let fc_w = tensor_f32(&model, "fc.weight");
+    for r in 0..4 {
+        let row = &fc_mask[r * 24..(r + 1) * 24];
+        assert_eq!(row.iter().filter(|&&m| m == 1.0).count(), 6);
+        for c in 0..24 {
+            assert!(row[c] == 1.0 || fc_w[r * 24 + c] == 0.0);
+        }
+    }
+
+    // The compiler packs with the stored grouping: nothing pruned, every group's column
+    // full up to the weights 8-bit rounding zeroed.
+    let c = compile_no_rtl(&model);
+    assert_eq!(c.report.packed.pruned, 0);
+    assert_eq!(log.final_eval.packed_tiles, c.report.packed.tiles);
+    for (l, groups) in c.report.layers[1..].iter().zip([2, 4]) {
+        assert_eq!(l.packed.columns, groups, "layer {}", l.layer);
+        assert_eq!(l.packed.pruned, 0);
+        let cells = l.rows * l.packed.columns;
+        assert!(
+            l.packed.nonzeros * 100 >= cells * 95,
+            "layer {}: {} of {cells} cells hold a weight",
+            l.layer,
+            l.packed.nonzeros
+        );
+    }
+    // A density the groups cannot hold clash-free is refused, naming the conv.
+    let mut bad = o.clone();
+    bad.predefined = Some(ccc::train::Predefined {
+        density: Some(0.5),
+        classifier_density: None,
+    });
+    let e = format!(
+        "{:#}",
+        train(&bad, &data, &test, &dir.path().join("bad.safetensors")).unwrap_err()
+    );
+    assert!(e.contains("conv 1") && e.contains("fan-in 4"), "{e}");
 }

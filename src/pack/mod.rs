@@ -5,3 +5,4 @@ pub mod bitset;
 pub mod combine;
 pub mod group;
 pub mod network;
+pub mod predefined;

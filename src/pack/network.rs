@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::combine::{CombineStats, Grouping, combine};
 use super::group::{GroupParams, MAX_ALPHA, Strategy, check_gamma, group_columns};
+use super::predefined::{clashes, grouping_from_labels};
 use crate::lower::{Activation, ChannelOrder, Dims, Tap, permute_channels};
+use crate::model::Groups;
 use crate::quant::{QClassifier, QLayer, QNet};
 
 #[derive(Clone, Debug, Serialize)]
@@ -23,6 +25,9 @@ pub struct PackOptions {
     pub section: usize,
     /// Dense baseline: no combining, every nonzero column its own array column.
     pub dense: bool,
+    /// Group every layer with `strategy`, also those whose model stores a grouping.
+    #[serde(default)]
+    pub regroup: bool,
 }
 
 /// One layer in physical form.
@@ -125,6 +130,38 @@ fn singleton_grouping(m: &Array2<f64>) -> Grouping {
     }
 }
 
+/// A grouping stored in the model (pre-defined sparsity), restricted to the columns that
+/// kept a nonzero, checked against α and against the weights: it must be clash-free, so
+/// that combining with it prunes nothing.
+fn stored_grouping(m: &Array2<f64>, stored: &Groups, alpha: usize) -> Result<Grouping> {
+    let labels: Vec<usize> = stored.labels.clone();
+    let groups = labels.iter().max().map_or(0, |&g| g + 1);
+    let mut grouping = grouping_from_labels(&labels, groups);
+    for members in &mut grouping.groups {
+        members.retain(|&c| m.column(c).iter().any(|&v| v != 0.0));
+    }
+    grouping.groups.retain(|g| !g.is_empty());
+    if let Some(big) = grouping.groups.iter().find(|g| g.len() > alpha) {
+        bail!(
+            "stored grouping `{}`: a group of {} columns with nonzeros (taps {:?}) exceeds alpha = {alpha}; compile with that layer's alpha >= {} or with --regroup",
+            stored.tensor,
+            big.len(),
+            big,
+            big.len()
+        );
+    }
+    let clash = clashes(m, &grouping);
+    if let Some(&(r, g)) = clash.first() {
+        bail!(
+            "stored grouping `{}` is not clash-free: {} (row, group) pairs hold two or more nonzeros, the first row {r} in the group of taps {:?}; compile with --regroup to group (and prune) anew",
+            stored.tensor,
+            clash.len(),
+            grouping.groups[g]
+        );
+    }
+    Ok(grouping)
+}
+
 /// Combines one layer in the lowered tap order (no permutation yet).
 fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Result<PackedLayer> {
     let what = || {
@@ -144,6 +181,8 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
     });
     let grouping = if opts.dense {
         singleton_grouping(&m)
+    } else if let (Some(stored), false) = (&q.groups, opts.regroup) {
+        stored_grouping(&m, stored, alpha).with_context(what)?
     } else {
         let params = GroupParams {
             alpha,
@@ -265,4 +304,37 @@ pub fn pack_network(q: &QNet, opts: &PackOptions) -> Result<PackedNet> {
         .collect();
     apply_permutation(&mut net, &perms);
     Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn stored(labels: &[usize]) -> Groups {
+        Groups {
+            tensor: "b1.conv.groups".into(),
+            labels: labels.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_stored_grouping_is_used_as_given_without_its_empty_columns() {
+        // Columns 0 and 2 share group 0, 1 and 3 group 1; column 4 is all zero.
+        let m = array![[1.0, 0.0, 0.0, 2.0, 0.0], [0.0, 3.0, 4.0, 0.0, 0.0]];
+        let g = stored_grouping(&m, &stored(&[0, 1, 0, 1, 2]), 2).unwrap();
+        assert_eq!(g.groups, vec![vec![0, 2], vec![1, 3]]);
+    }
+
+    #[test]
+    fn a_stored_grouping_that_clashes_or_exceeds_alpha_is_refused() {
+        let m = array![[1.0, 5.0, 0.0], [0.0, 3.0, 4.0]];
+        let e = stored_grouping(&m, &stored(&[0, 0, 1]), 2).unwrap_err();
+        assert!(
+            e.to_string().contains("not clash-free") && e.to_string().contains("b1.conv.groups"),
+            "{e}"
+        );
+        let e = stored_grouping(&m, &stored(&[0, 0, 0]), 2).unwrap_err();
+        assert!(e.to_string().contains("exceeds alpha = 2"), "{e}");
+    }
 }

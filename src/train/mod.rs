@@ -26,8 +26,9 @@ use crate::compile::{self, CompileOptions};
 use crate::dataset::{self, Dataset, Split};
 use crate::output::write_file_atomic;
 use crate::pack::group::Strategy;
+use crate::pack::predefined;
 use crate::reference::{Accuracy, evaluate};
-use net::{Arch, ConvLayer, Mode, ShiftNet, batch_tensor, predictions};
+use net::{Arch, MaskOf, Mode, ShiftNet, batch_tensor, predictions};
 
 /// Everything `ccc train` needs besides the data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +71,20 @@ pub struct TrainOptions {
     /// same optimizer steps and the same schedule.
     #[serde(default)]
     pub epoch_images: Option<usize>,
+    /// Pre-defined sparsity (docs/DESIGN.md §10): connection patterns built before
+    /// training and never changed by it, in place of joint optimization's pruning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predefined: Option<Predefined>,
+}
+
+/// The densities of `--sparsity predefined`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Predefined {
+    /// Density of every conv with α > 1; None: the largest clash-free one, fan-in
+    /// ⌈T/α⌉ (1/α where α divides T), which fills every packed column.
+    pub density: Option<f64>,
+    /// Density of the classifier, grouped at α = ⌊1/D⌋; None: dense.
+    pub classifier_density: Option<f64>,
 }
 
 /// Random horizontal flip and translation, drawn per image from the seeded RNG.
@@ -130,6 +145,55 @@ impl TrainOptions {
     pub fn combines(&self) -> bool {
         self.arch.convs.iter().any(|c| c.alpha > 1)
     }
+
+    /// Whether training prunes: joint optimization of a combined network (pre-defined
+    /// patterns are fixed).
+    pub fn prunes(&self) -> bool {
+        self.combines() && self.predefined.is_none()
+    }
+}
+
+/// Seed of junction `i`'s pre-defined pattern (the classifier: `usize::MAX`).
+fn junction_seed(seed: u64, i: usize) -> u64 {
+    seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)
+}
+
+/// Builds and fixes every pre-defined pattern of `net`; returns a line for the console.
+fn fix_patterns(net: &mut ShiftNet, o: &TrainOptions, p: &Predefined) -> Result<String> {
+    let mut parts = Vec::new();
+    for i in 0..net.convs.len() {
+        let s = net.convs[i].spec.clone();
+        if s.alpha <= 1 {
+            continue;
+        }
+        let t = s.taps();
+        let what = || {
+            format!(
+                "--sparsity predefined: conv {i} ({} x {t}, alpha {})",
+                s.out, s.alpha
+            )
+        };
+        let fan_in = match p.density {
+            Some(d) => predefined::fan_in_for(t, d).with_context(what)?,
+            None => predefined::group_count(t, s.alpha),
+        };
+        let pat = predefined::construct(s.out, t, s.alpha, fan_in, junction_seed(o.seed, i))
+            .with_context(what)?;
+        net.fix_conv_pattern(i, &pat)?;
+        parts.push(format!("conv {i} fan-in {fan_in}/{t}"));
+    }
+    if let Some(d) = p.classifier_density {
+        let (classes, c) = net.fc_w.dims2()?;
+        let what = || format!("--classifier-density {d}: classifier ({classes} x {c})");
+        let fan_in = predefined::fan_in_for(c, d).with_context(what)?;
+        let alpha = ((1.0 / d).floor() as usize).clamp(1, crate::pack::group::MAX_ALPHA);
+        let pat =
+            predefined::construct(classes, c, alpha, fan_in, junction_seed(o.seed, usize::MAX))
+                .with_context(what)?;
+        net.fix_classifier_pattern(&pat)?;
+        parts.push(format!("classifier fan-in {fan_in}/{c}"));
+    }
+    Ok(parts.join(", "))
 }
 
 /// One epoch's line of the training log.
@@ -215,7 +279,7 @@ fn tune_malloc() {
 /// SGD with momentum and decoupled L1, as PyTorch's `SGD(momentum, weight_decay)` plus
 /// the seeds' L1 term: v = μv + g + λ_wd·w + λ_1·sign(w); w -= lr·v; masks re-applied.
 struct Sgd {
-    params: Vec<(Var, bool, bool, Option<usize>)>,
+    params: Vec<(Var, bool, bool, Option<MaskOf>)>,
     velocity: Vec<Option<Tensor>>,
     momentum: f64,
     weight_decay: f64,
@@ -223,13 +287,7 @@ struct Sgd {
 
 impl Sgd {
     /// `grads` in the order of the parameters (None: no gradient this step).
-    fn step(
-        &mut self,
-        grads: &[Option<Tensor>],
-        lr: f64,
-        l1: f64,
-        convs: &[ConvLayer],
-    ) -> Result<()> {
+    fn step(&mut self, grads: &[Option<Tensor>], lr: f64, l1: f64, net: &ShiftNet) -> Result<()> {
         for (((var, decay, use_l1, mask), vel), g) in
             self.params.iter().zip(&mut self.velocity).zip(grads)
         {
@@ -252,7 +310,7 @@ impl Sgd {
                 None => g,
             };
             let mut nw = (w - (&v * lr)?)?;
-            if let Some(m) = mask.and_then(|i| convs[i].mask.as_ref()) {
+            if let Some(m) = mask.and_then(|i| net.mask(i)) {
                 nw = (nw * m)?;
             }
             var.set(&nw)?;
@@ -262,10 +320,10 @@ impl Sgd {
     }
 
     /// Zeroes the velocity of pruned weights so momentum cannot revive them.
-    fn mask_velocity(&mut self, convs: &[ConvLayer]) -> Result<()> {
+    fn mask_velocity(&mut self, net: &ShiftNet) -> Result<()> {
         for ((_, _, _, mask), vel) in self.params.iter().zip(&mut self.velocity) {
             if let (Some(i), Some(v)) = (mask, vel.as_mut())
-                && let Some(m) = convs[*i].mask.as_ref()
+                && let Some(m) = net.mask(*i)
             {
                 *v = (&*v * m)?;
             }
@@ -302,7 +360,19 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
     let mut tiles = 0;
     for (i, l) in net.convs.iter().enumerate() {
         let w = net.weight_matrix(i)?;
-        let g = prune::groups_now(&w, l.spec.alpha, o.gamma, o.strategy)?;
+        let g = match &l.groups {
+            // A pre-defined layer packs with its own grouping (what the compiler does).
+            Some(labels) => {
+                let mut used: Vec<usize> = (0..w.ncols())
+                    .filter(|&c| w.column(c).iter().any(|&v| v != 0.0))
+                    .map(|c| labels[c])
+                    .collect();
+                used.sort_unstable();
+                used.dedup();
+                used.len()
+            }
+            None => prune::groups_now(&w, l.spec.alpha, o.gamma, o.strategy)?,
+        };
         tiles += l.spec.out.div_ceil(o.rows) * g.div_ceil(o.cols);
     }
     Ok(tiles)
@@ -448,7 +518,11 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     let epoch_len = o.epoch_images.unwrap_or(subset.len());
     let steps_per_epoch = epoch_len.div_ceil(o.batch_size);
     let total_steps = steps_per_epoch * o.epochs;
-    let prune_at = if o.combines() {
+    if let Some(p) = &o.predefined {
+        let line = fix_patterns(&mut net, o, p)?;
+        eprintln!("ccc train: pre-defined sparsity, {line}");
+    }
+    let prune_at = if o.prunes() {
         prune::prune_points(total_steps)
     } else {
         Vec::new()
@@ -476,7 +550,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         o.epochs,
         o.arch.convs.len(),
         rayon::current_num_threads(),
-        if o.combines() {
+        if o.prunes() {
             format!(
                 ", {} prune steps up to step {last_prune}",
                 prune::PRUNE_STEPS
@@ -556,7 +630,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
                 (logits.detach(), g)
             };
             let l1 = if step < last_prune { o.l1_penalty } else { 0.0 };
-            sgd.step(&grads, lr, l1, &net.convs)?;
+            sgd.step(&grads, lr, l1, &net)?;
             step += 1;
             loss_sum += lv * batch.len() as f64;
             correct += predictions(&logits)?
@@ -569,7 +643,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             while prune_at.get(prune_step) == Some(&step) {
                 prune_step += 1;
                 prune_now(&mut net, o, prune_step)?;
-                sgd.mask_velocity(&net.convs)?;
+                sgd.mask_velocity(&net)?;
                 let (nz, all) = net.nonzeros()?;
                 let tiles = tiles_now(&net, o)?;
                 sparsity = format!("nonzeros {nz}/{all} tiles {tiles}");

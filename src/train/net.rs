@@ -18,6 +18,7 @@ use super::shift::Shift;
 use crate::model::{self, Op};
 use crate::modelfile::ModelWriter;
 use crate::output::OutTensor;
+use crate::pack::predefined::Pattern;
 use crate::quant::{DEFAULT_ACT_FRAC, weight_exponent};
 
 /// BN epsilon and running-stat momentum (PyTorch's defaults, as in the seeds).
@@ -147,6 +148,9 @@ pub struct ConvLayer {
     pub w: Var,
     /// 0/1 N x T; None while the layer is unpruned.
     pub mask: Option<Tensor>,
+    /// Pre-defined sparsity: the group of every tap (the pattern's clash-free grouping),
+    /// exported with the mask so that the compiler packs with it.
+    pub groups: Option<Vec<usize>>,
     pub gamma: Var,
     pub beta: Var,
     pub running_mean: Tensor,
@@ -161,7 +165,16 @@ pub struct ShiftNet {
     /// classes x C.
     pub fc_w: Var,
     pub fc_b: Var,
+    /// 0/1 classes x C: the classifier's pre-defined connection pattern, if any.
+    pub fc_mask: Option<Tensor>,
     pub device: Device,
+}
+
+/// Which mask a trainable parameter lives under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskOf {
+    Conv(usize),
+    Classifier,
 }
 
 /// How a forward pass treats batchnorm and quantization.
@@ -187,6 +200,12 @@ pub fn seeded_shifts(channels: usize, rng: &mut ChaCha8Rng) -> Vec<(i32, i32)> {
         .collect();
     v.shuffle(rng);
     v
+}
+
+/// A pattern's mask as a 0/1 f32 tensor.
+fn pattern_tensor(p: &Pattern, dev: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = p.mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+    Ok(Tensor::from_vec(v, p.mask.dim(), dev)?)
 }
 
 fn var_from(v: Vec<f32>, shape: &[usize], dev: &Device) -> Result<Var> {
@@ -229,6 +248,7 @@ impl ShiftNet {
                 spec: s.clone(),
                 w: var_from(uniform(&mut rng, s.out * t, bound), &[s.out, t], device)?,
                 mask: None,
+                groups: None,
                 gamma: var_from(vec![1.0; s.out], &[s.out], device)?,
                 beta: var_from(vec![0.0; s.out], &[s.out], device)?,
                 running_mean: Tensor::zeros(s.out, DType::F32, device)?,
@@ -253,6 +273,7 @@ impl ShiftNet {
             convs,
             fc_w,
             fc_b,
+            fc_mask: None,
             device: device.clone(),
         })
     }
@@ -578,16 +599,57 @@ impl ShiftNet {
 
     /// Trainable parameters with (weight decay, L1, mask index) flags: conv weights get
     /// both decay and L1; BN parameters neither (as in the seeds); the classifier decay.
-    pub fn params(&self) -> Vec<(Var, bool, bool, Option<usize>)> {
+    pub fn params(&self) -> Vec<(Var, bool, bool, Option<MaskOf>)> {
         let mut v = Vec::new();
         for (i, l) in self.convs.iter().enumerate() {
-            v.push((l.w.clone(), true, true, Some(i)));
+            v.push((l.w.clone(), true, true, Some(MaskOf::Conv(i))));
             v.push((l.gamma.clone(), false, false, None));
             v.push((l.beta.clone(), false, false, None));
         }
-        v.push((self.fc_w.clone(), true, false, None));
+        v.push((self.fc_w.clone(), true, false, Some(MaskOf::Classifier)));
         v.push((self.fc_b.clone(), false, false, None));
         v
+    }
+
+    /// The mask a parameter lives under, if it has one now.
+    pub fn mask(&self, m: MaskOf) -> Option<&Tensor> {
+        match m {
+            MaskOf::Conv(i) => self.convs[i].mask.as_ref(),
+            MaskOf::Classifier => self.fc_mask.as_ref(),
+        }
+    }
+
+    /// Pre-defined sparsity: fixes conv `i`'s connection pattern before training (the
+    /// weights outside it are zeroed and stay zero).
+    pub fn fix_conv_pattern(&mut self, i: usize, p: &Pattern) -> Result<()> {
+        let l = &mut self.convs[i];
+        let m = pattern_tensor(p, &self.device)?;
+        if m.dims() != l.w.as_tensor().dims() {
+            bail!(
+                "conv {i}: pattern {:?} does not match the weights {:?}",
+                m.dims(),
+                l.w.as_tensor().dims()
+            );
+        }
+        l.w.set(&(l.w.as_tensor() * &m)?)?;
+        l.mask = Some(m);
+        l.groups = Some(p.group_of.clone());
+        Ok(())
+    }
+
+    /// Pre-defined sparsity of the classifier.
+    pub fn fix_classifier_pattern(&mut self, p: &Pattern) -> Result<()> {
+        let m = pattern_tensor(p, &self.device)?;
+        if m.dims() != self.fc_w.as_tensor().dims() {
+            bail!(
+                "classifier: pattern {:?} does not match the weights {:?}",
+                m.dims(),
+                self.fc_w.as_tensor().dims()
+            );
+        }
+        self.fc_w.set(&(self.fc_w.as_tensor() * &m)?)?;
+        self.fc_mask = Some(m);
+        Ok(())
     }
 
     /// Weight matrix of conv `i` as f64 (masked).
@@ -646,6 +708,18 @@ impl ShiftNet {
                 s.k / 2,
                 (s.alpha > 1).then_some(s.alpha),
             );
+            if let (Some(mask), Some(groups)) = (&l.mask, &l.groups) {
+                let mname = format!("{prefix}.conv.mask");
+                m.tensor(
+                    &mname,
+                    OutTensor::f32(&[s.out, s.cin, s.k, s.k], f32s(mask)?),
+                );
+                m.layer_tensor("mask", &mname);
+                let gname = format!("{prefix}.conv.groups");
+                let labels = groups.iter().map(|&g| g as i32).collect::<Vec<i32>>();
+                m.tensor(&gname, OutTensor::i32(&[s.cin, s.k, s.k], labels));
+                m.layer_tensor("groups", &gname);
+            }
             let bn = format!("{prefix}.bn");
             for (suffix, t) in [
                 ("weight", l.gamma.as_tensor()),
@@ -671,6 +745,10 @@ impl ShiftNet {
             OutTensor::f32(&[o], f32s(self.fc_b.as_tensor())?),
         );
         m.classifier("fc.weight", "fc.bias");
+        if let Some(mask) = &self.fc_mask {
+            m.tensor("fc.mask", OutTensor::f32(&[o, c], f32s(mask)?));
+            m.layer_tensor("mask", "fc.mask");
+        }
         m.write(path)
             .with_context(|| format!("writing trained model {}", path.display()))
     }
