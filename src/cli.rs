@@ -48,6 +48,25 @@ pub enum Command {
         #[arg(long, value_enum)]
         target: Option<crate::fit::Target>,
     },
+    /// Compare sparse-CNN methods on one array: for each LABEL=MODEL, float and 8-bit
+    /// packed accuracy, nonzeros, tiles, cycles, utilization, MAC efficiency, the fit
+    /// model's LUT4/FF/BRAM and the recorded training time; writes OUT/comparison.md,
+    /// OUT/comparison.json and OUT/accuracy-vs-cycles.svg.
+    Compare {
+        /// LABEL=MODEL (or MODEL: the file stem is the label), one per method.
+        #[arg(required = true)]
+        entries: Vec<crate::compare::Entry>,
+        #[command(flatten)]
+        opts: PackArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// FPGA family of the resource prediction.
+        #[arg(long, value_enum, default_value_t = crate::fit::Family::Ecp5)]
+        family: crate::fit::Family,
+        /// Output directory (replaced atomically).
+        #[arg(short, long, default_value = "out-compare")]
+        out: PathBuf,
+    },
     /// Add what the FPGA flows measured (OUT/fpga: yosys utilisation, nextpnr Fmax and
     /// utilisation, run times) next to the fit model's prediction in OUT/report.{json,md}.
     FpgaReport { out: PathBuf },
@@ -508,6 +527,40 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             target,
         } => cmd_compile(&model, &opts, &data, &out, target),
+        Command::Compare {
+            entries,
+            opts,
+            data,
+            family,
+            out,
+        } => {
+            let dir = crate::output::OutDir::begin(&out)?;
+            let d = data.load()?;
+            let name = "fashion-mnist test";
+            let rows = crate::compare::compare(&entries, &opts.options(), &d, name, family)?;
+            let md = crate::compare::markdown(&rows, (opts.rows, opts.cols), name);
+            let svg = crate::compare::plot(
+                &rows,
+                &format!(
+                    "8-bit packed accuracy against cycles, {}x{} array",
+                    opts.rows, opts.cols
+                ),
+            )?;
+            dir.write("comparison.md", md.as_bytes())?;
+            dir.write(
+                "comparison.json",
+                crate::output::json_text(&rows)?.as_bytes(),
+            )?;
+            dir.write(&svg.name, svg.text.as_bytes())?;
+            let out = dir.commit()?;
+            print!("{md}");
+            eprintln!(
+                "wrote {}/{{comparison.md,comparison.json,{}}}",
+                out.display(),
+                svg.name
+            );
+            Ok(())
+        }
         Command::FpgaReport { out } => {
             let report = crate::report::update_fpga(&out)?;
             if let Some(f) = &report.fpga {

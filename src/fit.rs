@@ -18,7 +18,7 @@ use crate::rtl::design::{self, Capacity, HwDesign};
 use crate::schedule::ArrayShape;
 
 /// A synthesis family: what the LUTs, flip-flops and memories are made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     /// yosys `synth` mapped to 4-LUTs, memories kept (counted as iCE40 would pack them).

@@ -8,6 +8,7 @@
 //! measurements beside it.
 
 pub mod cli;
+pub mod compare;
 pub mod compile;
 pub mod dataset;
 pub mod error;

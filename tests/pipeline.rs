@@ -461,3 +461,52 @@ fn eval_on_fashion_mnist() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("1x12x12"), "{}", stderr(&o));
 }
+
+#[test]
+fn compare_command_on_fashion_mnist() {
+    if !common::need_fashion_mnist("compare_command_on_fashion_mnist") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut spec = GenSpec::small(26);
+    (spec.height, spec.width) = (28, 28);
+    let m = common::write_model(d.path(), "m.safetensors", &spec);
+    let out = d.path().join("cmp");
+    let o = ccc(&[
+        "compare",
+        &format!("combined={}", m.display()),
+        m.to_str().unwrap(),
+        "--rows",
+        "8",
+        "--cols",
+        "8",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "20",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(md.contains("| combined |") && md.contains("| m |"), "{md}");
+    assert!(md.contains("20 fashion-mnist test images"), "{md}");
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(rows[0]["tiles"], rows[1]["tiles"]);
+    assert!(out.join("accuracy-vs-cycles.svg").exists());
+    // No dataset: refused before anything is written.
+    let o = ccc(&[
+        "compare",
+        m.to_str().unwrap(),
+        "-o",
+        d.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--dataset fashion-mnist"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("x").exists());
+}

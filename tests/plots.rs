@@ -200,3 +200,65 @@ fn scalesim_topologies_hold_the_gemm_shapes() {
         "{cfg}"
     );
 }
+
+#[test]
+fn the_comparison_table_and_plot() {
+    use ccc::compare::{Entry, compare, markdown, plot};
+    let d = tempfile::tempdir().unwrap();
+    let a = common::write_model(d.path(), "a.safetensors", &spec());
+    let b = common::write_model(
+        d.path(),
+        "b.safetensors",
+        &GenSpec {
+            density: 0.2,
+            ..spec()
+        },
+    );
+    let images: Vec<Vec<u8>> = (0..12)
+        .map(|i| ccc::testgen::random_image(1, 10, 9, 500 + i))
+        .collect();
+    let test = ccc::dataset::Dataset {
+        channels: 1,
+        height: 10,
+        width: 9,
+        labels: (0..12).map(|i| (i % 4) as u8).collect(),
+        images,
+    };
+    let entries: Vec<Entry> = vec![
+        format!("sparse={}", a.display()).parse().unwrap(),
+        format!("sparser={}", b.display()).parse().unwrap(),
+    ];
+    let opts = CompileOptions {
+        rows: 4,
+        cols: 4,
+        ..CompileOptions::default()
+    };
+    let fam = ccc::fit::Family::Ecp5;
+    let rows = compare(&entries, &opts, &test, "synthetic", fam).unwrap();
+    assert_eq!(rows.len(), 2);
+    // Each row is what `ccc compile` reports for that model.
+    for (r, m) in rows.iter().zip([&a, &b]) {
+        let c = compile::compile(m, &opts).unwrap();
+        assert_eq!(r.tiles, c.report.packed.tiles);
+        assert_eq!(r.cycles, c.report.packed.cycles);
+        assert_eq!(r.conv_nonzeros, c.report.packed.nonzeros);
+        assert_eq!(r.images, 12);
+        assert!(r.lut4 > 0 && r.ff > 0);
+        assert_eq!(r.training_seconds, None);
+    }
+    assert!(rows[1].conv_nonzeros < rows[0].conv_nonzeros);
+    let md = markdown(&rows, (4, 4), "synthetic");
+    assert!(
+        md.contains("| sparse |") && md.contains("| sparser |"),
+        "{md}"
+    );
+    let svg = plot(&rows, "test").unwrap();
+    let (stated, rendered, inked) = render(&svg.name, &svg.text);
+    assert_eq!(stated, rendered);
+    assert!(inked > 0.01, "the comparison plot is blank");
+    assert_eq!(plot(&rows, "test").unwrap().text, svg.text);
+    // A label given twice is refused.
+    let twice = vec![entries[0].clone(), entries[0].clone()];
+    let e = compare(&twice, &opts, &test, "synthetic", fam).unwrap_err();
+    assert!(e.to_string().contains("given twice"), "{e}");
+}
