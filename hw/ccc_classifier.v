@@ -56,6 +56,7 @@ module ccc_classifier #(
     // Counters are CLS_W bits wide so they can hold CLS itself.
     localparam integer D      = (CH + R - 1) / R;
     localparam integer D_W    = (D > 1) ? $clog2(D) : 1;
+    localparam [D-1:0] HOT1   = 1;
     localparam integer R_W    = (R > 1) ? $clog2(R) : 1;
     localparam integer R_LAST = R - 1;
     // The per-class arrays are indexed with only the bits a class number needs.
@@ -145,6 +146,10 @@ module ccc_classifier #(
             reg              b_valid_q;
             reg [7:0]        b_val_q;
             reg [D_W-1:0]    b_blk_q;
+            // b_blk_q decoded a stage early: marking the word live is then an OR of
+            // registers (ECP5 16x16 at 2a55b09: the decode in front of live_q, a carry
+            // chain and three LUT levels, was the critical path).
+            reg [D-1:0]      b_hot_q;
             reg [POOL_W-1:0] b_old_q;
             integer          m;
             initial begin
@@ -158,13 +163,14 @@ module ccc_classifier #(
             always @(posedge clk) begin
                 b_val_q <= a_val_q;
                 b_blk_q <= a_blk_q;
+                b_hot_q <= HOT1 << a_blk_q;
                 b_old_q <= row_sum[gr];
                 if (b_valid_q)
                     sum_mem[b_blk_q] <= b_old_q + {{(POOL_W - 8) {1'b0}}, b_val_q};
             end
             always @(posedge clk) begin
                 if (rst || pool_clear_q) live_q <= {D{1'b0}};
-                else if (b_valid_q) live_q[b_blk_q] <= 1'b1;
+                else if (b_valid_q) live_q <= live_q | b_hot_q;
                 if (rst) b_valid_q <= 1'b0;
                 else b_valid_q <= a_valid_q;
             end
