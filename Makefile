@@ -40,7 +40,7 @@ SEED     ?= 1
 TARGET   ?=
 FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) SEED=$(SEED) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
 
-.PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant retrain-limited bench-train sweep
+.PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant models-predefined compare retrain-limited bench-train sweep
 
 all: build
 
@@ -143,6 +143,17 @@ models: build deps-data
 models-variant: build deps-data
 	mkdir -p $(OUT)-variant
 	$(CCC) train $(CC_RECIPE) --groups 1,2,4,8 --name fmnist-shift-cc2 $(TRAIN_FLAGS) -o $(OUT)-variant/fmnist-shift-cc2.safetensors
+
+# Pre-defined sparsity (docs/DESIGN.md §10) on the shipped family: the column-combined
+# model's recipe and α per stage, its connection patterns fixed before training.
+models-predefined: build deps-data
+	$(CCC) train $(CC_RECIPE) --groups 1,1,4,8 --sparsity predefined --name fmnist-shift-predefined $(TRAIN_FLAGS) -o models/fmnist-shift-predefined.safetensors
+
+# The methods side by side on a 32x32 array (docs/COMPARISON.md): the shipped dense,
+# column-combined and pre-defined-sparsity models on the 10 000 test images.
+COMPARE_OUT ?= docs/compare
+compare: build deps-data
+	$(CCC) compare dense=models/fmnist-shift-dense.safetensors column-combining=models/fmnist-shift-cc.safetensors predefined=models/fmnist-shift-predefined.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_OUT)
 
 # The iCE40-sized model (models/README.md): a stride-2 stem and 16-32 channels, trained
 # from scratch with joint optimization; its bitstream: make bitstream MODEL=... ROWS=2

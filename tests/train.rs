@@ -527,20 +527,19 @@ fn predefined_sparsity_is_fixed_before_training_and_packs_without_pruning() {
         }
     }
 
-    // The compiler packs with the stored grouping: nothing pruned, every group's column
-    // full up to the weights 8-bit rounding zeroed.
+    // The compiler packs with the stored grouping: nothing pruned, and every packed
+    // cell holds a weight (fixed connections are kept from rounding to 0).
     let c = compile_no_rtl(&model);
     assert_eq!(c.report.packed.pruned, 0);
     assert_eq!(log.final_eval.packed_tiles, c.report.packed.tiles);
     for (l, groups) in c.report.layers[1..].iter().zip([2, 4]) {
         assert_eq!(l.packed.columns, groups, "layer {}", l.layer);
         assert_eq!(l.packed.pruned, 0);
-        let cells = l.rows * l.packed.columns;
-        assert!(
-            l.packed.nonzeros * 100 >= cells * 95,
-            "layer {}: {} of {cells} cells hold a weight",
-            l.layer,
-            l.packed.nonzeros
+        assert_eq!(
+            l.packed.nonzeros,
+            l.rows * l.packed.columns,
+            "layer {}: a packed cell without a weight",
+            l.layer
         );
     }
     // A density the groups cannot hold clash-free is refused, naming the conv.

@@ -703,6 +703,10 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
         );
         logs.push(log);
     }
+    if o.predefined.is_some() {
+        let moved = net.keep_connections()?;
+        eprintln!("ccc train: {moved} fixed connections moved up to the smallest 8-bit weight");
+    }
     net.export(&o.name, o.gamma, out)?;
     let final_eval = final_eval(out, o, test)?;
     eprintln!(

@@ -637,6 +637,42 @@ impl ShiftNet {
         Ok(())
     }
 
+    /// Pre-defined sparsity: every fixed connection whose weight the compiler's 8-bit
+    /// rounding would make 0 (|w'|·2^k < ½ after folding batchnorm, k the layer's scale
+    /// exponent, docs/DESIGN.md §5) is moved to ¾ of a step with its sign, so that it
+    /// stays a weight in hardware (a change below one quantization step). Returns how
+    /// many moved.
+    pub fn keep_connections(&mut self) -> Result<usize> {
+        let mut moved = 0;
+        for l in &mut self.convs {
+            let (Some(mask), Some(_)) = (&l.mask, &l.groups) else {
+                continue;
+            };
+            let (n, t) = l.w.as_tensor().dims2()?;
+            let mut w: Vec<f32> = l.w.as_tensor().flatten_all()?.to_vec1()?;
+            let m: Vec<f32> = mask.flatten_all()?.to_vec1()?;
+            let gamma: Vec<f32> = l.gamma.as_tensor().to_vec1()?;
+            let var: Vec<f32> = l.running_var.to_vec1()?;
+            // As the compiler folds (in f64, from the stored f32 values).
+            let scale: Vec<f64> = (0..n)
+                .map(|r| f64::from(gamma[r]) / (f64::from(var[r]) + BN_EPS).sqrt())
+                .collect();
+            let folded: Vec<f64> = (0..n * t).map(|i| f64::from(w[i]) * scale[i / t]).collect();
+            let max = folded.iter().fold(0.0, |a: f64, v| a.max(v.abs()));
+            let step = 2f64.powi(-weight_exponent(max));
+            for i in 0..n * t {
+                let s = scale[i / t];
+                if m[i] != 0.0 && s != 0.0 && folded[i].abs() < 0.5 * step {
+                    let sign = if w[i] < 0.0 { -1.0 } else { 1.0 };
+                    w[i] = (sign * 0.75 * step / s.abs()) as f32;
+                    moved += 1;
+                }
+            }
+            l.w.set(&Tensor::from_vec(w, (n, t), &self.device)?)?;
+        }
+        Ok(moved)
+    }
+
     /// Pre-defined sparsity of the classifier.
     pub fn fix_classifier_pattern(&mut self, p: &Pattern) -> Result<()> {
         let m = pattern_tensor(p, &self.device)?;
