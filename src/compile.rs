@@ -222,6 +222,10 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
             prediction: fit::predict(&design, dense_design.as_ref(), None),
             interval_cycles: schedule.interval,
             measured: None,
+            memory: [fit::Family::Ice40, fit::Family::Ecp5]
+                .into_iter()
+                .map(|f| fit::memory_budget(&packed, &design, f))
+                .collect(),
         });
         design
     });

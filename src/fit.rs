@@ -621,3 +621,210 @@ pub fn components_markdown(e: &Estimate) -> String {
     );
     s
 }
+
+/// Bits one block RAM holds: ECP5 DP16KD (18 Kbit, the parity bits included, since the
+/// 36-bit mode stores them), iCE40 SB_RAM40_4K.
+pub fn block_bits(family: Family) -> u64 {
+    match family {
+        Family::Ecp5 => 18_432,
+        Family::Ice40 | Family::Generic => 4_096,
+    }
+}
+
+/// One memory of the design: the bits the model needs it to hold and the block RAM it
+/// takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryUse {
+    pub memory: String,
+    /// What the needed bits are made of.
+    pub holds: String,
+    pub needed_bits: u64,
+    /// "block RAM", "LUT RAM" or "logic".
+    pub kind: String,
+    pub bram: u64,
+    pub bram_bits: u64,
+}
+
+/// Every memory of a design on one family, against what the model must store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryBudget {
+    pub family: Family,
+    pub memories: Vec<MemoryUse>,
+    pub needed_bits: u64,
+    pub bram: u64,
+    pub bram_bits: u64,
+}
+
+impl MemoryBudget {
+    /// Block-RAM bits per needed bit (all memories: those in logic need bits and take no
+    /// block RAM).
+    pub fn ratio(&self) -> f64 {
+        self.bram_bits as f64 / self.needed_bits.max(1) as f64
+    }
+}
+
+/// Bits of one schedule-ROM row: the fields `ccc_ctrl` reads (`r_*`).
+pub fn sched_row_bits(c: &Capacity) -> usize {
+    let w = &c.widths;
+    w.layer_w
+        + 6 // first, last, final, ffirst, reopen, mirror
+        + 2 // mode
+        + 2 * w.n_w
+        + 2 * w.rb_w
+        + 2 * (w.row_w + 1)
+        + 2 * (w.pix_w + 1)
+        + 2 * w.x_w
+        + w.a_w
+        + 2 * w.lane_w
+        + w.s_w
+        + 2 * w.lk_w
+        + w.pix_w
+        + w.y_w
+        + 6 // requantize shift
+        + 8 // clamp
+        + w.tp_w
+        + 3 // delta
+        + w.gap_w
+}
+
+/// What the design must store for `net` (DESIGN §12's memory accounting) against the
+/// block RAM its memories take on `family`:
+/// * weight memory — per packed cell 8 weight bits and the selector bits of its layer's
+///   α; per filter its bias (`acc_w`) and write target;
+/// * tap buffers — the layers' inputs as taps at the positions they read (taps × output
+///   pixels × 8), two at a time (a layer reads one while it writes the next: ping-pong),
+///   the largest pair;
+/// * input buffers — the first layer's taps, where it has buffers of its own;
+/// * partial sums — R × banks sums of `acc_w` per output pixel of the largest layer
+///   tiled along its groups;
+/// * classifier, schedule ROM and write map — weights, biases and pooled sums, one row
+///   per tile, one entry per input channel and phase (in logic or LUT RAM).
+pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBudget {
+    let c = &d.capacity;
+    let bits = |v: usize| design::bits(v) as u64;
+    let stored = |i: usize| -> u64 {
+        let l = &net.layers[i];
+        (l.taps.len() * l.output.pixels() * 8) as u64
+    };
+    let nl = net.layers.len();
+    let separate_input = c.in_d > 0;
+    let first_in_taps = usize::from(separate_input);
+    let mut pair = 0u64;
+    for i in first_in_taps..nl {
+        let next = if i + 1 < nl { stored(i + 1) } else { 0 };
+        pair = pair.max(stored(i) + next);
+    }
+    if separate_input && nl > 1 {
+        // The first layer writes the second's input while reading its own buffers.
+        pair = pair.max(stored(1));
+    }
+    let mut cells = 0u64;
+    let mut filters = 0u64;
+    for l in &net.layers {
+        let n = l.rows() as u64;
+        // ⌈log2 α⌉ selector bits; none for a dense layer.
+        let sel = if l.alpha > 1 { bits(l.alpha - 1) } else { 0 };
+        cells += n * l.groups_len() as u64 * (8 + sel);
+        filters += n;
+    }
+    let weights_needed = cells + filters * (c.acc_w + c.word.target_w) as u64;
+    let tiled_pixels = net
+        .layers
+        .iter()
+        .filter(|l| l.groups_len() > c.cols)
+        .map(|l| l.output.pixels())
+        .max()
+        .unwrap_or(0);
+    let psum_needed = (c.rows * c.banks * c.acc_w * tiled_pixels) as u64;
+    let block = block_bits(family);
+    let mut memories = Vec::new();
+    for (name, depth, width, lanes, n) in self::memories(c) {
+        let (b, _) = brams(family, depth, width, lanes);
+        let lutram = family == Family::Ecp5 && ecp5_lutram(depth, width, lanes, b).is_some();
+        let (holds, needed) = match name {
+            "weight memory" => (
+                "8-bit weights and selectors of every packed cell; per filter bias and write target",
+                weights_needed,
+            ),
+            "tap buffers" => (
+                "layer inputs as taps at the positions read, the largest pair of consecutive layers",
+                pair,
+            ),
+            "input buffers" => ("the first layer's taps", stored(0)),
+            _ => (
+                "running sums between column blocks of the largest tiled layer",
+                psum_needed,
+            ),
+        };
+        let blocks = if lutram { 0 } else { b * n as u64 };
+        memories.push(MemoryUse {
+            memory: name.to_string(),
+            holds: holds.to_string(),
+            needed_bits: needed,
+            kind: if lutram { "LUT RAM" } else { "block RAM" }.to_string(),
+            bram: blocks,
+            bram_bits: blocks * block,
+        });
+    }
+    let cls_rom = (c.classes * c.ch * 8) as u64;
+    let cls_bram = match family {
+        Family::Ecp5 => 0,
+        _ if cls_rom > 256 => brams(family, c.classes * c.ch, 8, 1).0,
+        _ => 0,
+    };
+    memories.push(MemoryUse {
+        memory: "classifier".into(),
+        holds: "weights, biases and the pooled sums".into(),
+        needed_bits: cls_rom + (c.classes * c.logit_w + c.ch * c.pool_w) as u64,
+        kind: if cls_bram > 0 { "block RAM" } else { "logic" }.into(),
+        bram: cls_bram,
+        bram_bits: cls_bram * block,
+    });
+    let map_bits = c.cols * (1 + c.widths.lane_w + 16 + c.word.offset_w);
+    memories.push(MemoryUse {
+        memory: "schedule ROM and write map".into(),
+        holds: "one row per tile; per input channel and phase the columns' targets".into(),
+        needed_bits: (c.tiles * sched_row_bits(c) + c.map_entries * map_bits) as u64,
+        kind: "logic".into(),
+        bram: 0,
+        bram_bits: 0,
+    });
+    MemoryBudget {
+        family,
+        needed_bits: memories.iter().map(|m| m.needed_bits).sum(),
+        bram: memories.iter().map(|m| m.bram).sum(),
+        bram_bits: memories.iter().map(|m| m.bram_bits).sum(),
+        memories,
+    }
+}
+
+/// The budget as a Markdown table.
+pub fn memory_markdown(b: &MemoryBudget) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| memory | holds | needed bits | in | block RAMs | block-RAM bits | ratio |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|");
+    for m in &b.memories {
+        let ratio = if m.bram_bits > 0 {
+            format!("{:.2}x", m.bram_bits as f64 / m.needed_bits.max(1) as f64)
+        } else {
+            "—".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {ratio} |",
+            m.memory, m.holds, m.needed_bits, m.kind, m.bram, m.bram_bits
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **total** | | {} | | {} | {} | **{:.2}x** |",
+        b.needed_bits,
+        b.bram,
+        b.bram_bits,
+        b.ratio()
+    );
+    s
+}

@@ -48,6 +48,9 @@ pub struct FpgaSection {
     pub interval_cycles: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured: Option<Measured>,
+    /// What the model needs stored against the block RAM taken, per family (iCE40, ECP5).
+    #[serde(default)]
+    pub memory: Vec<crate::fit::MemoryBudget>,
 }
 
 fn family_key(f: Family) -> &'static str {
@@ -297,6 +300,14 @@ impl FpgaSection {
                     pct(t.dsp, r.dsp)
                 );
             }
+        }
+        for b in &self.memory {
+            let _ = writeln!(
+                s,
+                "\n### Memory: needed bits against block RAM ({}, predicted)\n\n{}",
+                family_key(b.family),
+                crate::fit::memory_markdown(b)
+            );
         }
         // Per cell and per array.
         let _ = writeln!(

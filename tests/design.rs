@@ -263,3 +263,67 @@ fn the_accumulator_is_as_wide_as_the_models_bound() {
     assert_eq!(logit(1 << 26), 28);
     assert_eq!(logit(-(1 << 30)), 32);
 }
+
+#[test]
+fn the_memory_budget_counts_what_the_model_stores_against_the_block_rams() {
+    use ccc::fit::{Family, estimate, memory_budget};
+    let model = common::repo().join("benches/data/fmnist-shift-cc.safetensors");
+    let c = ccc::compile::compile(
+        &model,
+        &ccc::compile::CompileOptions {
+            rows: 32,
+            cols: 32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let d = c.design.as_ref().unwrap();
+    for fam in [Family::Ice40, Family::Ecp5] {
+        let b = memory_budget(&c.packed, d, fam);
+        // The block RAMs are the fit model's.
+        assert_eq!(b.bram, estimate(&d.capacity, fam).total.bram, "{fam:?}");
+        assert_eq!(
+            b.needed_bits,
+            b.memories.iter().map(|m| m.needed_bits).sum::<u64>()
+        );
+        let tap = b
+            .memories
+            .iter()
+            .find(|m| m.memory == "tap buffers")
+            .unwrap();
+        // The stem's 9 taps over 28x28 and the next layer's 32 over 14x14, 8 bits each:
+        // the largest pair a layer reads and writes at once.
+        assert_eq!(tap.needed_bits, (9 * 784 + 32 * 196) * 8);
+        let w = b
+            .memories
+            .iter()
+            .find(|m| m.memory == "weight memory")
+            .unwrap();
+        let cells: u64 = c
+            .packed
+            .layers
+            .iter()
+            .map(|l| {
+                let sel = if l.alpha > 1 {
+                    usize::BITS - (l.alpha - 1).leading_zeros()
+                } else {
+                    0
+                };
+                (l.rows() * l.groups_len()) as u64 * (8 + u64::from(sel))
+            })
+            .sum();
+        let filters: u64 = c.packed.layers.iter().map(|l| l.rows() as u64).sum();
+        let per_filter = (d.capacity.acc_w + d.capacity.word.target_w) as u64;
+        assert_eq!(w.needed_bits, cells + filters * per_filter);
+    }
+    let md = std::fs::read_to_string(
+        compile(&tiny(), &["--rows", "2", "--cols", "2"])
+            .path()
+            .join("out/report.md"),
+    )
+    .unwrap();
+    assert!(
+        md.contains("### Memory: needed bits against block RAM (ecp5"),
+        "{md}"
+    );
+}
