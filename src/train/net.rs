@@ -202,10 +202,19 @@ pub fn seeded_shifts(channels: usize, rng: &mut ChaCha8Rng) -> Vec<(i32, i32)> {
     v
 }
 
-/// A pattern's mask as a 0/1 f32 tensor.
-fn pattern_tensor(p: &Pattern, dev: &Device) -> Result<Tensor> {
+/// Zeroes `w` outside the pattern; returns the pattern's 0/1 mask.
+fn apply_pattern(w: &Var, p: &Pattern, dev: &Device, what: &str) -> Result<Tensor> {
     let v: Vec<f32> = p.mask.iter().map(|&b| f32::from(u8::from(b))).collect();
-    Ok(Tensor::from_vec(v, p.mask.dim(), dev)?)
+    let m = Tensor::from_vec(v, p.mask.dim(), dev)?;
+    if m.dims() != w.as_tensor().dims() {
+        bail!(
+            "{what}: pattern {:?} does not match the weights {:?}",
+            m.dims(),
+            w.as_tensor().dims()
+        );
+    }
+    w.set(&(w.as_tensor() * &m)?)?;
+    Ok(m)
 }
 
 fn var_from(v: Vec<f32>, shape: &[usize], dev: &Device) -> Result<Var> {
@@ -623,16 +632,7 @@ impl ShiftNet {
     /// weights outside it are zeroed and stay zero).
     pub fn fix_conv_pattern(&mut self, i: usize, p: &Pattern) -> Result<()> {
         let l = &mut self.convs[i];
-        let m = pattern_tensor(p, &self.device)?;
-        if m.dims() != l.w.as_tensor().dims() {
-            bail!(
-                "conv {i}: pattern {:?} does not match the weights {:?}",
-                m.dims(),
-                l.w.as_tensor().dims()
-            );
-        }
-        l.w.set(&(l.w.as_tensor() * &m)?)?;
-        l.mask = Some(m);
+        l.mask = Some(apply_pattern(&l.w, p, &self.device, &format!("conv {i}"))?);
         l.groups = Some(p.group_of.clone());
         Ok(())
     }
@@ -675,16 +675,7 @@ impl ShiftNet {
 
     /// Pre-defined sparsity of the classifier.
     pub fn fix_classifier_pattern(&mut self, p: &Pattern) -> Result<()> {
-        let m = pattern_tensor(p, &self.device)?;
-        if m.dims() != self.fc_w.as_tensor().dims() {
-            bail!(
-                "classifier: pattern {:?} does not match the weights {:?}",
-                m.dims(),
-                self.fc_w.as_tensor().dims()
-            );
-        }
-        self.fc_w.set(&(self.fc_w.as_tensor() * &m)?)?;
-        self.fc_mask = Some(m);
+        self.fc_mask = Some(apply_pattern(&self.fc_w, p, &self.device, "classifier")?);
         Ok(())
     }
 
