@@ -155,9 +155,11 @@ module ccc_row_unit #(
         s0_addr_q     <= taddr;
         s0_lane_off_q <= lane_off;
     end
+    // in_map a stage later than the address (IN_MAP_REG): from the bit-plane-4 token,
+    // the same pixel's fields.
     ccc_shift_target #(
         .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-        .LK_W(LK_W)
+        .LK_W(LK_W), .IN_MAP_REG(1)
     ) u_target (
         .clk(clk), .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
         .dx(g_dx), .offset(g_offset), .smask(t_smask), .lk(t_lk), .la(t_la), .halve(1'b0),

@@ -13,7 +13,10 @@
 // and the buffer index are registered before the bounds compare and the word split
 // (two carry chains are too long for one cycle together), so the outputs follow the
 // inputs by one cycle (the row units hold a pixel for eight cycles and pay no latency
-// for it; the writer carries its slot fields beside).
+// for it; the writer carries its slot fields beside). With IN_MAP_REG = 1 the bounds
+// compares are registered too and `in_map` follows the inputs by two cycles (the row
+// units: the compare against limits that come from a far-away token register was the
+// ECP5 critical path at 6c2030d).
 `default_nettype none
 
 module ccc_shift_target #(
@@ -23,7 +26,8 @@ module ccc_shift_target #(
     parameter integer A_W    = 10,
     parameter integer LANE_W = 3,
     parameter integer S_W    = 1,
-    parameter integer LK_W   = 2
+    parameter integer LK_W   = 2,
+    parameter integer IN_MAP_REG = 0
 ) (
     input  wire                  clk,
     input  wire [Y_W-1:0]        y,
@@ -75,8 +79,21 @@ module ccc_shift_target #(
         la_q      <= la;
         halve_q   <= halve;
     end
-    assign in_map = on_grid_q && (ty_q >= 0) && (ty_q < $signed({9'd0, h_q})) &&
-                    (tx_q >= 0) && (tx_q < $signed({9'd0, w_q}));
+    wire in_y = (ty_q >= 0) && (ty_q < $signed({9'd0, h_q}));
+    wire in_x = (tx_q >= 0) && (tx_q < $signed({9'd0, w_q}));
+    generate
+        if (IN_MAP_REG != 0) begin : g_in_map_reg
+            reg grid_q2, in_y_q, in_x_q;
+            always @(posedge clk) begin
+                grid_q2 <= on_grid_q;
+                in_y_q  <= in_y;
+                in_x_q  <= in_x;
+            end
+            assign in_map = grid_q2 && in_y_q && in_x_q;
+        end else begin : g_in_map
+            assign in_map = on_grid_q && in_y && in_x;
+        end
+    endgenerate
     wire [QW:0]       sum   = halve_q ? {1'b0, raw_q[QW:1]} : raw_q;
     wire [QW-1:0]     word  = sum[QW-1:0] >> lk_q;
     wire [LANE_W-1:0] kmask = ~({LANE_W{1'b1}} << lk_q);
