@@ -1,7 +1,7 @@
 //! The source tree is layered: every module of `src/` imports only modules below it in
 //! the pipeline (ingest → lowering → quantization → packing → reference → schedule →
 //! hardware design → emission, fit model, simulation drivers → verification → reports →
-//! the compile driver → training → CLI), so no import circle can form. The check reads
+//! the compile driver → training → method comparison → CLI), so no import circle can form. The check reads
 //! each file's code (comments and its `#[cfg(test)]` module left out) for `crate::` and
 //! `super::` paths.
 
@@ -24,6 +24,7 @@ const ORDER: &[&str] = &[
     "pack::bitset",
     "pack::combine",
     "pack::group",
+    "pack::predefined",
     "pack::network",
     "pack",
     "reference",
@@ -48,6 +49,7 @@ const ORDER: &[&str] = &[
     "train::prune",
     "train",
     "train::sweep",
+    "compare",
     "cli",
     "lib",
 ];
