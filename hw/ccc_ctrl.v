@@ -173,7 +173,8 @@ module ccc_ctrl #(
     reg               c_ffirst, c_reopen;
     reg [1:0]         c_mode;
     reg [PIX_W:0]     c_pixels;
-    reg [X_W-1:0]     c_wo;
+    // the output row's last x (wo - 1), registered with the row
+    reg [X_W-1:0]     c_wom1;
     reg [LANE_W-1:0]  c_rkm1, c_rstep;
     reg [PIX_W-1:0]   c_wwo;
     reg [2:0]         c_delta;
@@ -249,7 +250,7 @@ module ccc_ctrl #(
     // Pixels mode steps the walker twice per slot: pixel 2k at cycle 0 (segment 0's),
     // 2k + 1 at cycle 1 (segment 1's).
     wire step = streaming && (cyc0_q || (c_mode == M_PIXELS && cyc_q == 1));
-    wire last_x = (x_q == c_wo - 1'b1);
+    wire last_x = (x_q == c_wom1);
 
     ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_out_grid (
         .clk(clk), .rst(rst),
@@ -390,7 +391,7 @@ module ccc_ctrl #(
             c_ffirst <= n_ffirst; c_reopen <= n_reopen; c_mode <= n_mode;
             c_row0 <= n_row0; c_row0_b <= n_row0_b; c_rblk <= n_rblk; c_rblk_b <= n_rblk_b;
             c_rows <= n_rows; c_rows_b <= n_rows_b; c_pixels <= n_pixels;
-            c_wo <= n_wo; c_rkm1 <= n_rkm1; c_rstep <= n_rstep;
+            c_wom1 <= n_wo - 1'b1; c_rkm1 <= n_rkm1; c_rstep <= n_rstep;
             c_wsmask <= n_wsmask; c_wlk <= n_wlk; c_wla <= n_wla; c_wwo <= n_wwo;
             c_wlh <= n_wlh; c_wlw <= n_wlw; c_mirror <= n_mirror; c_shift <= n_shift;
             c_clamp <= n_clamp; c_delta <= n_delta;
