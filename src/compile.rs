@@ -395,6 +395,9 @@ pub fn regenerate_command(path: &Path, o: &CompileOptions) -> String {
     if let Some(s) = o.input_scale {
         c += &format!(" --input-scale {s}");
     }
+    if o.regroup {
+        c += " --regroup";
+    }
     c
 }
 

@@ -134,9 +134,8 @@ fn singleton_grouping(m: &Array2<f64>) -> Grouping {
 /// kept a nonzero, checked against α and against the weights: it must be clash-free, so
 /// that combining with it prunes nothing.
 fn stored_grouping(m: &Array2<f64>, stored: &Groups, alpha: usize) -> Result<Grouping> {
-    let labels: Vec<usize> = stored.labels.clone();
-    let groups = labels.iter().max().map_or(0, |&g| g + 1);
-    let mut grouping = grouping_from_labels(&labels, groups);
+    let groups = stored.labels.iter().max().map_or(0, |&g| g + 1);
+    let mut grouping = grouping_from_labels(&stored.labels, groups);
     for members in &mut grouping.groups {
         members.retain(|&c| m.column(c).iter().any(|&v| v != 0.0));
     }
