@@ -180,7 +180,6 @@ module ccc_ctrl #(
     reg [2:0]         c_delta;
     reg [TP_W-1:0]    c_tpm2;
     reg [PIX_W:0]     c_slotsm2;
-    reg               c_slots1;
 
     // Segment 1's request and pixel: the same word as segment 0's, and the same pixel
     // (Rows) or the next one (Pixels, captured after the second walker step).
@@ -219,6 +218,8 @@ module ccc_ctrl #(
     wire cond = (!first_tile || in_full) && (!c_ffirst || pool_free);
     wire slot_end = streaming && cyc_last_q;
     wire tile_end = slot_end && slot_last_q;
+    // The next row becomes the running one (cur <= nxt).
+    wire load_cur = tile_end || (init_q == 2'd1);
     wire starting = (state_q == S_WAIT) && (init_q == 2'd0) && wait_le1_q && cond;
     // The next tile may follow without a bubble: decided in the last cycle of this one.
     wire n_first_tile = n_first_tile_q;
@@ -254,8 +255,8 @@ module ccc_ctrl #(
 
     ccc_grid_index #(.Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .S_W(S_W)) u_out_grid (
         .clk(clk), .rst(rst),
-        .clear(begin_tile),
-        .step(step && !begin_tile), .y(y_q), .x(x_q), .row_end(last_x),
+        .clear(load_cur),
+        .step(step), .y(y_q), .x(x_q), .row_end(last_x),
         .smask(c_wsmask), .wo(c_wwo), .cpix(cpix)
     );
 
@@ -294,16 +295,18 @@ module ccc_ctrl #(
             end
             if (since_q != 16'hffff) since_q <= since_q + 1'b1;
 
-            if (begin_tile) begin
-                state_q    <= S_STREAM;
+            // The slot and cycle counters restart when the next row becomes the running
+            // one (load_cur: the last cycle of a tile, or after reset), not when the tile
+            // starts: begin_tile waits on the input and the pool, and sat, fanned out to
+            // every counter's reset, on the critical path (ECP5 16x16 at 7eee6cd, seed
+            // 3). A waiting tile's counters are not read before it starts.
+            if (load_cur) begin
                 cyc_q      <= {TP_W{1'b0}};
                 slot_q     <= {(PIX_W + 1) {1'b0}};
                 cyc0_q     <= 1'b1;
                 // tp >= 8 (src/schedule.rs), so a slot's first cycle is never its last
                 cyc_last_q <= 1'b0;
-                // chain: the next row becomes the running one this cycle
-                slot_last_q <= streaming ? (n_slots == {{PIX_W{1'b0}}, 1'b1}) : c_slots1;
-                since_q    <= 16'd0;
+                slot_last_q <= (n_slots == {{PIX_W{1'b0}}, 1'b1});
             end else if (streaming) begin
                 if (cyc_last_q) begin
                     cyc_q       <= {TP_W{1'b0}};
@@ -319,6 +322,10 @@ module ccc_ctrl #(
             end else if (wait_q != {GAP_W{1'b0}}) begin
                 wait_q     <= wait_q - 1'b1;
                 wait_le1_q <= (wait_q <= {{(GAP_W - 2) {1'b0}}, 2'd2});
+            end
+            if (begin_tile) begin
+                state_q <= S_STREAM;
+                since_q <= 16'd0;
             end
             if (tile_end) begin
                 tile_q         <= nxt_tile_q;
@@ -384,7 +391,6 @@ module ccc_ctrl #(
             n_gap_le1 <= (r_gap <= {{(GAP_W - 1) {1'b0}}, 1'b1});
         end
     end
-    wire load_cur = tile_end || (init_q == 2'd1);
     always @(posedge clk) begin
         if (load_cur) begin
             c_layer <= n_layer; c_first <= n_first; c_last <= n_last; c_final <= n_final;
@@ -397,20 +403,17 @@ module ccc_ctrl #(
             c_clamp <= n_clamp; c_delta <= n_delta;
             c_tpm2 <= n_tp - {{(TP_W - 2) {1'b0}}, 2'd2};
             c_slotsm2 <= n_slots - {{(PIX_W - 1) {1'b0}}, 2'd2};
-            c_slots1 <= (n_slots == {{PIX_W{1'b0}}, 1'b1});
         end
     end
 
-    // The pixel walker and the read addresses: restart with every tile, step per pixel.
-    reg  [A_W-1:0] c_rbase_q;
-    wire [A_W-1:0] start_base = load_cur ? n_rbase : c_rbase_q;
+    // The pixel walker and the read addresses: restart with every row (load_cur, as the
+    // counters), step per pixel.
     always @(posedge clk) begin
-        if (load_cur) c_rbase_q <= n_rbase;
-        if (begin_tile) begin
+        if (load_cur) begin
             pix_q  <= {(PIX_W + 1) {1'b0}};
             y_q    <= {Y_W{1'b0}};
             x_q    <= {X_W{1'b0}};
-            addr_q <= start_base;
+            addr_q <= n_rbase;
             sub_q  <= {LANE_W{1'b0}};
             amt_q  <= {LANE_W{1'b0}};
         end else begin
