@@ -35,6 +35,8 @@ module ccc_loader #(
     input  wire              consume,
     output wire              ld_busy,
     output wire              ld_en,
+    // ld_en a cycle early, for callers that replicate it over two register levels
+    output wire              ld_pre,
     output wire [WORD_W-1:0] ld_word,
     output wire              loaded,
     output wire [T_W-1:0]    ld_tile
@@ -157,6 +159,7 @@ module ccc_loader #(
 
     assign ld_busy = busy_q;
     assign ld_en   = rd2_q;
+    assign ld_pre  = rd_q;
     assign loaded  = loaded_q;
     assign ld_tile = tile_q;
 endmodule

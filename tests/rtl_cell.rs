@@ -575,7 +575,7 @@ module tb;
   // One segment: every column loads together, no cut.
   ccc_mx_array #(.ROWS(ROWS), .COLS(COLS), .ALPHA(ALPHA), .SEL_W(SEL_W), .PSUM_W(PSUM_W),
                  .SPLIT(0))
-    u_dut (.clk(clk), .rst(rst), .ld_en({{COLS{{ld_en}}}}), .ld_w_in(ld_w_in),
+    u_dut (.clk(clk), .rst(rst), .ld_en({{COLS*((ROWS+3)/4){{ld_en}}}}), .ld_w_in(ld_w_in),
            .ld_sel_in(ld_sel_in), .act_in(act_in), .swap_in(swap_in), .cut_in(1'b0),
            .psum_out(psum_out), .psum_mid(psum_mid));
 

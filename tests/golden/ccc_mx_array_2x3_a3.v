@@ -8,8 +8,9 @@
 //   column c's bit-plane arrives on act_in at t + c and reaches cell (r, c) at t + c + r;
 //   row r's bit-plane sum is on psum_out at t + r + COLS. A tile's swap token runs one
 //   cycle ahead of its first bit-plane t0: on swap_in[c] at t0 - 1 + c.
-//   ROWS cycles of ld_en[c], bottom row's {weight, selector} first, fill column c's shadow
-//   chain (one enable per column: each drives ROWS cells, not the whole array).
+//   ROWS cycles of column c's enables, bottom row's {weight, selector} first, fill its
+//   shadow chain; ld_en[c*LD_BLK + b] (equal copies) drives rows [b*LD_RB, (b+1)*LD_RB)
+//   of column c, so that no enable net spans more than LD_RB cells.
 // With SPLIT = B > 0 the array has two column segments, [0, B) and [B, COLS): a bit-plane
 // that enters column B with cut_in set starts its partial sums from zero there (cut
 // travels down column B with the bit-planes), and row r's sum of segment 0 leaves on
@@ -23,11 +24,13 @@ module ccc_mx_array #(
   parameter integer ALPHA  = 3,
   parameter integer SEL_W  = 2,
   parameter integer PSUM_W = 11,
-  parameter integer SPLIT  = 0
+  parameter integer SPLIT  = 0,
+  parameter integer LD_RB  = 4,
+  parameter integer LD_BLK = (ROWS + LD_RB - 1) / LD_RB
 ) (
   input  wire                     clk,
   input  wire                     rst,
-  input  wire [COLS-1:0]          ld_en,
+  input  wire [COLS*LD_BLK-1:0]   ld_en,
   // Top of each column's shadow chain: column c at [c*8 +: 8] and [c*SEL_W +: SEL_W].
   input  wire [COLS*8-1:0]        ld_w_in,
   input  wire [COLS*SEL_W-1:0]    ld_sel_in,
@@ -93,7 +96,7 @@ module ccc_mx_array #(
         ) u_cell (
           .clk        (clk),
           .rst        (rst),
-          .ld_en      (ld_en[c]),
+          .ld_en      (ld_en[c*LD_BLK + r/LD_RB]),
           .ld_w_in    (cell_ld_w),
           .ld_sel_in  (cell_ld_sel),
           .ld_w_out   (ld_w_v[(r*COLS + c)*8 +: 8]),
