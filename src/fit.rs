@@ -707,16 +707,12 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
         (l.taps.len() * l.output.pixels() * 8) as u64
     };
     let nl = net.layers.len();
-    let separate_input = c.in_d > 0;
-    let first_in_taps = usize::from(separate_input);
+    // The first layer's input lives in the tap buffers unless it has input buffers.
+    let first_in_taps = usize::from(c.in_d > 0);
     let mut pair = 0u64;
     for i in first_in_taps..nl {
         let next = if i + 1 < nl { stored(i + 1) } else { 0 };
         pair = pair.max(stored(i) + next);
-    }
-    if separate_input && nl > 1 {
-        // The first layer writes the second's input while reading its own buffers.
-        pair = pair.max(stored(1));
     }
     let mut cells = 0u64;
     let mut filters = 0u64;

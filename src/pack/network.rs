@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::combine::{CombineStats, Grouping, combine};
 use super::group::{GroupParams, MAX_ALPHA, Strategy, check_gamma, group_columns};
-use super::predefined::{clashes, grouping_from_labels};
+use super::predefined::{clashes, nonzero_grouping};
 use crate::lower::{Activation, ChannelOrder, Dims, Tap, permute_channels};
 use crate::model::Groups;
 use crate::quant::{QClassifier, QLayer, QNet};
@@ -134,12 +134,7 @@ fn singleton_grouping(m: &Array2<f64>) -> Grouping {
 /// kept a nonzero, checked against α and against the weights: it must be clash-free, so
 /// that combining with it prunes nothing.
 fn stored_grouping(m: &Array2<f64>, stored: &Groups, alpha: usize) -> Result<Grouping> {
-    let groups = stored.labels.iter().max().map_or(0, |&g| g + 1);
-    let mut grouping = grouping_from_labels(&stored.labels, groups);
-    for members in &mut grouping.groups {
-        members.retain(|&c| m.column(c).iter().any(|&v| v != 0.0));
-    }
-    grouping.groups.retain(|g| !g.is_empty());
+    let grouping = nonzero_grouping(m, &stored.labels);
     if let Some(big) = grouping.groups.iter().find(|g| g.len() > alpha) {
         bail!(
             "stored grouping `{}`: a group of {} columns with nonzeros (taps {:?}) exceeds alpha = {alpha}; compile with that layer's alpha >= {} or with --regroup",

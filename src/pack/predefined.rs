@@ -162,6 +162,19 @@ pub fn grouping_from_labels(group_of: &[usize], groups: usize) -> Grouping {
     Grouping { groups: g }
 }
 
+/// The groups of per-column `labels` restricted to the columns of `m` that hold a nonzero
+/// (the packer never groups an all-zero column), empty groups dropped: how a stored
+/// grouping packs.
+pub fn nonzero_grouping(m: &Array2<f64>, labels: &[usize]) -> Grouping {
+    let groups = labels.iter().max().map_or(0, |&g| g + 1);
+    let mut grouping = grouping_from_labels(labels, groups);
+    for members in &mut grouping.groups {
+        members.retain(|&c| m.column(c).iter().any(|&v| v != 0.0));
+    }
+    grouping.groups.retain(|g| !g.is_empty());
+    grouping
+}
+
 /// Rows in which group `g` of `grouping` holds two or more nonzeros of `m`: a stored
 /// grouping that is not clash-free for the weights it comes with.
 pub fn clashes(m: &Array2<f64>, grouping: &Grouping) -> Vec<(usize, usize)> {

@@ -362,15 +362,7 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
         let w = net.weight_matrix(i)?;
         let g = match &l.groups {
             // A pre-defined layer packs with its own grouping (what the compiler does).
-            Some(labels) => {
-                let mut used: Vec<usize> = (0..w.ncols())
-                    .filter(|&c| w.column(c).iter().any(|&v| v != 0.0))
-                    .map(|c| labels[c])
-                    .collect();
-                used.sort_unstable();
-                used.dedup();
-                used.len()
-            }
+            Some(labels) => predefined::nonzero_grouping(&w, labels).len(),
             None => prune::groups_now(&w, l.spec.alpha, o.gamma, o.strategy)?,
         };
         tiles += l.spec.out.div_ceil(o.rows) * g.div_ceil(o.cols);
