@@ -109,10 +109,14 @@ module ccc_classifier #(
     // Each row's word as read a cycle earlier (its b_old_q).
     wire [POOL_W-1:0] row_rd [0:R-1];
 
-    // The MACs' pool word, next cycle's value (rblk_q's next state): every row keeps a
-    // copy of rblk_q of its own (ECP5 16x16 at 7eee6cd: the one rblk_q driving all
+    // The MACs' pool word (rblk_q) as a next-state function, so that every row can keep
+    // a copy of rblk_q of its own (ECP5 16x16 at 7eee6cd: the one rblk_q driving all
     // rows' read multiplexers was a 4.6 ns route on the critical path).
     reg [D_W-1:0] rblk_d;
+    always @(posedge clk) begin
+        if (rst) rblk_q <= {D_W{1'b0}};
+        else rblk_q <= rblk_d;
+    end
     always @(*) begin
         rblk_d = rblk_q;
         if (state_q == S_IDLE) begin
@@ -250,7 +254,6 @@ module ccc_classifier #(
             k_q          <= {CLS_W{1'b0}};
             ch_q         <= {CH_W{1'b0}};
             rrow_q       <= {R_W{1'b0}};
-            rblk_q       <= {D_W{1'b0}};
             waddr_q      <= {NW_W{1'b0}};
             mac_valid_q  <= 1'b0;
             out_i_q      <= {(CLS_W + 1) {1'b0}};
@@ -267,7 +270,6 @@ module ccc_classifier #(
                         k_q     <= {CLS_W{1'b0}};
                         ch_q    <= {CH_W{1'b0}};
                         rrow_q  <= {R_W{1'b0}};
-                        rblk_q  <= {D_W{1'b0}};
                         waddr_q <= {NW_W{1'b0}};
                     end
                 end
@@ -285,13 +287,11 @@ module ccc_classifier #(
                         if (ch_q == CH[CH_W-1:0] - 1'b1) begin
                             ch_q   <= {CH_W{1'b0}};
                             rrow_q <= {R_W{1'b0}};
-                            rblk_q <= {D_W{1'b0}};
                             k_q    <= k_q + 1'b1;
                         end else begin
                             ch_q <= ch_q + 1'b1;
                             if (rrow_q == R_LAST[R_W-1:0]) begin
                                 rrow_q <= {R_W{1'b0}};
-                                rblk_q <= rblk_q + 1'b1;
                             end else begin
                                 rrow_q <= rrow_q + 1'b1;
                             end

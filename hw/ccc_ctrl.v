@@ -203,9 +203,8 @@ module ccc_ctrl #(
     reg [LANE_W-1:0] sub_q;
     reg [LANE_W-1:0] amt_q;
     // Flags kept equal to compares of the counters above (cyc_q == 0, cyc_q == tp - 1,
-    // slot_q == slots - 1, wait_q <= 1, tile_q == 0 / NT - 1, nxt_tile_q == 0): the
-    // tile switch (begin_tile) fans out to every counter, so its cone holds only
-    // registers and a few gates.
+    // slot_q == slots - 1, wait_q <= 1, tile_q == 0 / NT - 1, nxt_tile_q == 0), so that
+    // the tile switch (tile_end, begin_tile) is decided by registers and a few gates.
     reg              cyc0_q, cyc_last_q, slot_last_q, wait_le1_q;
     reg              first_tile_q, last_tile_q, n_first_tile_q;
     reg [15:0]       since_q;
@@ -242,7 +241,8 @@ module ccc_ctrl #(
     assign in_take = begin_tile && (chain ? n_first_tile : first_tile);
     assign img_end = tile_end && last_tile_q;
     assign ld_go      = (since_q == LOAD_AT[15:0]);
-    assign ld_go_tile = last_tile_q ? {T_W{1'b0}} : tile_q + 1'b1;
+    // the tile after the running one: nxt_tile_q (both move together at tile_end)
+    assign ld_go_tile = nxt_tile_q;
     assign running    = streaming || !first_tile;
     assign c_tile     = tile_q;
     assign phase = (state_q == S_WAIT && wait_le1_q && !cond)
