@@ -83,7 +83,8 @@ module ccc_classifier #(
     // RAM; each row's pool word into that row's own register, b_old_q, with the row
     // index beside), m1 the operands again, the pool word picked from the rows'
     // registers (so the LUT-RAM read and the row multiplexer are a cycle apart, and
-    // neither meets the multiply), m2 the product and bias, m3 the sum, m4 the compare.
+    // neither meets the multiply), m2 the product and bias, m3 the sum, m4 the argmax
+    // (below).
     // Only the valid bits are reset: every stage's data is qualified by them.
     reg              mac_valid_q, m1_valid_q, m2_valid_q, m3_valid_q;
     reg              mac_lastch_q, m1_last_q, m2_last_q, m3_last_q;
@@ -97,6 +98,14 @@ module ccc_classifier #(
     reg [CLS_W-1:0]  best_q;
     reg signed [LOGIT_W-1:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
+    // The argmax stage (m4): the compare of the finished logit (acc_q at m3) with the
+    // best so far is registered, and the best is updated a cycle later from copies, so
+    // the two 24-bit carry chains no longer drive best's clock enables (ECP5 16x16 at
+    // 71ead9e: that was the critical path).
+    reg              m4_valid_q, m4_take_q;
+    reg [CLS_W-1:0]  m4_k_q;
+    reg signed [LOGIT_W-1:0] m4_val_q;
+    wire signed [LOGIT_W-1:0] best_cmp;
     // Logits in class order, class 0 in the low word: each completed logit enters at the
     // top and every output takes the low word, both shifting one word down.
     reg  [LOGIT_W*CLS-1:0] logit_q;
@@ -239,6 +248,27 @@ module ccc_classifier #(
         end
     end
 
+    // Logits finish CH cycles apart, so for CH >= 2 the best is updated before the next
+    // compare reads it; a single channel needs the update forwarded.
+    generate
+        if (CH > 1) begin : g_best_cmp
+            assign best_cmp = best_val_q;
+        end else begin : g_best_fwd
+            assign best_cmp = (m4_valid_q && m4_take_q) ? m4_val_q : best_val_q;
+        end
+    endgenerate
+    always @(posedge clk) begin
+        m4_take_q <= (m3_k_q == {CLS_W{1'b0}}) || (acc_q > best_cmp);
+        m4_k_q    <= m3_k_q;
+        m4_val_q  <= acc_q;
+        if (rst) m4_valid_q <= 1'b0;
+        else m4_valid_q <= m3_valid_q && m3_last_q && state_q == S_MAC;
+        if (m4_valid_q && m4_take_q) begin
+            best_q     <= m4_k_q;
+            best_val_q <= m4_val_q;
+        end
+    end
+
     // While the logits leave, the word shifted in at the top is never read.
     generate
         if (CLS > 1) begin : g_logit_shift
@@ -301,13 +331,9 @@ module ccc_classifier #(
                         acc_q <= acc_d;
                         if (m2_last_q) logit_q <= logit_shifted;
                     end
-                    // The compare reads the finished logit from acc_q, a cycle after
-                    // its add.
+                    // The argmax (below) takes the finished logit a cycle later; it
+                    // is read only after the CLS logit beats, so the output starts now.
                     if (m3_valid_q && m3_last_q) begin
-                        if (m3_k_q == {CLS_W{1'b0}} || acc_q > best_val_q) begin
-                            best_q     <= m3_k_q;
-                            best_val_q <= acc_q;
-                        end
                         if (m3_k_q == CLS[CLS_W-1:0] - 1'b1) begin
                             state_q      <= S_OUT;
                             pool_clear_q <= 1'b1;

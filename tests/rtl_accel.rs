@@ -402,7 +402,7 @@ fn varied_models_simulate_bit_exact() {
     // (gen-model arguments, rows, cols): α up to 16, no stem with 3 input channels on a
     // 1x1 array, an unpadded and a 1x1 stem, ReLU, conv biases instead of batchnorm, and
     // compact tap buffers packing 2 and 4 pixels per word behind stride-2 and stride-4
-    // layers on odd-sized maps.
+    // layers on odd-sized maps, and a single pooled channel.
     let cases = [
         (
             "--input 2,11,9 --stem 4,3,1,1 --blocks 8:2:2,8:4:4,6:1:8 --density 0.6",
@@ -428,6 +428,14 @@ fn varied_models_simulate_bit_exact() {
             "--input 2,5,5 --stem 5,1,1,0 --blocks 8:1:6 --density 0.6 --no-batchnorm",
             "6",
             "6",
+        ),
+        // One channel into the pool: the classifier's logits finish on consecutive
+        // cycles, so its argmax must forward the best it has just updated (without the
+        // forward, this model's classes differ at seed 3).
+        (
+            "--input 2,4,4 --stem 3,3,1,1 --blocks 5:1:2,1:1:5 --density 0.6",
+            "2",
+            "2",
         ),
     ];
     let d = tempfile::tempdir().unwrap();
