@@ -426,8 +426,15 @@ pub fn check_target(c: &mut Compiled, t: Target) -> Result<String> {
         f.prediction.target = Some(t);
     }
     Ok(format!(
-        "fits {}: {} LUT4 (logic and carry) / {}, {} FF / {}, {} BRAM / {} (fit model)",
-        d.name, need.lut, d.lut, need.dff, d.dff, need.bram, d.bram
+        "fits {}: {} {} / {}, {} FF / {}, {} BRAM / {} (fit model)",
+        d.name,
+        need.lut,
+        fit::logic_name(d.family),
+        d.lut,
+        need.dff,
+        d.dff,
+        need.bram,
+        d.bram
     ))
 }
 

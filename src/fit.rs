@@ -426,7 +426,7 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
 pub enum FitError {
     #[error(
         "the {rows}x{cols} array does not fit {device}: {resource} {need} > {have} available (fit model, before synthesis){}",
-        match largest { Some(a) => format!("; the largest array that fits this model is {}x{} (--rows {} --cols {})", a.rows, a.cols, a.rows, a.cols), None => "; no array size fits this model (the memories alone exceed the device)".to_string() }
+        match (largest, closest) { (Some(a), _) => format!("; the largest array that fits this model is {}x{} (--rows {} --cols {})", a.rows, a.cols, a.rows, a.cols), (None, Some(c)) => format!("; no array size fits this model: {c}"), (None, None) => "; no array size fits this model".to_string() }
     )]
     DoesNotFit {
         device: &'static str,
@@ -436,6 +436,8 @@ pub enum FitError {
         need: u64,
         have: u64,
         largest: Option<ArrayShape>,
+        /// When no array fits: the one that misses by least.
+        closest: Option<Box<Shortfall>>,
     },
 }
 
@@ -474,31 +476,101 @@ pub fn flattened(e: &Estimate) -> Resources {
     r
 }
 
+/// iCE40 logic cells per flip-flop beyond the LUT4s. A cell holds one LUT4, its carry
+/// and one flip-flop, but nextpnr pairs a flip-flop only with the LUT4 that drives it;
+/// a flip-flop fed by another flip-flop or a block RAM (pipeline stages, register
+/// copies, shadow registers) takes a cell of its own. Calibrated on synthesized and
+/// placed designs of the pinned iCE40 model at 7146cfa: 4x4 on the HX8K, 3 517 SB_LUT4 +
+/// 4 686 flip-flops in 7 039 cells, (7 039 − 3 517) / 4 686 = 0.752; 3x4 on the UP5K,
+/// 3 316 + 4 231 in 6 504 cells, 0.753. Carries need no cell of their own in either.
+pub const ICE40_CELLS_PER_FF: f64 = 0.76;
+
 /// The resources a device must provide for estimate `e`. Carry cells take LUT slots too,
-/// so the LUT4 need is the flattened LUT4s plus, on ECP5, two LUT4 per CCU2C (nextpnr's
-/// "Total LUT4s": 32 176 = 23 030 logic + 9 050 carry + 96 RAM on the 16x16 design), and
-/// on iCE40 one logic cell per SB_CARRY (an upper bound: a carry shares its cell only
-/// with its own sum LUT; at 2x4, 4 584 LUT4 + 1 240 carries placed in 5 809 cells).
+/// so on ECP5 the LUT4 need is the flattened LUT4s plus two LUT4 per CCU2C (nextpnr's
+/// "Total LUT4s": 32 176 = 23 030 logic + 9 050 carry + 96 RAM on the 16x16 design). On
+/// iCE40 it is logic cells: the flattened LUT4s plus [`ICE40_CELLS_PER_FF`] per
+/// flip-flop.
 pub fn device_need(e: &Estimate) -> Resources {
     let mut r = flattened(e);
     match e.family {
         Family::Ecp5 => r.lut += 2 * r.carry,
-        Family::Ice40 => r.lut += r.carry,
+        Family::Ice40 => r.lut += (r.dff as f64 * ICE40_CELLS_PER_FF).ceil() as u64,
         Family::Generic => {}
     }
     r
 }
 
-/// The first resource of `e` that exceeds `d`: (name, need, have).
-pub fn exceeded(e: &Resources, d: &Device) -> Option<(&'static str, u64, u64)> {
+/// What [`device_need`]'s `lut` counts on a family.
+pub fn logic_name(f: Family) -> &'static str {
+    match f {
+        Family::Ice40 => "logic cells (LUT4 + unpaired flip-flops)",
+        _ => "LUT4 (logic and carry)",
+    }
+}
+
+/// Every resource of `e` that exceeds `d`: (name, need, have).
+pub fn exceeded_all(e: &Resources, d: &Device) -> Vec<(&'static str, u64, u64)> {
     [
-        ("LUT4 (logic and carry)", e.lut, d.lut),
+        (logic_name(d.family), e.lut, d.lut),
         ("flip-flops", e.dff, d.dff),
         ("block RAMs", e.bram, d.bram),
         ("multipliers", e.dsp, d.dsp),
     ]
     .into_iter()
-    .find(|(_, need, have)| need > have)
+    .filter(|(_, need, have)| need > have)
+    .collect()
+}
+
+/// The first resource of `e` that exceeds `d`: (name, need, have).
+pub fn exceeded(e: &Resources, d: &Device) -> Option<(&'static str, u64, u64)> {
+    exceeded_all(e, d).into_iter().next()
+}
+
+/// The arrays [`largest_fit`] and [`closest_miss`] consider when no square fits.
+fn narrow_arrays() -> impl Iterator<Item = ArrayShape> {
+    (1..=8).flat_map(|rows| (1..=16).map(move |cols| ArrayShape { rows, cols }))
+}
+
+/// When no array fits `t`: the array that misses it by least (the smallest sum of the
+/// overshoots, each relative to what the device has) and what it lacks.
+pub fn closest_miss(net: &PackedNet, t: Target) -> Option<Shortfall> {
+    let d = t.device();
+    let sq = (1..=64).map(|n| ArrayShape { rows: n, cols: n });
+    sq.chain(narrow_arrays())
+        .filter_map(|a| {
+            let p = design::capacity(net, a).ok()?;
+            let over = exceeded_all(&device_need(&estimate(&p, d.family)), &d);
+            let cost: f64 = over
+                .iter()
+                .map(|&(_, need, have)| need as f64 / have.max(1) as f64 - 1.0)
+                .sum();
+            Some((cost, a, over))
+        })
+        .min_by(|x, y| x.0.total_cmp(&y.0))
+        .map(|(_, array, over)| Shortfall { array, over })
+}
+
+/// An array that does not fit and by how much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortfall {
+    pub array: ArrayShape,
+    /// (resource, need, have) for every resource it exceeds.
+    pub over: Vec<(&'static str, u64, u64)>,
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the closest, {}x{}, needs ",
+            self.array.rows, self.array.cols
+        )?;
+        for (k, (name, need, have)) in self.over.iter().enumerate() {
+            let sep = if k == 0 { "" } else { " and " };
+            write!(f, "{sep}{need} {name} of {have} (+{})", need - have)?;
+        }
+        Ok(())
+    }
 }
 
 fn fits(net: &PackedNet, a: ArrayShape, t: Target) -> bool {
@@ -518,13 +590,10 @@ pub fn largest_fit(net: &PackedNet, t: Target) -> Option<ArrayShape> {
         // No square fits (a small device whose block RAM a 1-column step tips over):
         // the narrow rectangles, most cells first.
         let mut best: Option<ArrayShape> = None;
-        for rows in 1..=8 {
-            for cols in 1..=16 {
-                let a = ArrayShape { rows, cols };
-                let better = best.is_none_or(|w| rows * cols > w.rows * w.cols);
-                if better && fits(net, a, t) {
-                    best = Some(a);
-                }
+        for a in narrow_arrays() {
+            let better = best.is_none_or(|w| a.rows * a.cols > w.rows * w.cols);
+            if better && fits(net, a, t) {
+                best = Some(a);
             }
         }
         return best;
@@ -556,6 +625,7 @@ pub fn check(net: &PackedNet, hw: &HwDesign, t: Target) -> std::result::Result<E
     let p = &hw.capacity;
     let e = estimate(p, d.family);
     if let Some((resource, need, have)) = exceeded(&device_need(&e), &d) {
+        let largest = largest_fit(net, t);
         return Err(FitError::DoesNotFit {
             device: d.name,
             rows: p.rows,
@@ -563,7 +633,11 @@ pub fn check(net: &PackedNet, hw: &HwDesign, t: Target) -> std::result::Result<E
             resource,
             need,
             have,
-            largest: largest_fit(net, t),
+            largest,
+            closest: match largest {
+                Some(_) => None,
+                None => closest_miss(net, t).map(Box::new),
+            },
         });
     }
     Ok(e)

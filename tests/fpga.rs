@@ -199,6 +199,29 @@ fn target_refuses_and_names_the_largest_array() {
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
+/// When no array fits, the refusal says by how much the closest one misses: the shipped
+/// model's memories alone exceed an UP5K's 30 block RAMs.
+#[test]
+fn target_refuses_and_says_what_is_missing_when_nothing_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let model = common::repo().join("benches/data/fmnist-shift-cc.safetensors");
+    let o = compile_for(model.to_str().unwrap(), "2", "2", "ice40-up5k", &out);
+    let err = common::stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no array size fits this model: the closest, "),
+        "{err}"
+    );
+    // "<need> block RAMs of 30 (+<need - 30>)", the difference consistent.
+    let tail = err.split(" block RAMs of 30 (+").collect::<Vec<_>>();
+    assert_eq!(tail.len(), 2, "{err}");
+    let need: u64 = tail[0].rsplit(' ').next().unwrap().parse().unwrap();
+    let more: u64 = tail[1].split(')').next().unwrap().parse().unwrap();
+    assert_eq!(need - 30, more, "{err}");
+    assert!(!out.exists());
+}
+
 fn flow(out: &Path, step: &str, env: &[(&str, &str)]) {
     let o = Command::new(common::repo().join("tools/fpga-flow.sh"))
         .args([step, out.to_str().unwrap()])
