@@ -42,9 +42,15 @@ module ccc_write_merge #(
     localparam integer WG = 8;
     localparam integer NGB = (R + WG - 1) / WG;  // groups per bank
     localparam integer NG = NB * NGB;
-    // {valid, mirror, col, lane, addr, byte}
-    localparam integer GW_W = 2 + COL_W + LANE_W + A_W + 8;
-    reg [NG*GW_W-1:0] gw_q;
+    // A group bus: {addr, byte}, with its target column and byte lane decoded to one-hot
+    // before its register (gh_q, gl_q), so that level 2 is an AND-OR of registers: the
+    // bus reaches every column memory across the die (ECP5 16x16 at 7146cfa: the bus's
+    // column field, 7.4 ns of routing, then the column compare and the lane decode in
+    // front of cw_be, was the critical path).
+    localparam integer GW_W = A_W + 8;
+    reg [NG*GW_W-1:0]  gw_q;
+    reg [NG*C-1:0]     gh_q;
+    reg [NG*ALPHA-1:0] gl_q;
 
     genvar gg;
     generate
@@ -52,11 +58,15 @@ module ccc_write_merge #(
             localparam integer BK = gg / NGB;
             localparam integer G0 = BK * R + (gg % NGB) * WG;
             localparam integer GN = (R - (gg % NGB) * WG < WG) ? R - (gg % NGB) * WG : WG;
-            reg [GW_W-1:0] bus;
-            integer gk;
+            // {valid, mirror, col, lane, addr, byte} of the group's one writing row
+            localparam integer BUS_W = 2 + COL_W + LANE_W + A_W + 8;
+            reg [BUS_W-1:0] bus;
+            reg [C-1:0]     hot;
+            reg [ALPHA-1:0] lhot;
+            integer gk, hc, hl;
             always @(*) begin
                 gk = 0;
-                bus = {GW_W{1'b0}};
+                bus = {BUS_W{1'b0}};
                 for (gk = 0; gk < GN; gk = gk + 1) begin
                     if (rw_valid[G0 + gk])
                         bus = bus | {1'b1, rw_mirror[G0 + gk], rw_col[(G0 + gk)*COL_W +: COL_W],
@@ -65,10 +75,23 @@ module ccc_write_merge #(
                                      rw_byte[(G0 + gk)*8 +: 8]};
                 end
             end
+            wire [31:0] b_col = {{(32 - COL_W) {1'b0}}, bus[LANE_W + A_W + 8 +: COL_W]};
+            wire [31:0] b_lane = {{(32 - LANE_W) {1'b0}}, bus[A_W + 8 +: LANE_W]};
+            wire        b_on  = bus[BUS_W-1];
+            wire        b_mir = bus[BUS_W-2];
+            always @(*) begin
+                hc = 0;
+                hl = 0;
+                for (hc = 0; hc < C; hc = hc + 1)
+                    hot[hc] = b_on && (b_col == hc || (SPLIT > 0 && b_mir && b_col + SPLIT == hc));
+                for (hl = 0; hl < ALPHA; hl = hl + 1)
+                    lhot[hl] = (b_lane == hl);
+            end
             always @(posedge clk) begin
-                if (rst) gw_q[gg*GW_W + GW_W - 1] <= 1'b0;
-                else gw_q[gg*GW_W + GW_W - 1] <= bus[GW_W-1];
-                gw_q[gg*GW_W +: GW_W - 1] <= bus[GW_W-2:0];
+                if (rst) gh_q[gg*C +: C] <= {C{1'b0}};
+                else gh_q[gg*C +: C] <= hot;
+                gl_q[gg*ALPHA +: ALPHA] <= lhot;
+                gw_q[gg*GW_W +: GW_W] <= bus[GW_W-1:0];
             end
 `ifndef SYNTHESIS
             // The one-hot premise above, checked wherever the RTL is simulated.
@@ -83,29 +106,17 @@ module ccc_write_merge #(
     endgenerate
 
     // Level 2: which group bus writes column wc this cycle (hit[wg*C + wc]).
-    wire [NG*C-1:0] hit;
-    genvar hg, hc;
-    generate
-        for (hg = 0; hg < NG; hg = hg + 1) begin : g_hit_group
-            wire [31:0] col = {{(32 - COL_W) {1'b0}}, gw_q[hg*GW_W + LANE_W + A_W + 8 +: COL_W]};
-            wire        on  = gw_q[hg*GW_W + GW_W - 1];
-            wire        mir = gw_q[hg*GW_W + GW_W - 2];
-            for (hc = 0; hc < C; hc = hc + 1) begin : g_hit_col
-                assign hit[hg*C + hc] = on && (col == hc || (SPLIT > 0 && mir && col + SPLIT == hc));
-            end
-        end
-    endgenerate
+    wire [NG*C-1:0] hit = gh_q;
 
     reg [C-1:0]       we_d;
     reg [C*ALPHA-1:0] be_d;
     reg [C*A_W-1:0]   addr_d;
     reg [C*8-1:0]     byte_d;
     reg [C*8-1:0]     byte_q;
-    integer wc, wg, wl;
+    integer wc, wg;
     always @(*) begin
         // Loop variables are assigned on every path, or synthesis sees latches.
         wg = 0;
-        wl = 0;
         we_d   = {C{1'b0}};
         be_d   = {C*ALPHA{1'b0}};
         addr_d = {C*A_W{1'b0}};
@@ -116,10 +127,7 @@ module ccc_write_merge #(
                     we_d[wc] = 1'b1;
                     addr_d[wc*A_W +: A_W] = addr_d[wc*A_W +: A_W] | gw_q[wg*GW_W + 8 +: A_W];
                     byte_d[wc*8 +: 8] = byte_d[wc*8 +: 8] | gw_q[wg*GW_W +: 8];
-                    for (wl = 0; wl < ALPHA; wl = wl + 1) begin
-                        if (gw_q[wg*GW_W + A_W + 8 +: LANE_W] == wl[LANE_W-1:0])
-                            be_d[wc*ALPHA + wl] = 1'b1;
-                    end
+                    be_d[wc*ALPHA +: ALPHA] = be_d[wc*ALPHA +: ALPHA] | gl_q[wg*ALPHA +: ALPHA];
                 end
             end
         end
