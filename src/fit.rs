@@ -449,17 +449,20 @@ pub enum FitError {
 /// re-measured with every recalibration. ECP5, pinned shipped model, flattened LUT4 + 2
 /// per DPR16X4 over the per-module prediction: RTL of 01b4429, 16x16 13 283 / 29 500 =
 /// 0.450, 32x32 44 043 / 82 151 = 0.536; RTL of 2026-12-03 (two-stage pool add), 16x16
-/// 12 891 / 26 094 = 0.494. The larger keeps the check on the safe side. Earlier RTL
-/// measured 0.39 to 0.61 (9417666, 441fed5, e0911ca).
-pub const ECP5_FLAT_LUT: f64 = 0.54;
-/// iCE40, pinned iCE40 model at 4x4, RTL of 2026-12-03: 3 670 SB_LUT4 flattened over
-/// 5 480 predicted per module = 0.670 (0.553 at 01b4429, before the pool add's second
-/// stage and the recalibration with one-bank designs).
-pub const ICE40_FLAT_LUT: f64 = 0.67;
-/// Flip-flops, RTL of 2026-12-03: ECP5 16x16 21 904 / 27 339 = 0.801; iCE40 4x4
-/// 4 467 / 5 682 = 0.786.
-pub const ECP5_FLAT_FF: f64 = 0.81;
-pub const ICE40_FLAT_FF: f64 = 0.79;
+/// 12 891 / 26 094 = 0.494; RTL of 7146cfa (registered control compares), 16x16 15 712
+/// / 26 094 = 0.602. The larger keeps the check on the safe side. Earlier RTL measured
+/// 0.39 to 0.61 (9417666, 441fed5, e0911ca).
+pub const ECP5_FLAT_LUT: f64 = 0.61;
+/// iCE40, pinned iCE40 model, RTL of 71ead9e at 4x4 and 7146cfa below: 4x4 3 517 SB_LUT4 flattened over 5 480
+/// predicted per module = 0.642, 3x4 3 316 / 4 897 = 0.677, 1x5 2 723 / 4 273 = 0.637
+/// (2026-12-03 at 4x4: 0.670; 0.553 at 01b4429).
+pub const ICE40_FLAT_LUT: f64 = 0.68;
+/// Flip-flops. RTL of 2026-12-03: ECP5 16x16 21 904 / 27 339 = 0.801; iCE40 4x4
+/// 4 467 / 5 682 = 0.786. RTL of 7146cfa, whose control compares and enables are
+/// registered copies: ECP5 16x16 23 536 / 27 339 = 0.861; iCE40 4x4 (71ead9e) 4 686 / 5 682 =
+/// 0.825, 3x4 4 231 / 4 927 = 0.859, 1x5 3 297 / 3 700 = 0.891.
+pub const ECP5_FLAT_FF: f64 = 0.87;
+pub const ICE40_FLAT_FF: f64 = 0.89;
 
 /// The flattened design's predicted resources (what `synth_<family>` reports for the
 /// board-level top): the per-module sum, with the flattened shares of LUT4s and
@@ -480,9 +483,10 @@ pub fn flattened(e: &Estimate) -> Resources {
 /// and one flip-flop, but nextpnr pairs a flip-flop only with the LUT4 that drives it;
 /// a flip-flop fed by another flip-flop or a block RAM (pipeline stages, register
 /// copies, shadow registers) takes a cell of its own. Calibrated on synthesized and
-/// placed designs of the pinned iCE40 model at 7146cfa: 4x4 on the HX8K, 3 517 SB_LUT4 +
+/// placed designs of the pinned iCE40 model: 4x4 on the HX8K (71ead9e), 3 517 SB_LUT4 +
 /// 4 686 flip-flops in 7 039 cells, (7 039 − 3 517) / 4 686 = 0.752; 3x4 on the UP5K,
-/// 3 316 + 4 231 in 6 504 cells, 0.753. Carries need no cell of their own in either.
+/// 3 316 + 4 231 in 6 504 cells, 0.753; 1x5 on the UP5K, 2 723 + 3 297 in 5 208 cells,
+/// 0.754 (98.6%: no legal placement). Carries need no cell of their own in any.
 pub const ICE40_CELLS_PER_FF: f64 = 0.76;
 
 /// The resources a device must provide for estimate `e`. Carry cells take LUT slots too,
