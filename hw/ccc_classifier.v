@@ -83,17 +83,20 @@ module ccc_classifier #(
     // RAM; each row's pool word into that row's own register, b_old_q, with the row
     // index beside), m1 the operands again, the pool word picked from the rows'
     // registers (so the LUT-RAM read and the row multiplexer are a cycle apart, and
-    // neither meets the multiply), m2 the product and bias, m3 the sum, m4 the argmax
-    // (below).
+    // neither meets the multiply), mp the product, m2 the product again and the bias,
+    // m3 the sum, m4 the argmax (below). The multiplier has a register on each side and
+    // its product a second one (ECP5 16x16 at 7146cfa, seed 3: the MULT18X18D placed
+    // 47 rows from both its operand and product registers, 3.7 + 3.9 + 3.9 ns, was the
+    // critical path); the stage adds a cycle to the MAC loop (CLS_MAC_EXTRA).
     // Only the valid bits are reset: every stage's data is qualified by them.
-    reg              mac_valid_q, m1_valid_q, m2_valid_q, m3_valid_q;
-    reg              mac_lastch_q, m1_last_q, m2_last_q, m3_last_q;
-    reg              mac_first_q, m1_first_q, m2_first_q;
-    reg [CLS_W-1:0]  mac_k_q, m1_k_q, m2_k_q, m3_k_q;
+    reg              mac_valid_q, m1_valid_q, mp_valid_q, m2_valid_q, m3_valid_q;
+    reg              mac_lastch_q, m1_last_q, mp_last_q, m2_last_q, m3_last_q;
+    reg              mac_first_q, m1_first_q, mp_first_q, m2_first_q;
+    reg [CLS_W-1:0]  mac_k_q, m1_k_q, mp_k_q, m2_k_q, m3_k_q;
     reg signed [7:0] mac_w_q, m1_w_q;
     reg [R_W-1:0]    mac_row_q;
     reg [POOL_W-1:0] m1_p_q;
-    reg signed [LOGIT_W-1:0] m2_prod_q, m2_bias_q;
+    reg signed [LOGIT_W-1:0] mp_prod_q, m2_prod_q, m2_bias_q;
     reg signed [LOGIT_W-1:0] acc_q;
     reg [CLS_W-1:0]  best_q;
     reg signed [LOGIT_W-1:0] best_val_q;
@@ -230,20 +233,26 @@ module ccc_classifier #(
         m1_first_q <= mac_first_q;
         m1_last_q <= mac_lastch_q;
         m1_k_q    <= mac_k_q;
-        m2_prod_q <= product;
-        m2_bias_q <= b_rom[m1_k_q[IDX_W-1:0]];
-        m2_first_q <= m1_first_q;
-        m2_last_q <= m1_last_q;
-        m2_k_q    <= m1_k_q;
+        mp_prod_q <= product;
+        mp_first_q <= m1_first_q;
+        mp_last_q <= m1_last_q;
+        mp_k_q    <= m1_k_q;
+        m2_prod_q <= mp_prod_q;
+        m2_bias_q <= b_rom[mp_k_q[IDX_W-1:0]];
+        m2_first_q <= mp_first_q;
+        m2_last_q <= mp_last_q;
+        m2_k_q    <= mp_k_q;
         m3_last_q <= m2_last_q;
         m3_k_q    <= m2_k_q;
         if (rst) begin
             m1_valid_q <= 1'b0;
+            mp_valid_q <= 1'b0;
             m2_valid_q <= 1'b0;
             m3_valid_q <= 1'b0;
         end else begin
             m1_valid_q <= mac_valid_q;
-            m2_valid_q <= m1_valid_q;
+            mp_valid_q <= m1_valid_q;
+            m2_valid_q <= mp_valid_q;
             m3_valid_q <= m2_valid_q;
         end
     end

@@ -76,7 +76,7 @@ pub mod pipe {
     /// The classifier's MAC loop: classes * channels + CLS_MAC_EXTRA cycles from its start
     /// to the pool being free for the next image; then classes + 1 output words and
     /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
-    pub const CLS_MAC_EXTRA: u64 = 8;
+    pub const CLS_MAC_EXTRA: u64 = 9;
     pub const CLS_OUT_EXTRA: u64 = 1;
     /// The input opens REOPEN_EXTRA cycles after its reopen delay has run out.
     pub const REOPEN_EXTRA: u64 = 2;
