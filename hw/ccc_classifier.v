@@ -58,7 +58,6 @@ module ccc_classifier #(
     localparam integer D_W    = (D > 1) ? $clog2(D) : 1;
     localparam [D-1:0] HOT1   = 1;
     localparam integer R_W    = (R > 1) ? $clog2(R) : 1;
-    localparam integer R_LAST = R - 1;
     // The per-class arrays are indexed with only the bits a class number needs.
     localparam integer IDX_W  = (CLS > 1) ? $clog2(CLS) : 1;
 
@@ -129,15 +128,27 @@ module ccc_classifier #(
         if (rst) rblk_q <= {D_W{1'b0}};
         else rblk_q <= rblk_d;
     end
+    // The loop's ends are flags updated with their counters (run_q: k < CLS, chl_q: the
+    // last channel, rl_q: the last row), so rblk_d is a few gates over registers (ECP5
+    // 16x16 at b34792c: k_q's compare, merged with the start logic, then rblk_d into the
+    // rows' copies, was the critical path). The loop always ends on word 0, so rblk_q
+    // is 0 whenever the classifier is idle and `start` need not clear it.
+    reg run_q, chl_q, rl_q;
+    localparam integer CH_M2 = (CH >= 2) ? CH - 2 : 0;
+    localparam integer R_M2  = (R >= 2) ? R - 2 : 0;
     always @(*) begin
         rblk_d = rblk_q;
-        if (state_q == S_IDLE) begin
-            if (start) rblk_d = {D_W{1'b0}};
-        end else if (state_q == S_MAC && k_q != CLS[CLS_W-1:0]) begin
-            if (ch_q == CH[CH_W-1:0] - 1'b1) rblk_d = {D_W{1'b0}};
-            else if (rrow_q == R_LAST[R_W-1:0]) rblk_d = rblk_q + 1'b1;
+        if (state_q == S_MAC && run_q) begin
+            if (chl_q) rblk_d = {D_W{1'b0}};
+            else if (rl_q) rblk_d = rblk_q + 1'b1;
         end
     end
+`ifndef SYNTHESIS
+    always @(posedge clk) begin
+        if (!rst && state_q == S_IDLE && rblk_q != {D_W{1'b0}})
+            $fatal(1, "ccc_classifier: idle with pool word index %0d", rblk_q);
+    end
+`endif
 
     genvar gr;
     generate
@@ -294,6 +305,9 @@ module ccc_classifier #(
             ch_q         <= {CH_W{1'b0}};
             rrow_q       <= {R_W{1'b0}};
             waddr_q      <= {NW_W{1'b0}};
+            run_q        <= 1'b0;
+            chl_q        <= 1'b0;
+            rl_q         <= 1'b0;
             mac_valid_q  <= 1'b0;
             out_i_q      <= {(CLS_W + 1) {1'b0}};
             pool_clear_q <= 1'b0;
@@ -310,29 +324,38 @@ module ccc_classifier #(
                         ch_q    <= {CH_W{1'b0}};
                         rrow_q  <= {R_W{1'b0}};
                         waddr_q <= {NW_W{1'b0}};
+                        run_q   <= 1'b1;
+                        chl_q   <= (CH == 1);
+                        rl_q    <= (R == 1);
                     end
                 end
                 S_MAC: begin
                     // Issue the read of (k, ch); the MAC happens next cycle. Channel ch
                     // is word rblk_q of row rrow_q, and w[k][ch] is word waddr_q.
-                    if (k_q != CLS[CLS_W-1:0]) begin
+                    if (run_q) begin
                         mac_row_q    <= rrow_q;
                         mac_w_q      <= w_rom[waddr_q];
                         waddr_q      <= waddr_q + 1'b1;
                         mac_valid_q  <= 1'b1;
                         mac_k_q      <= k_q;
                         mac_first_q  <= (ch_q == {CH_W{1'b0}});
-                        mac_lastch_q <= (ch_q == CH[CH_W-1:0] - 1'b1);
-                        if (ch_q == CH[CH_W-1:0] - 1'b1) begin
+                        mac_lastch_q <= chl_q;
+                        if (chl_q) begin
                             ch_q   <= {CH_W{1'b0}};
                             rrow_q <= {R_W{1'b0}};
                             k_q    <= k_q + 1'b1;
+                            run_q  <= (k_q != CLS[CLS_W-1:0] - 1'b1);
+                            chl_q  <= (CH == 1);
+                            rl_q   <= (R == 1);
                         end else begin
-                            ch_q <= ch_q + 1'b1;
-                            if (rrow_q == R_LAST[R_W-1:0]) begin
+                            ch_q  <= ch_q + 1'b1;
+                            chl_q <= (ch_q == CH_M2[CH_W-1:0]);
+                            if (rl_q) begin
                                 rrow_q <= {R_W{1'b0}};
+                                rl_q   <= (R == 1);
                             end else begin
                                 rrow_q <= rrow_q + 1'b1;
+                                rl_q   <= (rrow_q == R_M2[R_W-1:0]);
                             end
                         end
                     end
