@@ -100,6 +100,7 @@ module ccc_classifier #(
     reg [CLS_W-1:0]  best_q;
     reg signed [LOGIT_W-1:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
+    reg              o_more_q, o_cls_q;
     // The argmax stage (m4): the compare of the finished logit (acc_q at m3) with the
     // best so far is registered, and the best is updated a cycle later from copies, so
     // the two 24-bit carry chains no longer drive best's clock enables (ECP5 16x16 at
@@ -308,6 +309,8 @@ module ccc_classifier #(
             run_q        <= 1'b0;
             chl_q        <= 1'b0;
             rl_q         <= 1'b0;
+            o_more_q     <= 1'b0;
+            o_cls_q      <= 1'b0;
             mac_valid_q  <= 1'b0;
             out_i_q      <= {(CLS_W + 1) {1'b0}};
             pool_clear_q <= 1'b0;
@@ -370,20 +373,28 @@ module ccc_classifier #(
                             state_q      <= S_OUT;
                             pool_clear_q <= 1'b1;
                             out_i_q      <= {(CLS_W + 1) {1'b0}};
+                            o_more_q     <= 1'b1;
+                            o_cls_q      <= 1'b0;
                         end
                     end
                 end
                 default: begin  // S_OUT
+                    // o_more_q: out_i_q <= CLS; o_cls_q: out_i_q == CLS (the class
+                    // index's beat), both updated with out_i_q, so that the logits' shift
+                    // enable (LOGIT_W * CLS flip-flops) meets no compare (ECP5 16x16 at
+                    // b34792c, heap placer: out_i_q's compare in front of it).
                     if (!out_valid || out_ready) begin
-                        if (out_i_q <= CLS[CLS_W:0]) begin
+                        if (o_more_q) begin
                             out_valid <= 1'b1;
-                            out_data  <= (out_i_q == CLS[CLS_W:0])
+                            out_data  <= o_cls_q
                                 ? {{(32 - CLS_W) {1'b0}}, best_q}
                                 : {{(32 - LOGIT_W) {logit_q[LOGIT_W-1]}},
                                    logit_q[LOGIT_W-1:0]};
-                            if (out_i_q != CLS[CLS_W:0]) logit_q <= logit_shifted;
-                            out_last  <= (out_i_q == CLS[CLS_W:0]);
+                            if (!o_cls_q) logit_q <= logit_shifted;
+                            out_last  <= o_cls_q;
                             out_i_q   <= out_i_q + 1'b1;
+                            o_cls_q   <= (out_i_q == CLS[CLS_W:0] - 1'b1);
+                            o_more_q  <= !o_cls_q;
                         end else begin
                             out_valid <= 1'b0;
                             out_last  <= 1'b0;
