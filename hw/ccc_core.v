@@ -384,7 +384,7 @@ module ccc_core #(
     wire [C-1:0]          iw_we;
     wire [C*ALPHA-1:0]    iw_be;
     wire [C*A_W-1:0]      iw_addr;
-    wire [ALPHA*8-1:0]    iw_data;
+    wire [C*8-1:0]        iw_data;
     wire [C:0]            cg_go, cg_swap, cg_cut, cg_inbuf;
     wire [(C+1)*A_W-1:0]  cg_addr;
     wire [(C+1)*LANE_W-1:0] cg_amt;
@@ -448,7 +448,7 @@ module ccc_core #(
                 assign a_we   = cw_we[gc] | iw;
                 assign a_be   = iw ? iw_be[gc*ALPHA +: ALPHA] : cw_be[gc*ALPHA +: ALPHA];
                 assign a_addr = iw ? iw_addr[gc*A_W +: A_W] : cw_addr[gc*A_W +: A_W];
-                assign a_data = iw ? iw_data : cw_data[gc*ALPHA*8 +: ALPHA*8];
+                assign a_data = iw ? {ALPHA{iw_data[gc*8 +: 8]}} : cw_data[gc*ALPHA*8 +: ALPHA*8];
 `ifndef SYNTHESIS
                 always @(posedge clk) begin
                     if (!rst && cw_we[gc] && iw)
@@ -477,7 +477,7 @@ module ccc_core #(
                 ) u_imem (
                     .clk(clk), .we(iw_we[gc] | clr), .wbe(iw_be[gc*ALPHA +: ALPHA] | {ALPHA{clr}}),
                     .waddr(clr ? clr_addr_q : iw_addr[gc*A_W +: A_W]),
-                    .wdata(clr ? {ALPHA*8{1'b0}} : iw_data),
+                    .wdata(clr ? {ALPHA*8{1'b0}} : {ALPHA{iw_data[gc*8 +: 8]}}),
                     .re(in_re), .raddr(raddr), .rdata(in_rdata)
                 );
             end else if (IN_D > 0) begin : g_no_inbuf

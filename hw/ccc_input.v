@@ -68,7 +68,7 @@ module ccc_input #(
     output wire [C-1:0]         mem_we,
     output wire [C*ALPHA-1:0]   mem_be,
     output wire [C*A_W-1:0]     mem_waddr,
-    output wire [ALPHA*8-1:0]   mem_wdata
+    output wire [C*8-1:0]       mem_wdata
 );
     reg              busy_q, busy_d;
     reg              done_q, done_d;

@@ -13,9 +13,10 @@ use super::templates;
 use crate::output::OutDir;
 
 /// Hand-written primitives (`hw/`, one module per file), leaves first (file name, text).
-pub const HW_FILES: [(&str, &str); 18] = [
+pub const HW_FILES: [(&str, &str); 19] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     ("ccc_rep_reg.v", include_str!("../../hw/ccc_rep_reg.v")),
+    ("ccc_rep_data.v", include_str!("../../hw/ccc_rep_data.v")),
     (
         "ccc_shift_target.v",
         include_str!("../../hw/ccc_shift_target.v"),
