@@ -453,14 +453,14 @@ pub enum FitError {
 /// / 26 094 = 0.602. The larger keeps the check on the safe side. Earlier RTL measured
 /// 0.39 to 0.61 (9417666, 441fed5, e0911ca).
 pub const ECP5_FLAT_LUT: f64 = 0.61;
-/// iCE40, pinned iCE40 model, RTL of 71ead9e at 4x4 and 7146cfa below: 4x4 3 517 SB_LUT4 flattened over 5 480
-/// predicted per module = 0.642, 3x4 3 316 / 4 897 = 0.677, 1x5 2 723 / 4 273 = 0.637
-/// (2026-12-03 at 4x4: 0.670; 0.553 at 01b4429).
+/// iCE40, pinned iCE40 model, flattened SB_LUT4 over the per-module prediction: 4x4
+/// (RTL of 71ead9e) 3 517 / 5 480 = 0.642; 3x4 and 1x5 (7146cfa) 3 316 / 4 897 = 0.677
+/// and 2 723 / 4 273 = 0.637 (2026-12-03 at 4x4: 0.670; 0.553 at 01b4429).
 pub const ICE40_FLAT_LUT: f64 = 0.68;
 /// Flip-flops. RTL of 2026-12-03: ECP5 16x16 21 904 / 27 339 = 0.801; iCE40 4x4
 /// 4 467 / 5 682 = 0.786. RTL of 7146cfa, whose control compares and enables are
-/// registered copies: ECP5 16x16 23 536 / 27 339 = 0.861; iCE40 4x4 (71ead9e) 4 686 / 5 682 =
-/// 0.825, 3x4 4 231 / 4 927 = 0.859, 1x5 3 297 / 3 700 = 0.891.
+/// registered copies: ECP5 16x16 23 536 / 27 339 = 0.861; iCE40 4x4 (71ead9e) 4 686 /
+/// 5 682 = 0.825, 3x4 4 231 / 4 927 = 0.859, 1x5 3 297 / 3 700 = 0.891.
 pub const ECP5_FLAT_FF: f64 = 0.87;
 pub const ICE40_FLAT_FF: f64 = 0.89;
 
@@ -538,12 +538,10 @@ fn narrow_arrays() -> impl Iterator<Item = ArrayShape> {
 /// When no array fits `t`: the array that misses it by least (the smallest sum of the
 /// overshoots, each relative to what the device has) and what it lacks.
 pub fn closest_miss(net: &PackedNet, t: Target) -> Option<Shortfall> {
-    let d = t.device();
     let sq = (1..=64).map(|n| ArrayShape { rows: n, cols: n });
     sq.chain(narrow_arrays())
         .filter_map(|a| {
-            let p = design::capacity(net, a).ok()?;
-            let over = exceeded_all(&device_need(&estimate(&p, d.family)), &d);
+            let over = misses(net, a, t)?;
             let cost: f64 = over
                 .iter()
                 .map(|&(_, need, have)| need as f64 / have.max(1) as f64 - 1.0)
@@ -577,10 +575,15 @@ impl std::fmt::Display for Shortfall {
     }
 }
 
+/// Every resource `net` on array `a` exceeds on `t` (None: no design for that array).
+fn misses(net: &PackedNet, a: ArrayShape, t: Target) -> Option<Vec<(&'static str, u64, u64)>> {
+    let d = t.device();
+    let p = design::capacity(net, a).ok()?;
+    Some(exceeded_all(&device_need(&estimate(&p, d.family)), &d))
+}
+
 fn fits(net: &PackedNet, a: ArrayShape, t: Target) -> bool {
-    design::capacity(net, a)
-        .map(|p| exceeded(&device_need(&estimate(&p, t.device().family)), &t.device()).is_none())
-        .unwrap_or(false)
+    misses(net, a, t).is_some_and(|over| over.is_empty())
 }
 
 /// The largest array (most cells; squarer on ties) for which `net` fits `t`: square
