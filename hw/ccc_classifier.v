@@ -121,8 +121,8 @@ module ccc_classifier #(
     // Each row's word as read a cycle earlier (its b_old_q).
     wire [POOL_W-1:0] row_rd [0:R-1];
 
-    // The MACs' pool word (rblk_q) as a next-state function, so that every row can keep
-    // a copy of rblk_q of its own (ECP5 16x16 at 7eee6cd: the one rblk_q driving all
+    // The MACs' pool word (rblk_q) as a next-state function, so that every row's read
+    // address register can take it (ECP5 16x16 at 7eee6cd: the one rblk_q driving all
     // rows' read multiplexers was a 4.6 ns route on the critical path).
     reg [D_W-1:0] rblk_d;
     always @(posedge clk) begin
@@ -159,8 +159,14 @@ module ccc_classifier #(
             reg [7:0]        a_val_q;
             reg [D_W-1:0]    a_blk_q;
             integer          bk;
+            // a_blk_q is the read port's address: the add's word, or the MACs' word
+            // (rblk_d) when no add comes, chosen before the register, so that the
+            // LUT-RAM read starts from a flip-flop (ECP5 16x16 at 792edb3, seed 3:
+            // a_valid_q -> the address multiplexer -> the read -> the live mask was the
+            // critical path).
             always @(posedge clk) begin
                 a_valid_q <= 1'b0;
+                a_blk_q   <= rblk_d;
                 for (bk = 0; bk < NB; bk = bk + 1) begin
                     if (add_valid[bk*R + gr]) begin
                         a_valid_q <= !rst;
@@ -192,31 +198,26 @@ module ccc_classifier #(
             // registers (ECP5 16x16 at 2a55b09: the decode in front of live_q, a carry
             // chain and three LUT levels, was the critical path).
             reg [D-1:0]      b_hot_q;
+            // The word as read and its live bit; the mask is applied after the register.
             reg [POOL_W-1:0] b_old_q;
+            reg              b_live_q;
+            wire [POOL_W-1:0] b_word = b_live_q ? b_old_q : {POOL_W{1'b0}};
             integer          m;
             initial begin
                 // Only so that netlist simulators start from 0s rather than Xs: live_q
                 // already masks every word that has not been written.
                 for (m = 0; m < D; m = m + 1) sum_mem[m] = {POOL_W{1'b0}};
             end
-            // This row's copy of rblk_q (kept apart: yosys merges twin flip-flops).
-            wire [D_W-1:0] rblk_r;
-            genvar gb;
-            for (gb = 0; gb < D_W; gb = gb + 1) begin : g_rblk
-                ccc_rep_reg u_rblk (
-                    .clk(clk), .rst(rst), .d(rblk_d[gb]), .q(rblk_r[gb])
-                );
-            end
-            wire [D_W-1:0] rd_addr = a_valid_q ? a_blk_q : rblk_r;
-            assign row_sum[gr] = live_q[rd_addr] ? sum_mem[rd_addr] : {POOL_W{1'b0}};
-            assign row_rd[gr] = b_old_q;
+            assign row_sum[gr] = sum_mem[a_blk_q];
+            assign row_rd[gr] = b_word;
             always @(posedge clk) begin
-                b_val_q <= a_val_q;
-                b_blk_q <= a_blk_q;
-                b_hot_q <= HOT1 << a_blk_q;
-                b_old_q <= row_sum[gr];
+                b_val_q  <= a_val_q;
+                b_blk_q  <= a_blk_q;
+                b_hot_q  <= HOT1 << a_blk_q;
+                b_old_q  <= row_sum[gr];
+                b_live_q <= live_q[a_blk_q];
                 if (b_valid_q)
-                    sum_mem[b_blk_q] <= b_old_q + {{(POOL_W - 8) {1'b0}}, b_val_q};
+                    sum_mem[b_blk_q] <= b_word + {{(POOL_W - 8) {1'b0}}, b_val_q};
             end
             always @(posedge clk) begin
                 if (rst || pool_clear_q) live_q <= {D{1'b0}};

@@ -79,6 +79,9 @@ module ccc_input #(
     reg              drop_q, drop_d;
     reg [1:0]        err_q, err_d;
     reg [N_W-1:0]    c_q, c_d;
+    // c_q * IN_WPC, the channel's first write-map index, kept with c_q (no multiplier
+    // in front of the writer's map index)
+    reg [MAP_AW-1:0] cf_q, cf_d;
     reg [Y_W-1:0]    y_q, y_d;
     reg [X_W-1:0]    x_q, x_d;
     wire [PIX_W-1:0] cpix;
@@ -108,12 +111,14 @@ module ccc_input #(
         drop_d = drop_q;
         err_d  = err_clear ? 2'b00 : err_q;
         c_d    = c_q;
+        cf_d   = cf_q;
         y_d    = y_q;
         x_d    = x_q;
         if (fire) begin
             busy_d = 1'b1;
             if (last_c) begin
-                c_d = {N_W{1'b0}};
+                c_d  = {N_W{1'b0}};
+                cf_d = {MAP_AW{1'b0}};
                 if (last_x) begin
                     x_d = {X_W{1'b0}};
                     if (last_y) begin
@@ -126,7 +131,8 @@ module ccc_input #(
                     x_d = x_q + 1'b1;
                 end
             end else begin
-                c_d = c_q + 1'b1;
+                c_d  = c_q + 1'b1;
+                cf_d = cf_q + IN_WPC[MAP_AW-1:0];
             end
             if (pad_q) begin
                 if (last_beat) pad_d = 1'b0;
@@ -162,6 +168,7 @@ module ccc_input #(
             drop_q <= 1'b0;
             err_q  <= 2'b00;
             c_q    <= {N_W{1'b0}};
+            cf_q   <= {MAP_AW{1'b0}};
             y_q    <= {Y_W{1'b0}};
             x_q    <= {X_W{1'b0}};
         end else begin
@@ -173,6 +180,7 @@ module ccc_input #(
             drop_q <= drop_d;
             err_q  <= err_d;
             c_q    <= c_d;
+            cf_q   <= cf_d;
             y_q    <= y_d;
             x_q    <= x_d;
         end
@@ -202,12 +210,12 @@ module ccc_input #(
     );
 
     ccc_writer #(
-        .C(C), .ALPHA(ALPHA), .A_W(A_W), .N_W(N_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
+        .C(C), .ALPHA(ALPHA), .A_W(A_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
         .SPLIT(SPLIT), .MODE(IN_MODE)
     ) u_writer (
         .clk(clk), .rst(rst), .req_valid(fire), .req_ready(wr_ready),
-        .req_chan(c_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),
+        .req_first(cf_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),
         .req_val(beat),
         .req_phases(IN_WPC[WPC_W-1:0]), .req_h(IN_LH[Y_W-1:0]), .req_w(IN_LW[X_W-1:0]),
         .req_smask(IN_SMASK[S_W-1:0]), .req_lk(IN_LK[LK_W-1:0]), .req_la(IN_LA[LK_W-1:0]),

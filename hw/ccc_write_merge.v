@@ -1,7 +1,12 @@
 // ccc_write_merge — the column memories' write ports (hand-written primitive of ccc):
 // every row end's shift-on-write request, merged onto one write port per column memory.
 //
-// Two registered levels keep the merge small and local. Row r of a bank finishes pixel p
+// Three registered levels keep the merge small and local. Level 0 takes every row's
+// request as it is: the row ends sit beside their array rows and the column memories in
+// the block-RAM rows, so the request crosses the die there with no logic in front of it
+// (ECP5 16x16, b34792c to a0b0e66: a row's request -> the group's OR tree -> gh_q, 1.2 ns
+// of logic and 9.4-10.5 ns of routing, was the critical path at three of six seeds).
+// Row r of a bank finishes pixel p
 // at t0 + TP*p + r with TP >= 8 (src/schedule.rs), so the WG = 8 consecutive rows of a
 // write group never write on the same cycle: level 1 forwards each group's one write
 // with a one-hot AND-OR into a register. Level 2 gives each column memory the group bus
@@ -40,6 +45,22 @@ module ccc_write_merge #(
     output wire [C*ALPHA*8-1:0]   cw_data
 );
     localparam integer WG = 8;
+    // Level 0: the rows' requests, registered (only the valid bits are reset).
+    reg [NB*R-1:0]        r_valid_q;
+    reg [NB*R*COL_W-1:0]  r_col_q;
+    reg [NB*R*LANE_W-1:0] r_lane_q;
+    reg [NB*R*A_W-1:0]    r_addr_q;
+    reg [NB*R*8-1:0]      r_byte_q;
+    reg [NB*R-1:0]        r_mirror_q;
+    always @(posedge clk) begin
+        if (rst) r_valid_q <= {NB*R{1'b0}};
+        else r_valid_q <= rw_valid;
+        r_col_q    <= rw_col;
+        r_lane_q   <= rw_lane;
+        r_addr_q   <= rw_addr;
+        r_byte_q   <= rw_byte;
+        r_mirror_q <= rw_mirror;
+    end
     localparam integer NGB = (R + WG - 1) / WG;  // groups per bank
     localparam integer NG = NB * NGB;
     // A group bus: {addr, byte}, with its target column and byte lane decoded to one-hot
@@ -68,11 +89,12 @@ module ccc_write_merge #(
                 gk = 0;
                 bus = {BUS_W{1'b0}};
                 for (gk = 0; gk < GN; gk = gk + 1) begin
-                    if (rw_valid[G0 + gk])
-                        bus = bus | {1'b1, rw_mirror[G0 + gk], rw_col[(G0 + gk)*COL_W +: COL_W],
-                                     rw_lane[(G0 + gk)*LANE_W +: LANE_W],
-                                     rw_addr[(G0 + gk)*A_W +: A_W],
-                                     rw_byte[(G0 + gk)*8 +: 8]};
+                    if (r_valid_q[G0 + gk])
+                        bus = bus | {1'b1, r_mirror_q[G0 + gk],
+                                     r_col_q[(G0 + gk)*COL_W +: COL_W],
+                                     r_lane_q[(G0 + gk)*LANE_W +: LANE_W],
+                                     r_addr_q[(G0 + gk)*A_W +: A_W],
+                                     r_byte_q[(G0 + gk)*8 +: 8]};
                 end
             end
             wire [31:0] b_col = {{(32 - COL_W) {1'b0}}, bus[LANE_W + A_W + 8 +: COL_W]};
@@ -95,7 +117,7 @@ module ccc_write_merge #(
             end
 `ifndef SYNTHESIS
             // The one-hot premise above, checked wherever the RTL is simulated.
-            wire [GN-1:0] g_keep = rw_valid[G0 +: GN];
+            wire [GN-1:0] g_keep = r_valid_q[G0 +: GN];
             always @(posedge clk) begin
                 if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})
                     $fatal(1, "ccc_core: write group %0d has two rows writing in one cycle (%b)",

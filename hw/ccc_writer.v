@@ -19,7 +19,6 @@ module ccc_writer #(
     parameter integer C      = 4,
     parameter integer ALPHA  = 8,
     parameter integer A_W    = 10,
-    parameter integer N_W    = 8,
     parameter integer Y_W    = 5,
     parameter integer X_W    = 5,
     parameter integer PIX_W  = 10,
@@ -35,7 +34,8 @@ module ccc_writer #(
     input  wire                   rst,
     input  wire                   req_valid,
     output wire                   req_ready,
-    input  wire [N_W-1:0]         req_chan,
+    // the write map's index of the pixel's channel's first phase (channel * phases)
+    input  wire [MAP_AW-1:0]      req_first,
     input  wire [Y_W-1:0]         req_y,
     input  wire [X_W-1:0]         req_x,
     input  wire [PIX_W-1:0]       req_cpix,
@@ -70,13 +70,16 @@ module ccc_writer #(
     reg [Y_W-1:0]    h_q;
     reg [X_W-1:0]    w_q;
 
-    assign req_ready = (left_q == {PH_W{1'b0}});
+    // Ready is a flag updated with the phase counter (left_q == 0 next cycle), and the
+    // channel's first map index comes in precomputed, so that the handshake is a few
+    // gates over registers in front of the map index (ECP5 16x16 at 792edb3, seed 1:
+    // left_q's compare -> the input's accept -> the index multiplexer -> idx_q was the
+    // critical path).
+    reg ready_q;
+    assign req_ready = ready_q;
 
     wire accept = req_valid && req_ready;
-    wire [MAP_AW+N_W+PH_W-1:0] chan_entry = req_chan * req_phases;
-    wire [MAP_AW-1:0] first_index = chan_entry[MAP_AW-1:0];
-    wire unused_chan_entry = ^chan_entry[MAP_AW+N_W+PH_W-1:MAP_AW];
-    assign map_index = accept ? first_index : idx_q;
+    assign map_index = accept ? req_first : idx_q;
     wire [Y_W-1:0]   cur_y   = accept ? req_y   : y_q;
     wire [X_W-1:0]   cur_x   = accept ? req_x   : x_q;
     wire [PIX_W-1:0] cur_pix = accept ? req_cpix : pix_q;
@@ -209,13 +212,16 @@ module ccc_writer #(
     always @(posedge clk) begin
         if (rst) begin
             left_q    <= {PH_W{1'b0}};
+            ready_q   <= 1'b1;
             idx_q     <= {MAP_AW{1'b0}};
             mem_we    <= {C{1'b0}};
         end else begin
             if (accept) begin
-                left_q <= req_phases - 1'b1;
+                left_q  <= req_phases - 1'b1;
+                ready_q <= (req_phases == {{(PH_W - 1) {1'b0}}, 1'b1});
             end else if (left_q != {PH_W{1'b0}}) begin
-                left_q <= left_q - 1'b1;
+                left_q  <= left_q - 1'b1;
+                ready_q <= (left_q == {{(PH_W - 1) {1'b0}}, 1'b1});
             end
             idx_q  <= map_index + 1'b1;
             mem_we <= col_we;

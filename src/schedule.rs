@@ -45,8 +45,8 @@ pub const ACT_BITS: u64 = 8;
 /// segment whose row ends take the result. The RTL's localparams carry the same numbers.
 pub mod pipe {
     /// Edge (end of cycle T + w + WRITE + r) at which a finished activation is in the
-    /// next layer's tap buffer (4-stage row end, row-unit register, 2-stage write merge).
-    pub const WRITE: u64 = 16;
+    /// next layer's tap buffer (4-stage row end, row-unit register, 3-stage write merge).
+    pub const WRITE: u64 = 17;
     /// Partial-sum memory: read at the edge ending T + w + PSUM_READ + r (bit-plane 0),
     /// written at the edge ending T + w + PSUM_WRITE + r.
     pub const PSUM_READ: u64 = 3;
