@@ -11,12 +11,13 @@
 // Four register stages after bit-plane 7, so the Horner adder, the 32-bit add of the
 // base and each half of the requantizer get a cycle of their own:
 //   s1 (edge of bit-plane 7): the bit-plane sum and the base (sampled there, so a
-//      partial-sum read issued at bit-plane 0 is in time), shift and clamp;
+//      partial-sum read issued at bit-plane 0 is in time);
 //   s2: acc = sum + base (`acc_valid`, the partial sum to store);
 //   s3: the requantizer's shifter window (ccc_requant_window);
 //   s4: the clamped activation (ccc_requant_clamp, `out_valid`).
-// `shift` and `clamp_max` are sampled with bit-plane 7: they travel with the pixel's
-// control token, so pixels of two layers can be in the row end at once.
+// `shift` and `clamp_max` are sampled with bit-plane 7 and held until the next pixel's
+// (at least 8 cycles: one pixel per row every tp >= 8 cycles, src/schedule.rs): they
+// travel with the pixel's control token, so consecutive pixels may be of two layers.
 `default_nettype none
 
 module ccc_row_end #(
@@ -55,24 +56,23 @@ module ccc_row_end #(
     // Datapath registers carry no reset: only the valid bits (control) do.
     reg                     s1_valid_q, s1_last_q;
     reg signed [ACC_W-1:0]  s1_sum_q, s1_base_q;
-    reg signed [5:0]        s1_shift_q, s2_shift_q;
-    reg [7:0]               s1_clamp_q, s2_clamp_q;
+    reg signed [5:0]        h_shift_q;
+    reg [7:0]               h_clamp_q;
     wire [7:0]              act_d;
     // The requantizer in two stages: its shifter window from acc, then the clamp.
     wire [8:0]              win_d;
     wire                    hi_d, neg_d;
     reg  [8:0]              s3_win_q;
     reg                     s3_hi_q, s3_neg_q, s3_valid_q;
-    reg  [7:0]              s3_clamp_q;
 
     ccc_requant_window #(
         .ACC_W(ACC_W)
     ) u_window (
-        .acc(acc), .shift(s2_shift_q), .window(win_d), .hi(hi_d), .neg(neg_d)
+        .acc(acc), .shift(h_shift_q), .window(win_d), .hi(hi_d), .neg(neg_d)
     );
 
     ccc_requant_clamp u_clamp (
-        .window(s3_win_q), .hi(s3_hi_q), .neg(s3_neg_q), .clamp_max(s3_clamp_q),
+        .window(s3_win_q), .hi(s3_hi_q), .neg(s3_neg_q), .clamp_max(h_clamp_q),
         .act(act_d)
     );
 
@@ -85,16 +85,17 @@ module ccc_row_end #(
         s1_sum_q   <= sum7;
         s1_base_q  <= base;
         s1_last_q  <= last;
-        s1_shift_q <= shift;
-        s1_clamp_q <= clamp_max;
+        // The layer's shift and clamp, taken with bit-plane 7 and held: the next pixel's
+        // bit-plane 7 comes at least 8 cycles later, after this one has left stage 3.
+        if (bit7) begin
+            h_shift_q <= shift;
+            h_clamp_q <= clamp_max;
+        end
         acc        <= s1_sum_q + s1_base_q;
         acc_last   <= s1_last_q;
-        s2_shift_q <= s1_shift_q;
-        s2_clamp_q <= s1_clamp_q;
         s3_win_q   <= win_d;
         s3_hi_q    <= hi_d;
         s3_neg_q   <= neg_d;
-        s3_clamp_q <= s2_clamp_q;
         out_act    <= act_d;
     end
 

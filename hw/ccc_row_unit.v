@@ -12,8 +12,9 @@
 //
 // Pipeline: token bit-plane 0 at cycle X0 (the swap, the partial-sum read), bit-plane 7
 // at X0 + 7; the write target of the finished pixel is worked out from the bit-plane-7
-// token and carried with the row end's stages; outputs (`out_*`, `wr_*`) are valid in
-// cycle X0 + 10 (src/schedule.rs `pipe::OUT` = 12 counts from the request). The write
+// token and held beside the row end's stages; outputs (`out_*`, `wr_*`) are valid in
+// cycle X0 + 10, as `out_valid` / `wr_valid` say (src/schedule.rs `pipe::OUT` = 12
+// counts from the request). The write
 // request names the column memory, byte lane and word address of the one next-layer tap
 // that reads this row's channel, already displaced by that tap's (dy, dx) and placed in
 // the reader's compact buffer (ccc_shift_target); none when the position falls outside
@@ -66,17 +67,17 @@ module ccc_row_unit #(
     // the finished activation of this row
     output reg                      out_valid,
     output wire [7:0]               out_act,
-    output reg  [LAYER_W-1:0]       out_layer,
-    output reg  [N_W-1:0]           out_ch,
-    output reg  [RB_W-1:0]          out_rblk,
-    output reg  [PIX_W-1:0]         out_pix,
-    output reg                      out_final,
-    output reg  [1:0]               out_img,
+    output wire [LAYER_W-1:0]       out_layer,
+    output wire [N_W-1:0]           out_ch,
+    output wire [RB_W-1:0]          out_rblk,
+    output wire [PIX_W-1:0]         out_pix,
+    output wire                     out_final,
+    output wire [1:0]               out_img,
     output reg                      wr_valid,
-    output reg  [COL_W-1:0]         wr_col,
-    output reg  [LANE_W-1:0]        wr_lane,
-    output reg  [A_W-1:0]           wr_addr,
-    output reg                      wr_mirror
+    output wire [COL_W-1:0]         wr_col,
+    output wire [LANE_W-1:0]        wr_lane,
+    output wire [A_W-1:0]           wr_addr,
+    output wire                     wr_mirror
 );
     // tok_in's fields, in ccc_token_gen's order.
     localparam integer O_PIX   = 4;
@@ -176,7 +177,8 @@ module ccc_row_unit #(
     wire                   acc_valid;
     wire                   acc_last;
     wire signed [ACC_W-1:0] acc;
-    reg  [PIX_W-1:0]       s1_pix_q, s2_pix_q;
+    // the held pixel (below), which the psum write at the row end's second stage takes
+    wire [PIX_W-1:0]       held_pix;
     wire [ACC_W-1:0]       pmem_rdata;
 
     generate
@@ -188,7 +190,7 @@ module ccc_row_unit #(
                 .clk(clk),
                 .we(acc_valid & ~acc_last),
                 .wbe(1'b1),
-                .waddr(s2_pix_q[PSUM_AW-1:0]),
+                .waddr(held_pix[PSUM_AW-1:0]),
                 .wdata(acc),
                 .re(bit0),
                 .raddr(t_pix[PSUM_AW-1:0]),
@@ -197,7 +199,7 @@ module ccc_row_unit #(
         end else begin : g_no_psum
             assign pmem_rdata = {ACC_W{1'b0}};
             // Only the psum memory reads these; Verilator skips names with "unused".
-            wire unused_psum = ^{acc, s2_pix_q};
+            wire unused_psum = ^{acc, held_pix};
         end
     endgenerate
 
@@ -222,29 +224,25 @@ module ccc_row_unit #(
         .out_act(re_act)
     );
 
-    // What the finished pixel is, carried beside the row end's stages 1 and 2.
+    // What the finished pixel is: taken once, from the bit-plane-7 token, and held. A
+    // row's bit-plane-7 tokens come at least tp >= 8 cycles apart and the row end's
+    // outputs leave 4 cycles after theirs (the psum write after 2), so one register per
+    // field serves every stage where a pipeline of four copies did (fewer flip-flops:
+    // the row units were the largest flip-flop term after the cells at 32x32).
     reg               s1_keep_q, s2_keep_q;
     reg               s1_wr_q, s2_wr_q;
-    reg [COL_W-1:0]   s1_col_q, s2_col_q;
-    reg [LANE_W-1:0]  s1_lane_q, s2_lane_q;
-    reg [A_W-1:0]     s1_addr_q, s2_addr_q;
-    reg               s1_mirror_q, s2_mirror_q;
-    reg [LAYER_W-1:0] s1_layer_q, s2_layer_q;
-    reg [N_W-1:0]     s1_ch_q, s2_ch_q;
-    reg [RB_W-1:0]    s1_rblk_q, s2_rblk_q;
-    reg               s1_final_q, s2_final_q;
-    reg [1:0]         s1_img_q, s2_img_q;
-    // The pixel's description while the row end's requantizer runs (its third stage).
-    reg [LAYER_W-1:0] s3_layer_q;
-    reg [N_W-1:0]     s3_ch_q;
-    reg [RB_W-1:0]    s3_rblk_q;
-    reg [PIX_W-1:0]   s3_pix_q;
-    reg               s3_final_q, s3_mirror_q;
-    reg [1:0]         s3_img_q;
-    reg [COL_W-1:0]   s3_col_q;
-    reg [LANE_W-1:0]  s3_lane_q;
-    reg [A_W-1:0]     s3_addr_q;
+    reg [COL_W-1:0]   h_col_q;
+    reg [LANE_W-1:0]  h_lane_q;
+    reg [A_W-1:0]     h_addr_q;
+    reg               h_mirror_q;
+    reg [LAYER_W-1:0] h_layer_q;
+    reg [N_W-1:0]     h_ch_q;
+    reg [RB_W-1:0]    h_rblk_q;
+    reg               h_final_q;
+    reg [1:0]         h_img_q;
+    reg [PIX_W-1:0]   h_pix_q;
     reg               s3_out_q, s3_wr_q;
+    assign held_pix = h_pix_q;
 
     // The shadow chains and the swapped copies are control state of the tile in flight:
     // reset. The token, the pixel's description and the outputs' data are not.
@@ -269,59 +267,40 @@ module ccc_row_unit #(
     end
 
     always @(posedge clk) begin
-        tok_out     <= tok_in;
-        s1_pix_q    <= t_pix;
-        s2_pix_q    <= s1_pix_q;
-        s1_keep_q   <= keep;
-        s1_wr_q     <= keep && g_valid && s0_in_map_q && !t_final;
-        s1_col_q    <= g_col;
-        // g_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
-        s1_lane_q   <= g_lane | s0_lane_off_q;
-        s1_addr_q   <= s0_addr_q;
-        s1_mirror_q <= t_mirror;
-        s1_layer_q  <= t_layer;
-        s1_ch_q     <= t_row0 + ROW[N_W-1:0];
-        s1_rblk_q   <= t_rblk;
-        s1_final_q  <= t_final;
-        s1_img_q    <= t_img;
-        s2_keep_q   <= s1_keep_q;
-        s2_wr_q     <= s1_wr_q;
-        s2_col_q    <= s1_col_q;
-        s2_lane_q   <= s1_lane_q;
-        s2_addr_q   <= s1_addr_q;
-        s2_mirror_q <= s1_mirror_q;
-        s2_layer_q  <= s1_layer_q;
-        s2_ch_q     <= s1_ch_q;
-        s2_rblk_q   <= s1_rblk_q;
-        s2_final_q  <= s1_final_q;
-        s2_img_q    <= s1_img_q;
-        s3_layer_q  <= s2_layer_q;
-        s3_ch_q     <= s2_ch_q;
-        s3_rblk_q   <= s2_rblk_q;
-        s3_pix_q    <= s2_pix_q;
-        s3_final_q  <= s2_final_q;
-        s3_img_q    <= s2_img_q;
-        s3_col_q    <= s2_col_q;
-        s3_lane_q   <= s2_lane_q;
-        s3_addr_q   <= s2_addr_q;
-        s3_mirror_q <= s2_mirror_q;
-        out_layer   <= s3_layer_q;
-        out_ch      <= s3_ch_q;
-        out_rblk    <= s3_rblk_q;
-        out_pix     <= s3_pix_q;
-        out_final   <= s3_final_q;
-        out_img     <= s3_img_q;
-        wr_col      <= s3_col_q;
-        wr_lane     <= s3_lane_q;
-        wr_addr     <= s3_addr_q;
-        wr_mirror   <= s3_mirror_q;
+        tok_out   <= tok_in;
+        s1_keep_q <= keep;
+        s1_wr_q   <= keep && g_valid && s0_in_map_q && !t_final;
+        s2_keep_q <= s1_keep_q;
+        s2_wr_q   <= s1_wr_q;
+        if (bit7) begin
+            h_col_q    <= g_col;
+            // g_lane < alpha and lane_off is a multiple of alpha: OR is the sum.
+            h_lane_q   <= g_lane | s0_lane_off_q;
+            h_addr_q   <= s0_addr_q;
+            h_mirror_q <= t_mirror;
+            h_layer_q  <= t_layer;
+            h_ch_q     <= t_row0 + ROW[N_W-1:0];
+            h_rblk_q   <= t_rblk;
+            h_final_q  <= t_final;
+            h_img_q    <= t_img;
+            h_pix_q    <= t_pix;
+        end
     end
+    assign out_layer = h_layer_q;
+    assign out_ch    = h_ch_q;
+    assign out_rblk  = h_rblk_q;
+    assign out_pix   = h_pix_q;
+    assign out_final = h_final_q;
+    assign out_img   = h_img_q;
+    assign wr_col    = h_col_q;
+    assign wr_lane   = h_lane_q;
+    assign wr_addr   = h_addr_q;
+    assign wr_mirror = h_mirror_q;
 
-    // The row end's fourth stage is the activation: the pixel's description leaves with
-    // it. The stage registers above hold the bit-plane-7 pixel only in the cycles the
-    // valid bits say (they are the control state that is reset).
+    // The row end's fourth stage is the activation; the pixel's description is held
+    // beside it. Only the valid bits are control state (reset).
     assign out_act = re_act;
-    wire unused_bit7 = ^{bit7, re_valid};
+    wire unused_re_valid = re_valid;
     always @(posedge clk) begin
         if (rst) begin
             s3_out_q  <= 1'b0;
