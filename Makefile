@@ -35,10 +35,12 @@ BREAKDOWN ?= 1
 PLACER   ?=
 ROUTER   ?=
 PNR_ARGS ?=
+# router2's timing-driven rip-up (nextpnr --tmg-ripup) wherever router2 runs; 0: off.
+TMG_RIPUP ?= 1
 # nextpnr's seed (named with every Fmax figure).
 SEED     ?= 1
 TARGET   ?=
-FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) SEED=$(SEED) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) PNR_ARGS="$(PNR_ARGS)"
+FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) SEED=$(SEED) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) TMG_RIPUP=$(TMG_RIPUP) PNR_ARGS="$(PNR_ARGS)"
 
 .PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant models-predefined compare retrain-limited bench-train sweep
 

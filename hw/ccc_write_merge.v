@@ -1,20 +1,24 @@
 // ccc_write_merge — the column memories' write ports (hand-written primitive of ccc):
 // every row end's shift-on-write request, merged onto one write port per column memory.
 //
-// Three registered levels keep the merge small and local. Level 0 takes every row's
-// request as it is: the row ends sit beside their array rows and the column memories in
-// the block-RAM rows, so the request crosses the die there with no logic in front of it
-// (ECP5 16x16, b34792c to a0b0e66: a row's request -> the group's OR tree -> gh_q, 1.2 ns
-// of logic and 9.4-10.5 ns of routing, was the critical path at three of six seeds).
-// Row r of a bank finishes pixel p
-// at t0 + TP*p + r with TP >= 8 (src/schedule.rs), so the WG = 8 consecutive rows of a
-// write group never write on the same cycle: level 1 forwards each group's one write
-// with a one-hot AND-OR into a register. Level 2 gives each column memory the group bus
-// that targets it, registered; the compiler's schedule guarantees that at most one bus
-// targets a column per cycle (period, segment delay and gaps: src/schedule.rs). A write
-// whose reader runs two row blocks side by side (`mirror`) goes to column col and to
-// col + SPLIT. A row write fills one byte lane, every lane carrying the same byte.
-// Simulation checks both premises every cycle.
+// Three registered levels keep the merge small and local. Level 0 registers every row's
+// request already decoded: its column and byte lane as one-hot vectors and its address
+// and byte, all zero when the row does not write. Row r of a bank finishes pixel p at
+// t0 + TP*p + r with TP >= 8 (src/schedule.rs), so the WG = 8 consecutive rows of a
+// write group never write on the same cycle: level 1 is then a plain OR of the group's
+// level-0 registers, field by field, into the group bus. Level 2 gives each column
+// memory the group bus that targets it, registered; the compiler's schedule guarantees
+// that at most one bus targets a column per cycle (period, segment delay and gaps:
+// src/schedule.rs). A write whose reader runs two row blocks side by side (`mirror`)
+// goes to column col and to col + SPLIT. A row write fills one byte lane, every lane
+// carrying the same byte. Simulation checks both premises every cycle.
+//
+// Why level 0 decodes: the row ends sit beside their array rows and the column memories
+// in the block-RAM rows, so the group bus crosses the die. With the request registered
+// as it was, the crossing still met the group's valid-gated OR and the column and lane
+// decodes, 3-4 LUT levels (ECP5 16x16 at 615dee9, seed 3: a row's valid -> the lane
+// decode -> gl_q, 1.23 ns of logic and 8.86 ns of routing, 99.06 MHz); decoded and gated
+// at level 0, an 8-input OR is all that is left.
 `default_nettype none
 
 module ccc_write_merge #(
@@ -45,30 +49,46 @@ module ccc_write_merge #(
     output wire [C*ALPHA*8-1:0]   cw_data
 );
     localparam integer WG = 8;
-    // Level 0: the rows' requests, registered (only the valid bits are reset).
-    reg [NB*R-1:0]        r_valid_q;
-    reg [NB*R*COL_W-1:0]  r_col_q;
-    reg [NB*R*LANE_W-1:0] r_lane_q;
-    reg [NB*R*A_W-1:0]    r_addr_q;
-    reg [NB*R*8-1:0]      r_byte_q;
-    reg [NB*R-1:0]        r_mirror_q;
-    always @(posedge clk) begin
-        if (rst) r_valid_q <= {NB*R{1'b0}};
-        else r_valid_q <= rw_valid;
-        r_col_q    <= rw_col;
-        r_lane_q   <= rw_lane;
-        r_addr_q   <= rw_addr;
-        r_byte_q   <= rw_byte;
-        r_mirror_q <= rw_mirror;
-    end
+    localparam integer NR = NB * R;
+    // Level 0, per row: the target columns (one-hot; two bits for a mirrored write), the
+    // byte lane (one-hot), and {address, byte}; all zero when the row does not write.
+    // The column bits are the write enables: reset. The rest is data: not reset.
+    localparam integer GW_W = A_W + 8;
+    reg [NR*C-1:0]     r_hot_q;
+    reg [NR*ALPHA-1:0] r_lhot_q;
+    reg [NR*GW_W-1:0]  r_w_q;
+    genvar gk;
+    generate
+        for (gk = 0; gk < NR; gk = gk + 1) begin : g_row
+            wire [31:0] col  = {{(32 - COL_W) {1'b0}}, rw_col[gk*COL_W +: COL_W]};
+            wire [31:0] lane = {{(32 - LANE_W) {1'b0}}, rw_lane[gk*LANE_W +: LANE_W]};
+            wire        on   = rw_valid[gk];
+            wire        mir  = rw_mirror[gk];
+            reg [C-1:0]     hot;
+            reg [ALPHA-1:0] lhot;
+            integer hc, hl;
+            always @(*) begin
+                hc = 0;
+                hl = 0;
+                for (hc = 0; hc < C; hc = hc + 1)
+                    hot[hc] = on && (col == hc || (SPLIT > 0 && mir && col + SPLIT == hc));
+                for (hl = 0; hl < ALPHA; hl = hl + 1)
+                    lhot[hl] = on && (lane == hl);
+            end
+            always @(posedge clk) begin
+                if (rst) r_hot_q[gk*C +: C] <= {C{1'b0}};
+                else r_hot_q[gk*C +: C] <= hot;
+                r_lhot_q[gk*ALPHA +: ALPHA] <= lhot;
+                r_w_q[gk*GW_W +: GW_W] <= on ? {rw_addr[gk*A_W +: A_W], rw_byte[gk*8 +: 8]}
+                                             : {GW_W{1'b0}};
+            end
+        end
+    endgenerate
+
+    // Level 1: each write group's bus, {addr, byte} with its target columns (gh_q) and
+    // byte lane (gl_q) one-hot, the OR of the group's rows.
     localparam integer NGB = (R + WG - 1) / WG;  // groups per bank
     localparam integer NG = NB * NGB;
-    // A group bus: {addr, byte}, with its target column and byte lane decoded to one-hot
-    // before its register (gh_q, gl_q), so that level 2 is an AND-OR of registers: the
-    // bus reaches every column memory across the die (ECP5 16x16 at 7146cfa: the bus's
-    // column field, 7.4 ns of routing, then the column compare and the lane decode in
-    // front of cw_be, was the critical path).
-    localparam integer GW_W = A_W + 8;
     reg [NG*GW_W-1:0]  gw_q;
     reg [NG*C-1:0]     gh_q;
     reg [NG*ALPHA-1:0] gl_q;
@@ -79,45 +99,35 @@ module ccc_write_merge #(
             localparam integer BK = gg / NGB;
             localparam integer G0 = BK * R + (gg % NGB) * WG;
             localparam integer GN = (R - (gg % NGB) * WG < WG) ? R - (gg % NGB) * WG : WG;
-            // {valid, mirror, col, lane, addr, byte} of the group's one writing row
-            localparam integer BUS_W = 2 + COL_W + LANE_W + A_W + 8;
-            reg [BUS_W-1:0] bus;
             reg [C-1:0]     hot;
             reg [ALPHA-1:0] lhot;
-            integer gk, hc, hl;
+            reg [GW_W-1:0]  w;
+            integer k;
             always @(*) begin
-                gk = 0;
-                bus = {BUS_W{1'b0}};
-                for (gk = 0; gk < GN; gk = gk + 1) begin
-                    if (r_valid_q[G0 + gk])
-                        bus = bus | {1'b1, r_mirror_q[G0 + gk],
-                                     r_col_q[(G0 + gk)*COL_W +: COL_W],
-                                     r_lane_q[(G0 + gk)*LANE_W +: LANE_W],
-                                     r_addr_q[(G0 + gk)*A_W +: A_W],
-                                     r_byte_q[(G0 + gk)*8 +: 8]};
+                k = 0;
+                hot = {C{1'b0}};
+                lhot = {ALPHA{1'b0}};
+                w = {GW_W{1'b0}};
+                for (k = 0; k < GN; k = k + 1) begin
+                    hot  = hot | r_hot_q[(G0 + k)*C +: C];
+                    lhot = lhot | r_lhot_q[(G0 + k)*ALPHA +: ALPHA];
+                    w    = w | r_w_q[(G0 + k)*GW_W +: GW_W];
                 end
-            end
-            wire [31:0] b_col = {{(32 - COL_W) {1'b0}}, bus[LANE_W + A_W + 8 +: COL_W]};
-            wire [31:0] b_lane = {{(32 - LANE_W) {1'b0}}, bus[A_W + 8 +: LANE_W]};
-            wire        b_on  = bus[BUS_W-1];
-            wire        b_mir = bus[BUS_W-2];
-            always @(*) begin
-                hc = 0;
-                hl = 0;
-                for (hc = 0; hc < C; hc = hc + 1)
-                    hot[hc] = b_on && (b_col == hc || (SPLIT > 0 && b_mir && b_col + SPLIT == hc));
-                for (hl = 0; hl < ALPHA; hl = hl + 1)
-                    lhot[hl] = (b_lane == hl);
             end
             always @(posedge clk) begin
                 if (rst) gh_q[gg*C +: C] <= {C{1'b0}};
                 else gh_q[gg*C +: C] <= hot;
                 gl_q[gg*ALPHA +: ALPHA] <= lhot;
-                gw_q[gg*GW_W +: GW_W] <= bus[GW_W-1:0];
+                gw_q[gg*GW_W +: GW_W] <= w;
             end
 `ifndef SYNTHESIS
             // The one-hot premise above, checked wherever the RTL is simulated.
-            wire [GN-1:0] g_keep = r_valid_q[G0 +: GN];
+            reg [GN-1:0] g_keep;
+            integer m;
+            always @(*) begin
+                m = 0;
+                for (m = 0; m < GN; m = m + 1) g_keep[m] = |r_hot_q[(G0 + m)*C +: C];
+            end
             always @(posedge clk) begin
                 if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})
                     $fatal(1, "ccc_core: write group %0d has two rows writing in one cycle (%b)",

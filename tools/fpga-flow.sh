@@ -17,8 +17,9 @@
 #   cycling 4 overused wires after 12 000 iterations; ECP5 static + router2, which routed
 #   the shipped model at 16x16 in 12 min where heap placement left router2 stalled at
 #   ~7 000 overused wires, and 24x24 and 32x32 since 9417666; a failing router is
-#   reported, never swapped for another), SEED (nextpnr seed, 1), PNR_ARGS (more
-#   nextpnr arguments).
+#   reported, never swapped for another), TMG_RIPUP (1|0: router2's timing-driven
+#   rip-up, nextpnr --tmg-ripup; on by default wherever router2 runs), SEED (nextpnr
+#   seed, 1), PNR_ARGS (more nextpnr arguments).
 # Each step records its wall time in OUT/fpga/times.txt ("step seconds").
 set -euo pipefail
 
@@ -36,6 +37,10 @@ case "${FAMILY:-ice40}" in
   *) PLACER=${PLACER:-heap}; ROUTER=${ROUTER:-router1} ;;
 esac
 read -r -a pnr_args <<< "${PNR_ARGS:-}"
+# router2 rips up and reroutes the nets of failing paths too, not only congested ones
+# (ECP5 16x16, the netlist of 792edb3, seed 3: 97.84 MHz without, 100.73 MHz with it).
+TMG_RIPUP=${TMG_RIPUP:-1}
+if [ "$ROUTER" = router2 ] && [ "$TMG_RIPUP" = 1 ]; then pnr_args+=(--tmg-ripup); fi
 here=$(cd "$(dirname "$0")" && pwd)
 
 case "$FAMILY" in
@@ -149,7 +154,7 @@ pnr() {
     exit 1
   fi
   rm -f "$fpga/${FAMILY}_pnr.failed"
-  echo "$FAMILY $DEVICE $PACKAGE $FREQ $PLACER $ROUTER seed=$SEED" > "$fpga/${FAMILY}_pnr.device"
+  echo "$FAMILY $DEVICE $PACKAGE $FREQ $PLACER $ROUTER seed=$SEED${pnr_args[*]:+ ${pnr_args[*]}}" > "$fpga/${FAMILY}_pnr.device"
   timing
 }
 
