@@ -1,17 +1,18 @@
 // ccc_write_merge — the column memories' write ports (hand-written primitive of ccc):
 // every row end's shift-on-write request, merged onto one write port per column memory.
 //
-// Three registered levels keep the merge small and local. Level 0 registers every row's
-// request already decoded: its column and byte lane as one-hot vectors and its address
-// and byte, all zero when the row does not write. Row r of a bank finishes pixel p at
-// t0 + TP*p + r with TP >= 8 (src/schedule.rs), so the WG = 8 consecutive rows of a
-// write group never write on the same cycle: level 1 is then a plain OR of the group's
-// level-0 registers, field by field, into the group bus. Level 2 gives each column
-// memory the group bus that targets it, registered; the compiler's schedule guarantees
-// that at most one bus targets a column per cycle (period, segment delay and gaps:
-// src/schedule.rs). A write whose reader runs two row blocks side by side (`mirror`)
-// goes to column col and to col + SPLIT. A row write fills one byte lane, every lane
-// carrying the same byte. Simulation checks both premises every cycle.
+// Three registered levels keep the merge small and local (two on arrays of fewer than 8
+// rows, which have no level 0). Level 0 registers every row's request already decoded:
+// its column and byte lane as one-hot vectors and its address and byte, all zero when
+// the row does not write. Row r of a bank finishes pixel p at t0 + TP*p + r with TP >= 8
+// (src/schedule.rs), so the WG = 8 consecutive rows of a write group never write on the
+// same cycle: level 1 is then a plain OR of the group's level-0 vectors, field by field,
+// into the group bus. Level 2 gives each column memory the group bus that targets it,
+// registered; the compiler's schedule guarantees that at most one bus targets a column
+// per cycle (period, segment delay and gaps: src/schedule.rs). A write whose reader runs
+// two row blocks side by side (`mirror`) goes to column col and to col + SPLIT. A row
+// write fills one byte lane, every lane carrying the same byte. Simulation checks both
+// premises every cycle.
 //
 // Why level 0 decodes: the row ends sit beside their array rows and the column memories
 // in the block-RAM rows, so the group bus crosses the die. With the request registered
@@ -52,11 +53,15 @@ module ccc_write_merge #(
     localparam integer NR = NB * R;
     // Level 0, per row: the target columns (one-hot; two bits for a mirrored write), the
     // byte lane (one-hot), and {address, byte}; all zero when the row does not write.
-    // The column bits are the write enables: reset. The rest is data: not reset.
+    // Registered on arrays of at least one full write group (L0; src/schedule.rs
+    // pipe::write_level0 decides the same way), where level 1 crosses the die; on smaller
+    // ones it is a flip-flop cost with nothing to gain. The column bits are the write
+    // enables: reset. The rest is data: not reset.
+    localparam integer L0 = (R >= WG) ? 1 : 0;
     localparam integer GW_W = A_W + 8;
-    reg [NR*C-1:0]     r_hot_q;
-    reg [NR*ALPHA-1:0] r_lhot_q;
-    reg [NR*GW_W-1:0]  r_w_q;
+    wire [NR*C-1:0]     l0_hot;
+    wire [NR*ALPHA-1:0] l0_lhot;
+    wire [NR*GW_W-1:0]  l0_w;
     genvar gk;
     generate
         for (gk = 0; gk < NR; gk = gk + 1) begin : g_row
@@ -66,6 +71,8 @@ module ccc_write_merge #(
             wire        mir  = rw_mirror[gk];
             reg [C-1:0]     hot;
             reg [ALPHA-1:0] lhot;
+            wire [GW_W-1:0] w = on ? {rw_addr[gk*A_W +: A_W], rw_byte[gk*8 +: 8]}
+                                   : {GW_W{1'b0}};
             integer hc, hl;
             always @(*) begin
                 hc = 0;
@@ -75,12 +82,23 @@ module ccc_write_merge #(
                 for (hl = 0; hl < ALPHA; hl = hl + 1)
                     lhot[hl] = on && (lane == hl);
             end
-            always @(posedge clk) begin
-                if (rst) r_hot_q[gk*C +: C] <= {C{1'b0}};
-                else r_hot_q[gk*C +: C] <= hot;
-                r_lhot_q[gk*ALPHA +: ALPHA] <= lhot;
-                r_w_q[gk*GW_W +: GW_W] <= on ? {rw_addr[gk*A_W +: A_W], rw_byte[gk*8 +: 8]}
-                                             : {GW_W{1'b0}};
+            if (L0 != 0) begin : g_l0
+                reg [C-1:0]     hot_q;
+                reg [ALPHA-1:0] lhot_q;
+                reg [GW_W-1:0]  w_q;
+                always @(posedge clk) begin
+                    if (rst) hot_q <= {C{1'b0}};
+                    else hot_q <= hot;
+                    lhot_q <= lhot;
+                    w_q    <= w;
+                end
+                assign l0_hot[gk*C +: C]          = hot_q;
+                assign l0_lhot[gk*ALPHA +: ALPHA] = lhot_q;
+                assign l0_w[gk*GW_W +: GW_W]      = w_q;
+            end else begin : g_no_l0
+                assign l0_hot[gk*C +: C]          = hot;
+                assign l0_lhot[gk*ALPHA +: ALPHA] = lhot;
+                assign l0_w[gk*GW_W +: GW_W]      = w;
             end
         end
     endgenerate
@@ -109,9 +127,9 @@ module ccc_write_merge #(
                 lhot = {ALPHA{1'b0}};
                 w = {GW_W{1'b0}};
                 for (k = 0; k < GN; k = k + 1) begin
-                    hot  = hot | r_hot_q[(G0 + k)*C +: C];
-                    lhot = lhot | r_lhot_q[(G0 + k)*ALPHA +: ALPHA];
-                    w    = w | r_w_q[(G0 + k)*GW_W +: GW_W];
+                    hot  = hot | l0_hot[(G0 + k)*C +: C];
+                    lhot = lhot | l0_lhot[(G0 + k)*ALPHA +: ALPHA];
+                    w    = w | l0_w[(G0 + k)*GW_W +: GW_W];
                 end
             end
             always @(posedge clk) begin
@@ -126,7 +144,7 @@ module ccc_write_merge #(
             integer m;
             always @(*) begin
                 m = 0;
-                for (m = 0; m < GN; m = m + 1) g_keep[m] = |r_hot_q[(G0 + m)*C +: C];
+                for (m = 0; m < GN; m = m + 1) g_keep[m] = |l0_hot[(G0 + m)*C +: C];
             end
             always @(posedge clk) begin
                 if (!rst && (g_keep & (g_keep - 1'b1)) != {GN{1'b0}})

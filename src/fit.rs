@@ -200,15 +200,21 @@ fn features(comp: &str, p: &Capacity) -> Vec<f64> {
         // storage (flip-flops and their word multiplexers where there is no LUT RAM) with
         // the pooled bits; the per-row adders and the row multiplexer with rows x width.
         "classifier" => vec![f(p.classes), f(p.ch * p.pool_w), f(p.rows * p.pool_w)],
-        // The row writes merge one-hot within each 8-row write group, then the groups'
-        // buses into the column RAMs' write ports.
-        "control" => vec![
-            1.0,
-            f(p.cols),
-            f(p.rows * p.banks),
-            f(p.cols * p.rows.div_ceil(8)),
-            f(p.banks),
-        ],
+        // The row writes are decoded per row (target columns and lane one-hot, registered
+        // at level 0 on arrays of 8 rows or more) and merged within each 8-row write
+        // group, then the groups' buses into the column RAMs' write ports.
+        "control" => {
+            let l0 = usize::from(crate::schedule::pipe::write_level0(p.rows));
+            vec![
+                1.0,
+                f(p.cols),
+                f(p.rows * p.banks),
+                f(p.cols * p.rows.div_ceil(8)),
+                f(p.banks),
+                f(p.rows * p.banks * p.cols),
+                f(l0 * p.rows * p.banks * (p.cols + p.alpha + p.widths.a_w + 8)),
+            ]
+        }
         "writer" => vec![1.0, f(p.cols)],
         "roms" => vec![1.0, f(p.tiles), f(p.cols * p.map_entries)],
         _ => unreachable!("unknown component {comp}"),

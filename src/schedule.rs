@@ -19,7 +19,7 @@
 //! * the weights: the next tile's shadow registers load after the current tile's swap has
 //!   passed every cell, R words at one per cycle ([`pipe::LOAD_AT`], [`pipe::load_gap`]);
 //! * data: every word a request reads must have been written by the previous layer at an
-//!   earlier clock edge (write edge: T + δ + k·tp + w + [`pipe::WRITE`] + r for row r of a
+//!   earlier clock edge (write edge: T + δ + k·tp + w + [`pipe::write`] + r for row r of a
 //!   segment of width w), and the next image may overwrite a word only after the last read
 //!   of it ([`pipe`] has every latency);
 //! * partial sums between column blocks, the order of requests at the segment boundary
@@ -44,9 +44,19 @@ pub const ACT_BITS: u64 = 8;
 /// presented at its segment's first column; r is the array row; w is the width of the
 /// segment whose row ends take the result. The RTL's localparams carry the same numbers.
 pub mod pipe {
-    /// Edge (end of cycle T + w + WRITE + r) at which a finished activation is in the
-    /// next layer's tap buffer (4-stage row end, row-unit register, 3-stage write merge).
-    pub const WRITE: u64 = 17;
+    /// Edge (end of cycle T + w + write(R) + r) at which a finished activation is in the
+    /// next layer's tap buffer (4-stage row end, row-unit register, write merge: two
+    /// stages, three with level 0).
+    pub fn write(rows: usize) -> u64 {
+        16 + u64::from(write_level0(rows))
+    }
+    /// Whether the write merge registers the rows' decoded requests first (its level 0,
+    /// `hw/ccc_write_merge.v` decides the same way): arrays of at least one full 8-row
+    /// write group, where the group buses cross the die; on smaller ones the stage only
+    /// costs flip-flops (iCE40HX8K at 4x4 is at 92% of its logic cells).
+    pub fn write_level0(rows: usize) -> bool {
+        rows >= 8
+    }
     /// Partial-sum memory: read at the edge ending T + w + PSUM_READ + r (bit-plane 0),
     /// written at the edge ending T + w + PSUM_WRITE + r.
     pub const PSUM_READ: u64 = 3;
@@ -701,7 +711,7 @@ impl Sim<'_> {
                                     + sv.delta
                                     + k as u64 * t.tp
                                     + sv.width as u64
-                                    + pipe::WRITE
+                                    + pipe::write(a.rows)
                                     + r as u64;
                                 let targets = &self.geo.writes[t.layer][ch];
                                 // One write per row per pixel: the hardware writes one tap.
@@ -855,7 +865,7 @@ fn reopen_point(
     // Cycles after the tile's last slot ends (its last request + tp).
     let after = if shared && nl >= 2 {
         // The last row write edge: the slowest segment's last row.
-        live.map(|s| s.delta + s.width as u64 + pipe::WRITE + s.rows as u64 - 1)
+        live.map(|s| s.delta + s.width as u64 + pipe::write(a.rows) + s.rows as u64 - 1)
             .max()
             .unwrap_or(0)
     } else {
