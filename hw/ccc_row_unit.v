@@ -177,9 +177,26 @@ module ccc_row_unit #(
     wire                   acc_valid;
     wire                   acc_last;
     wire signed [ACC_W-1:0] acc;
-    // the held pixel (below), which the psum write at the row end's second stage takes
-    wire [PIX_W-1:0]       held_pix;
     wire [ACC_W-1:0]       pmem_rdata;
+
+    // What the finished pixel is: taken once, from the bit-plane-7 token, and held. A
+    // row's bit-plane-7 tokens come at least tp >= 8 cycles apart and the row end's
+    // outputs leave 4 cycles after theirs (the psum write after 2), so one register per
+    // field serves every stage where a pipeline of four copies did (fewer flip-flops:
+    // the row units were the largest flip-flop term after the cells at 32x32).
+    reg               s1_keep_q, s2_keep_q;
+    reg               s1_wr_q, s2_wr_q;
+    reg [COL_W-1:0]   h_col_q;
+    reg [LANE_W-1:0]  h_lane_q;
+    reg [A_W-1:0]     h_addr_q;
+    reg               h_mirror_q;
+    reg [LAYER_W-1:0] h_layer_q;
+    reg [N_W-1:0]     h_ch_q;
+    reg [RB_W-1:0]    h_rblk_q;
+    reg               h_final_q;
+    reg [1:0]         h_img_q;
+    reg [PIX_W-1:0]   h_pix_q;
+    reg               s3_out_q, s3_wr_q;
 
     generate
         if (PSUM_D != 0) begin : g_psum
@@ -190,7 +207,7 @@ module ccc_row_unit #(
                 .clk(clk),
                 .we(acc_valid & ~acc_last),
                 .wbe(1'b1),
-                .waddr(held_pix[PSUM_AW-1:0]),
+                .waddr(h_pix_q[PSUM_AW-1:0]),
                 .wdata(acc),
                 .re(bit0),
                 .raddr(t_pix[PSUM_AW-1:0]),
@@ -199,7 +216,7 @@ module ccc_row_unit #(
         end else begin : g_no_psum
             assign pmem_rdata = {ACC_W{1'b0}};
             // Only the psum memory reads these; Verilator skips names with "unused".
-            wire unused_psum = ^{acc, held_pix};
+            wire unused_psum = ^acc;
         end
     endgenerate
 
@@ -224,25 +241,6 @@ module ccc_row_unit #(
         .out_act(re_act)
     );
 
-    // What the finished pixel is: taken once, from the bit-plane-7 token, and held. A
-    // row's bit-plane-7 tokens come at least tp >= 8 cycles apart and the row end's
-    // outputs leave 4 cycles after theirs (the psum write after 2), so one register per
-    // field serves every stage where a pipeline of four copies did (fewer flip-flops:
-    // the row units were the largest flip-flop term after the cells at 32x32).
-    reg               s1_keep_q, s2_keep_q;
-    reg               s1_wr_q, s2_wr_q;
-    reg [COL_W-1:0]   h_col_q;
-    reg [LANE_W-1:0]  h_lane_q;
-    reg [A_W-1:0]     h_addr_q;
-    reg               h_mirror_q;
-    reg [LAYER_W-1:0] h_layer_q;
-    reg [N_W-1:0]     h_ch_q;
-    reg [RB_W-1:0]    h_rblk_q;
-    reg               h_final_q;
-    reg [1:0]         h_img_q;
-    reg [PIX_W-1:0]   h_pix_q;
-    reg               s3_out_q, s3_wr_q;
-    assign held_pix = h_pix_q;
 
     // The shadow chains and the swapped copies are control state of the tile in flight:
     // reset. The token, the pixel's description and the outputs' data are not.

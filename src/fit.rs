@@ -211,7 +211,6 @@ fn features(comp: &str, p: &Capacity) -> Vec<f64> {
                 f(p.rows * p.banks),
                 f(p.cols * p.rows.div_ceil(8)),
                 f(p.banks),
-                f(p.rows * p.banks * p.cols),
                 f(l0 * p.rows * p.banks * (p.cols + p.alpha + p.widths.a_w + 8)),
             ]
         }
@@ -287,17 +286,19 @@ pub fn brams(family: Family, depth: usize, width: usize, lanes: usize) -> (u64, 
 }
 
 /// ECP5 keeps a small memory in LUT RAM (DPR16X4, 16 x 4) when that is cheaper in
-/// yosys's cost units (4 per DPR16X4, 128 per DP16KD; ties go to block RAM). A memory
-/// with byte lanes splits into one LUT RAM per lane (each has its own write enable);
-/// yosys 0.23 does that only up to 32 words (measured: 16 and 24 words of 8 lanes in
-/// LUT RAM, 40 and more in DP16KD; `make fit-calibrate`).
+/// yosys's cost units (4 per DPR16X4 plus 1 per flip-flop that turns its asynchronous
+/// read into the memory's synchronous one, 128 per DP16KD; ties go to block RAM). A
+/// memory with byte lanes splits into one LUT RAM per lane (each has its own write
+/// enable); yosys 0.23 does that only up to 32 words (measured: 16 and 24 words of 8
+/// lanes in LUT RAM, 40 and more in DP16KD; `make fit-calibrate`). Measured for the read
+/// register's share: 64 x 152 bits went to 5 DP16KD (640) against 152 DPR16X4 (608 + 152).
 fn ecp5_lutram(depth: usize, width: usize, lanes: usize, bram: u64) -> Option<u64> {
     if lanes > 1 {
         let n = (lanes * (width / lanes).div_ceil(4) * depth.div_ceil(16)) as u64;
         return (depth <= 32).then_some(n);
     }
     let n = (width.div_ceil(4) * depth.div_ceil(16)) as u64;
-    (4 * n < 128 * bram).then_some(n)
+    (4 * n + (width as u64) < 128 * bram).then_some(n)
 }
 
 /// Every block-RAM-mapped memory: (what, depth, width, byte lanes, instances).

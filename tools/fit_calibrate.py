@@ -28,7 +28,6 @@ FEATURES = {
     # the row writes decoded per row (registered at level 0 when rows >= 8: src/schedule.rs
     # pipe::write_level0), merged per 8-row write group, then groups x column RAMs
     "control": lambda p: [1, p["cols"], p["rows"] * p["banks"], p["cols"] * -(-p["rows"] // 8), p["banks"],
-                          p["rows"] * p["banks"] * p["cols"],
                           (1 if p["rows"] >= 8 else 0) * p["rows"] * p["banks"]
                           * (p["cols"] + p["alpha"] + p["a_w"] + 8)],
     "writer": lambda p: [1, p["cols"]],
