@@ -69,6 +69,7 @@ module ccc_core #(
     // (0 one, 1 two row blocks, 2 even/odd pixels); its input buffers' depth and columns
     parameter integer S_W      = 1,
     parameter integer LK_W     = 2,
+    parameter integer TAP_W    = 8,
     parameter integer IN_SMASK = 0,
     parameter integer IN_LK    = 0,
     parameter integer IN_LA    = 0,
@@ -117,7 +118,7 @@ module ccc_core #(
     // columns' {weight, selector}}
     input  wire                   wl_en,
     input  wire [WM_AW-1:0]       wl_addr,
-    input  wire [C*(8+SEL_W)+NB*(ACC_W+1+COL_W+LANE_W+16+A_W+LANE_W+1)-1:0] wl_data,
+    input  wire [C*(8+SEL_W)+NB*(ACC_W+1+COL_W+LANE_W+2*TAP_W+A_W+LANE_W+1)-1:0] wl_data,
     // debug: every activation the row ends produce (bank-major, row r of a bank at r)
     output wire [NB*R-1:0]         dbg_valid,
     output wire [NB*R*LAYER_W-1:0] dbg_layer,
@@ -130,7 +131,7 @@ module ccc_core #(
     output wire [1:0]             dbg_phase,
     output wire [T_W-1:0]         dbg_tile
 );
-    localparam integer TGT_W  = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1;
+    localparam integer TGT_W  = 1 + COL_W + LANE_W + 2 * TAP_W + A_W + LANE_W + 1;
     localparam integer CELL_W = C * (8 + SEL_W);
     localparam integer BANK_W = ACC_W + TGT_W;
     localparam integer WM_W   = CELL_W + NB * BANK_W;
@@ -539,7 +540,7 @@ module ccc_core #(
                     .ROW(gr), .ROW_W(ROW_W), .PSUM_W(PSUM_W), .ACC_W(ACC_W), .PIX_W(PIX_W), .Y_W(Y_W),
                     .X_W(X_W), .N_W(N_W), .RB_W(RB_W), .LAYER_W(LAYER_W), .PSUM_D(PSUM_D),
                     .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W),
-                    .S_W(S_W), .LK_W(LK_W)
+                    .S_W(S_W), .LK_W(LK_W), .TAP_W(TAP_W)
                 ) u_row (
                     .clk(clk), .rst(rst),
                     .tok_in(tok[gr*TOK_W +: TOK_W]), .tok_out(tok[(gr+1)*TOK_W +: TOK_W]),
@@ -589,7 +590,7 @@ module ccc_core #(
     ccc_input #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .PIX_W(PIX_W), .Y_W(Y_W), .X_W(X_W), .N_W(N_W),
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .WPC_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
-        .IN_C(IN_C), .IN_H(IN_H), .IN_W(IN_W), .IN_WPC(IN_WPC), .IN_SMASK(IN_SMASK),
+        .TAP_W(TAP_W), .IN_C(IN_C), .IN_H(IN_H), .IN_W(IN_W), .IN_WPC(IN_WPC), .IN_SMASK(IN_SMASK),
         .IN_LK(IN_LK), .IN_LA(IN_LA), .IN_LH(IN_LH), .IN_LW(IN_LW), .IN_WO(IN_WO),
         .SPLIT(SPLIT), .IN_MODE(IN_MODE)
     ) u_input (

@@ -29,6 +29,7 @@ module ccc_input #(
     parameter integer N_W      = 8,
     parameter integer MAP_AW   = 8,
     parameter integer LANE_W   = 3,
+    parameter integer TAP_W    = 8,
     parameter integer WPC_W    = 4,
     parameter integer S_W      = 1,
     parameter integer LK_W     = 2,
@@ -201,7 +202,7 @@ module ccc_input #(
     wire [MAP_AW-1:0]           map_index;
     wire [C-1:0]                map_valid;
     wire [C*LANE_W-1:0]         map_lane;
-    wire [C*8-1:0]              map_dy, map_dx;
+    wire [C*TAP_W-1:0]          map_dy, map_dx;
     wire [C*(A_W+LANE_W+1)-1:0] map_offset;
 
     ccc_wmap u_wmap (
@@ -212,7 +213,7 @@ module ccc_input #(
     ccc_writer #(
         .C(C), .ALPHA(ALPHA), .A_W(A_W), .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W),
         .MAP_AW(MAP_AW), .LANE_W(LANE_W), .PH_W(WPC_W), .S_W(S_W), .LK_W(LK_W),
-        .SPLIT(SPLIT), .MODE(IN_MODE)
+        .TAP_W(TAP_W), .SPLIT(SPLIT), .MODE(IN_MODE)
     ) u_writer (
         .clk(clk), .rst(rst), .req_valid(fire), .req_ready(wr_ready),
         .req_first(cf_q), .req_y(y_q), .req_x(x_q), .req_cpix(cpix),

@@ -45,10 +45,11 @@ module ccc_row_unit #(
     parameter integer LANE_W  = 3,
     parameter integer S_W     = 1,
     parameter integer LK_W    = 2,
+    parameter integer TAP_W   = 8,
     parameter integer TOK_W   = 4 + 2 * PIX_W + Y_W + X_W + 4 + N_W + RB_W + ROW_W + 1 +
                                 LAYER_W + 2 + 6 + 8 + Y_W + X_W + S_W + 2 * LK_W + 2,
-    // {valid, col, lane, dy[7:0], dx[7:0], offset[A_W+LANE_W:0]}
-    parameter integer TGT_W   = 1 + COL_W + LANE_W + 16 + A_W + LANE_W + 1
+    // {valid, col, lane, dy[TAP_W-1:0], dx[TAP_W-1:0], offset[A_W+LANE_W:0]}
+    parameter integer TGT_W   = 1 + COL_W + LANE_W + 2 * TAP_W + A_W + LANE_W + 1
 ) (
     input  wire                     clk,
     input  wire                     rst,
@@ -134,8 +135,8 @@ module ccc_row_unit #(
     wire                g_valid  = tgt_q[TGT_W-1];
     wire [COL_W-1:0]    g_col    = tgt_q[TGT_W-2 -: COL_W];
     wire [LANE_W-1:0]   g_lane   = tgt_q[TGT_W-2-COL_W -: LANE_W];
-    wire [7:0]          g_dy     = tgt_q[A_W+LANE_W+16 -: 8];
-    wire [7:0]          g_dx     = tgt_q[A_W+LANE_W+8 -: 8];
+    wire [TAP_W-1:0]    g_dy     = tgt_q[A_W+LANE_W+2*TAP_W -: TAP_W];
+    wire [TAP_W-1:0]    g_dx     = tgt_q[A_W+LANE_W+TAP_W -: TAP_W];
     wire [A_W+LANE_W:0] g_offset = tgt_q[A_W+LANE_W:0];
 
     // Where the finished pixel goes. A pixel's eight tokens (bit-planes 0..7) pass on
@@ -160,7 +161,7 @@ module ccc_row_unit #(
     // the same pixel's fields.
     ccc_shift_target #(
         .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-        .LK_W(LK_W), .IN_MAP_REG(1)
+        .LK_W(LK_W), .TAP_W(TAP_W), .IN_MAP_REG(1)
     ) u_target (
         .clk(clk), .y(t_y), .x(t_x), .cpix(t_cpix), .h_lim(t_map_h), .w_lim(t_map_w), .dy(g_dy),
         .dx(g_dx), .offset(g_offset), .smask(t_smask), .lk(t_lk), .la(t_la), .halve(1'b0),

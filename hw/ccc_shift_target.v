@@ -27,6 +27,9 @@ module ccc_shift_target #(
     parameter integer LANE_W = 3,
     parameter integer S_W    = 1,
     parameter integer LK_W   = 2,
+    // Signed width of the tap offsets (the model's widest): the displacement and the
+    // bounds compares are Y_W + TAP_W + 1 bits wide.
+    parameter integer TAP_W  = 8,
     parameter integer IN_MAP_REG = 0
 ) (
     input  wire                  clk,
@@ -36,8 +39,8 @@ module ccc_shift_target #(
     // positions beyond these are never read: (ho - 1) * s + 1, (wo - 1) * s + 1
     input  wire [Y_W-1:0]        h_lim,
     input  wire [X_W-1:0]        w_lim,
-    input  wire [7:0]            dy,
-    input  wire [7:0]            dx,
+    input  wire [TAP_W-1:0]      dy,
+    input  wire [TAP_W-1:0]      dx,
     input  wire [A_W+LANE_W:0]   offset,
     input  wire [S_W-1:0]        smask,
     input  wire [LK_W-1:0]       lk,
@@ -52,17 +55,24 @@ module ccc_shift_target #(
     output wire                  odd
 );
     localparam integer QW = A_W + LANE_W;
-    wire signed [Y_W+8:0] ty_d = $signed({9'd0, y}) - $signed({{(Y_W + 1) {dy[7]}}, dy});
-    wire signed [X_W+8:0] tx_d = $signed({9'd0, x}) - $signed({{(X_W + 1) {dx[7]}}, dx});
+    localparam integer TY_W = Y_W + TAP_W + 1;
+    localparam integer TX_W = X_W + TAP_W + 1;
+    wire signed [TY_W-1:0] ty_d = $signed({{(TAP_W + 1) {1'b0}}, y}) -
+                                  $signed({{(Y_W + 1) {dy[TAP_W-1]}}, dy});
+    wire signed [TX_W-1:0] tx_d = $signed({{(TAP_W + 1) {1'b0}}, x}) -
+                                  $signed({{(X_W + 1) {dx[TAP_W-1]}}, dx});
     // On the reader's grid: y - dy and x - dx are multiples of s.
     wire [Y_W+S_W-1:0] y_ext = {{S_W{1'b0}}, y};
     wire [X_W+S_W-1:0] x_ext = {{S_W{1'b0}}, x};
-    wire on_grid_d = (((y_ext[S_W-1:0] ^ dy[S_W-1:0]) | (x_ext[S_W-1:0] ^ dx[S_W-1:0])) &
+    // The offsets sign-extended, in case the stride mask is wider than they are.
+    wire [TAP_W+S_W-1:0] dy_ext = {{S_W{dy[TAP_W-1]}}, dy};
+    wire [TAP_W+S_W-1:0] dx_ext = {{S_W{dx[TAP_W-1]}}, dx};
+    wire on_grid_d = (((y_ext[S_W-1:0] ^ dy_ext[S_W-1:0]) | (x_ext[S_W-1:0] ^ dx_ext[S_W-1:0])) &
                       smask) == {S_W{1'b0}};
     // Targets are in range by construction, so the sum's top (sign) bit is never used.
     wire [QW:0]       raw_d = {{(QW + 1 - PIX_W) {1'b0}}, cpix} + offset;
-    reg signed [Y_W+8:0] ty_q;
-    reg signed [X_W+8:0] tx_q;
+    reg signed [TY_W-1:0] ty_q;
+    reg signed [TX_W-1:0] tx_q;
     reg                  on_grid_q, halve_q;
     reg [QW:0]           raw_q;
     reg [Y_W-1:0]        h_q;
@@ -79,8 +89,8 @@ module ccc_shift_target #(
         la_q      <= la;
         halve_q   <= halve;
     end
-    wire in_y = (ty_q >= 0) && (ty_q < $signed({9'd0, h_q}));
-    wire in_x = (tx_q >= 0) && (tx_q < $signed({9'd0, w_q}));
+    wire in_y = (ty_q >= 0) && (ty_q < $signed({{(TAP_W + 1) {1'b0}}, h_q}));
+    wire in_x = (tx_q >= 0) && (tx_q < $signed({{(TAP_W + 1) {1'b0}}, w_q}));
     generate
         if (IN_MAP_REG != 0) begin : g_in_map_reg
             reg grid_q2, in_y_q, in_x_q;
@@ -101,7 +111,7 @@ module ccc_shift_target #(
     assign lane_off = (sum[LANE_W-1:0] & kmask) << la_q;
     assign odd      = halve_q & raw_q[0];
     wire unused_sum = ^{sum[QW], word[QW-1:A_W], y_ext[Y_W+S_W-1:S_W],
-                        x_ext[X_W+S_W-1:S_W]};
+                        x_ext[X_W+S_W-1:S_W], dy_ext[TAP_W+S_W-1:S_W], dx_ext[TAP_W+S_W-1:S_W]};
 endmodule
 
 `default_nettype wire

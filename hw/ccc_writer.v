@@ -27,6 +27,7 @@ module ccc_writer #(
     parameter integer PH_W   = 4,
     parameter integer S_W    = 1,
     parameter integer LK_W   = 2,
+    parameter integer TAP_W  = 8,
     parameter integer SPLIT  = 0,
     parameter integer MODE   = 0
 ) (
@@ -50,8 +51,8 @@ module ccc_writer #(
     output wire [MAP_AW-1:0]      map_index,
     input  wire [C-1:0]           map_valid,
     input  wire [C*LANE_W-1:0]    map_lane,
-    input  wire [C*8-1:0]         map_dy,
-    input  wire [C*8-1:0]         map_dx,
+    input  wire [C*TAP_W-1:0]     map_dy,
+    input  wire [C*TAP_W-1:0]     map_dx,
     input  wire [C*(A_W+LANE_W+1)-1:0] map_offset,
     // column memory write ports
     output reg  [C-1:0]           mem_we,
@@ -95,7 +96,7 @@ module ccc_writer #(
     reg                       p_on_q;
     reg [C-1:0]               p_valid_q;
     reg [C*LANE_W-1:0]        p_lane_q;
-    reg [C*8-1:0]             p_dy_q, p_dx_q;
+    reg [C*TAP_W-1:0]         p_dy_q, p_dx_q;
     reg [C*(A_W+LANE_W+1)-1:0] p_offset_q;
     reg [Y_W-1:0]             p_y_q, p_h_q;
     reg [X_W-1:0]             p_x_q, p_w_q;
@@ -154,10 +155,10 @@ module ccc_writer #(
             wire [LANE_W-1:0] lane_off;
             ccc_shift_target #(
                 .Y_W(Y_W), .X_W(X_W), .PIX_W(PIX_W), .A_W(A_W), .LANE_W(LANE_W), .S_W(S_W),
-                .LK_W(LK_W)
+                .LK_W(LK_W), .TAP_W(TAP_W)
             ) u_target (
                 .clk(clk), .y(p_y_q), .x(p_x_q), .cpix(p_pix_q), .h_lim(p_h_q), .w_lim(p_w_q),
-                .dy(p_dy_q[gc*8 +: 8]), .dx(p_dx_q[gc*8 +: 8]),
+                .dy(p_dy_q[gc*TAP_W +: TAP_W]), .dx(p_dx_q[gc*TAP_W +: TAP_W]),
                 .offset(p_offset_q[gc*(A_W+LANE_W+1) +: A_W+LANE_W+1]),
                 .smask(req_smask), .lk(req_lk), .la(req_la), .halve(MODE == 2),
                 .in_map(in_map), .addr(slot_addr[gc*A_W +: A_W]), .lane_off(lane_off),

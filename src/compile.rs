@@ -425,8 +425,14 @@ pub fn check_target(c: &mut Compiled, t: Target) -> Result<String> {
     if let Some(f) = c.report.fpga.as_mut() {
         f.prediction.target = Some(t);
     }
+    let crowded = [
+        need.lut as f64 / d.lut as f64,
+        need.dff as f64 / d.dff as f64,
+    ]
+    .into_iter()
+    .any(|share| share > fit::PLACE_WARN);
     Ok(format!(
-        "fits {}: {} {} / {}, {} FF / {}, {} BRAM / {} (fit model)",
+        "fits {}: {} {} / {}, {} FF / {}, {} BRAM / {} (fit model){}",
         d.name,
         need.lut,
         fit::logic_name(d.family),
@@ -434,7 +440,15 @@ pub fn check_target(c: &mut Compiled, t: Target) -> Result<String> {
         need.dff,
         d.dff,
         need.bram,
-        d.bram
+        d.bram,
+        if crowded {
+            format!(
+                "; warning: above {:.0}% of the device's logic or flip-flops, where nextpnr's placer has failed (docs/FPGA.md)",
+                100.0 * fit::PLACE_WARN
+            )
+        } else {
+            String::new()
+        }
     ))
 }
 

@@ -511,6 +511,13 @@ pub fn device_need(e: &Estimate) -> Resources {
     r
 }
 
+/// Share of a device's logic or flip-flops above which `--target` warns that placement
+/// may fail: iCE40HX8K designs at 91% and 93% of the logic cells found no legal placement
+/// (nextpnr-ice40 0.4, heap placer, several seeds) while others at 88-91.6% placed, and
+/// the LFE5U-85F's static placer did not finish a 32x32 design at 95% of its flip-flops
+/// in 80 minutes. A warning, not a refusal: the iCE40UP5K 1x4 design placed at 94%.
+pub const PLACE_WARN: f64 = 0.9;
+
 /// What [`device_need`]'s `lut` counts on a family.
 pub fn logic_name(f: Family) -> &'static str {
     match f {
@@ -864,7 +871,7 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
         bram: cls_bram,
         bram_bits: cls_bram * block,
     });
-    let map_bits = c.cols * (1 + c.widths.lane_w + 16 + c.word.offset_w);
+    let map_bits = c.cols * (1 + c.widths.lane_w + 2 * c.widths.tap_w + c.word.offset_w);
     memories.push(MemoryUse {
         memory: "schedule ROM and write map".into(),
         holds: "one row per tile; per input channel and phase the columns' targets".into(),

@@ -212,6 +212,19 @@ fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
     let mut n = c.packed.clone();
     n.layers[1].taps[0].dx = -129;
     refused(&n, &c.schedule, Some(conv1), "tap offset dx", -129);
+    // Below that cap the offsets' field is as wide as the model's widest offset: shifts
+    // of one need 2 bits, -5 needs 4; the word's target field follows.
+    let tap_w = |n: &PackedNet| {
+        let d = build(n, &c.schedule).expect("builds");
+        (d.capacity.widths.tap_w, d.capacity.word.target_w)
+    };
+    let (w2, t2) = tap_w(&c.packed);
+    assert_eq!(w2, 2);
+    let mut n = c.packed.clone();
+    n.layers[1].taps[0].dy = -5;
+    assert_eq!(tap_w(&n), (4, t2 + 4));
+    n.layers[1].taps[0].dx = 8;
+    assert_eq!(tap_w(&n), (5, t2 + 6));
     // A write target's offset into the compact buffers: sized to the buffers, so a shift
     // that fits its own field but reaches far past the buffers does not fit.
     let mut n = c.packed.clone();

@@ -402,7 +402,7 @@ fn varied_models_simulate_bit_exact() {
     // (gen-model arguments, rows, cols): α up to 16, no stem with 3 input channels on a
     // 1x1 array, an unpadded and a 1x1 stem, ReLU, conv biases instead of batchnorm, and
     // compact tap buffers packing 2 and 4 pixels per word behind stride-2 and stride-4
-    // layers on odd-sized maps, and a single pooled channel.
+    // layers on odd-sized maps, a single pooled channel, and a 5x5 stem.
     let cases = [
         (
             "--input 2,11,9 --stem 4,3,1,1 --blocks 8:2:2,8:4:4,6:1:8 --density 0.6",
@@ -436,6 +436,13 @@ fn varied_models_simulate_bit_exact() {
             "--input 2,4,4 --stem 3,3,1,1 --blocks 5:1:2,1:1:5 --density 0.6",
             "2",
             "2",
+        ),
+        // A 5x5 stem padded by 2: tap offsets of -2..2, 3-bit offset fields (the
+        // row units' targets sign-extend shifts of one from them).
+        (
+            "--input 1,7,6 --stem 4,5,1,2 --blocks 8:1:4,6:2:4 --density 0.5",
+            "3",
+            "4",
         ),
     ];
     let d = tempfile::tempdir().unwrap();

@@ -25,6 +25,12 @@ pub fn bits(v: usize) -> usize {
     ceil_log2(v + 1).max(1)
 }
 
+/// Bits of a two's-complement field that holds `v` (at least 2: a sign and one bit).
+pub fn signed_bits(v: i64) -> usize {
+    let magnitude = if v < 0 { !v } else { v } as u64;
+    (65 - magnitude.leading_zeros() as usize).max(2)
+}
+
 /// A value of the compiled model that a field of the hardware is too narrow to hold: the
 /// compiler refuses it rather than let the RTL wrap it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +109,9 @@ pub const DELTA_W: usize = 3;
 /// SB_RAM40_4K 512 of 16. Each bank's read is registered before the multiplexer that
 /// joins the banks, so a deep memory adds no block-RAM-to-multiplexer path.
 pub const WM_BANK_DEPTH: usize = 512;
+fn tap_w_max() -> usize {
+    TAP_W
+}
 fn int32_bits() -> usize {
     32
 }
@@ -232,6 +241,11 @@ pub struct Widths {
     pub s_w: usize,
     /// log2 pixels per word / log2 α fields of the compact tap buffers.
     pub lk_w: usize,
+    /// A tap's signed offsets (dy, dx) in write targets and the write map: as wide as the
+    /// model's widest, at most [`TAP_W`]. Offsets are compared and subtracted in every
+    /// write target, so each bit costs a carry stage in every row unit and column.
+    #[serde(default = "tap_w_max")]
+    pub tap_w: usize,
     pub psum_aw: usize,
     pub cls_w: usize,
     pub ch_w: usize,
@@ -619,6 +633,14 @@ fn plan(
     let lane_w = ceil_log2(alpha).max(1);
     let s_w = bits(layouts.iter().map(|b| b.stride - 1).max().unwrap_or(0));
     let lk_w = bits(lane_w);
+    let tap_w = net
+        .layers
+        .iter()
+        .flat_map(|l| l.taps.iter().flat_map(|t| [t.dy, t.dx]))
+        .map(signed_bits)
+        .max()
+        .unwrap_or(2)
+        .min(TAP_W);
     let in_wpc = input_phases(net, a);
     let in_c = first.input.c;
     let nt = tiles.len();
@@ -655,6 +677,7 @@ fn plan(
         layer_w: bits(nl - 1),
         s_w,
         lk_w,
+        tap_w,
         psum_aw: bits(psum_d.saturating_sub(1)),
         cls_w: bits(classes),
         ch_w: bits(ch),
@@ -662,7 +685,7 @@ fn plan(
     // {valid, col, lane, dy, dx, offset}; the offset is a signed position in the reader's
     // compact buffer, in lanes.
     let offset_w = a_w + lane_w + 1;
-    let target_w = 1 + col_w + lane_w + 16 + offset_w;
+    let target_w = 1 + col_w + lane_w + 2 * tap_w + offset_w;
     let cell_w = 8 + cell.sel_w;
     let acc_w = acc_width(net, cell.psum_w);
     let bank_w = acc_w + target_w;
@@ -1041,5 +1064,30 @@ impl HwDesign {
     pub fn image_bytes(&self) -> usize {
         let i = &self.contents.input;
         i.c * i.h * i.w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signed_bits;
+
+    #[test]
+    fn signed_bits_is_the_narrowest_twos_complement_field() {
+        for (v, n) in [
+            (0, 2),
+            (1, 2),
+            (-1, 2),
+            (-2, 2),
+            (2, 3),
+            (-3, 3),
+            (127, 8),
+            (-128, 8),
+            (128, 9),
+            (-129, 9),
+        ] {
+            assert_eq!(signed_bits(v), n, "{v}");
+            let half = 1i64 << (n - 1);
+            assert!((-half..half).contains(&v), "{v} in {n} bits");
+        }
     }
 }

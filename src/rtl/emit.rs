@@ -157,10 +157,12 @@ fn weights_hex(d: &HwDesign) -> Vec<String> {
             if let Some(t) = &bank.target {
                 let at = l.target_lsb + b * l.bank_w;
                 put(at, l.offset_w, t.offset as u64);
-                put(at + l.offset_w, 8, t.dx as u8 as u64);
-                put(at + l.offset_w + 8, 8, t.dy as u8 as u64);
-                put(at + l.offset_w + 16, wd.lane_w, t.lane as u64);
-                put(at + l.offset_w + 16 + wd.lane_w, wd.col_w, t.col as u64);
+                // put() keeps the low `width` bits: the two's complement of dx, dy.
+                let tw = wd.tap_w;
+                put(at + l.offset_w, tw, t.dx as u64);
+                put(at + l.offset_w + tw, tw, t.dy as u64);
+                put(at + l.offset_w + 2 * tw, wd.lane_w, t.lane as u64);
+                put(at + l.offset_w + 2 * tw + wd.lane_w, wd.col_w, t.col as u64);
                 put(at + l.target_w - 1, 1, 1);
             }
         }

@@ -12,51 +12,51 @@ module ccc_wmap (
     input  wire [2:0] index,
     output reg  [1:0] valid,
     output reg  [1:0] lane,
-    output reg  [15:0] dy,
-    output reg  [15:0] dx,
+    output reg  [3:0] dy,
+    output reg  [3:0] dx,
     output reg  [15:0] offset
 );
     always @(*) begin
-        valid = 2'd0; lane = 2'd0; dy = 16'd0; dx = 16'd0;
+        valid = 2'd0; lane = 2'd0; dy = 4'd0; dx = 4'd0;
         offset = 16'd0;
         // Logic, not block RAM, as in ccc_sched: a few entries, far below a block RAM's worth.
         (* rom_style = "logic" *)
         case (index)
             3'd0: begin  // input channel 0, phase 0: layer 0 taps [0, 1]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
-                dy[0 +: 8] = -8'sd1; dx[0 +: 8] = -8'sd1;
+                dy[0 +: 2] = -2'sd1; dx[0 +: 2] = -2'sd1;
                 offset[0 +: 8] = 8'sd5;
                 valid[1] = 1'b1; lane[1 +: 1] = 1'd0;
-                dy[8 +: 8] = -8'sd1; dx[8 +: 8] = 8'sd0;
+                dy[2 +: 2] = -2'sd1; dx[2 +: 2] = 2'sd0;
                 offset[8 +: 8] = 8'sd4;
             end
             3'd1: begin  // input channel 0, phase 1: layer 0 taps [2, 3]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
-                dy[0 +: 8] = -8'sd1; dx[0 +: 8] = 8'sd1;
+                dy[0 +: 2] = -2'sd1; dx[0 +: 2] = 2'sd1;
                 offset[0 +: 8] = 8'sd19;
                 valid[1] = 1'b1; lane[1 +: 1] = 1'd0;
-                dy[8 +: 8] = 8'sd0; dx[8 +: 8] = -8'sd1;
+                dy[2 +: 2] = 2'sd0; dx[2 +: 2] = -2'sd1;
                 offset[8 +: 8] = 8'sd17;
             end
             3'd2: begin  // input channel 0, phase 2: layer 0 taps [4, 5]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
-                dy[0 +: 8] = 8'sd0; dx[0 +: 8] = 8'sd0;
+                dy[0 +: 2] = 2'sd0; dx[0 +: 2] = 2'sd0;
                 offset[0 +: 8] = 8'sd32;
                 valid[1] = 1'b1; lane[1 +: 1] = 1'd0;
-                dy[8 +: 8] = 8'sd0; dx[8 +: 8] = 8'sd1;
+                dy[2 +: 2] = 2'sd0; dx[2 +: 2] = 2'sd1;
                 offset[8 +: 8] = 8'sd31;
             end
             3'd3: begin  // input channel 0, phase 3: layer 0 taps [6, 7]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
-                dy[0 +: 8] = 8'sd1; dx[0 +: 8] = -8'sd1;
+                dy[0 +: 2] = 2'sd1; dx[0 +: 2] = -2'sd1;
                 offset[0 +: 8] = 8'sd45;
                 valid[1] = 1'b1; lane[1 +: 1] = 1'd0;
-                dy[8 +: 8] = 8'sd1; dx[8 +: 8] = 8'sd0;
+                dy[2 +: 2] = 2'sd1; dx[2 +: 2] = 2'sd0;
                 offset[8 +: 8] = 8'sd44;
             end
             3'd4: begin  // input channel 0, phase 4: layer 0 taps [8]
                 valid[0] = 1'b1; lane[0 +: 1] = 1'd0;
-                dy[0 +: 8] = 8'sd1; dx[0 +: 8] = 8'sd1;
+                dy[0 +: 2] = 2'sd1; dx[0 +: 2] = 2'sd1;
                 offset[0 +: 8] = 8'sd59;
             end
             default: ;
