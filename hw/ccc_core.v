@@ -59,6 +59,8 @@ module ccc_core #(
     // banks (2 with a split)
     parameter integer SPLIT    = 0,
     parameter integer NB       = 1,
+    // the write merge's level 0 (ccc_write_merge)
+    parameter integer WRITE_L0 = 0,
     parameter integer IN_C     = 1,
     parameter integer IN_H     = 8,
     parameter integer IN_W     = 8,
@@ -569,7 +571,7 @@ module ccc_core #(
     // ------------------------------------------------------------------ writes
     ccc_write_merge #(
         .R(R), .NB(NB), .C(C), .SPLIT(SPLIT), .ALPHA(ALPHA), .A_W(A_W), .COL_W(COL_W),
-        .LANE_W(LANE_W)
+        .LANE_W(LANE_W), .L0(WRITE_L0)
     ) u_merge (
         .clk(clk), .rst(rst),
         .rw_valid(rw_valid), .rw_col(rw_col), .rw_lane(rw_lane), .rw_addr(rw_addr),

@@ -31,7 +31,10 @@ module ccc_write_merge #(
     parameter integer ALPHA  = 8,
     parameter integer A_W    = 10,
     parameter integer COL_W  = 2,
-    parameter integer LANE_W = 3
+    parameter integer LANE_W = 3,
+    // Level 0 (below): 1 to register the rows' decoded requests. The compiler decides
+    // (src/schedule.rs pipe::write_level0) and counts the cycle in its timing.
+    parameter integer L0     = 0
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -53,11 +56,9 @@ module ccc_write_merge #(
     localparam integer NR = NB * R;
     // Level 0, per row: the target columns (one-hot; two bits for a mirrored write), the
     // byte lane (one-hot), and {address, byte}; all zero when the row does not write.
-    // Registered on arrays of at least one full write group (L0; src/schedule.rs
-    // pipe::write_level0 decides the same way), where level 1 crosses the die; on smaller
-    // ones it is a flip-flop cost with nothing to gain. The column bits are the write
-    // enables: reset. The rest is data: not reset.
-    localparam integer L0 = (R >= WG) ? 1 : 0;
+    // Registered (L0) on arrays of at least one full write group, where level 1 crosses
+    // the die; on smaller ones it is a flip-flop cost with nothing to gain. The column
+    // bits are the write enables: reset. The rest is data: not reset.
     localparam integer GW_W = A_W + 8;
     wire [NR*C-1:0]     l0_hot;
     wire [NR*ALPHA-1:0] l0_lhot;

@@ -87,7 +87,8 @@ module ccc_writer #(
     wire [7:0]       cur_val = accept ? req_val : val_q;
     wire [Y_W-1:0]   cur_h   = accept ? req_h   : h_q;
     wire [X_W-1:0]   cur_w   = accept ? req_w   : w_q;
-    wire             cur_on  = accept || (left_q != {PH_W{1'b0}});
+    // A phase is on while the accepted pixel has phases left (ready_q low).
+    wire             cur_on  = accept || !ready_q;
 
     // One register stage between the write-map ROM and the shift targets: the phase's
     // map entry and pixel are taken here, the targets and write enables computed from
@@ -220,7 +221,7 @@ module ccc_writer #(
             if (accept) begin
                 left_q  <= req_phases - 1'b1;
                 ready_q <= (req_phases == {{(PH_W - 1) {1'b0}}, 1'b1});
-            end else if (left_q != {PH_W{1'b0}}) begin
+            end else if (!ready_q) begin
                 left_q  <= left_q - 1'b1;
                 ready_q <= (left_q == {{(PH_W - 1) {1'b0}}, 1'b1});
             end

@@ -204,7 +204,7 @@ fn features(comp: &str, p: &Capacity) -> Vec<f64> {
         // at level 0 on arrays of 8 rows or more) and merged within each 8-row write
         // group, then the groups' buses into the column RAMs' write ports.
         "control" => {
-            let l0 = usize::from(crate::schedule::pipe::write_level0(p.rows));
+            let l0 = usize::from(p.write_l0);
             vec![
                 1.0,
                 f(p.cols),

@@ -25,10 +25,10 @@ FEATURES = {
     "feed": lambda p: [1, p["alpha"], p["a_w"], p["banks"]],
     "row": lambda p: [1, p["a_w"]],
     "classifier": lambda p: [p["classes"], p["ch"] * p["pool_w"], p["rows"] * p["pool_w"]],
-    # the row writes decoded per row (registered at level 0 when rows >= 8: src/schedule.rs
-    # pipe::write_level0), merged per 8-row write group, then groups x column RAMs
+    # the row writes decoded per row (registered at level 0 where the design says so:
+    # capacity.write_l0), merged per 8-row write group, then groups x column RAMs
     "control": lambda p: [1, p["cols"], p["rows"] * p["banks"], p["cols"] * -(-p["rows"] // 8), p["banks"],
-                          (1 if p["rows"] >= 8 else 0) * p["rows"] * p["banks"]
+                          (1 if p["write_l0"] else 0) * p["rows"] * p["banks"]
                           * (p["cols"] + p["alpha"] + p["a_w"] + 8)],
     "writer": lambda p: [1, p["cols"]],
     "roms": lambda p: [1, p["tiles"], p["cols"] * p["map_entries"]],

@@ -174,6 +174,10 @@ pub struct Capacity {
     /// First column of the second column segment (0: one segment) and the row-end banks.
     pub split: usize,
     pub banks: usize,
+    /// Whether the write merge registers the rows' decoded requests (its level 0,
+    /// [`schedule::pipe::write_level0`]): one cycle more from a row's result to the tap
+    /// buffers.
+    pub write_l0: bool,
     /// Partial-sum words per array row (0: no layer is tiled along groups).
     pub psum_d: usize,
     /// Write-map ROM entries (input channels x phases).
@@ -734,6 +738,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         in_cols: p.in_cols.clone(),
         split: p.split,
         banks: p.banks,
+        write_l0: pipe::write_level0(a.rows),
         psum_d: p.psum_d,
         map_entries: net.layers[0].input.c * p.in_wpc,
         classes: net.classes,

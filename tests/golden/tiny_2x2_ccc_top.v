@@ -42,7 +42,7 @@ module ccc_top (
         .NT(6), .T_W(3), .WM_AW(4), .A_W(6), .A_D(4),
         .PIX_W(5), .Y_W(3), .X_W(3), .N_W(2), .RB_W(1), .ROW_W(1),
         .MAP_AW(3), .COL_W(1), .LANE_W(1), .WPC_W(3), .TP_W(4),
-        .GAP_W(16), .LAYER_W(1), .SPLIT(1), .NB(2),
+        .GAP_W(16), .LAYER_W(1), .SPLIT(1), .NB(2), .WRITE_L0(0),
         .IN_C(1), .IN_H(4), .IN_W(4), .IN_WPC(5),
         .S_W(1), .LK_W(1), .TAP_W(2), .IN_SMASK(0), .IN_LK(1), .IN_LA(0),
         .IN_LH(4), .IN_LW(4), .IN_WO(4), .IN_MODE(0), .IN_D(40),
