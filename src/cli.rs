@@ -179,7 +179,8 @@ pub struct GenArgs {
     /// Dense KxK stem conv as OUT,K,STRIDE,PADDING; "none" for no stem.
     #[arg(long, default_value = "8,3,1,1")]
     pub stem: StemChoice,
-    /// Shift blocks as OUT:STRIDE:ALPHA, comma separated (ALPHA may be omitted).
+    /// Blocks, comma separated: OUT:STRIDE[:ALPHA] a shift + 1x1 conv, OUT:STRIDE[:ALPHA]:kK[:pPAD]
+    /// a KxK conv padded by PAD.
     #[arg(long, default_value = "16:2:4,24:1:4")]
     pub blocks: BlockList,
     #[arg(long, default_value_t = 0.3)]

@@ -159,8 +159,14 @@ fn filter_matrix(i: usize, q: &QLayer, p: &PackedLayer, sched: &Schedule) -> Res
     svg(name.clone(), width, height, |root| {
         let e = plot_err(&name);
         let font = ("sans-serif", 13).into_font();
+        let copies = n - p.filters();
+        let rows = if copies > 0 {
+            format!("{n} rows ({copies} copies for the next layer's taps)")
+        } else {
+            format!("{n} filters")
+        };
         let title = format!(
-            "layer {i} `{}`: {n} filters x {} taps ({cols} nonzero) -> {g} groups, alpha {}",
+            "layer {i} `{}`: {rows} x {} taps ({cols} nonzero) -> {g} groups, alpha {}",
             p.weight_name, p.taps_total, p.alpha
         );
         root.draw(&Text::new(title, (m, 8), font.clone()))
@@ -387,6 +393,7 @@ fn parts_of(b: &Breakdown, cells: u64) -> Vec<(&'static str, u64)> {
         ("idle rows", b.idle_rows),
         ("zero weights", b.zero_weights),
         ("pixel period > 8", b.period_stretch),
+        ("write copies", b.replication),
         (
             "waiting for pool / classifier",
             b.pool_classifier.max(0) as u64,

@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, Array3, Axis};
 
-use crate::lower::{Activation, Dims, LoweredNet, Tap, invert};
+use crate::lower::{Activation, Dims, LoweredNet, Tap};
 use crate::pack::network::{PackedLayer, PackedNet};
 use crate::quant::{QClassifier, QNet, requantize};
 
@@ -217,8 +217,19 @@ impl PackedReference<'_> {
 }
 
 /// Undoes a row permutation on a C x H x W map: slot i holds original channel perm[i].
+/// Rows that copy a channel (`PackedLayer::copy`) hold the same values as its first slot,
+/// which stands for it.
 pub fn unpermute(map: &Array3<u8>, perm: &[usize]) -> Array3<u8> {
-    map.select(Axis(0), &invert(perm))
+    let channels = perm.iter().max().map_or(0, |&m| m + 1);
+    let mut first = vec![usize::MAX; channels];
+    for (slot, &orig) in perm.iter().enumerate().rev() {
+        first[orig] = slot;
+    }
+    debug_assert!(
+        first.iter().all(|&s| s != usize::MAX),
+        "a channel without a row"
+    );
+    map.select(Axis(0), &first)
 }
 
 impl PackedNet {

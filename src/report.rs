@@ -35,8 +35,11 @@ pub struct LayerReport {
     pub layer: usize,
     pub conv_index: usize,
     pub weight: String,
-    /// Filter matrix N x T (taps, including all-zero columns).
+    /// Filter matrix N x T (taps, including all-zero columns); N counts the array rows,
+    /// `copies` of them repeating a filter for the next layer's KxK taps.
     pub rows: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub copies: usize,
     pub taps: usize,
     pub input: String,
     pub output: String,
@@ -173,9 +176,17 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
             conv_index: l.conv_index,
             weight: l.weight_name.clone(),
             rows: l.rows(),
+            copies: l.rows() - l.filters(),
             taps: l.taps_total,
-            input: format!("{}x{}x{}", l.input.c, l.input.h, l.input.w),
-            output: format!("{}x{}x{}", l.output.c, l.output.h, l.output.w),
+            // The model's channels: row copies are the hardware's, not the model's.
+            input: format!(
+                "{}x{}x{}",
+                i.checked_sub(1)
+                    .map_or(l.input.c, |p| net.layers[p].filters()),
+                l.input.h,
+                l.input.w
+            ),
+            output: format!("{}x{}x{}", l.filters(), l.output.h, l.output.w),
             stride: l.stride,
             alpha: l.alpha,
             k: l.k,
@@ -352,18 +363,14 @@ impl Report {
             "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for l in &self.layers {
+            let nt = if l.copies > 0 {
+                format!("{} ({} copies) x {}", l.rows, l.copies, l.taps)
+            } else {
+                format!("{}x{}", l.rows, l.taps)
+            };
             let head = format!(
-                "| {} | `{}` | {}x{} | {} → {} | {} | {} | {} | {} ",
-                l.layer,
-                l.weight,
-                l.rows,
-                l.taps,
-                l.input,
-                l.output,
-                l.stride,
-                l.alpha,
-                l.k,
-                l.requant_shift
+                "| {} | `{}` | {} | {} → {} | {} | {} | {} | {} ",
+                l.layer, l.weight, nt, l.input, l.output, l.stride, l.alpha, l.k, l.requant_shift
             );
             let _ = writeln!(s, "{head}{}", metrics_row("unpacked", &l.unpacked));
             let _ = writeln!(s, "| | | | | | | | {}", metrics_row("packed", &l.packed));
@@ -394,14 +401,14 @@ fn metrics_row(name: &str, m: &Metrics) -> String {
 /// cell-cycles: the columns add up to 100%.
 fn breakdown_table(layers: &[LayerReport], total: &Breakdown, a: ArrayShape) -> String {
     let mut s = String::from(
-        "| layer | mode | cycles | useful | fill/drain | idle cols | idle rows | zero weights | period | pool/classifier | waiting input |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| layer | mode | cycles | useful | fill/drain | idle cols | idle rows | zero weights | period | write copies | pool/classifier | waiting input |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let row = |name: String, mode: &str, b: &Breakdown| {
         let all = ((a.rows * a.cols) as f64 * b.cycles as f64).max(1.0);
         let pct = |v: f64| format!("{:.1}%", 100.0 * v / all);
         format!(
-            "| {name} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             b.cycles,
             pct((8 * b.macs) as f64),
             pct(b.fill_drain as f64),
@@ -409,6 +416,7 @@ fn breakdown_table(layers: &[LayerReport], total: &Breakdown, a: ArrayShape) -> 
             pct(b.idle_rows as f64),
             pct(b.zero_weights as f64),
             pct(b.period_stretch as f64),
+            pct(b.replication as f64),
             pct(b.pool_classifier as f64),
             pct((b.waiting_io + b.memory_clearing) as f64),
         )
@@ -473,4 +481,8 @@ pub fn update_fpga(out: &std::path::Path) -> anyhow::Result<Report> {
     crate::output::write_file_atomic(&path, report.to_json().as_bytes())?;
     crate::output::write_file_atomic(&out.join("report.md"), report.to_markdown().as_bytes())?;
     Ok(report)
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }

@@ -168,6 +168,10 @@ pub struct Breakdown {
     pub idle_rows: u64,
     pub zero_weights: u64,
     pub period_stretch: u64,
+    /// MACs of rows that copy another row's filter so that its value reaches one more
+    /// next-layer tap (a KxK conv after the first layer; `PackedLayer::copy`).
+    #[serde(default)]
+    pub replication: u64,
     /// Cycles waiting for the pool minus the classifier's MACs (which run beside the
     /// array, so this can be negative).
     pub pool_classifier: i64,
@@ -183,6 +187,7 @@ impl Breakdown {
             + self.idle_rows
             + self.zero_weights
             + self.period_stretch
+            + self.replication
             + self.memory_clearing
             + self.waiting_io) as i64
             + self.pool_classifier
@@ -212,6 +217,7 @@ impl Breakdown {
         self.idle_rows += o.idle_rows;
         self.zero_weights += o.zero_weights;
         self.period_stretch += o.period_stretch;
+        self.replication += o.replication;
         self.pool_classifier += o.pool_classifier;
         self.memory_clearing += o.memory_clearing;
         self.waiting_io += o.waiting_io;
@@ -943,17 +949,22 @@ fn tile_breakdown(net: &PackedNet, t: &Tile, a: ArrayShape, split: Option<usize>
             .count() as u64;
         let idle_slots = t.slots as u64 - pixels;
         let seg_cells = (a.rows * sv.width) as u64;
-        let mut nnz = 0u64;
+        let (mut nnz, mut copied) = (0u64, 0u64);
         for r in 0..sv.rows {
             for g in t.col0..t.col0 + t.cols {
                 if l.weight[[sv.row0 + r, g]] != 0 {
-                    nnz += 1;
+                    if l.is_copy(sv.row0 + r) {
+                        copied += 1;
+                    } else {
+                        nnz += 1;
+                    }
                 }
             }
         }
         let used = (sv.rows * t.cols) as u64;
         b.macs += nnz * pixels;
-        b.zero_weights += ACT_BITS * (used - nnz) * pixels;
+        b.replication += ACT_BITS * copied * pixels;
+        b.zero_weights += ACT_BITS * (used - nnz - copied) * pixels;
         b.idle_rows += ACT_BITS * ((a.rows - sv.rows) * t.cols) as u64 * pixels;
         b.idle_columns += ACT_BITS * (a.rows * (sv.width - t.cols)) as u64 * pixels;
         b.idle_columns += ACT_BITS * seg_cells * idle_slots;

@@ -37,6 +37,28 @@ pub struct BlockSpec {
     pub out: usize,
     pub stride: usize,
     pub alpha: Option<usize>,
+    /// 1: a shift + 1x1 conv block; K > 1: a KxK conv (no shift) padded by `padding`.
+    #[serde(default = "one")]
+    pub k: usize,
+    #[serde(default)]
+    pub padding: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl BlockSpec {
+    /// A shift + 1x1 conv block.
+    pub fn shift(out: usize, stride: usize, alpha: Option<usize>) -> Self {
+        BlockSpec {
+            out,
+            stride,
+            alpha,
+            k: 1,
+            padding: 0,
+        }
+    }
 }
 
 fn numbers(s: &str, sep: char, what: &str) -> Result<Vec<usize>> {
@@ -81,22 +103,33 @@ impl FromStr for StemChoice {
 }
 
 /// `OUT:STRIDE` or `OUT:STRIDE:ALPHA`.
+/// `OUT:STRIDE[:ALPHA][:kK[:pPAD]]`: a shift + 1x1 conv block, or with `kK` (K > 1) a KxK
+/// conv padded by PAD (default 0).
 impl FromStr for BlockSpec {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        match numbers(s, ':', "OUT:STRIDE[:ALPHA]")?[..] {
-            [out, stride] => Ok(BlockSpec {
-                out,
-                stride,
-                alpha: None,
-            }),
-            [out, stride, alpha] => Ok(BlockSpec {
-                out,
-                stride,
-                alpha: Some(alpha),
-            }),
-            _ => bail!("`{s}` is not OUT:STRIDE[:ALPHA]"),
+        let form = "OUT:STRIDE[:ALPHA][:kK[:pPAD]]";
+        let bad = || anyhow::anyhow!("`{s}` is not {form}");
+        let parts: Vec<&str> = s.split(':').map(str::trim).collect();
+        let plain = parts
+            .iter()
+            .take_while(|p| !p.starts_with(['k', 'p']))
+            .count();
+        let (out, stride, alpha) = match numbers(&parts[..plain].join(":"), ':', form)?[..] {
+            [out, stride] => (out, stride, None),
+            [out, stride, alpha] => (out, stride, Some(alpha)),
+            _ => return Err(bad()),
+        };
+        let mut b = BlockSpec::shift(out, stride, alpha);
+        for p in &parts[plain..] {
+            let v: usize = p[1..].parse().map_err(|_| bad())?;
+            match p.as_bytes()[0] {
+                b'k' if v >= 1 => b.k = v,
+                b'p' if b.k > 1 => b.padding = v,
+                _ => return Err(bad()),
+            }
         }
+        Ok(b)
     }
 }
 
@@ -150,16 +183,8 @@ impl GenSpec {
                 padding: 1,
             }),
             blocks: vec![
-                BlockSpec {
-                    out: 16,
-                    stride: 2,
-                    alpha: Some(4),
-                },
-                BlockSpec {
-                    out: 24,
-                    stride: 1,
-                    alpha: Some(4),
-                },
+                BlockSpec::shift(16, 2, Some(4)),
+                BlockSpec::shift(24, 1, Some(4)),
             ],
             density: 0.3,
             batchnorm: true,
@@ -260,6 +285,25 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
         c = s.out;
     }
     for (i, blk) in spec.blocks.iter().enumerate() {
+        if blk.k > 1 {
+            let weight = format!("b{i}.conv.weight");
+            b.conv(&weight, blk.out, c, blk.k, spec.density);
+            let bias_name = format!("b{i}.conv.bias");
+            let bias = if spec.batchnorm {
+                None
+            } else {
+                let bias = b.uniform(blk.out, 0.0, 0.3);
+                b.tensor(&bias_name, &[blk.out], bias);
+                Some(bias_name.as_str())
+            };
+            b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
+            if spec.batchnorm {
+                b.batchnorm(&format!("b{i}.bn"), blk.out);
+            }
+            b.m.activation(spec.relu6);
+            c = blk.out;
+            continue;
+        }
         let shifts: Vec<i32> = (0..2 * c).map(|_| b.rng.random_range(-1..=1)).collect();
         b.m.tensor(&format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts));
         b.m.shift(&format!("b{i}.shift"));

@@ -23,11 +23,7 @@ fn tiny() -> GenSpec {
             stride: 1,
             padding: 1,
         }),
-        blocks: vec![BlockSpec {
-            out: 3,
-            stride: 2,
-            alpha: Some(2),
-        }],
+        blocks: vec![BlockSpec::shift(3, 2, Some(2))],
         density: 0.6,
         batchnorm: true,
         relu6: true,
@@ -89,11 +85,7 @@ fn golden_outputs_of_a_tiny_model() {
 fn the_design_round_trips_to_the_same_files() {
     // Vertical tiling, α below ALPHA (packed pixels), stride 2, and the classifier.
     let mut spec = tiny();
-    spec.blocks.push(BlockSpec {
-        out: 6,
-        stride: 1,
-        alpha: Some(4),
-    });
+    spec.blocks.push(BlockSpec::shift(6, 1, Some(4)));
     let d = compile(&spec, &["--rows", "3", "--cols", "2"]);
     let rtl = d.path().join("out/rtl");
     let design = HwDesign::read(&rtl.join(emit::DESIGN_FILE)).unwrap();
@@ -140,16 +132,8 @@ fn a_value_past_its_field_is_refused_naming_layer_field_and_limit() {
     let d = tempfile::tempdir().unwrap();
     let spec = GenSpec {
         blocks: vec![
-            BlockSpec {
-                out: 6,
-                stride: 1,
-                alpha: Some(2),
-            },
-            BlockSpec {
-                out: 4,
-                stride: 1,
-                alpha: Some(2),
-            },
+            BlockSpec::shift(6, 1, Some(2)),
+            BlockSpec::shift(4, 1, Some(2)),
         ],
         ..tiny()
     };

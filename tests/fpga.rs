@@ -35,11 +35,7 @@ fn tiny() -> GenSpec {
             stride: 1,
             padding: 1,
         }),
-        blocks: vec![BlockSpec {
-            out: 8,
-            stride: 2,
-            alpha: Some(4),
-        }],
+        blocks: vec![BlockSpec::shift(8, 2, Some(4))],
         density: 0.5,
         batchnorm: true,
         relu6: true,

@@ -119,16 +119,8 @@ fn varied_spec(seed: u64) -> GenSpec {
             padding: 1,
         }),
         blocks: vec![
-            BlockSpec {
-                out: 12,
-                stride: 1,
-                alpha: Some(3),
-            },
-            BlockSpec {
-                out: 10,
-                stride: 2,
-                alpha: Some(5),
-            },
+            BlockSpec::shift(12, 1, Some(3)),
+            BlockSpec::shift(10, 2, Some(5)),
         ],
         density: 0.4,
         batchnorm: true,

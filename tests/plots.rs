@@ -60,16 +60,8 @@ fn spec() -> GenSpec {
             padding: 1,
         }),
         blocks: vec![
-            BlockSpec {
-                out: 20,
-                stride: 2,
-                alpha: Some(4),
-            },
-            BlockSpec {
-                out: 12,
-                stride: 1,
-                alpha: Some(3),
-            },
+            BlockSpec::shift(20, 2, Some(4)),
+            BlockSpec::shift(12, 1, Some(3)),
         ],
         density: 0.35,
         gamma: Some(1.0),

@@ -44,11 +44,7 @@ fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrat
                     }),
                     blocks: blocks
                         .iter()
-                        .map(|&(out, stride, _)| BlockSpec {
-                            out,
-                            stride,
-                            alpha: None,
-                        })
+                        .map(|&(out, stride, _)| BlockSpec::shift(out, stride, None))
                         .collect(),
                     density,
                     batchnorm: seed % 2 == 0,
@@ -135,5 +131,118 @@ proptest! {
             packed_safetensors(&again.packed, again.schedule.array).unwrap()
         );
         prop_assert_eq!(c.report.to_json(), again.report.to_json());
+    }
+}
+
+/// Networks with KxK convs after the first layer: (spec, rows, cols).
+fn kxk_strategy() -> impl Strategy<Value = (GenSpec, usize, usize)> {
+    (
+        any::<u64>(),
+        1usize..=2,
+        5usize..=9,
+        prop::collection::vec((2usize..=9, 1usize..=2, 1usize..=4, 0usize..=2), 1..=3),
+        0.2f64..0.9,
+        1usize..=6,
+        1usize..=6,
+    )
+        .prop_map(|(seed, ch, side, blocks, density, rows, cols)| {
+            // A kernel larger than its padded input becomes a shift block.
+            let (mut h, mut w) = (side, side + 2);
+            let blocks: Vec<BlockSpec> = blocks
+                .iter()
+                .map(|&(out, stride, k, pad)| {
+                    let pad = pad.min(k - 1);
+                    let b = if k > 1 && h + 2 * pad >= k && w + 2 * pad >= k {
+                        BlockSpec {
+                            k,
+                            padding: pad,
+                            ..BlockSpec::shift(out, stride, None)
+                        }
+                    } else {
+                        BlockSpec::shift(out, stride, None)
+                    };
+                    let span = |n: usize| (n + 2 * b.padding - b.k) / stride + 1;
+                    (h, w) = (span(h), span(w));
+                    b
+                })
+                .collect();
+            let spec = GenSpec {
+                name: "kxk".into(),
+                channels: ch,
+                height: side,
+                width: side + 2,
+                classes: 3,
+                stem: Some(StemSpec {
+                    out: 4,
+                    k: 3,
+                    stride: 1,
+                    padding: 1,
+                }),
+                blocks,
+                density,
+                batchnorm: seed % 2 == 0,
+                relu6: true,
+                gamma: None,
+                dtype: GenDtype::F32,
+                seed,
+            };
+            (spec, rows, cols)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    /// A KxK conv after the first layer reads a channel through several taps; the packer
+    /// gives each tap a row of its own (copies of the filter), and nothing else changes:
+    /// every tap reads its own row, a copy holds its filter's weights, bias and values, and
+    /// uncombined (α 1, γ 0) the network's outputs equal the quantized model's.
+    #[test]
+    fn row_copies_give_every_tap_its_own_row_and_change_no_output(
+        (spec, rows, cols) in kxk_strategy()
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let m = common::write_model(d.path(), "m.safetensors", &spec);
+        let layers = 1 + spec.blocks.len();
+        let o = CompileOptions {
+            rows,
+            cols,
+            alpha: Some(vec![1; layers]),
+            gamma: Some(0.0),
+            rtl: false,
+            ..CompileOptions::default()
+        };
+        let c = compile::compile(&m, &o).unwrap();
+        let net = &c.packed;
+        for l in 0..net.layers.len() {
+            let pl = &net.layers[l];
+            prop_assert_eq!(pl.filters(), c.qnet.layers[l].output.c);
+            if let Some(next) = net.layers.get(l + 1) {
+                prop_assert_eq!(next.input.c, pl.rows());
+                for us in next.readers(pl.rows()) {
+                    prop_assert!(us.len() <= 1, "a row read by {} taps", us.len());
+                }
+            }
+            for r in 0..pl.rows() {
+                let first = pl.row_perm.iter().position(|&o| o == pl.row_perm[r]).unwrap();
+                prop_assert_eq!(pl.is_copy(r), first != r);
+                prop_assert_eq!(pl.weight.row(r), pl.weight.row(first));
+                prop_assert_eq!(pl.bias[r], pl.bias[first]);
+            }
+        }
+        let reference = net.reference();
+        for s in 0..2 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, s);
+            let packed = reference.run(&img, true);
+            for (map, pl) in packed.layers.iter().zip(&net.layers) {
+                for r in 0..pl.rows() {
+                    let first = pl.row_perm.iter().position(|&o| o == pl.row_perm[r]).unwrap();
+                    prop_assert_eq!(map.index_axis(ndarray::Axis(0), r), map.index_axis(ndarray::Axis(0), first));
+                }
+            }
+            let model = c.qnet.run(&img, false);
+            prop_assert_eq!(&packed.logits, &model.logits);
+            prop_assert_eq!(packed.class, model.class);
+        }
     }
 }

@@ -473,6 +473,73 @@ fn varied_models_simulate_bit_exact() {
     }
 }
 
+/// KxK convs after the first layer: 3x3 (padded, strided, column-combined), 5x5 and an
+/// even 2x2, on odd map sizes and non-square arrays. Each channel they read is written into
+/// every tap that reads it by a row of its own (the packer's copies), in Icarus and in
+/// Verilator, bit-exact, on the predicted cycles, the loss breakdown adding up.
+#[test]
+fn kxk_convs_at_depth_simulate_bit_exact() {
+    if !common::need("iverilog", "kxk_convs_at_depth_simulate_bit_exact")
+        || !common::need("verilator", "kxk_convs_at_depth_simulate_bit_exact")
+    {
+        return;
+    }
+    let cases = [
+        (
+            "--input 1,9,7 --stem 4,3,1,1 --blocks 6:1:k3:p1,8:2:2:k3:p1,5:1 --density 0.5",
+            "3",
+            "4",
+            "icarus",
+        ),
+        (
+            "--input 2,7,7 --stem 3,3,1,1 --blocks 5:1:k5:p2,6:2:k2,4:1:k3:p1 --density 0.6",
+            "4",
+            "3",
+            "verilator",
+        ),
+        (
+            "--input 1,6,5 --stem none --blocks 4:1:k3:p1,6:1:k3 --density 0.7",
+            "2",
+            "5",
+            "verilator",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (k, (spec_args, rows, cols, sim)) in cases.iter().enumerate() {
+        let model = format!("m{k}.safetensors");
+        let out = format!("o{k}");
+        let mut args = vec!["gen-model", &model, "--seed", "5", "--classes", "3"];
+        args.extend(spec_args.split_whitespace());
+        let o = common::ccc_in(d.path(), &args);
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let o = common::ccc_in(
+            d.path(),
+            &[
+                "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
+            ],
+        );
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let report = std::fs::read_to_string(d.path().join(&out).join("report.json")).unwrap();
+        assert!(
+            report.contains("\"copies\""),
+            "{spec_args}: no row copies reported"
+        );
+        let o = common::ccc_in(
+            d.path(),
+            &["simulate", &out, "--images", "2", "--simulator", sim],
+        );
+        let text = common::stdout(&o);
+        assert!(
+            o.status.success()
+                && text.contains("bit-exact")
+                && !text.contains("cycles differ")
+                && text.contains("loss breakdown: R·C"),
+            "{spec_args}: {text}{}",
+            common::stderr(&o)
+        );
+    }
+}
+
 /// The row-write merge relies on the 8 rows of a write group never finishing on the same
 /// cycle (TP >= 8). The simulation check of that premise must stop a run that breaks it:
 /// widened to 16-row groups, rows r and r + 8 of the shipped model's 16x8 tiles collide.

@@ -58,6 +58,11 @@ pub struct PackedLayer {
     pub bias: Vec<i32>,
     /// Physical row i holds original filter `row_perm[i]`.
     pub row_perm: Vec<usize>,
+    /// Physical row i repeats the filter of an earlier row, so that one more tap of the
+    /// next layer gets the value written ([`replicate_shared_reads`]); its MACs are the
+    /// write replication's cost, not useful work. Empty when no row is a copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy: Vec<bool>,
     /// Grouping in the lowered layer's tap indices (before relabelling), for reports.
     pub groups: Vec<Vec<usize>>,
     pub stats: CombineStats,
@@ -77,6 +82,16 @@ impl PackedLayer {
     /// Rows (filters) N.
     pub fn rows(&self) -> usize {
         self.output.c
+    }
+
+    /// Whether physical row `r` is a copy ([`Self::copy`]).
+    pub fn is_copy(&self, r: usize) -> bool {
+        self.copy.get(r).copied().unwrap_or(false)
+    }
+
+    /// Rows that are not copies: the layer's filters.
+    pub fn filters(&self) -> usize {
+        self.rows() - self.copy.iter().filter(|&&c| c).count()
     }
 
     /// Group holding packed tap `u`.
@@ -220,6 +235,7 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
         selector: combined.selector,
         bias: q.bias.clone(),
         row_perm: (0..n).collect(),
+        copy: Vec::new(),
         groups: grouping.groups,
         stats: combined.stats.clone(),
         nnz_unpacked,
@@ -249,10 +265,48 @@ impl ChannelOrder for PackedLayer {
         self.selector = self.selector.select(Axis(0), perm);
         self.bias = perm.iter().map(|&o| self.bias[o]).collect();
         self.row_perm = perm.iter().map(|&o| self.row_perm[o]).collect();
+        if !self.copy.is_empty() {
+            self.copy = perm.iter().map(|&o| self.copy[o]).collect();
+        }
     }
 
     fn taps_mut(&mut self) -> &mut [Tap] {
         &mut self.taps
+    }
+}
+
+/// Gives every tap of the next layer its own row to write. An array row writes the value
+/// it computes into one tap buffer (hw/ccc_row_unit.v: one write target per row), which
+/// is all a shift + 1x1 network needs; a KxK conv after the first layer reads each channel
+/// through up to K·K taps, so each further tap gets a copy of the row that computes it
+/// (same filter, bias and requantization; [`PackedLayer::copy`]). Rows come in the order
+/// of the taps that read them, as [`contiguous_order`] puts them, unread rows last. A
+/// layer whose channels are each read by at most one tap is left as it is.
+pub fn replicate_shared_reads(net: &mut PackedNet) {
+    for l in 0..net.layers.len().saturating_sub(1) {
+        let n = net.layers[l].rows();
+        if net.layers[l + 1].readers(n).iter().all(|us| us.len() <= 1) {
+            continue;
+        }
+        let mut sel = Vec::with_capacity(net.layers[l + 1].taps.len());
+        let mut copy = Vec::with_capacity(sel.capacity());
+        let mut seen = vec![false; n];
+        let was_copy: Vec<bool> = (0..n).map(|c| net.layers[l].is_copy(c)).collect();
+        for t in net.layers[l + 1].taps.iter_mut() {
+            copy.push(seen[t.channel] || was_copy[t.channel]);
+            seen[t.channel] = true;
+            sel.push(t.channel);
+            t.channel = sel.len() - 1;
+        }
+        for c in (0..n).filter(|&c| !seen[c]) {
+            copy.push(was_copy[c]);
+            sel.push(c);
+        }
+        let layer = &mut net.layers[l];
+        layer.permute_outputs(&sel);
+        layer.copy = copy;
+        layer.output.c = sel.len();
+        net.layers[l + 1].input.c = sel.len();
     }
 }
 
@@ -297,6 +351,7 @@ pub fn pack_network(q: &QNet, opts: &PackOptions) -> Result<PackedNet> {
         })
         .collect();
     apply_permutation(&mut net, &perms);
+    replicate_shared_reads(&mut net);
     Ok(net)
 }
 

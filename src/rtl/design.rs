@@ -871,7 +871,8 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
         }
     }
 
-    // Each layer's rows write their channel to the one next-layer tap that reads it.
+    // Each layer's rows write their channel to the one next-layer tap that reads it (the
+    // packer gave every tap its own row: pack::network::replicate_shared_reads).
     let mut row_targets: Vec<Vec<Option<WriteTarget>>> = Vec::with_capacity(nl);
     for l in 0..nl {
         let mut t: Vec<Option<WriteTarget>> = vec![None; net.layers[l].output.c];
@@ -881,7 +882,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
                     [] => {}
                     [u] => t[n] = Some(target(l + 1, *u)?),
                     _ => bail!(
-                        "{}: conv layer {} reads channel {n} through {} taps; the RTL supports a KxK conv only as the first layer (compile with --no-rtl for reports only)",
+                        "{}: conv layer {} reads row {n} of the layer before through {} taps, but a row writes one (internal: the packer replicates such rows)",
                         net.name,
                         l + 1,
                         us.len()

@@ -153,18 +153,7 @@ pub fn rtl_spec(seed: u64) -> GenSpec {
             stride: 1,
             padding: 1,
         }),
-        blocks: vec![
-            BlockSpec {
-                out: 12,
-                stride: 2,
-                alpha: None,
-            },
-            BlockSpec {
-                out: 18,
-                stride: 1,
-                alpha: None,
-            },
-        ],
+        blocks: vec![BlockSpec::shift(12, 2, None), BlockSpec::shift(18, 1, None)],
         density: 0.4,
         batchnorm: true,
         relu6: true,
@@ -178,11 +167,7 @@ pub fn rtl_spec(seed: u64) -> GenSpec {
 /// layer's input then keeps buffers of its own instead of sharing the tap buffers.
 pub fn rtl_tail_spec(seed: u64) -> GenSpec {
     let mut s = rtl_spec(seed);
-    s.blocks[1] = BlockSpec {
-        out: 4,
-        stride: 2,
-        alpha: None,
-    };
+    s.blocks[1] = BlockSpec::shift(4, 2, None);
     s
 }
 
