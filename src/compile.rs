@@ -251,7 +251,8 @@ struct PackedMeta<'a> {
 
 /// The packed network as safetensors: per layer (physical row order) `weight` i8 [N,G],
 /// `selector` u8 [N,G], `bias` i32 [N], `taps` i32 [T,3] (channel, dy, dx),
-/// `group_offsets` i32 [G+1], `row_perm` i32 [N]; the classifier's `weight` i8 and
+/// `group_offsets` i32 [G+1], `row_perm` i32 [N] (a filter repeated: a row copy); the
+/// classifier's `weight` i8 and
 /// `bias` i32; all scalar parameters as JSON under the `ccc.packed` metadata key.
 pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>> {
     let mut t: Vec<(String, OutTensor)> = Vec::new();
