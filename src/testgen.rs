@@ -285,30 +285,14 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
         c = s.out;
     }
     for (i, blk) in spec.blocks.iter().enumerate() {
-        if blk.k > 1 {
-            let weight = format!("b{i}.conv.weight");
-            b.conv(&weight, blk.out, c, blk.k, spec.density);
-            let bias_name = format!("b{i}.conv.bias");
-            let bias = if spec.batchnorm {
-                None
-            } else {
-                let bias = b.uniform(blk.out, 0.0, 0.3);
-                b.tensor(&bias_name, &[blk.out], bias);
-                Some(bias_name.as_str())
-            };
-            b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
-            if spec.batchnorm {
-                b.batchnorm(&format!("b{i}.bn"), blk.out);
-            }
-            b.m.activation(spec.relu6);
-            c = blk.out;
-            continue;
+        // A KxK block is a conv alone; a 1x1 block reads its input through a shift.
+        if blk.k == 1 {
+            let shifts: Vec<i32> = (0..2 * c).map(|_| b.rng.random_range(-1..=1)).collect();
+            b.m.tensor(&format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts));
+            b.m.shift(&format!("b{i}.shift"));
         }
-        let shifts: Vec<i32> = (0..2 * c).map(|_| b.rng.random_range(-1..=1)).collect();
-        b.m.tensor(&format!("b{i}.shift"), OutTensor::i32(&[c, 2], shifts));
-        b.m.shift(&format!("b{i}.shift"));
         let weight = format!("b{i}.conv.weight");
-        b.conv(&weight, blk.out, c, 1, spec.density);
+        b.conv(&weight, blk.out, c, blk.k, spec.density);
         let bias_name = format!("b{i}.conv.bias");
         let bias = if spec.batchnorm {
             None
@@ -317,7 +301,7 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
             b.tensor(&bias_name, &[blk.out], bias);
             Some(bias_name.as_str())
         };
-        b.m.conv(&weight, bias, blk.stride, 0, blk.alpha);
+        b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
         if spec.batchnorm {
             b.batchnorm(&format!("b{i}.bn"), blk.out);
         }

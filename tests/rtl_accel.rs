@@ -394,6 +394,33 @@ fn simulate_command_end_to_end_with_waveforms() {
     );
 }
 
+/// `ccc gen-model` (with `gen_args` and `spec_args`) then `ccc compile` on a rows x cols array
+/// in `dir`; returns the output directory's name (relative to `dir`).
+fn generated_design(
+    dir: &std::path::Path,
+    k: usize,
+    gen_args: &[&str],
+    spec_args: &str,
+    rows: &str,
+    cols: &str,
+) -> String {
+    let model = format!("m{k}.safetensors");
+    let out = format!("o{k}");
+    let mut args = vec!["gen-model", &model];
+    args.extend(gen_args);
+    args.extend(spec_args.split_whitespace());
+    let o = common::ccc_in(dir, &args);
+    assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+    let o = common::ccc_in(
+        dir,
+        &[
+            "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
+        ],
+    );
+    assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+    out
+}
+
 #[test]
 fn varied_models_simulate_bit_exact() {
     if !common::need("iverilog", "varied_models_simulate_bit_exact") {
@@ -447,19 +474,8 @@ fn varied_models_simulate_bit_exact() {
     ];
     let d = tempfile::tempdir().unwrap();
     for (k, (spec_args, rows, cols)) in cases.iter().enumerate() {
-        let model = format!("m{k}.safetensors");
-        let out = format!("o{k}");
-        let mut args = vec!["gen-model", &model, "--seed", "3", "--classes", "4"];
-        args.extend(spec_args.split_whitespace());
-        let o = common::ccc_in(d.path(), &args);
-        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
-        let o = common::ccc_in(
-            d.path(),
-            &[
-                "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
-            ],
-        );
-        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let gen_args = ["--seed", "3", "--classes", "4"];
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
         let o = common::ccc_in(
             d.path(),
             &["simulate", &out, "--images", "2", "--simulator", "icarus"],
@@ -506,19 +522,8 @@ fn kxk_convs_at_depth_simulate_bit_exact() {
     ];
     let d = tempfile::tempdir().unwrap();
     for (k, (spec_args, rows, cols, sim)) in cases.iter().enumerate() {
-        let model = format!("m{k}.safetensors");
-        let out = format!("o{k}");
-        let mut args = vec!["gen-model", &model, "--seed", "5", "--classes", "3"];
-        args.extend(spec_args.split_whitespace());
-        let o = common::ccc_in(d.path(), &args);
-        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
-        let o = common::ccc_in(
-            d.path(),
-            &[
-                "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
-            ],
-        );
-        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let gen_args = ["--seed", "5", "--classes", "3"];
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
         let report = std::fs::read_to_string(d.path().join(&out).join("report.json")).unwrap();
         assert!(
             report.contains("\"copies\""),
