@@ -250,6 +250,10 @@ pub struct TrainArgs {
     /// Stem kernel size K (odd; "same" padding).
     #[arg(long, default_value_t = 3)]
     pub stem_kernel: usize,
+    /// Kernel size of the blocks: 1 for shift + 1x1 blocks (the paper's network), an odd
+    /// K for KxK convs ("same" padding, no shift; a VGG-style network).
+    #[arg(long, default_value_t = 1)]
+    pub block_kernel: usize,
     /// γ, the conflict budget per row used when combining.
     #[arg(long, default_value_t = 1.75)]
     pub gamma: f64,
@@ -355,7 +359,8 @@ impl TrainArgs {
             &self.layers,
             &self.strides,
             &self.groups,
-        )?;
+        )?
+        .with_block_kernel(self.block_kernel)?;
         let arch = match &self.layer_groups {
             Some(alphas) => arch.with_layer_alphas(alphas)?,
             None => arch,

@@ -145,6 +145,40 @@ fn trained_model_matches_the_compilers_float_and_integer_references() {
     );
 }
 
+/// A VGG-style network (3x3 blocks, combined over their K·K·C taps) trains, exports, and
+/// runs on the array bit-exact: the compiler's row copies give each 3x3 tap its row.
+#[test]
+fn kxk_blocks_train_and_run_bit_exact_on_the_array() {
+    if !common::need(
+        "verilator",
+        "kxk_blocks_train_and_run_bit_exact_on_the_array",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("vgg.safetensors");
+    let mut o = options(2, 2, 1);
+    o.arch = o.arch.with_block_kernel(3).unwrap();
+    let log = train(&o, &synthetic(128, 3), &synthetic(32, 9100), &model).unwrap();
+    let c = compile_no_rtl(&model);
+    assert!(
+        c.report.layers.iter().any(|l| l.copies > 0),
+        "no row copies in front of the 3x3 blocks"
+    );
+    assert_eq!(log.final_eval.packed_tiles, c.report.packed.tiles);
+    let out = dir.path().join("out");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let r = common::ccc(&["compile", m, "--rows", "3", "--cols", "4", "-o", o]);
+    assert!(r.status.success(), "{}", common::stderr(&r));
+    let r = common::ccc(&["simulate", o, "--images", "2", "--simulator", "verilator"]);
+    let text = common::stdout(&r);
+    assert!(
+        r.status.success() && text.contains("bit-exact") && !text.contains("cycles differ"),
+        "{text}{}",
+        common::stderr(&r)
+    );
+}
+
 #[test]
 fn training_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,9 +307,10 @@ fn shift_op_gradient_matches_finite_differences_through_the_network() {
 
 #[test]
 fn hand_written_backward_matches_candle_autograd() {
-    // Strides 1 and 2, a stride-2 stem too: the manual training step's parameter
-    // gradients and running statistics against the autograd of the same forward pass.
-    for stem_stride in [1, 2] {
+    // Strides 1 and 2, a stride-2 stem too, and 3x3 blocks instead of shift + 1x1 ones:
+    // the manual training step's parameter gradients and running statistics against the
+    // autograd of the same forward pass.
+    for (stem_stride, block_kernel) in [(1, 1), (2, 1), (1, 3), (2, 3)] {
         let arch = Arch::from_stages(
             [1, 12, 12],
             4,
@@ -285,6 +320,8 @@ fn hand_written_backward_matches_candle_autograd() {
             &[stem_stride, 2, 1],
             &[1, 1, 1],
         )
+        .unwrap()
+        .with_block_kernel(block_kernel)
         .unwrap();
         let dev = Device::Cpu;
         let mut auto = ShiftNet::init(arch.clone(), 5, &dev).unwrap();
@@ -316,7 +353,7 @@ fn hand_written_backward_matches_candle_autograd() {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-4 * scale + 1e-6,
-                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride})"
+                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride}, block kernel {block_kernel})"
                 );
             }
         };

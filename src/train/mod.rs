@@ -355,17 +355,37 @@ pub fn accuracy(net: &mut ShiftNet, d: &Dataset, mode: Mode, limit: Option<usize
 }
 
 /// Tiles the network would need on the array if packed now (per layer ⌈N/R⌉·⌈G/C⌉,
-/// G from the compiler's grouping; dense layers count their nonzero columns).
+/// G from the compiler's grouping; dense layers count their nonzero columns). N counts
+/// the compiler's row copies: in front of a KxK block, a channel the block reads through
+/// several nonzero taps takes a row per tap (pack::network::replicate_shared_reads).
 fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
     let mut tiles = 0;
+    let weights = (0..net.convs.len())
+        .map(|i| net.weight_matrix(i))
+        .collect::<Result<Vec<_>>>()?;
     for (i, l) in net.convs.iter().enumerate() {
-        let w = net.weight_matrix(i)?;
+        let w = &weights[i];
         let g = match &l.groups {
             // A pre-defined layer packs with its own grouping (what the compiler does).
-            Some(labels) => predefined::nonzero_grouping(&w, labels).len(),
-            None => prune::groups_now(&w, l.spec.alpha, o.gamma, o.strategy)?,
+            Some(labels) => predefined::nonzero_grouping(w, labels).len(),
+            None => prune::groups_now(w, l.spec.alpha, o.gamma, o.strategy)?,
         };
-        tiles += l.spec.out.div_ceil(o.rows) * g.div_ceil(o.cols);
+        let rows = match net.convs.get(i + 1) {
+            Some(next) if next.spec.k > 1 => {
+                let kk = next.spec.k * next.spec.k;
+                let nw = &weights[i + 1];
+                (0..l.spec.out)
+                    .map(|c| {
+                        let read = (c * kk..(c + 1) * kk)
+                            .filter(|&t| nw.column(t).iter().any(|&v| v != 0.0))
+                            .count();
+                        read.max(1)
+                    })
+                    .sum()
+            }
+            _ => l.spec.out,
+        };
+        tiles += rows.div_ceil(o.rows) * g.div_ceil(o.cols);
     }
     Ok(tiles)
 }

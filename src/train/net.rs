@@ -1,6 +1,6 @@
-//! The trainable shift-CNN: a dense KxK stem conv, then shift + 1x1 conv blocks, each
-//! conv followed by batchnorm and ReLU6, global average pool and a linear classifier
-//! (the seeds' network family). Owns parameters, forward passes (training, evaluation
+//! The trainable shift-CNN: a dense KxK stem conv, then shift + 1x1 conv blocks (or KxK
+//! conv blocks: a VGG-style network), each conv followed by batchnorm and ReLU6, global
+//! average pool and a linear classifier (the seeds' network family). Owns parameters, forward passes (training, evaluation
 //! and fake-quantized), loading a trained model and exporting the model format.
 
 use std::path::Path;
@@ -30,7 +30,8 @@ const BN_MOMENTUM: f64 = 0.1;
 pub struct ConvSpec {
     pub out: usize,
     pub cin: usize,
-    /// Kernel size: K for the stem, 1 for blocks.
+    /// Kernel size: K for the stem; 1 for shift + 1x1 blocks, K for KxK blocks
+    /// ([`Arch::with_block_kernel`]).
     pub k: usize,
     pub stride: usize,
     /// α of the layer (1 = dense, never combined).
@@ -49,7 +50,8 @@ impl ConvSpec {
 pub struct Arch {
     pub input: [usize; 3],
     pub classes: usize,
-    /// convs[0] is the stem (KxK, "same" padding); the rest are shift + 1x1 blocks.
+    /// convs[0] is the stem (KxK, "same" padding); the rest are shift + 1x1 blocks, or
+    /// KxK convs ("same" padding) with [`Arch::with_block_kernel`].
     pub convs: Vec<ConvSpec>,
 }
 
@@ -105,6 +107,19 @@ impl Arch {
         })
     }
 
+    /// The same network with a KxK conv ("same" padding, no shift) in every block instead
+    /// of shift + 1x1 (`--block-kernel`; 1 keeps the shift blocks): a VGG-style network,
+    /// combined over its K·K·C taps.
+    pub fn with_block_kernel(mut self, k: usize) -> Result<Arch> {
+        if k == 0 || k.is_multiple_of(2) {
+            bail!("--block-kernel {k} must be odd (\"same\" padding)");
+        }
+        for c in self.convs.iter_mut().skip(1) {
+            c.k = k;
+        }
+        Ok(self)
+    }
+
     /// The same network with α given per conv (stem first), e.g. from `--layer-groups`.
     pub fn with_layer_alphas(mut self, alphas: &[usize]) -> Result<Arch> {
         if alphas.len() != self.convs.len() {
@@ -155,7 +170,7 @@ pub struct ConvLayer {
     pub beta: Var,
     pub running_mean: Tensor,
     pub running_var: Tensor,
-    /// Per-input-channel shift of a block (None for the stem).
+    /// Per-input-channel shift of a shift + 1x1 block (None for the stem and KxK blocks).
     pub shifts: Option<Vec<(i32, i32)>>,
 }
 
@@ -252,7 +267,7 @@ impl ShiftNet {
         for (i, s) in arch.convs.iter().enumerate() {
             let t = s.taps();
             let bound = (6.0 / t as f64).sqrt();
-            let shifts = (i > 0).then(|| seeded_shifts(s.cin, &mut rng));
+            let shifts = (i > 0 && s.k == 1).then(|| seeded_shifts(s.cin, &mut rng));
             convs.push(ConvLayer {
                 spec: s.clone(),
                 w: var_from(uniform(&mut rng, s.out * t, bound), &[s.out, t], device)?,
@@ -575,7 +590,7 @@ impl ShiftNet {
         }
         let mut da = Tensor::from_vec(da, (c, b * p), &dev)?;
         let mut grads: Vec<Tensor> = Vec::with_capacity(3 * self.convs.len() + 2);
-        for (l, sv) in self.convs.iter().zip(saved).rev() {
+        for (li, (l, sv)) in self.convs.iter().zip(saved).enumerate().rev() {
             let n = l.spec.out;
             let (_, m) = sv.y.dims2()?;
             let gamma: Vec<f32> = l.gamma.as_tensor().to_vec1()?;
@@ -595,6 +610,32 @@ impl ShiftNet {
                 let (ho, wo) = (h.div_ceil(l.spec.stride), w.div_ceil(l.spec.stride));
                 let dx = op.backward(&dcols.reshape((cin, m / (ho * wo), ho, wo))?, h, w)?;
                 da = dx.reshape((cin, m / (ho * wo) * h * w))?;
+            } else if li > 0 {
+                // A KxK block: tap (ky, kx) of channel c (column c·K·K + ky·K + kx) is a
+                // uniform shift of the input, so the input's gradient sums the K·K
+                // shifts' backward passes.
+                let dcols = l.w.as_tensor().detach().t()?.matmul(&dy)?; // [T, M]
+                let (cin, k, st) = (l.spec.cin, l.spec.k, l.spec.stride);
+                let (h, w) = sv.in_hw;
+                let (ho, wo) = (h.div_ceil(st), w.div_ceil(st));
+                let bsz = m / (ho * wo);
+                let d5 = dcols.reshape((cin, k * k, bsz, ho, wo))?;
+                let p = (k / 2) as i32;
+                let mut dx: Option<Tensor> = None;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let g = d5.narrow(1, ky * k + kx, 1)?.squeeze(1)?.contiguous()?;
+                        let op = Shift::uniform(cin, ky as i32 - p, kx as i32 - p).with_stride(st);
+                        let d = op.backward(&g, h, w)?;
+                        dx = Some(match dx {
+                            None => d,
+                            Some(acc) => (acc + d)?,
+                        });
+                    }
+                }
+                if let Some(dx) = dx {
+                    da = dx.reshape((cin, bsz * h * w))?;
+                }
             }
             grads.push(Tensor::from_vec(db, n, &dev)?);
             grads.push(Tensor::from_vec(dg, n, &dev)?);
