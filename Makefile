@@ -42,7 +42,7 @@ SEED     ?= 1
 TARGET   ?=
 FPGA_ENV := FAMILY=$(FAMILY) DEVICE=$(DEVICE) PACKAGE=$(PACKAGE) FREQ=$(FREQ) SEED=$(SEED) FAMILIES="$(FAMILIES)" BREAKDOWN=$(BREAKDOWN) PLACER=$(PLACER) ROUTER=$(ROUTER) TMG_RIPUP=$(TMG_RIPUP) PNR_ARGS="$(PNR_ARGS)"
 
-.PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant models-predefined compare retrain-limited bench-train sweep
+.PHONY: venv fit-calibrate all build deps-data deps-hdl deps-fpga compile lint synth pnr bitstream timing fpga-report postsynth-sim sim demo test test-rust test-python style bench bench-sim clean models models-ice40 models-variant models-predefined models-vgg compare compare-vgg retrain-limited bench-train sweep
 
 all: build
 
@@ -156,6 +156,21 @@ models-predefined: build deps-data
 COMPARE_OUT ?= docs/compare
 compare: build deps-data
 	$(CCC) compare dense=models/fmnist-shift-dense.safetensors column-combining=models/fmnist-shift-cc.safetensors predefined=models/fmnist-shift-predefined.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_OUT)
+
+# A VGG-style network (3x3 conv blocks, `--block-kernel 3`): dense, column-combined over
+# its K·K·C taps, and pre-defined sparsity at the same α, then side by side on a 32x32
+# array (docs/COMPARISON.md). About 30 minutes at one thread.
+VGG_ARCH   := --block-kernel 3 --filters 16,32,64 --layers 1,1,1 --strides 1,2,2
+VGG_DENSE  := models/fmnist-vgg-dense.safetensors
+VGG_RECIPE := --load $(VGG_DENSE) --teacher $(VGG_DENSE) --gamma 1.75 --epochs 8 --quant-aware --qat-epochs 1 --weight-decay 5e-4 $(AUGMENT) --epoch-images 60000 --seed 1
+models-vgg: build deps-data
+	$(CCC) train $(VGG_ARCH) --groups 1,1,1 --epochs 10 --lr 0.1 --label-smoothing 0.1 --weight-decay 5e-4 $(AUGMENT) --seed 1 --name fmnist-vgg-dense $(TRAIN_FLAGS) -o $(VGG_DENSE)
+	$(CCC) train $(VGG_ARCH) $(VGG_RECIPE) --groups 1,4,8 --name fmnist-vgg-cc $(TRAIN_FLAGS) -o models/fmnist-vgg-cc.safetensors
+	$(CCC) train $(VGG_ARCH) $(VGG_RECIPE) --groups 1,4,8 --sparsity predefined --name fmnist-vgg-predefined $(TRAIN_FLAGS) -o models/fmnist-vgg-predefined.safetensors
+
+COMPARE_VGG_OUT ?= docs/compare-vgg
+compare-vgg: build deps-data
+	$(CCC) compare dense=$(VGG_DENSE) column-combining=models/fmnist-vgg-cc.safetensors predefined=models/fmnist-vgg-predefined.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_VGG_OUT)
 
 # The iCE40-sized model (models/README.md): a stride-2 stem and 16-32 channels, trained
 # from scratch with joint optimization; its bitstream: make bitstream MODEL=... ROWS=2

@@ -38,7 +38,7 @@ pub struct LayerReport {
     /// Filter matrix N x T (taps, including all-zero columns); N counts the array rows,
     /// `copies` of them repeating a filter for the next layer's KxK taps.
     pub rows: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub copies: usize,
     pub taps: usize,
     pub input: String,

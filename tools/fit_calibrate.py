@@ -124,6 +124,7 @@ def params(cap):
             "tiles": cap["tiles"], "wm_w": cap["word"]["width"], "psum_d": cap["psum_d"],
             "ch": cap["ch"], "pool_w": cap["pool_w"], "classes": cap["classes"],
             "map_entries": cap["map_entries"], "banks": cap["banks"], "in_d": cap["in_d"],
+            "write_l0": cap["write_l0"],
             "in_cols": sum(1 for c in cap["in_cols"] if c)}
 
 
