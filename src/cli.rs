@@ -250,6 +250,14 @@ pub struct TrainArgs {
     /// Stem kernel size K (odd; "same" padding).
     #[arg(long, default_value_t = 3)]
     pub stem_kernel: usize,
+    /// Stop after this many epochs of the schedule, leaving the checkpoint `OUT.ckpt`
+    /// (written after every epoch) for `--resume`.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Go on from `OUT.ckpt` (same options otherwise); the model ends byte-identical to
+    /// an uninterrupted run's.
+    #[arg(long)]
+    pub resume: bool,
     /// Kernel size of the blocks: 1 for shift + 1x1 blocks (the paper's network), an odd
     /// K for KxK convs ("same" padding, no shift; a VGG-style network).
     #[arg(long, default_value_t = 1)]
@@ -408,6 +416,8 @@ impl TrainArgs {
             }),
             epoch_images: self.epoch_images,
             predefined,
+            stop_after: self.stop_after,
+            resume: self.resume,
         })
     }
 
@@ -620,12 +630,13 @@ pub fn run(cli: Cli) -> Result<()> {
         } => cmd_simulate(&out, images, simulator, vcd, &data_dir, seed, netlist),
         Command::Train { args, out } => {
             let (tr, te) = args.data()?;
-            crate::train::train(&args.options(&tr)?, &tr, &te, &out)?;
-            println!(
-                "wrote {} and {}",
-                out.display(),
-                crate::train::log_path(&out).display()
-            );
+            if crate::train::train_or_stop(&args.options(&tr)?, &tr, &te, &out)?.is_some() {
+                println!(
+                    "wrote {} and {}",
+                    out.display(),
+                    crate::train::log_path(&out).display()
+                );
+            }
             Ok(())
         }
         Command::Sweep {

@@ -46,6 +46,7 @@ const ORDER: &[&str] = &[
     "train::fused",
     "train::shift",
     "train::net",
+    "train::checkpoint",
     "train::prune",
     "train",
     "train::sweep",

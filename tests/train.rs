@@ -70,6 +70,8 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         teacher: None,
         epoch_images: None,
         predefined: None,
+        stop_after: None,
+        resume: false,
     }
 }
 
@@ -195,6 +197,76 @@ fn training_is_deterministic_for_a_seed() {
     let c = dir.path().join("c.safetensors");
     train(&o2, &data, &test, &c).unwrap();
     assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+}
+
+/// A run split by `--stop-after` and finished with `--resume` (at each epoch boundary,
+/// pruning, distillation, augmentation, several passes per epoch and a fake-quantized
+/// epoch included) writes the same model bytes and epoch logs as one uninterrupted run;
+/// a resume with other options, or without a checkpoint, is refused.
+#[test]
+fn a_run_stopped_and_resumed_ends_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(96, 5);
+    let test = synthetic(32, 7200);
+    let teacher = dir.path().join("t.safetensors");
+    train(&options(1, 1, 0), &data, &test, &teacher).unwrap();
+    let mut o = options(4, 4, 1);
+    o.augment = ccc::train::Augment {
+        flip: true,
+        translate: 2,
+    };
+    o.teacher = Some(ccc::train::Teacher {
+        model: teacher,
+        weight: 0.7,
+        temperature: 3.0,
+    });
+    o.epoch_images = Some(150);
+    o.sample_ratio = 0.5;
+    let whole = dir.path().join("whole.safetensors");
+    let want = train(&o, &data, &test, &whole).unwrap();
+    assert!(
+        !ccc::train::checkpoint_path(&whole).exists(),
+        "checkpoint left behind"
+    );
+    for stop in 1..4 {
+        let part = dir.path().join(format!("part{stop}.safetensors"));
+        let mut first = o.clone();
+        first.stop_after = Some(stop);
+        let r = ccc::train::train_or_stop(&first, &data, &test, &part).unwrap();
+        assert!(r.is_none() && !part.exists());
+        let mut rest = o.clone();
+        rest.resume = true;
+        let got = train(&rest, &data, &test, &part).unwrap();
+        assert_eq!(
+            std::fs::read(&part).unwrap(),
+            std::fs::read(&whole).unwrap(),
+            "stopped after epoch {stop}"
+        );
+        let lines = |l: &ccc::train::TrainLog| -> Vec<(f64, f64, usize)> {
+            l.epochs
+                .iter()
+                .map(|e| (e.loss, e.test_accuracy, e.nonzeros))
+                .collect()
+        };
+        assert_eq!(lines(&got), lines(&want), "stopped after epoch {stop}");
+    }
+    // Other options: refused, naming them.
+    let part = dir.path().join("other.safetensors");
+    let mut first = o.clone();
+    first.stop_after = Some(2);
+    ccc::train::train_or_stop(&first, &data, &test, &part).unwrap();
+    let mut other = o.clone();
+    other.resume = true;
+    other.lr = 0.01;
+    let e = format!("{:#}", train(&other, &data, &test, &part).unwrap_err());
+    assert!(e.contains("other options") && e.contains("lr"), "{e}");
+    let mut none = o.clone();
+    none.resume = true;
+    let e = format!(
+        "{:#}",
+        train(&none, &data, &test, &dir.path().join("none.safetensors")).unwrap_err()
+    );
+    assert!(e.contains("none.safetensors.ckpt"), "{e}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! a teacher model, the training log and the final evaluation by the compiler itself
 //! (float / 8-bit / packed accuracy, tiles).
 
+pub mod checkpoint;
 pub mod fused;
 pub mod net;
 pub mod prune;
@@ -75,6 +76,14 @@ pub struct TrainOptions {
     /// training and never changed by it, in place of joint optimization's pruning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predefined: Option<Predefined>,
+    /// Stop after this many epochs of the schedule (`--stop-after`): a run split into
+    /// parts, each going on with `resume`, ends with the same bytes as one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after: Option<usize>,
+    /// Go on from the checkpoint next to the output ([`checkpoint_path`], `--resume`),
+    /// written after every epoch by a run with the same options.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 /// The densities of `--sparsity predefined`.
@@ -472,7 +481,59 @@ fn load_teacher(o: &TrainOptions, t: &Teacher, dev: &Device) -> Result<ShiftNet>
 }
 
 /// Trains, writes the model to `out` and `<out>.train.json`, and returns the log.
+/// Trains to the end of the schedule; see [`train_or_stop`].
 pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> Result<TrainLog> {
+    train_or_stop(o, train, test, out)?.with_context(|| {
+        format!(
+            "training stopped after {} epochs (--stop-after); the checkpoint is {}",
+            o.stop_after.unwrap_or(0),
+            checkpoint_path(out).display()
+        )
+    })
+}
+
+/// The loop's own state in a checkpoint (the tensors are [`checkpoint`]'s).
+#[derive(Serialize, Deserialize)]
+struct LoopState {
+    options: serde_json::Value,
+    epochs_done: usize,
+    step: usize,
+    prune_step: usize,
+    /// Word positions of the data-order and augmentation streams (u128, as text).
+    rng_pos: String,
+    aug_pos: String,
+    logs: Vec<EpochLog>,
+}
+
+/// `<model>.ckpt` next to the model: the last finished epoch's state, removed once the
+/// model is written.
+pub fn checkpoint_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".ckpt");
+    PathBuf::from(s)
+}
+
+/// The options as a checkpoint compares them: everything but how the run is split.
+fn comparable_options(o: &TrainOptions) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(o)?;
+    if let Some(m) = v.as_object_mut() {
+        for k in ["stop_after", "resume", "progress"] {
+            m.remove(k);
+        }
+    }
+    Ok(v)
+}
+
+/// Trains `o` on `train` into `out`, evaluating on `test`; `None` when `o.stop_after`
+/// stopped it before the end of the schedule (the checkpoint then holds the state). A
+/// checkpoint is written after every epoch and `o.resume` goes on from it: the result
+/// is byte-identical to an uninterrupted run.
+pub fn train_or_stop(
+    o: &TrainOptions,
+    train: &Dataset,
+    test: &Dataset,
+    out: &Path,
+) -> Result<Option<TrainLog>> {
     tune_malloc();
     if o.epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -554,6 +615,45 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     // Shown on the progress bar; refreshed after each prune step and epoch.
     let (nz0, all0) = net.nonzeros()?;
     let mut sparsity = format!("nonzeros {nz0}/{all0} tiles {}", tiles_now(&net, o)?);
+    let ckpt = checkpoint_path(out);
+    let mut start = 0;
+    if o.resume {
+        let (meta, velocity) = checkpoint::load(&ckpt, &mut net, sgd.params.len())
+            .with_context(|| format!("--resume: {}", ckpt.display()))?;
+        let s: LoopState = serde_json::from_str(&meta)
+            .with_context(|| format!("{}: the loop state is not readable", ckpt.display()))?;
+        let now = comparable_options(o)?;
+        if s.options != now {
+            let (a, b) = (s.options.as_object(), now.as_object());
+            let differ: Vec<String> = a
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| b.and_then(|b| b.get(*k)) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            bail!(
+                "--resume: {} was written by a run with other options ({}); resume with the same options",
+                ckpt.display(),
+                differ.join(", ")
+            );
+        }
+        let pos = |t: &str| -> Result<u128> {
+            t.parse()
+                .with_context(|| format!("{}: stream position `{t}`", ckpt.display()))
+        };
+        rng.set_word_pos(pos(&s.rng_pos)?);
+        aug_rng.set_word_pos(pos(&s.aug_pos)?);
+        sgd.velocity = velocity;
+        (start, step, prune_step, logs) = (s.epochs_done, s.step, s.prune_step, s.logs);
+        let (nz, all) = net.nonzeros()?;
+        sparsity = format!("nonzeros {nz}/{all} tiles {}", tiles_now(&net, o)?);
+        eprintln!(
+            "ccc train: resuming from {} after epoch {start} of {}",
+            ckpt.display(),
+            o.epochs
+        );
+    }
+    let end = o.stop_after.map_or(o.epochs, |n| n.min(o.epochs));
     eprintln!(
         "ccc train: {} images ({} per epoch in {} steps), {} epochs, {} convs, {} threads{}",
         subset.len(),
@@ -571,7 +671,7 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             String::new()
         }
     );
-    for epoch in 0..o.epochs {
+    for epoch in start..end {
         let t0 = Instant::now();
         let mode = if epoch >= qat_from && o.qat_epochs > 0 {
             Mode::Quant
@@ -714,6 +814,24 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
             log.seconds
         );
         logs.push(log);
+        let state = LoopState {
+            options: comparable_options(o)?,
+            epochs_done: epoch + 1,
+            step,
+            prune_step,
+            rng_pos: rng.get_word_pos().to_string(),
+            aug_pos: aug_rng.get_word_pos().to_string(),
+            logs: logs.clone(),
+        };
+        checkpoint::save(&ckpt, &net, &sgd.velocity, serde_json::to_string(&state)?)?;
+    }
+    if end < o.epochs {
+        eprintln!(
+            "ccc train: stopped after epoch {end} of {}; --resume goes on from {}",
+            o.epochs,
+            ckpt.display()
+        );
+        return Ok(None);
     }
     if o.predefined.is_some() {
         let moved = net.keep_connections()?;
@@ -744,7 +862,13 @@ pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> R
     };
     let json = serde_json::to_string_pretty(&log)?;
     write_file_atomic(&log_path(out), json.as_bytes())?;
-    Ok(log)
+    // The model is written: the checkpoint has served.
+    match std::fs::remove_file(&ckpt) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", ckpt.display())),
+    }
+    Ok(Some(log))
 }
 
 /// `<model>.train.json` next to the model.
