@@ -146,22 +146,26 @@ fn kxk_strategy() -> impl Strategy<Value = (GenSpec, usize, usize)> {
         1usize..=6,
     )
         .prop_map(|(seed, ch, side, blocks, density, rows, cols)| {
-            // A kernel larger than its padded input becomes a shift block.
+            // Maps stay at least 3x3 (a shift of one must not move a whole map out of
+            // view): a block that would shrink them below that becomes a stride-1 shift
+            // block.
             let (mut h, mut w) = (side, side + 2);
             let blocks: Vec<BlockSpec> = blocks
                 .iter()
                 .map(|&(out, stride, k, pad)| {
                     let pad = pad.min(k - 1);
-                    let b = if k > 1 && h + 2 * pad >= k && w + 2 * pad >= k {
-                        BlockSpec {
-                            k,
-                            padding: pad,
-                            ..BlockSpec::shift(out, stride, None)
-                        }
-                    } else {
-                        BlockSpec::shift(out, stride, None)
+                    let b = BlockSpec {
+                        k,
+                        padding: if k > 1 { pad } else { 0 },
+                        ..BlockSpec::shift(out, stride, None)
                     };
-                    let span = |n: usize| (n + 2 * b.padding - b.k) / stride + 1;
+                    let span =
+                        |n: usize| (n + 2 * b.padding).checked_sub(b.k).map(|v| v / stride + 1);
+                    let b = match (span(h), span(w)) {
+                        (Some(ho), Some(wo)) if ho >= 3 && wo >= 3 => b,
+                        _ => BlockSpec::shift(out, 1, None),
+                    };
+                    let span = |n: usize| (n + 2 * b.padding - b.k) / b.stride + 1;
                     (h, w) = (span(h), span(w));
                     b
                 })
