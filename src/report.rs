@@ -288,6 +288,16 @@ impl Report {
                 }
             );
         }
+        let copies: usize = self.layers.iter().map(|l| l.copies).sum();
+        if copies > 0 {
+            let share = self.breakdown.replication as f64
+                / ((self.array.rows * self.array.cols) as f64 * self.packed.cycles as f64).max(1.0);
+            let _ = writeln!(
+                s,
+                "  {copies} row copies give the KxK convs' taps a row each: {:.1}% of the packed cell-cycles (write copies)",
+                100.0 * share
+            );
+        }
         if let Some(a) = &self.accuracy {
             let _ = writeln!(s, "{}", accuracy_text(a, self.dense));
         }
