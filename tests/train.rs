@@ -199,18 +199,13 @@ fn training_is_deterministic_for_a_seed() {
     assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
 }
 
-/// A run split by `--stop-after` and finished with `--resume` (at each epoch boundary,
-/// pruning, distillation, augmentation, several passes per epoch and a fake-quantized
-/// epoch included) writes the same model bytes and epoch logs as one uninterrupted run;
-/// a resume with other options, or without a checkpoint, is refused.
-#[test]
-fn a_run_stopped_and_resumed_ends_byte_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = synthetic(96, 5);
-    let test = synthetic(32, 7200);
-    let teacher = dir.path().join("t.safetensors");
-    train(&options(1, 1, 0), &data, &test, &teacher).unwrap();
-    let mut o = options(4, 4, 1);
+/// Options with every part of the loop on, `epochs` long (the last fake-quantized): α 4
+/// pruning, augmentation, distillation from a teacher trained here into `dir`, a half-data
+/// subset drawn in several passes per epoch.
+fn everything_on(dir: &Path, data: &Dataset, test: &Dataset, epochs: usize) -> TrainOptions {
+    let teacher = dir.join("t.safetensors");
+    train(&options(1, 1, 0), data, test, &teacher).unwrap();
+    let mut o = options(4, epochs, 1);
     o.augment = ccc::train::Augment {
         flip: true,
         translate: 2,
@@ -222,6 +217,19 @@ fn a_run_stopped_and_resumed_ends_byte_identical() {
     });
     o.epoch_images = Some(150);
     o.sample_ratio = 0.5;
+    o
+}
+
+/// A run split by `--stop-after` and finished with `--resume` (at each epoch boundary,
+/// pruning, distillation, augmentation, several passes per epoch and a fake-quantized
+/// epoch included) writes the same model bytes and epoch logs as one uninterrupted run;
+/// a resume with other options, or without a checkpoint, is refused.
+#[test]
+fn a_run_stopped_and_resumed_ends_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(96, 5);
+    let test = synthetic(32, 7200);
+    let o = everything_on(dir.path(), &data, &test, 4);
     let whole = dir.path().join("whole.safetensors");
     let want = train(&o, &data, &test, &whole).unwrap();
     assert!(
@@ -276,21 +284,8 @@ fn training_is_the_same_for_one_and_two_threads() {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic(96, 4);
     let test = synthetic(32, 7100);
-    let teacher = dir.path().join("t.safetensors");
-    train(&options(1, 1, 0), &data, &test, &teacher).unwrap();
-    let mut o = options(4, 3, 1);
-    o.augment = ccc::train::Augment {
-        flip: true,
-        translate: 2,
-    };
+    let mut o = everything_on(dir.path(), &data, &test, 3);
     o.label_smoothing = 0.1;
-    o.teacher = Some(ccc::train::Teacher {
-        model: teacher,
-        weight: 0.7,
-        temperature: 3.0,
-    });
-    o.epoch_images = Some(150);
-    o.sample_ratio = 0.5;
     let mut bytes = Vec::new();
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
