@@ -480,8 +480,8 @@ fn load_teacher(o: &TrainOptions, t: &Teacher, dev: &Device) -> Result<ShiftNet>
     Ok(net)
 }
 
-/// Trains, writes the model to `out` and `<out>.train.json`, and returns the log.
-/// Trains to the end of the schedule; see [`train_or_stop`].
+/// Trains to the end of the schedule, writes the model to `out` and `<out>.train.json`,
+/// and returns the log; see [`train_or_stop`].
 pub fn train(o: &TrainOptions, train: &Dataset, test: &Dataset, out: &Path) -> Result<TrainLog> {
     train_or_stop(o, train, test, out)?.with_context(|| {
         format!(
@@ -508,8 +508,13 @@ struct LoopState {
 /// `<model>.ckpt` next to the model: the last finished epoch's state, removed once the
 /// model is written.
 pub fn checkpoint_path(model: &Path) -> PathBuf {
+    beside(model, ".ckpt")
+}
+
+/// `model`'s path with `suffix` appended (a file that belongs to the model).
+fn beside(model: &Path, suffix: &str) -> PathBuf {
     let mut s = model.as_os_str().to_owned();
-    s.push(".ckpt");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
@@ -616,15 +621,16 @@ pub fn train_or_stop(
     let (nz0, all0) = net.nonzeros()?;
     let mut sparsity = format!("nonzeros {nz0}/{all0} tiles {}", tiles_now(&net, o)?);
     let ckpt = checkpoint_path(out);
+    // What a checkpoint records of the options, and a resume compares.
+    let options = comparable_options(o)?;
     let mut start = 0;
     if o.resume {
         let (meta, velocity) = checkpoint::load(&ckpt, &mut net, sgd.params.len())
             .with_context(|| format!("--resume: {}", ckpt.display()))?;
         let s: LoopState = serde_json::from_str(&meta)
             .with_context(|| format!("{}: the loop state is not readable", ckpt.display()))?;
-        let now = comparable_options(o)?;
-        if s.options != now {
-            let (a, b) = (s.options.as_object(), now.as_object());
+        if s.options != options {
+            let (a, b) = (s.options.as_object(), options.as_object());
             let differ: Vec<String> = a
                 .into_iter()
                 .flatten()
@@ -815,7 +821,7 @@ pub fn train_or_stop(
         );
         logs.push(log);
         let state = LoopState {
-            options: comparable_options(o)?,
+            options: options.clone(),
             epochs_done: epoch + 1,
             step,
             prune_step,
@@ -873,9 +879,7 @@ pub fn train_or_stop(
 
 /// `<model>.train.json` next to the model.
 pub fn log_path(model: &Path) -> PathBuf {
-    let mut s = model.as_os_str().to_owned();
-    s.push(".train.json");
-    PathBuf::from(s)
+    beside(model, ".train.json")
 }
 
 /// One prune step over every combinable layer: magnitude, then column combining.

@@ -1,7 +1,8 @@
 //! The trainable shift-CNN: a dense KxK stem conv, then shift + 1x1 conv blocks (or KxK
 //! conv blocks: a VGG-style network), each conv followed by batchnorm and ReLU6, global
-//! average pool and a linear classifier (the seeds' network family). Owns parameters, forward passes (training, evaluation
-//! and fake-quantized), loading a trained model and exporting the model format.
+//! average pool and a linear classifier (the seeds' network family). Owns parameters,
+//! forward passes (training, evaluation and fake-quantized), loading a trained model and
+//! exporting the model format.
 
 use std::path::Path;
 
@@ -202,6 +203,25 @@ pub enum Mode {
     /// Running statistics folded into the weights, weights and activations fake-quantized
     /// with docs/DESIGN.md §5 (straight-through gradients): what the 8-bit hardware computes.
     Quant,
+}
+
+/// The K·K uniform shifts that gather a KxK conv's taps ("same" padding), tap ky·K + kx.
+fn kxk_shifts(c: usize, k: usize, stride: usize) -> impl Iterator<Item = Shift> {
+    let p = (k / 2) as i32;
+    (0..k * k)
+        .map(move |t| Shift::uniform(c, (t / k) as i32 - p, (t % k) as i32 - p).with_stride(stride))
+}
+
+/// A KxK conv's taps of `x` [C, B, H, W] at the output positions: [C·K·K, B, Ho, Wo],
+/// column c·K·K + tap.
+fn kxk_taps(x: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    let (c, b, _, _) = x.dims4()?;
+    let v = kxk_shifts(c, k, stride)
+        .map(|sh| sh.apply(x))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let (_, _, ho, wo) = v[0].dims4()?;
+    // [C, K·K, B, Ho, Wo] so that column = c·K·K + tap.
+    Ok(Tensor::stack(&v, 1)?.reshape((c * k * k, b, ho, wo))?)
 }
 
 /// The seeds' fixed shifts: the K·K = 9 directions of a 3x3 neighbourhood spread evenly
@@ -431,22 +451,10 @@ impl ShiftNet {
         let frac = DEFAULT_ACT_FRAC;
         for l in &mut self.convs {
             let s = &l.spec;
-            let (c, b, _, _) = x.dims4()?;
+            let (_, b, _, _) = x.dims4()?;
             // Gather the taps at the output positions: [T, B, Ho, Wo].
             let taps = match &l.shifts {
-                None => {
-                    let p = (s.k / 2) as i32;
-                    let mut v = Vec::with_capacity(s.k * s.k);
-                    for ky in 0..s.k as i32 {
-                        for kx in 0..s.k as i32 {
-                            let sh = Shift::uniform(c, ky - p, kx - p).with_stride(s.stride);
-                            v.push(sh.apply(&x)?);
-                        }
-                    }
-                    let (_, _, ho, wo) = v[0].dims4()?;
-                    // [C, K·K, B, Ho, Wo] so that column = c·K·K + tap.
-                    Tensor::stack(&v, 1)?.reshape((c * s.k * s.k, b, ho, wo))?
-                }
+                None => kxk_taps(&x, s.k, s.stride)?,
                 Some(sh) => Shift::new(sh.clone()).with_stride(s.stride).apply(&x)?,
             };
             let (t, _, ho, wo) = taps.dims4()?;
@@ -522,23 +530,9 @@ impl ShiftNet {
         let mut saved: Vec<Saved> = Vec::with_capacity(self.convs.len());
         for l in &mut self.convs {
             let s = &l.spec;
-            let (c, b, h, w) = x.dims4()?;
+            let (_, b, h, w) = x.dims4()?;
             let (shift, taps) = match &l.shifts {
-                None => {
-                    let p = (s.k / 2) as i32;
-                    let mut v = Vec::with_capacity(s.k * s.k);
-                    for ky in 0..s.k as i32 {
-                        for kx in 0..s.k as i32 {
-                            let sh = Shift::uniform(c, ky - p, kx - p).with_stride(s.stride);
-                            v.push(sh.apply(&x)?);
-                        }
-                    }
-                    let (_, _, ho, wo) = v[0].dims4()?;
-                    (
-                        None,
-                        Tensor::stack(&v, 1)?.reshape((c * s.k * s.k, b, ho, wo))?,
-                    )
-                }
+                None => (None, kxk_taps(&x, s.k, s.stride)?),
                 Some(sh) => {
                     let op = Shift::new(sh.clone()).with_stride(s.stride);
                     let t = op.apply(&x)?;
@@ -620,22 +614,17 @@ impl ShiftNet {
                 let (ho, wo) = (h.div_ceil(st), w.div_ceil(st));
                 let bsz = m / (ho * wo);
                 let d5 = dcols.reshape((cin, k * k, bsz, ho, wo))?;
-                let p = (k / 2) as i32;
                 let mut dx: Option<Tensor> = None;
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let g = d5.narrow(1, ky * k + kx, 1)?.squeeze(1)?.contiguous()?;
-                        let op = Shift::uniform(cin, ky as i32 - p, kx as i32 - p).with_stride(st);
-                        let d = op.backward(&g, h, w)?;
-                        dx = Some(match dx {
-                            None => d,
-                            Some(acc) => (acc + d)?,
-                        });
-                    }
+                for (t, op) in kxk_shifts(cin, k, st).enumerate() {
+                    let g = d5.narrow(1, t, 1)?.squeeze(1)?.contiguous()?;
+                    let d = op.backward(&g, h, w)?;
+                    dx = Some(match dx {
+                        None => d,
+                        Some(acc) => (acc + d)?,
+                    });
                 }
-                if let Some(dx) = dx {
-                    da = dx.reshape((cin, bsz * h * w))?;
-                }
+                let dx = dx.context("a KxK block has K·K >= 1 taps")?;
+                da = dx.reshape((cin, bsz * h * w))?;
             }
             grads.push(Tensor::from_vec(db, n, &dev)?);
             grads.push(Tensor::from_vec(dg, n, &dev)?);
