@@ -290,8 +290,9 @@ impl Report {
         }
         let copies: usize = self.layers.iter().map(|l| l.copies).sum();
         if copies > 0 {
-            let share = self.breakdown.replication as f64
-                / ((self.array.rows * self.array.cols) as f64 * self.packed.cycles as f64).max(1.0);
+            let share = self
+                .breakdown
+                .share(self.breakdown.replication as f64, self.array);
             let _ = writeln!(
                 s,
                 "  {copies} row copies give the KxK convs' taps a row each: {:.1}% of the packed cell-cycles (write copies)",
@@ -415,8 +416,7 @@ fn breakdown_table(layers: &[LayerReport], total: &Breakdown, a: ArrayShape) -> 
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let row = |name: String, mode: &str, b: &Breakdown| {
-        let all = ((a.rows * a.cols) as f64 * b.cycles as f64).max(1.0);
-        let pct = |v: f64| format!("{:.1}%", 100.0 * v / all);
+        let pct = |v: f64| format!("{:.1}%", 100.0 * b.share(v, a));
         format!(
             "| {name} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             b.cycles,

@@ -193,14 +193,15 @@ impl Breakdown {
             + self.pool_classifier
     }
 
+    /// `part` (cell-cycles) as a share of the span's cell-cycles (0 for an empty span).
+    pub fn share(&self, part: f64, a: ArrayShape) -> f64 {
+        let all = (a.rows * a.cols) as f64 * self.cycles as f64;
+        if all == 0.0 { 0.0 } else { part / all }
+    }
+
     /// MAC efficiency: useful cell-cycles over all of them.
     pub fn efficiency(&self, a: ArrayShape) -> f64 {
-        let all = (a.rows * a.cols) as f64 * self.cycles as f64;
-        if all == 0.0 {
-            0.0
-        } else {
-            (ACT_BITS * self.macs) as f64 / all
-        }
+        self.share((ACT_BITS * self.macs) as f64, a)
     }
 
     /// Whether cell-cycles = 8 · MACs + Σ losses holds.

@@ -102,7 +102,6 @@ impl FromStr for StemChoice {
     }
 }
 
-/// `OUT:STRIDE` or `OUT:STRIDE:ALPHA`.
 /// `OUT:STRIDE[:ALPHA][:kK[:pPAD]]`: a shift + 1x1 conv block, or with `kK` (K > 1) a KxK
 /// conv padded by PAD (default 0).
 impl FromStr for BlockSpec {

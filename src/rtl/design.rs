@@ -25,10 +25,10 @@ pub fn bits(v: usize) -> usize {
     ceil_log2(v + 1).max(1)
 }
 
-/// Bits of a two's-complement field that holds `v` (at least 2: a sign and one bit).
+/// Bits of a two's-complement field that holds `v` (at least 2: a sign and one bit):
+/// the bits of `v`, or of `-v - 1` when negative, plus the sign.
 pub fn signed_bits(v: i64) -> usize {
-    let magnitude = if v < 0 { !v } else { v } as u64;
-    (65 - magnitude.leading_zeros() as usize).max(2)
+    bits(if v < 0 { !v } else { v } as usize) + 1
 }
 
 /// A value of the compiled model that a field of the hardware is too narrow to hold: the
