@@ -158,19 +158,26 @@ compare: build deps-data
 	$(CCC) compare dense=models/fmnist-shift-dense.safetensors column-combining=models/fmnist-shift-cc.safetensors predefined=models/fmnist-shift-predefined.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_OUT)
 
 # A VGG-style network (3x3 conv blocks, `--block-kernel 3`): dense, column-combined over
-# its K·K·C taps, and pre-defined sparsity at the same α, then side by side on a 32x32
-# array (docs/COMPARISON.md). About 30 minutes at one thread.
+# its K·K·C taps, pre-defined sparsity at the same α, and kernel decomposition (3 basis
+# kernels per block, coefficients combined at α 2 and 3: about the same nonzero weights
+# as column combining, basis included), then side by side on a 32x32 array
+# (docs/COMPARISON.md). About 50 minutes at two threads.
 VGG_ARCH   := --block-kernel 3 --filters 16,32,64 --layers 1,1,1 --strides 1,2,2
 VGG_DENSE  := models/fmnist-vgg-dense.safetensors
-VGG_RECIPE := --load $(VGG_DENSE) --teacher $(VGG_DENSE) --gamma 1.75 --epochs 8 --quant-aware --qat-epochs 1 --weight-decay 5e-4 $(AUGMENT) --epoch-images 60000 --seed 1
+VGG_DEC_DENSE := models/fmnist-vgg-decomposed-dense.safetensors
+VGG_DENSE_RECIPE := --groups 1,1,1 --epochs 10 --lr 0.1 --label-smoothing 0.1 --weight-decay 5e-4 $(AUGMENT) --seed 1
+VGG_RETRAIN := --teacher $(VGG_DENSE) --gamma 1.75 --epochs 8 --quant-aware --qat-epochs 1 --weight-decay 5e-4 $(AUGMENT) --epoch-images 60000 --seed 1
+VGG_RECIPE := --load $(VGG_DENSE) $(VGG_RETRAIN)
 models-vgg: build deps-data
-	$(CCC) train $(VGG_ARCH) --groups 1,1,1 --epochs 10 --lr 0.1 --label-smoothing 0.1 --weight-decay 5e-4 $(AUGMENT) --seed 1 --name fmnist-vgg-dense $(TRAIN_FLAGS) -o $(VGG_DENSE)
+	$(CCC) train $(VGG_ARCH) $(VGG_DENSE_RECIPE) --name fmnist-vgg-dense $(TRAIN_FLAGS) -o $(VGG_DENSE)
 	$(CCC) train $(VGG_ARCH) $(VGG_RECIPE) --groups 1,4,8 --name fmnist-vgg-cc $(TRAIN_FLAGS) -o models/fmnist-vgg-cc.safetensors
 	$(CCC) train $(VGG_ARCH) $(VGG_RECIPE) --groups 1,4,8 --sparsity predefined --name fmnist-vgg-predefined $(TRAIN_FLAGS) -o models/fmnist-vgg-predefined.safetensors
+	$(CCC) train $(VGG_ARCH) --decompose 3 $(VGG_DENSE_RECIPE) --name fmnist-vgg-decomposed-dense $(TRAIN_FLAGS) -o $(VGG_DEC_DENSE)
+	$(CCC) train $(VGG_ARCH) --decompose 3 --load $(VGG_DEC_DENSE) $(VGG_RETRAIN) --groups 1,2,3 --name fmnist-vgg-decomposed $(TRAIN_FLAGS) -o models/fmnist-vgg-decomposed.safetensors
 
 COMPARE_VGG_OUT ?= docs/compare-vgg
 compare-vgg: build deps-data
-	$(CCC) compare dense=$(VGG_DENSE) column-combining=models/fmnist-vgg-cc.safetensors predefined=models/fmnist-vgg-predefined.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_VGG_OUT)
+	$(CCC) compare dense=$(VGG_DENSE) column-combining=models/fmnist-vgg-cc.safetensors predefined=models/fmnist-vgg-predefined.safetensors decomposition=models/fmnist-vgg-decomposed.safetensors --rows 32 --cols 32 --dataset fashion-mnist -o $(COMPARE_VGG_OUT)
 
 # The iCE40-sized model (models/README.md): a stride-2 stem and 16-32 channels, trained
 # from scratch with joint optimization; its bitstream: make bitstream MODEL=... ROWS=2

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::compile::{self, CompileOptions};
 use crate::dataset::{self, Dataset};
+use crate::lower::Decomposition;
 use crate::output::{OutDir, write_file_atomic};
 use crate::pack::group::Strategy;
 use crate::quant::DEFAULT_ACT_FRAC;
@@ -262,6 +263,11 @@ pub struct TrainArgs {
     /// K for KxK convs ("same" padding, no shift; a VGG-style network).
     #[arg(long, default_value_t = 1)]
     pub block_kernel: usize,
+    /// Kernel decomposition (ESCALATE): every KxK block learns M basis kernels shared by
+    /// its input channels and sparse coefficients, pruned and combined like a conv's
+    /// weights, and is written as a `decomposed_conv` (needs --block-kernel 3 or more).
+    #[arg(long, default_value_t = 0, value_name = "M")]
+    pub decompose: usize,
     /// γ, the conflict budget per row used when combining.
     #[arg(long, default_value_t = 1.75)]
     pub gamma: f64,
@@ -368,12 +374,16 @@ impl TrainArgs {
             &self.strides,
             &self.groups,
         )?
-        .with_block_kernel(self.block_kernel)?;
+        .with_block_kernel(self.block_kernel)?
+        .with_decompose(self.decompose)?;
         let arch = match &self.layer_groups {
             Some(alphas) => arch.with_layer_alphas(alphas)?,
             None => arch,
         };
         let predefined = match self.sparsity {
+            Sparsity::Predefined if self.decompose > 0 => {
+                bail!("--sparsity predefined and --decompose do not combine (choose one method)")
+            }
             Sparsity::Predefined => Some(crate::train::Predefined {
                 density: self.density,
                 classifier_density: self.classifier_density,
@@ -475,6 +485,10 @@ pub struct PackArgs {
     /// grouping (`groups`, written by `ccc train --sparsity predefined`).
     #[arg(long)]
     pub regroup: bool,
+    /// How a `decomposed_conv` runs: `stages` (basis stage, then a 1x1 coefficient
+    /// stage) or `expanded` (the KxK conv it computes). The report compares both.
+    #[arg(long, value_enum, default_value_t = Decomposition::Stages)]
+    pub decomposed: Decomposition,
 }
 
 impl PackArgs {
@@ -500,6 +514,7 @@ impl PackArgs {
             rtl: !self.no_rtl,
             input_scale: self.input_scale,
             regroup: self.regroup,
+            decomposed: self.decomposed,
         }
     }
 }

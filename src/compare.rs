@@ -17,6 +17,8 @@ use serde::Serialize;
 use crate::compile::{self, CompileOptions};
 use crate::dataset::Dataset;
 use crate::fit::{self, Family};
+use crate::lower::Decomposition;
+use crate::model::Op;
 use crate::plots::Svg;
 use crate::reference::evaluate;
 
@@ -56,7 +58,11 @@ pub struct Row {
     pub images: usize,
     pub float_accuracy: f64,
     pub packed_accuracy: f64,
-    /// Nonzero 8-bit conv weights after packing, and the classifier's.
+    /// The budget: nonzero conv parameters of the model (a decomposed conv's
+    /// coefficients and basis kernels, each kernel counted once).
+    pub weights: usize,
+    /// Nonzero 8-bit conv weights after packing (MACs per output pixel), and the
+    /// classifier's.
     pub conv_nonzeros: usize,
     pub classifier_nonzeros: usize,
     pub tiles: usize,
@@ -95,22 +101,62 @@ pub fn compare(
         rtl: true,
         ..opts.clone()
     };
-    entries
-        .iter()
-        .map(|e| {
-            row(e, &opts, test, dataset, family)
-                .with_context(|| format!("comparing `{}` ({})", e.label, e.model.display()))
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for e in entries {
+        let what = || format!("comparing `{}` ({})", e.label, e.model.display());
+        let (r, decomposed) = row(e, &opts, test, dataset, family).with_context(what)?;
+        rows.push(r);
+        if decomposed {
+            // Both mappings of a decomposed model, the other one labelled as such.
+            let other = match opts.decomposed {
+                Decomposition::Stages => Decomposition::Expanded,
+                Decomposition::Expanded => Decomposition::Stages,
+            };
+            let o = CompileOptions {
+                decomposed: other,
+                alpha: opts.alpha.clone().filter(|a| a.len() == 1),
+                ..opts.clone()
+            };
+            let mut alt = row(e, &o, test, dataset, family).with_context(what)?.0;
+            alt.label = format!("{} ({})", e.label, mapping_name(other));
+            rows.last_mut().expect("pushed").label =
+                format!("{} ({})", e.label, mapping_name(opts.decomposed));
+            rows.push(alt);
+        }
+    }
+    Ok(rows)
 }
 
+fn mapping_name(d: Decomposition) -> &'static str {
+    match d {
+        Decomposition::Stages => "stages",
+        Decomposition::Expanded => "expanded",
+    }
+}
+
+/// Nonzero conv parameters of a model file ([`Row::weights`]).
+fn model_weights(path: &Path) -> Result<usize> {
+    let net = crate::model::load(path, None)?;
+    let nz = |v: &mut dyn Iterator<Item = &f64>| v.filter(|&&w| w != 0.0).count();
+    Ok(net
+        .layers
+        .iter()
+        .map(|l| match &l.op {
+            Op::Conv(c) => nz(&mut c.weight.iter()),
+            Op::DecomposedConv(d) => nz(&mut d.coeff.iter()) + nz(&mut d.basis.iter()),
+            _ => 0,
+        })
+        .sum())
+}
+
+/// One compiled entry, and whether the model has decomposed convs.
 fn row(
     e: &Entry,
     opts: &CompileOptions,
     test: &Dataset,
     dataset: &str,
     family: Family,
-) -> Result<Row> {
+) -> Result<(Row, bool)> {
     let c = compile::compile(&e.model, opts)?;
     let acc = evaluate(
         &c.lowered,
@@ -127,12 +173,13 @@ fn row(
     let res = fit::flattened(&fit::estimate(&design.capacity, family));
     let (training_seconds, training_threads) = training_time(&e.model)?;
     let r = &c.report;
-    Ok(Row {
+    let row = Row {
         label: e.label.clone(),
         model: e.model.display().to_string(),
         images: acc.images,
         float_accuracy: acc.float,
         packed_accuracy: acc.packed,
+        weights: model_weights(&e.model)?,
         conv_nonzeros: r.packed.nonzeros,
         classifier_nonzeros: c
             .packed
@@ -151,7 +198,8 @@ fn row(
         bram: res.bram,
         training_seconds,
         training_threads,
-    })
+    };
+    Ok((row, c.lowered.decomposed > 0))
 }
 
 /// The training time recorded next to a model, if `ccc train` wrote it.
@@ -179,8 +227,8 @@ pub fn markdown(rows: &[Row], rows_cols: (usize, usize), dataset: &str) -> Strin
         "Methods on a {}x{} array; accuracy on {images} {dataset} images; LUT4 / FF / BRAM: the fit model's prediction for the accelerator on {fam} (flattened synthesis).\n\n",
         rows_cols.0, rows_cols.1
     ));
-    s.push_str("| method | float | 8-bit packed | nonzeros (convs + classifier) | tiles | cycles / image | utilization | MAC efficiency | LUT4 | FF | BRAM | training |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| method | float | 8-bit packed | conv weights | MACs / pixel (convs + classifier) | tiles | cycles / image | utilization | MAC efficiency | LUT4 | FF | BRAM | training |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let train = match (r.training_seconds, r.training_threads) {
             (Some(t), Some(n)) => format!(
@@ -192,10 +240,11 @@ pub fn markdown(rows: &[Row], rows_cols: (usize, usize), dataset: &str) -> Strin
             _ => "—".into(),
         };
         s.push_str(&format!(
-            "| {} | {:.2}% | {:.2}% | {} + {} | {} | {} | {:.3} | {:.1}% | {} | {} | {} | {} |\n",
+            "| {} | {:.2}% | {:.2}% | {} | {} + {} | {} | {} | {:.3} | {:.1}% | {} | {} | {} | {} |\n",
             r.label,
             100.0 * r.float_accuracy,
             100.0 * r.packed_accuracy,
+            r.weights,
             r.conv_nonzeros,
             r.classifier_nonzeros,
             r.tiles,

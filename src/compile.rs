@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::dataset::Dataset;
 use crate::fit::{self, Target};
-use crate::lower::{LoweredNet, lower};
+use crate::lower::{Decomposition, LoweredNet, lower_with};
 use crate::model;
 use crate::output::{OutDir, OutTensor, safetensors_bytes};
 use crate::pack::group::{MAX_ALPHA, Strategy, check_gamma};
@@ -46,6 +46,9 @@ pub struct CompileOptions {
     /// Group every layer anew, also those whose model stores a grouping.
     #[serde(default)]
     pub regroup: bool,
+    /// How decomposed convs run on the array.
+    #[serde(default)]
+    pub decomposed: Decomposition,
 }
 
 impl Default for CompileOptions {
@@ -65,6 +68,7 @@ impl Default for CompileOptions {
             rtl: true,
             input_scale: None,
             regroup: false,
+            decomposed: Decomposition::default(),
         }
     }
 }
@@ -101,6 +105,9 @@ pub struct Compiled {
     /// The accelerator's design (with `options.rtl`).
     pub design: Option<HwDesign>,
     pub report: Report,
+    /// A model with decomposed convs compiled with the other mapping (no RTL), which
+    /// the report compares against this one.
+    pub alternative: Option<Box<Compiled>>,
 }
 
 pub fn check_array(rows: usize, cols: usize) -> Result<ArrayShape> {
@@ -138,14 +145,16 @@ pub fn resolve_alphas(cli: Option<&[usize]>, net: &LoweredNet) -> Result<Vec<usi
 
 /// Loads and lowers a model (the float network every other form derives from).
 pub fn load_lowered(path: &Path, graph: Option<&Path>) -> Result<LoweredNet> {
-    load_scaled(path, graph, None)
+    load_scaled(path, graph, None, Decomposition::default())
 }
 
-/// [`load_lowered`] for a model whose input is pixel / `input_scale`.
+/// [`load_lowered`] for a model whose input is pixel / `input_scale`, its decomposed
+/// convs lowered as `decomposition` says.
 pub fn load_scaled(
     path: &Path,
     graph: Option<&Path>,
     input_scale: Option<f64>,
+    decomposition: Decomposition,
 ) -> Result<LoweredNet> {
     let mut net = model::load(path, graph)?;
     if let Some(s) = input_scale {
@@ -155,7 +164,7 @@ pub fn load_scaled(
         // ccc's pixel p is p / 2^INPUT_FRAC; the model expects p / s.
         net.scale_first_conv(f64::from(1u32 << crate::quant::INPUT_FRAC) / s)?;
     }
-    Ok(lower(&net)?)
+    Ok(lower_with(&net, decomposition)?)
 }
 
 pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOptions> {
@@ -177,8 +186,42 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
 }
 
 pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
+    let mut c = compile_one(path, o)?;
+    if c.lowered.decomposed > 0 {
+        let other = match o.decomposed {
+            Decomposition::Stages => Decomposition::Expanded,
+            Decomposition::Expanded => Decomposition::Stages,
+        };
+        let alt = compile_one(
+            path,
+            &CompileOptions {
+                decomposed: other,
+                rtl: false,
+                // A per-layer α list counts the selected mapping's layers; the other
+                // mapping takes the graph's.
+                alpha: o.alpha.clone().filter(|a| a.len() == 1),
+                ..o.clone()
+            },
+        )
+        .with_context(|| {
+            format!(
+                "compiling {} with the other mapping of its decomposed convs",
+                path.display()
+            )
+        })?;
+        c.report.decomposition = Some(vec![
+            report::MappingRow::of(&c.report, o.decomposed, true),
+            report::MappingRow::of(&alt.report, other, false),
+        ]);
+        c.alternative = Some(Box::new(alt));
+    }
+    Ok(c)
+}
+
+/// [`compile`] with one mapping of the decomposed convs.
+fn compile_one(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let array = check_array(o.rows, o.cols)?;
-    let lowered = load_scaled(path, o.graph.as_deref(), o.input_scale)?;
+    let lowered = load_scaled(path, o.graph.as_deref(), o.input_scale, o.decomposed)?;
     let qnet = quantize(&lowered, o.act_frac)?;
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
@@ -238,6 +281,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         schedule,
         design,
         report,
+        alternative: None,
     })
 }
 
@@ -457,9 +501,26 @@ pub fn check_target(c: &mut Compiled, t: Target) -> Result<String> {
 pub fn measure_accuracy(c: &mut Compiled, d: &Dataset, dataset: &str) -> Result<()> {
     let i = c.qnet.input;
     d.check_input(&c.source, [i.c, i.h, i.w])?;
-    c.report.accuracy = Some(evaluate(
+    let a = evaluate(
         &c.lowered, &c.qnet, &c.packed, &d.images, &d.labels, dataset,
-    ));
+    );
+    if let Some(rows) = &mut c.report.decomposition {
+        rows[0].accuracy = Some(a.packed);
+        if let Some(alt) = &c.alternative {
+            rows[1].accuracy = Some(
+                evaluate(
+                    &alt.lowered,
+                    &alt.qnet,
+                    &alt.packed,
+                    &d.images,
+                    &d.labels,
+                    dataset,
+                )
+                .packed,
+            );
+        }
+    }
+    c.report.accuracy = Some(a);
     Ok(())
 }
 

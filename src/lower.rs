@@ -2,9 +2,11 @@
 //! over *virtual channels* (taps), folds batchnorm into the conv before it, and checks
 //! that the layer sequence is one the array can run.
 //!
-//! Accepted structure: `([shift] conv [batchnorm] relu6|relu)* avgpool linear`. A shift
-//! may only precede a 1x1 conv (a shift before a padded KxK conv zero-fills twice, which
-//! one (dy, dx) per tap cannot express).
+//! Accepted structure: `([shift] conv|decomposed_conv [batchnorm] relu6|relu)* avgpool
+//! linear`. A shift may only precede a 1x1 conv (a shift before a padded KxK conv
+//! zero-fills twice, which one (dy, dx) per tap cannot express). A decomposed conv lowers
+//! to two layers (basis stage, coefficient stage) or to the KxK conv it computes
+//! ([`Decomposition`]).
 
 use std::path::PathBuf;
 
@@ -12,7 +14,7 @@ use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use crate::error::ModelError;
-use crate::model::{InputSpec, Network, Op};
+use crate::model::{Conv, DecomposedConv, Groups, InputSpec, Network, Op};
 
 /// One column of a layer's filter matrix: input `channel` read at (y·s + dy, x·s + dx).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -27,6 +29,24 @@ pub struct Tap {
 pub enum Activation {
     Relu6,
     Relu,
+    /// No activation: the signed output of a decomposed conv's basis stage. Stored as
+    /// uint8 with zero point [`crate::quant::OFFSET_ZERO`], which the next layer's bias
+    /// absorbs (docs/DESIGN.md §10).
+    Offset,
+}
+
+/// How a `decomposed_conv` runs on the array (`ccc compile --decomposed`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Decomposition {
+    /// Basis stage (each input channel convolved with the M basis kernels: C·M signed
+    /// channels) then coefficient stage (a 1x1 conv over them).
+    #[default]
+    Stages,
+    /// The KxK conv whose kernels the coefficients and basis make.
+    Expanded,
 }
 
 /// Feature-map shape (channels, height, width).
@@ -68,6 +88,9 @@ pub struct LoweredLayer {
     pub alpha: Option<usize>,
     /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
     pub groups: Option<crate::model::Groups>,
+    /// A decomposed conv's basis stage ([`basis_stage`]): the packer groups it with
+    /// [`crate::pack::predefined::basis_labels`], which never clashes.
+    pub basis_stage: bool,
 }
 
 /// Global average pool followed by the classifier.
@@ -91,6 +114,9 @@ pub struct LoweredNet {
     pub layers: Vec<LoweredLayer>,
     pub classifier: LoweredClassifier,
     pub path: PathBuf,
+    /// Decomposed convs in the model, and how they were lowered.
+    pub decomposed: usize,
+    pub decomposition: Decomposition,
 }
 
 impl LoweredNet {
@@ -103,7 +129,80 @@ impl LoweredNet {
     }
 }
 
+/// [`lower_with`] the default mapping of decomposed convs.
 pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
+    lower_with(net, Decomposition::default())
+}
+
+/// The basis stage of a decomposed conv as a conv layer: output channel c·M + m is input
+/// channel c convolved with basis kernel m, so the filter matrix (rows (c, m), columns
+/// (c, tap)) is block diagonal. Each basis kernel is scaled to unit L1 norm (its
+/// coefficients take the inverse factor, the product is unchanged), so that every basis
+/// output has the same worst-case range and one 8-bit scale suits them all.
+fn basis_stage(d: &DecomposedConv, index: usize, dims: Dims) -> (LoweredLayer, Conv) {
+    let (m, k, _) = d.basis.dim();
+    let c = dims.c;
+    let kk = k * k;
+    let norms: Vec<f64> = (0..m)
+        .map(|b| d.basis.index_axis(Axis(0), b).iter().map(|v| v.abs()).sum())
+        .collect();
+    let scale = |b: usize| if norms[b] > 0.0 { norms[b] } else { 1.0 };
+    let p = d.padding as i64;
+    let mut taps = Vec::with_capacity(c * kk);
+    for ch in 0..c {
+        for t in 0..kk as i64 {
+            taps.push(Tap {
+                channel: ch,
+                dy: t / k as i64 - p,
+                dx: t % k as i64 - p,
+            });
+        }
+    }
+    let mut weight = Array2::zeros((c * m, c * kk));
+    for ch in 0..c {
+        for b in 0..m {
+            for t in 0..kk {
+                weight[[ch * m + b, ch * kk + t]] = d.basis[[b, t / k, t % k]] / scale(b);
+            }
+        }
+    }
+    let output = Dims {
+        c: c * m,
+        h: (dims.h + 2 * d.padding - k) / d.stride + 1,
+        w: (dims.w + 2 * d.padding - k) / d.stride + 1,
+    };
+    let basis = LoweredLayer {
+        conv_index: index,
+        act_index: index,
+        weight_name: d.basis_name.clone(),
+        input: dims,
+        output,
+        stride: d.stride,
+        taps,
+        weight,
+        bias: Array1::zeros(c * m),
+        act: Activation::Offset,
+        alpha: d.alpha,
+        groups: None,
+        basis_stage: true,
+    };
+    let (n, cm) = d.coeff.dim();
+    let coeff = Array2::from_shape_fn((n, cm), |(o, j)| d.coeff[[o, j]] * scale(j % m));
+    let conv = Conv {
+        weight_name: d.weight_name.clone(),
+        weight: coeff
+            .into_shape_with_order((n, cm, 1, 1))
+            .expect("contiguous coefficients"),
+        bias: d.bias.clone(),
+        stride: 1,
+        padding: 0,
+        alpha: d.alpha,
+        groups: None::<Groups>,
+    };
+    (basis, conv)
+}
+
+pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<LoweredNet, ModelError> {
     let path = net.path.clone();
     let unsupported = |layer: usize, kind: &str, reason: String| ModelError::Unsupported {
         path: path.clone(),
@@ -122,11 +221,18 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
     while i < ops.len() {
         let layer = &ops[i];
         match &layer.op {
-            Op::Shift(_) | Op::Conv(_) => {
+            Op::Shift(_) | Op::Conv(_) | Op::DecomposedConv(_) => {
                 let shift = if let Op::Shift(s) = &layer.op {
                     i += 1;
                     match ops.get(i).map(|l| &l.op) {
                         Some(Op::Conv(_)) => Some((layer.index, s)),
+                        Some(Op::DecomposedConv(_)) => {
+                            return Err(unsupported(
+                                layer.index,
+                                "shift",
+                                "a shift may not precede a decomposed conv (a KxK conv)".into(),
+                            ));
+                        }
                         Some(other) => {
                             return Err(unsupported(
                                 layer.index,
@@ -149,8 +255,31 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
                     None
                 };
                 let conv_layer = &ops[i];
-                let Op::Conv(conv) = &conv_layer.op else {
-                    unreachable!("checked above")
+                let staged;
+                let conv = match &conv_layer.op {
+                    Op::Conv(conv) => conv,
+                    Op::DecomposedConv(d) => {
+                        debug_assert_eq!(d.coeff.ncols(), dims.c * d.bases(), "checked at ingest");
+                        staged = match decomposition {
+                            Decomposition::Stages => {
+                                let (basis, coeff) = basis_stage(d, conv_layer.index, dims);
+                                dims = basis.output;
+                                layers.push(basis);
+                                coeff
+                            }
+                            Decomposition::Expanded => Conv {
+                                weight_name: d.weight_name.clone(),
+                                weight: d.expanded(),
+                                bias: d.bias.clone(),
+                                stride: d.stride,
+                                padding: d.padding,
+                                alpha: d.alpha,
+                                groups: None,
+                            },
+                        };
+                        &staged
+                    }
+                    _ => unreachable!("checked above"),
                 };
                 let (n, cin, k, _) = conv.weight.dim();
                 if let Some((shift_index, _)) = shift
@@ -242,6 +371,7 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
                     act,
                     alpha: conv.alpha,
                     groups: conv.groups.clone(),
+                    basis_stage: false,
                 });
                 dims = output;
             }
@@ -283,6 +413,12 @@ pub fn lower(net: &Network) -> Result<LoweredNet, ModelError> {
                         pool_input,
                     },
                     path: net.path.clone(),
+                    decomposed: net
+                        .layers
+                        .iter()
+                        .filter(|l| matches!(l.op, Op::DecomposedConv(_)))
+                        .count(),
+                    decomposition,
                 });
             }
             other => {

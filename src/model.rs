@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{Array1, Array2, Array3, Array4};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,7 @@ pub struct Layer {
 #[derive(Clone, Debug)]
 pub enum Op {
     Conv(Conv),
+    DecomposedConv(DecomposedConv),
     Shift(Shift),
     BatchNorm(BatchNorm),
     Relu6,
@@ -59,6 +60,7 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Conv(_) => "conv",
+            Op::DecomposedConv(_) => "decomposed_conv",
             Op::Shift(_) => "shift",
             Op::BatchNorm(_) => "batchnorm",
             Op::Relu6 => "relu6",
@@ -81,6 +83,46 @@ pub struct Conv {
     /// A stored column grouping (pre-defined sparsity, docs/DESIGN.md §10): the group of
     /// every tap in (in, ky, kx) order, the lowering's tap order.
     pub groups: Option<Groups>,
+}
+
+/// A KxK conv whose kernels combine M basis kernels shared by all input channels
+/// (kernel decomposition, docs/DESIGN.md §10): `W[n, c] = Σ_m coeff[n, c·M + m] · basis[m]`.
+#[derive(Clone, Debug)]
+pub struct DecomposedConv {
+    pub basis_name: String,
+    /// [M, k, k].
+    pub basis: Array3<f64>,
+    pub weight_name: String,
+    /// [N, C·M], already multiplied by the mask if one was given.
+    pub coeff: Array2<f64>,
+    pub bias: Option<Array1<f64>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub alpha: Option<usize>,
+}
+
+impl DecomposedConv {
+    /// Basis kernels M.
+    pub fn bases(&self) -> usize {
+        self.basis.dim().0
+    }
+
+    /// Kernel size k.
+    pub fn k(&self) -> usize {
+        self.basis.dim().1
+    }
+
+    /// The KxK conv it computes, [N, C, k, k] (the expanded mapping).
+    pub fn expanded(&self) -> Array4<f64> {
+        let (m, k, _) = self.basis.dim();
+        let (n, cm) = self.coeff.dim();
+        let c = cm / m;
+        Array4::from_shape_fn((n, c, k, k), |(o, i, y, x)| {
+            (0..m)
+                .map(|b| self.coeff[[o, i * m + b]] * self.basis[[b, y, x]])
+                .sum()
+        })
+    }
 }
 
 /// A conv's stored grouping: `labels[t]` is tap t's group.
@@ -124,21 +166,25 @@ impl Network {
         let layer = self
             .layers
             .iter_mut()
-            .find(|l| matches!(l.op, Op::Conv(_)))
+            .find(|l| matches!(l.op, Op::Conv(_) | Op::DecomposedConv(_)))
             .ok_or_else(|| ModelError::Graph {
                 path: path.clone(),
                 reason: "the network has no conv to fold the input scale into".into(),
             })?;
-        let Op::Conv(c) = &mut layer.op else {
-            unreachable!("found a conv")
+        let (kind, name, values) = match &mut layer.op {
+            Op::Conv(c) => ("conv", &c.weight_name, c.weight.as_slice_mut()),
+            // Scaling the coefficients scales every expanded kernel alike.
+            Op::DecomposedConv(d) => ("decomposed_conv", &d.weight_name, d.coeff.as_slice_mut()),
+            _ => unreachable!("found a conv"),
         };
-        c.weight.mapv_inplace(|w| w * factor);
-        if let Some(i) = c.weight.iter().position(|w| !w.is_finite()) {
+        let values = values.expect("standard layout");
+        values.iter_mut().for_each(|w| *w *= factor);
+        if let Some(i) = values.iter().position(|w| !w.is_finite()) {
             return Err(ModelError::BadTensor {
                 path,
                 layer: layer.index,
-                kind: "conv".into(),
-                tensor: c.weight_name.clone(),
+                kind: kind.into(),
+                tensor: name.clone(),
                 reason: format!("the input scale made weight {i} non-finite"),
             });
         }
@@ -551,6 +597,7 @@ fn build_network(path: &Path, graph_text: &str, file: &TensorFile) -> Result<Net
         };
         let (op, next) = match kind.as_str() {
             "conv" => parse_conv(file, &ctx, t, shape)?,
+            "decomposed_conv" => parse_decomposed(file, &ctx, t, shape)?,
             "shift" => parse_shift(file, &ctx, t, shape)?,
             "batchnorm" => parse_batchnorm(file, &ctx, t, shape)?,
             "relu6" | "relu" => {
@@ -671,17 +718,7 @@ fn parse_conv(
         )),
         None => None,
     };
-    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
-    if hp < k || wp < k {
-        return Err(ctx.bad(format!(
-            "kernel {k}x{k} does not fit the padded {hp}x{wp} input"
-        )));
-    }
-    let next = Shape::Map {
-        c: out,
-        h: (hp - k) / stride + 1,
-        w: (wp - k) / stride + 1,
-    };
+    let next = conv_output(ctx, (h, w), k, stride, padding, out)?;
     Ok((
         Op::Conv(Conv {
             weight_name: wname.to_string(),
@@ -691,6 +728,104 @@ fn parse_conv(
             padding,
             alpha,
             groups,
+        }),
+        next,
+    ))
+}
+
+/// The shape a KxK conv with `out` filters makes of an h x w map.
+fn conv_output(
+    ctx: &LayerCtx,
+    (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    padding: usize,
+    out: usize,
+) -> Result<Shape, ModelError> {
+    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
+    if hp < k || wp < k {
+        return Err(ctx.bad(format!(
+            "kernel {k}x{k} does not fit the padded {hp}x{wp} input"
+        )));
+    }
+    Ok(Shape::Map {
+        c: out,
+        h: (hp - k) / stride + 1,
+        w: (wp - k) / stride + 1,
+    })
+}
+
+fn parse_decomposed(
+    file: &TensorFile,
+    ctx: &LayerCtx,
+    t: &toml::Table,
+    shape: Shape,
+) -> Result<(Op, Shape), ModelError> {
+    check_keys(
+        t,
+        ctx,
+        &[
+            "basis", "weight", "bias", "stride", "padding", "mask", "alpha",
+        ],
+    )?;
+    let Shape::Map { c, h, w } = shape else {
+        return Err(ctx.bad(format!(
+            "input is a vector ({shape}), a decomposed conv needs a feature map"
+        )));
+    };
+    let bname = get_str(t, ctx, "basis")?;
+    let (bshape, bdata) = float_tensor(file, ctx, bname, &[None, None, None])?;
+    let (m, k, k2) = (bshape[0], bshape[1], bshape[2]);
+    if k != k2 {
+        return Err(ctx.bad_tensor(bname, format!("basis kernel {k}x{k2} is not square")));
+    }
+    let basis = Array3::from_shape_vec((m, k, k), bdata)
+        .map_err(|e| ctx.bad_tensor(bname, e.to_string()))?;
+    let wname = get_str(t, ctx, "weight")?;
+    // [N, C·M] or PyTorch's 1x1-conv form [N, C·M, 1, 1].
+    let wt = decode(file, ctx, wname)?;
+    let expect: Vec<Option<usize>> = if wt.shape.len() == 4 {
+        vec![None, Some(c * m), Some(1), Some(1)]
+    } else {
+        vec![None, Some(c * m)]
+    };
+    let (wshape, wdata) = float_tensor(file, ctx, wname, &expect)?;
+    let out = wshape[0];
+    let mut coeff = Array2::from_shape_vec((out, c * m), wdata)
+        .map_err(|e| ctx.bad_tensor(wname, e.to_string()))?;
+    apply_mask(
+        file,
+        ctx,
+        t,
+        coeff.as_slice_mut().expect("standard layout"),
+        &expect
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if i == 0 { Some(out) } else { d })
+            .collect::<Vec<_>>(),
+    )?;
+    let stride = get_uint(t, ctx, "stride", Some(1), 1)?;
+    let padding = get_uint(t, ctx, "padding", Some(0), 0)?;
+    let alpha = if t.contains_key("alpha") {
+        Some(get_uint(t, ctx, "alpha", None, 1)?)
+    } else {
+        None
+    };
+    let bias = match get_opt_str(t, ctx, "bias")? {
+        Some(name) => Some(Array1::from(float_tensor(file, ctx, name, &[Some(out)])?.1)),
+        None => None,
+    };
+    let next = conv_output(ctx, (h, w), k, stride, padding, out)?;
+    Ok((
+        Op::DecomposedConv(DecomposedConv {
+            basis_name: bname.to_string(),
+            basis,
+            weight_name: wname.to_string(),
+            coeff,
+            bias,
+            stride,
+            padding,
+            alpha,
         }),
         next,
     ))

@@ -65,6 +65,25 @@ impl ModelWriter {
         }
     }
 
+    /// A decomposed conv over already added basis [M, k, k] and coefficient [N, C·M]
+    /// tensors (docs/DESIGN.md §10).
+    pub fn decomposed_conv(
+        &mut self,
+        basis: &str,
+        coeff: &str,
+        stride: usize,
+        padding: usize,
+        alpha: Option<usize>,
+    ) {
+        let _ = write!(
+            self.graph,
+            "\n[[layers]]\nkind = \"decomposed_conv\"\nbasis = \"{basis}\"\nweight = \"{coeff}\"\nstride = {stride}\npadding = {padding}\n"
+        );
+        if let Some(a) = alpha {
+            let _ = writeln!(self.graph, "alpha = {a}");
+        }
+    }
+
     /// Names an already added tensor under `key` in the layer written last (a conv's or
     /// linear layer's `mask`, a conv's `groups`).
     pub fn layer_tensor(&mut self, key: &str, tensor: &str) {

@@ -3,7 +3,7 @@
 //! with the 1/(H·W) pooling factor folded in. Also the scalar arithmetic every integer
 //! consumer (reference, packer, RTL emitter) must share: rounding, requantize, clamp.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
@@ -13,6 +13,9 @@ use crate::lower::{Activation, Dims, LoweredLayer, LoweredNet, Tap};
 pub const INPUT_FRAC: u32 = 8;
 /// Default fraction bits of inner activations.
 pub const DEFAULT_ACT_FRAC: u32 = 5;
+/// Zero point of a signed activation stored as uint8 ([`Activation::Offset`]): value
+/// z / 2^f is stored as z + 128, clamped to 0..=255.
+pub const OFFSET_ZERO: i32 = 128;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct QLayer {
@@ -40,9 +43,36 @@ pub struct QLayer {
     /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
     #[serde(skip)]
     pub groups: Option<crate::model::Groups>,
+    /// A decomposed conv's basis stage (block diagonal).
+    #[serde(skip)]
+    pub basis_stage: bool,
+    /// Zero point of the inputs ([`OFFSET_ZERO`] after a basis stage, else 0). `bias`
+    /// already subtracts `in_zero · Σ weight` per row; a packer that drops weights adds
+    /// their share back ([`QLayer::bias_without`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub in_zero: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
 }
 
 impl QLayer {
+    /// Row r's bias when the weights `kept(r, t)` rejects are dropped (pruned by column
+    /// combining): with a nonzero input zero point, every weight carries its share of the
+    /// bias correction, which leaves with it.
+    pub fn bias_without(&self, r: usize, kept: impl Fn(usize) -> bool) -> i32 {
+        let dropped: i64 = self
+            .weight
+            .row(r)
+            .iter()
+            .enumerate()
+            .filter(|&(t, _)| !kept(t))
+            .map(|(_, &w)| i64::from(w))
+            .sum();
+        (i64::from(self.bias[r]) + i64::from(self.in_zero) * dropped) as i32
+    }
+
     /// Right shift of the requantizer (negative: left shift).
     pub fn shift(&self) -> i32 {
         self.k + self.f_in as i32 - self.f_out as i32
@@ -107,8 +137,24 @@ pub fn requantize(acc: i64, shift: i32, clamp_max: i32) -> i32 {
 pub fn clamp_max(act: Activation, f_out: u32) -> i32 {
     match act {
         Activation::Relu6 => (6i64 << f_out).min(255) as i32,
-        Activation::Relu => 255,
+        Activation::Relu | Activation::Offset => 255,
     }
+}
+
+/// Fraction bits of a basis stage's signed output: the most that keep its worst case,
+/// `max_in` · the largest row's Σ|w|, within ±127 (so it never saturates), at most 16.
+pub fn offset_frac(weight: &Array2<f64>, max_in: f64) -> u32 {
+    let bound = weight
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|v| v.abs()).sum::<f64>())
+        .fold(0.0, f64::max)
+        * max_in;
+    let mut f = 0;
+    while f < 16 && bound * 2f64.powi(f as i32 + 1) <= 127.0 {
+        f += 1;
+    }
+    f
 }
 
 /// Bits needed for a pooled sum of `pixels` uint8 values: 8 + ⌈log2 HW⌉.
@@ -173,7 +219,27 @@ fn check_accumulator(
     Ok(())
 }
 
-pub fn quantize_layer(l: &LoweredLayer, f_in: u32, f_out: u32, model: &str) -> Result<QLayer> {
+/// What the bias adds so that the requantizer's output carries the zero point
+/// [`OFFSET_ZERO`]: +128 after a right shift by `shift` is +128·2^shift before it (the
+/// rounding shift commutes with adding whole multiples of 2^shift); before a left shift,
+/// 128 / 2^-shift, whole for shifts down to -7. None below.
+pub fn offset_bias(shift: i32) -> Option<i64> {
+    let z = i64::from(OFFSET_ZERO);
+    match shift {
+        0.. => Some(z << shift),
+        -7..0 => Some(z >> -shift),
+        _ => None,
+    }
+}
+
+/// Quantizes one layer whose inputs have `f_in` fraction bits and zero point `in_zero`.
+pub fn quantize_layer(
+    l: &LoweredLayer,
+    f_in: u32,
+    in_zero: i32,
+    f_out: u32,
+    model: &str,
+) -> Result<QLayer> {
     let what = || {
         format!(
             "{model}: layer {} (conv, tensor `{}`)",
@@ -183,7 +249,26 @@ pub fn quantize_layer(l: &LoweredLayer, f_in: u32, f_out: u32, model: &str) -> R
     let max_abs = l.weight.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let k = weight_exponent(max_abs);
     let weight = quantize_matrix(&l.weight, k);
-    let bias = quantize_bias(&l.bias, k + f_in as i32, &what)?;
+    let mut bias = quantize_bias(&l.bias, k + f_in as i32, &what)?;
+    let shift = k + f_in as i32 - f_out as i32;
+    for (r, b) in bias.iter_mut().enumerate() {
+        let mut v = i64::from(*b);
+        if l.act == Activation::Offset {
+            v += offset_bias(shift).with_context(|| {
+                format!(
+                    "{}: requantize shift {shift} is below -7, so the zero point {OFFSET_ZERO} of the signed output cannot be folded into the bias",
+                    what()
+                )
+            })?;
+        }
+        v -= i64::from(in_zero) * weight.row(r).iter().map(|&w| i64::from(w)).sum::<i64>();
+        *b = i32::try_from(v).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: bias[{r}] = {v} after folding the zero points does not fit int32",
+                what()
+            )
+        })?;
+    }
     check_accumulator(&weight, &bias, 255, &what)?;
     Ok(QLayer {
         conv_index: l.conv_index,
@@ -202,6 +287,8 @@ pub fn quantize_layer(l: &LoweredLayer, f_in: u32, f_out: u32, model: &str) -> R
         clamp_max: clamp_max(l.act, f_out),
         alpha: l.alpha,
         groups: l.groups.clone(),
+        basis_stage: l.basis_stage,
+        in_zero,
     })
 }
 
@@ -211,10 +298,35 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
     }
     let model = net.path.display().to_string();
     let mut f_in = INPUT_FRAC;
+    let mut in_zero = 0;
+    // Largest input value (float) of the next layer: the image's, then each clamp's.
+    let mut max_in = 255.0 / f64::from(1u32 << INPUT_FRAC);
     let mut layers = Vec::with_capacity(net.layers.len());
     for l in &net.layers {
-        layers.push(quantize_layer(l, f_in, act_frac, &model)?);
-        f_in = act_frac;
+        let f_out = if l.act == Activation::Offset {
+            offset_frac(&l.weight, max_in)
+        } else {
+            act_frac
+        };
+        let q = quantize_layer(l, f_in, in_zero, f_out, &model)?;
+        max_in = f64::from(
+            q.clamp_max
+                - if q.act == Activation::Offset {
+                    OFFSET_ZERO
+                } else {
+                    0
+                },
+        ) / 2f64.powi(f_out as i32);
+        in_zero = if q.act == Activation::Offset {
+            OFFSET_ZERO
+        } else {
+            0
+        };
+        f_in = f_out;
+        layers.push(q);
+    }
+    if in_zero != 0 {
+        bail!("{model}: the classifier cannot read a basis stage's signed output");
     }
     let c = &net.classifier;
     let what = || {
@@ -276,6 +388,58 @@ mod tests {
         assert_eq!(pool_bits(1), 8);
     }
 
+    /// After a basis stage, a layer's bias carries -128·Σ w per row (its inputs hold
+    /// value + 128); weights that column combining drops take their share with them.
+    #[test]
+    fn zero_point_fold_follows_the_kept_weights() {
+        let l = LoweredLayer {
+            conv_index: 3,
+            act_index: 5,
+            weight_name: "c".into(),
+            input: Dims { c: 3, h: 1, w: 1 },
+            output: Dims { c: 2, h: 1, w: 1 },
+            stride: 1,
+            taps: (0..3)
+                .map(|c| Tap {
+                    channel: c,
+                    dy: 0,
+                    dx: 0,
+                })
+                .collect(),
+            weight: ndarray::arr2(&[[1.0, -0.5, 0.25], [0.0, 0.75, -1.0]]),
+            bias: ndarray::arr1(&[0.5, -0.25]),
+            act: Activation::Relu6,
+            alpha: None,
+            groups: None,
+            basis_stage: false,
+        };
+        let q = quantize_layer(&l, 4, OFFSET_ZERO, 5, "m").unwrap();
+        let plain = quantize_layer(&l, 4, 0, 5, "m").unwrap();
+        assert_eq!(q.weight, plain.weight);
+        for r in 0..2 {
+            let sum: i32 = q.weight.row(r).sum();
+            assert_eq!(q.bias[r], plain.bias[r] - 128 * sum);
+            assert_eq!(q.bias_without(r, |_| true), q.bias[r]);
+            // Dropping column 1: its weight's share of the fold comes back.
+            assert_eq!(
+                q.bias_without(r, |t| t != 1),
+                q.bias[r] + 128 * q.weight[[r, 1]]
+            );
+            // Inputs z + 128 through the folded bias = inputs z through the plain one.
+            let z = [7i64, -3, 12];
+            let acc = |bias: i32, zp: i64| {
+                i64::from(bias)
+                    + q.weight
+                        .row(r)
+                        .iter()
+                        .zip(&z)
+                        .map(|(&w, &v)| i64::from(w) * (v + zp))
+                        .sum::<i64>()
+            };
+            assert_eq!(acc(q.bias[r], 128), acc(plain.bias[r], 0));
+        }
+    }
+
     proptest! {
         /// Quantize→dequantize error is at most half a step, and the range is used:
         /// the largest weight lands in [64, 127].
@@ -293,6 +457,16 @@ mod tests {
             }
             let qmax = q.iter().map(|v| v.abs()).max().unwrap();
             prop_assert!((64..=127).contains(&qmax), "qmax {qmax}");
+        }
+
+        /// A basis stage's output: the requantized value plus the zero point, clamped to
+        /// uint8, for every shift the bias can carry it at.
+        #[test]
+        fn offset_bias_adds_the_zero_point_after_requantizing(acc in -100_000i64..100_000, shift in -7i32..16) {
+            let b = offset_bias(shift).unwrap();
+            let signed = if shift > 0 { (acc + (1i64 << (shift - 1))) >> shift } else { acc << -shift };
+            let want = (signed + i64::from(OFFSET_ZERO)).clamp(0, 255) as i32;
+            prop_assert_eq!(requantize(acc + b, shift, 255), want);
         }
 
         /// Requantize equals round-half-up of acc / 2^shift, clamped.

@@ -349,6 +349,7 @@ pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
                 *a = match l.act {
                     Activation::Relu6 => a.clamp(0.0, 6.0),
                     Activation::Relu => a.max(0.0),
+                    Activation::Offset => *a,
                 };
             }
         }

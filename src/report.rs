@@ -97,6 +97,37 @@ pub struct Report {
     /// Predicted (and, after the flows, measured) FPGA resources; with the RTL only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fpga: Option<crate::fpga_report::FpgaSection>,
+    /// A model with decomposed convs: this compile's mapping of them, then the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decomposition: Option<Vec<MappingRow>>,
+}
+
+/// One mapping of a model's decomposed convs (docs/DESIGN.md §10), whole network.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MappingRow {
+    pub mapping: crate::lower::Decomposition,
+    /// The mapping this compile (its RTL, its packed network) uses.
+    pub selected: bool,
+    /// Layers on the array.
+    pub layers: usize,
+    pub packed: Metrics,
+    pub latency: u64,
+    /// 8-bit packed accuracy, with a dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+}
+
+impl MappingRow {
+    pub fn of(r: &Report, mapping: crate::lower::Decomposition, selected: bool) -> Self {
+        MappingRow {
+            mapping,
+            selected,
+            layers: r.layers.len(),
+            packed: r.packed.clone(),
+            latency: r.latency.packed,
+            accuracy: None,
+        }
+    }
 }
 
 fn utilization(nnz: usize, tiles: usize, a: ArrayShape) -> f64 {
@@ -231,6 +262,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         layers,
         accuracy: None,
         fpga: None,
+        decomposition: None,
         classifier_cycles: cls,
         input_cycles: if net.layers.is_empty() {
             0
@@ -386,11 +418,53 @@ impl Report {
             let _ = writeln!(s, "{head}{}", metrics_row("unpacked", &l.unpacked));
             let _ = writeln!(s, "| | | | | | | | {}", metrics_row("packed", &l.packed));
         }
+        if let Some(rows) = &self.decomposition {
+            let _ = writeln!(s, "\n{}", decomposition_table(rows));
+        }
         if let Some(f) = &self.fpga {
             let _ = writeln!(s, "\n{}", f.to_markdown());
         }
         s
     }
+}
+
+/// The two mappings of the decomposed convs side by side.
+fn decomposition_table(rows: &[MappingRow]) -> String {
+    let mut s = String::from(
+        "## Decomposed convs: basis + coefficient stages against the expanded KxK conv\n\n\
+         | mapping | layers | nonzeros | columns | tiles | utilization | pruned | cycles | MAC eff. | latency | 8-bit packed accuracy |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let m = &r.packed;
+        let name = match r.mapping {
+            crate::lower::Decomposition::Stages => "stages",
+            crate::lower::Decomposition::Expanded => "expanded",
+        };
+        let _ = writeln!(
+            s,
+            "| {name}{} | {} | {} | {} | {} | {:.3} | {} | {} | {:.1}% | {} | {} |",
+            if r.selected { " (this design)" } else { "" },
+            r.layers,
+            m.nonzeros,
+            m.columns,
+            m.tiles,
+            m.utilization,
+            m.pruned,
+            m.cycles,
+            100.0 * m.mac_efficiency,
+            r.latency,
+            r.accuracy
+                .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a))
+        );
+    }
+    s += "\nStages: the basis stage (each input channel convolved with the M basis kernels, \
+          a block-diagonal matrix that combines without conflicts) writes C·M signed values \
+          as uint8 with zero point 128; the coefficient stage is a 1x1 conv over them. \
+          Expanded: the KxK conv the coefficients and basis make, combined over its taps \
+          (conflicts pruned). `ccc compile --decomposed` picks one; nonzeros count MACs \
+          per output pixel (the basis stage repeats each basis kernel per input channel).\n";
+    s
 }
 
 fn metrics_row(name: &str, m: &Metrics) -> String {

@@ -42,6 +42,9 @@ pub struct BlockSpec {
     pub k: usize,
     #[serde(default)]
     pub padding: usize,
+    /// M > 0: the KxK conv as a `decomposed_conv` of M basis kernels.
+    #[serde(default)]
+    pub bases: usize,
 }
 
 fn one() -> usize {
@@ -57,6 +60,7 @@ impl BlockSpec {
             alpha,
             k: 1,
             padding: 0,
+            bases: 0,
         }
     }
 }
@@ -102,17 +106,17 @@ impl FromStr for StemChoice {
     }
 }
 
-/// `OUT:STRIDE[:ALPHA][:kK[:pPAD]]`: a shift + 1x1 conv block, or with `kK` (K > 1) a KxK
-/// conv padded by PAD (default 0).
+/// `OUT:STRIDE[:ALPHA][:kK[:pPAD][:dM]]`: a shift + 1x1 conv block, or with `kK` (K > 1)
+/// a KxK conv padded by PAD (default 0), decomposed into M basis kernels with `dM`.
 impl FromStr for BlockSpec {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let form = "OUT:STRIDE[:ALPHA][:kK[:pPAD]]";
+        let form = "OUT:STRIDE[:ALPHA][:kK[:pPAD][:dM]]";
         let bad = || anyhow::anyhow!("`{s}` is not {form}");
         let parts: Vec<&str> = s.split(':').map(str::trim).collect();
         let plain = parts
             .iter()
-            .take_while(|p| !p.starts_with(['k', 'p']))
+            .take_while(|p| !p.starts_with(['k', 'p', 'd']))
             .count();
         let (out, stride, alpha) = match numbers(&parts[..plain].join(":"), ':', form)?[..] {
             [out, stride] => (out, stride, None),
@@ -125,6 +129,7 @@ impl FromStr for BlockSpec {
             match p.as_bytes()[0] {
                 b'k' if v >= 1 => b.k = v,
                 b'p' if b.k > 1 => b.padding = v,
+                b'd' if b.k > 1 && v >= 1 => b.bases = v,
                 _ => return Err(bad()),
             }
         }
@@ -291,7 +296,17 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
             b.m.shift(&format!("b{i}.shift"));
         }
         let weight = format!("b{i}.conv.weight");
-        b.conv(&weight, blk.out, c, blk.k, spec.density);
+        if blk.bases > 0 {
+            // Basis kernels of unit-ish norm; sparse coefficients (as a 1x1 conv's).
+            let (m, k) = (blk.bases, blk.k);
+            let basis = format!("b{i}.conv.basis");
+            let v = b.uniform(m * k * k, -1.0, 1.0);
+            b.tensor(&basis, &[m, k, k], v);
+            b.conv(&weight, blk.out, c * m, 1, spec.density);
+            b.m.decomposed_conv(&basis, &weight, blk.stride, blk.padding, blk.alpha);
+        } else {
+            b.conv(&weight, blk.out, c, blk.k, spec.density);
+        }
         let bias_name = format!("b{i}.conv.bias");
         let bias = if spec.batchnorm {
             None
@@ -300,7 +315,11 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
             b.tensor(&bias_name, &[blk.out], bias);
             Some(bias_name.as_str())
         };
-        b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
+        if blk.bases == 0 {
+            b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
+        } else if let Some(bias) = bias {
+            b.m.layer_tensor("bias", bias);
+        }
         if spec.batchnorm {
             b.batchnorm(&format!("b{i}.bn"), blk.out);
         }

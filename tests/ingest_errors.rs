@@ -487,3 +487,53 @@ fn stored_groupings_and_linear_masks() {
     let bad = write_parts(d.path(), "fcmaskbad.safetensors", &with_mask, &masked_graph);
     rejects(&bad, &["--no-rtl"], &["fc.mask"]);
 }
+
+/// A decomposed conv's tensors are checked like a conv's: coefficients that do not
+/// match C·M, a basis that is not square, a shift in front of it.
+#[test]
+fn decomposed_conv_tensors_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = GenSpec {
+        blocks: vec![testgen::BlockSpec {
+            k: 3,
+            padding: 1,
+            bases: 2,
+            ..testgen::BlockSpec::shift(12, 1, Some(2))
+        }],
+        ..spec()
+    };
+    let m = testgen::generate(&spec).unwrap();
+    let ok = write_parts(d.path(), "ok.safetensors", &m.tensors, &m.graph);
+    let o = ccc(&["inspect", ok.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The stem has 8 channels: 2 bases need 16 coefficients per filter, not 15.
+    let mut t = m.tensors.clone();
+    replace_tensor(
+        &mut t,
+        "b0.conv.weight",
+        OutTensor::f32(&[12, 15, 1, 1], vec![0.1; 12 * 15]),
+    );
+    let p = write_parts(d.path(), "coeff.safetensors", &t, &m.graph);
+    rejects(
+        &p,
+        &[],
+        &["(decomposed_conv)", "`b0.conv.weight`", "does not chain"],
+    );
+    let mut t = m.tensors.clone();
+    replace_tensor(
+        &mut t,
+        "b0.conv.basis",
+        OutTensor::f32(&[2, 3, 2], vec![0.1; 12]),
+    );
+    let p = write_parts(d.path(), "basis.safetensors", &t, &m.graph);
+    rejects(&p, &[], &["`b0.conv.basis`", "not square"]);
+    let mut t = m.tensors.clone();
+    t.push(("s".into(), OutTensor::i32(&[8, 2], vec![0; 16])));
+    let g = m.graph.replacen(
+        "\n[[layers]]\nkind = \"decomposed_conv\"",
+        "\n[[layers]]\nkind = \"shift\"\nshifts = \"s\"\n\n[[layers]]\nkind = \"decomposed_conv\"",
+        1,
+    );
+    let p = write_parts(d.path(), "shift.safetensors", &t, &g);
+    rejects(&p, &[], &["may not precede a decomposed conv"]);
+}

@@ -3,6 +3,7 @@
 mod common;
 
 use ccc::compile::{self, CompileOptions};
+use ccc::lower::Decomposition;
 use ccc::model::{Network, Op};
 use ccc::pack::network::apply_permutation;
 use ccc::reference::run_float;
@@ -26,7 +27,24 @@ fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
     let mut x: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();
     let mut vec_out: Vec<f64> = Vec::new();
     for l in &net.layers {
-        match &l.op {
+        // A decomposed conv computes the KxK conv its coefficients and basis make.
+        let expanded;
+        let op = match &l.op {
+            Op::DecomposedConv(d) => {
+                expanded = Op::Conv(ccc::model::Conv {
+                    weight_name: d.weight_name.clone(),
+                    weight: d.expanded(),
+                    bias: d.bias.clone(),
+                    stride: d.stride,
+                    padding: d.padding,
+                    alpha: d.alpha,
+                    groups: None,
+                });
+                &expanded
+            }
+            op => op,
+        };
+        match op {
             Op::Conv(cv) => {
                 let (n, cin, k, _) = cv.weight.dim();
                 let (s, p) = (cv.stride, cv.padding as i64);
@@ -88,6 +106,7 @@ fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
                     .map(|ch| ch.iter().sum::<f64>() / (h * w) as f64)
                     .collect();
             }
+            Op::DecomposedConv(_) => unreachable!("expanded above"),
             Op::Linear(lin) => {
                 return lin
                     .weight
@@ -165,6 +184,38 @@ fn lowering_matches_direct_graph_evaluation() {
             .zip(&b)
             .all(|(x, y)| (x - y).abs() < 1e-9 * (1.0 + x.abs()))
     );
+    // Decomposed convs, in both mappings, against their expanded KxK conv evaluated
+    // directly.
+    let mut spec = varied_spec(6);
+    spec.blocks[1] = BlockSpec {
+        k: 3,
+        padding: 1,
+        bases: 3,
+        ..BlockSpec::shift(10, 2, Some(5))
+    };
+    let m = common::write_model(d.path(), "dec.safetensors", &spec);
+    let net = ccc::model::load(&m, None).unwrap();
+    for mapping in [Decomposition::Stages, Decomposition::Expanded] {
+        let lowered = ccc::lower::lower_with(&net, mapping).unwrap();
+        assert_eq!(
+            lowered.layers.len(),
+            if mapping == Decomposition::Stages {
+                4
+            } else {
+                3
+            }
+        );
+        for s in 0..3 {
+            let img = testgen::random_image(2, 9, 7, s);
+            let (a, b) = (direct_float(&net, &img), run_float(&lowered, &img));
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() < 1e-9 * (1.0 + x.abs()),
+                    "{mapping:?}: {x} vs {y}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -216,9 +216,24 @@ fn the_comparison_table_and_plot() {
         labels: (0..12).map(|i| (i % 4) as u8).collect(),
         images,
     };
+    // Kernel decomposition: a 3x3 block as 2 basis kernels and coefficients.
+    let dec = common::write_model(
+        d.path(),
+        "dec.safetensors",
+        &GenSpec {
+            blocks: vec![BlockSpec {
+                k: 3,
+                padding: 1,
+                bases: 2,
+                ..BlockSpec::shift(12, 1, Some(3))
+            }],
+            ..spec()
+        },
+    );
     let entries: Vec<Entry> = vec![
         format!("sparse={}", a.display()).parse().unwrap(),
         format!("sparser={}", b.display()).parse().unwrap(),
+        format!("dec={}", dec.display()).parse().unwrap(),
     ];
     let opts = CompileOptions {
         rows: 4,
@@ -227,7 +242,20 @@ fn the_comparison_table_and_plot() {
     };
     let fam = ccc::fit::Family::Ecp5;
     let rows = compare(&entries, &opts, &test, "synthetic", fam).unwrap();
-    assert_eq!(rows.len(), 2);
+    // The decomposed model in both mappings.
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[2].label, "dec (stages)");
+    assert_eq!(rows[3].label, "dec (expanded)");
+    // One budget, two hardware costs: the basis kernels count once as weights, but the
+    // basis stage repeats them per channel.
+    assert_eq!(rows[2].weights, rows[3].weights);
+    let net = ccc::model::load(&dec, None).unwrap();
+    let ccc::model::Op::DecomposedConv(dc) = &net.layers[3].op else {
+        panic!("layer 3 is the decomposed conv")
+    };
+    let stem = 6 * 9;
+    let nz = dc.coeff.iter().filter(|&&v| v != 0.0).count();
+    assert_eq!(rows[2].weights, stem + nz + 2 * 9);
     // Each row is what `ccc compile` reports for that model.
     for (r, m) in rows.iter().zip([&a, &b]) {
         let c = compile::compile(m, &opts).unwrap();

@@ -250,3 +250,56 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// A decomposed conv (kernel decomposition) lowered as basis + coefficient stages
+    /// computes in float exactly what its expanded KxK conv computes; its basis stage, block
+    /// diagonal, combines at the layer's α without pruning anything; and uncombined (α 1,
+    /// γ 0) the packed network's integers equal the quantized model's, the basis stage's
+    /// zero point folded into the next bias included.
+    #[test]
+    fn decomposed_convs_equal_their_expanded_conv_and_pack_cleanly(
+        ((mut spec, rows, cols), bases, alpha) in (kxk_strategy(), 1usize..=4, 2usize..=4)
+    ) {
+        let mut any = false;
+        for b in spec.blocks.iter_mut().filter(|b| b.k > 1) {
+            b.bases = bases;
+            b.alpha = Some(alpha);
+            any = true;
+        }
+        prop_assume!(any);
+        let d = tempfile::tempdir().unwrap();
+        let m = common::write_model(d.path(), "m.safetensors", &spec);
+        let o = CompileOptions { rows, cols, rtl: false, ..CompileOptions::default() };
+        let c = compile::compile(&m, &o).unwrap();
+        let alt = c.alternative.as_ref().expect("the other mapping");
+        prop_assert_eq!(alt.lowered.decomposition, ccc::lower::Decomposition::Expanded);
+        for s in 0..2 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, s);
+            let (a, b) = (run_float(&c.lowered, &img), run_float(&alt.lowered, &img));
+            for (x, y) in a.iter().zip(&b) {
+                prop_assert!((x - y).abs() <= 1e-9 * (1.0 + y.abs()), "stages {x} vs expanded {y}");
+            }
+        }
+        for (pl, ql) in c.packed.layers.iter().zip(&c.qnet.layers) {
+            if ql.act == ccc::lower::Activation::Offset {
+                prop_assert_eq!(pl.stats.pruned_count, 0, "basis stage `{}` pruned", ql.weight_name);
+            }
+        }
+        let layers = c.lowered.layers.len();
+        let plain = compile::compile(
+            &m,
+            &CompileOptions { alpha: Some(vec![1; layers]), gamma: Some(0.0), ..o },
+        )
+        .unwrap();
+        let reference = plain.packed.reference();
+        for s in 0..2 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, s);
+            let model = plain.qnet.run(&img, false);
+            let packed = reference.run(&img, false);
+            prop_assert_eq!(&packed.logits, &model.logits);
+        }
+    }
+}

@@ -545,6 +545,91 @@ fn kxk_convs_at_depth_simulate_bit_exact() {
     }
 }
 
+/// Decomposed convs (kernel decomposition) at several depths, strided and padded, with
+/// and without batchnorm, on non-square arrays, in both mappings: the basis stage's
+/// signed outputs (uint8 with zero point 128, folded into the coefficient stage's bias)
+/// and the expanded KxK conv, bit-exact in Icarus and Verilator on the predicted cycles.
+#[test]
+fn decomposed_convs_simulate_bit_exact_in_both_mappings() {
+    if !common::need(
+        "iverilog",
+        "decomposed_convs_simulate_bit_exact_in_both_mappings",
+    ) || !common::need(
+        "verilator",
+        "decomposed_convs_simulate_bit_exact_in_both_mappings",
+    ) {
+        return;
+    }
+    let cases = [
+        (
+            "--input 1,9,7 --stem 4,3,1,1 --blocks 6:1:2:k3:p1:d2,8:2:4:k3:p1:d3,5:1 --density 0.5",
+            "3",
+            "4",
+            "icarus",
+            "stages",
+        ),
+        (
+            "--input 2,7,7 --stem none --blocks 5:1:k5:p2:d2,6:2:2:k3:p1:d4 --density 0.6 --no-batchnorm",
+            "4",
+            "3",
+            "verilator",
+            "stages",
+        ),
+        (
+            "--input 1,9,7 --stem 4,3,1,1 --blocks 6:1:2:k3:p1:d2,8:2:4:k3:p1:d3,5:1 --density 0.5",
+            "2",
+            "5",
+            "verilator",
+            "expanded",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (k, (spec_args, rows, cols, sim, mapping)) in cases.iter().enumerate() {
+        let gen_args = ["--seed", "11", "--classes", "3"];
+        let model = format!("dec{k}.safetensors");
+        let mut args = vec!["gen-model", &model];
+        args.extend(gen_args);
+        args.extend(spec_args.split_whitespace());
+        let o = common::ccc_in(d.path(), &args);
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let out = format!("dec{k}-out");
+        let o = common::ccc_in(
+            d.path(),
+            &[
+                "compile",
+                &model,
+                "--rows",
+                rows,
+                "--cols",
+                cols,
+                "--decomposed",
+                mapping,
+                "-o",
+                &out,
+            ],
+        );
+        assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
+        let md = std::fs::read_to_string(d.path().join(&out).join("report.md")).unwrap();
+        assert!(
+            md.contains(&format!("| {mapping} (this design) |")),
+            "{spec_args}: the report does not compare the mappings"
+        );
+        let o = common::ccc_in(
+            d.path(),
+            &["simulate", &out, "--images", "3", "--simulator", sim],
+        );
+        let text = common::stdout(&o);
+        assert!(
+            o.status.success()
+                && text.contains("bit-exact")
+                && !text.contains("cycles differ")
+                && text.contains("loss breakdown: R·C"),
+            "{spec_args} ({mapping}): {text}{}",
+            common::stderr(&o)
+        );
+    }
+}
+
 /// The row-write merge relies on the 8 rows of a write group never finishing on the same
 /// cycle (TP >= 8). The simulation check of that premise must stop a run that breaks it:
 /// widened to 16-row groups, rows r and r + 8 of the shipped model's 16x8 tiles collide.

@@ -181,6 +181,83 @@ fn kxk_blocks_train_and_run_bit_exact_on_the_array() {
     );
 }
 
+/// Kernel decomposition (`--decompose`): 3x3 blocks learn basis kernels and pruned,
+/// combined coefficients; the model is a `decomposed_conv` per block whose float forms
+/// (trainer, basis + coefficient stages, expanded conv) agree, and whose stages run on
+/// the array bit-exact.
+#[test]
+fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("dec.safetensors");
+    let mut o = options(2, 2, 0);
+    o.arch = o
+        .arch
+        .with_block_kernel(3)
+        .unwrap()
+        .with_decompose(2)
+        .unwrap();
+    let test = synthetic(32, 9200);
+    let log = train(&o, &synthetic(128, 4), &test, &model).unwrap();
+    let c = compile_no_rtl(&model);
+    assert_eq!(c.lowered.decomposed, 2);
+    // Stem, then basis + coefficient stage per block.
+    assert_eq!(c.report.layers.len(), 5);
+    assert_eq!(log.final_eval.packed_tiles, c.report.packed.tiles);
+    let rows = c
+        .report
+        .decomposition
+        .as_ref()
+        .expect("the report compares mappings");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].layers, 3, "expanded: one layer per block");
+    // The basis stage is block diagonal: it combines without pruning.
+    for l in [1, 3] {
+        assert_eq!(
+            c.report.layers[l].packed.pruned, 0,
+            "basis stage {l} pruned"
+        );
+    }
+    let alt = c.alternative.as_ref().unwrap();
+    let mut net = ShiftNet::init(o.arch.clone(), 99, &Device::Cpu).unwrap();
+    net.load_from(&model).unwrap();
+    let imgs: Vec<&[u8]> = test.images.iter().map(Vec::as_slice).collect();
+    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
+    let float: Vec<Vec<f32>> = net.forward(&x, Mode::Eval).unwrap().to_vec2().unwrap();
+    for (img, got) in test.images.iter().zip(&float) {
+        let stages = run_float(&c.lowered, img);
+        let expanded = run_float(&alt.lowered, img);
+        for ((g, s), e) in got.iter().zip(&stages).zip(&expanded) {
+            assert!(
+                (s - e).abs() <= 1e-9 * (1.0 + e.abs()),
+                "stages {s} vs expanded {e}"
+            );
+            assert!(
+                (f64::from(*g) - s).abs() <= 1e-3 * (1.0 + s.abs()),
+                "candle eval {g} vs compiler float {s}"
+            );
+        }
+    }
+    if !common::need(
+        "verilator",
+        "decomposed_blocks_train_and_run_bit_exact_on_the_array",
+    ) {
+        return;
+    }
+    let out = dir.path().join("out");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let r = common::ccc(&["compile", m, "--rows", "3", "--cols", "4", "-o", o]);
+    assert!(r.status.success(), "{}", common::stderr(&r));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| stages (this design) |"), "{md}");
+    let r = common::ccc(&["simulate", o, "--images", "2", "--simulator", "verilator"]);
+    let text = common::stdout(&r);
+    assert!(
+        r.status.success() && text.contains("bit-exact") && !text.contains("cycles differ"),
+        "{text}{}",
+        common::stderr(&r)
+    );
+}
+
 #[test]
 fn training_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,8 +453,11 @@ fn shift_op_gradient_matches_finite_differences_through_the_network() {
 fn hand_written_backward_matches_candle_autograd() {
     // Strides 1 and 2, a stride-2 stem too, and 3x3 blocks instead of shift + 1x1 ones:
     // the manual training step's parameter gradients and running statistics against the
-    // autograd of the same forward pass.
-    for (stem_stride, block_kernel) in [(1, 1), (2, 1), (1, 3), (2, 3)] {
+    // autograd of the same forward pass; decomposed 3x3 blocks (coefficients and basis
+    // kernels) too.
+    for (stem_stride, block_kernel, bases) in
+        [(1, 1, 0), (2, 1, 0), (1, 3, 0), (2, 3, 0), (1, 3, 2)]
+    {
         let arch = Arch::from_stages(
             [1, 12, 12],
             4,
@@ -389,6 +469,8 @@ fn hand_written_backward_matches_candle_autograd() {
         )
         .unwrap()
         .with_block_kernel(block_kernel)
+        .unwrap()
+        .with_decompose(bases)
         .unwrap();
         let dev = Device::Cpu;
         let mut auto = ShiftNet::init(arch.clone(), 5, &dev).unwrap();
@@ -420,7 +502,7 @@ fn hand_written_backward_matches_candle_autograd() {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-4 * scale + 1e-6,
-                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride}, block kernel {block_kernel})"
+                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride}, block kernel {block_kernel}, {bases} bases)"
                 );
             }
         };

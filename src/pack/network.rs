@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::combine::{CombineStats, Grouping, combine};
 use super::group::{GroupParams, MAX_ALPHA, Strategy, check_gamma, group_columns};
-use super::predefined::{clashes, nonzero_grouping};
+use super::predefined::{basis_labels, clashes, nonzero_grouping};
 use crate::lower::{Activation, ChannelOrder, Dims, Tap, permute_channels};
 use crate::model::Groups;
 use crate::quant::{QClassifier, QLayer, QNet};
@@ -190,6 +190,9 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
     });
     let grouping = if opts.dense {
         singleton_grouping(&m)
+    } else if q.basis_stage && !opts.regroup {
+        let kk = q.taps.len() / q.input.c;
+        nonzero_grouping(&m, &basis_labels(q.input.c, kk, alpha))
     } else if let (Some(stored), false) = (&q.groups, opts.regroup) {
         stored_grouping(&m, stored, alpha).with_context(what)?
     } else {
@@ -204,6 +207,7 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
     let combined = combine(m.view(), &grouping);
     let (n, g_count) = (q.output.c, grouping.groups.len());
     let mut weight = Array2::zeros((n, g_count));
+    let mut kept = Array2::from_elem(q.weight.dim(), false);
     let mut taps = Vec::new();
     let mut group_offsets = vec![0];
     for (g, members) in grouping.groups.iter().enumerate() {
@@ -212,9 +216,13 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
         for r in 0..n {
             if let Some(col) = combined.source[[r, g]] {
                 weight[[r, g]] = q.weight[[r, col]];
+                kept[[r, col]] = true;
             }
         }
     }
+    let bias = (0..n)
+        .map(|r| q.bias_without(r, |t| kept[[r, t]]))
+        .collect();
     let nnz_unpacked = q.weight.iter().filter(|&&v| v != 0).count();
     Ok(PackedLayer {
         conv_index: q.conv_index,
@@ -233,7 +241,7 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
         group_offsets,
         weight,
         selector: combined.selector,
-        bias: q.bias.clone(),
+        bias,
         row_perm: (0..n).collect(),
         copy: Vec::new(),
         groups: grouping.groups,

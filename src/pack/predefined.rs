@@ -175,6 +175,17 @@ pub fn nonzero_grouping(m: &Array2<f64>, labels: &[usize]) -> Grouping {
     grouping
 }
 
+/// The grouping of a decomposed conv's basis stage (C channels x `kk` taps, columns
+/// c·kk + t; rows (c, m) read only channel c's taps): columns in tap-major order
+/// (t·C + c) cut into runs of min(α, C), so no group holds two columns of one channel and
+/// nothing clashes. ⌈C·kk / min(α, C)⌉ groups, the fewest a clash-free grouping can have.
+pub fn basis_labels(channels: usize, kk: usize, alpha: usize) -> Vec<usize> {
+    let run = alpha.min(channels).max(1);
+    (0..channels * kk)
+        .map(|col| ((col % kk) * channels + col / kk) / run)
+        .collect()
+}
+
 /// Rows in which group `g` of `grouping` holds two or more nonzeros of `m`: a stored
 /// grouping that is not clash-free for the weights it comes with.
 pub fn clashes(m: &Array2<f64>, grouping: &Grouping) -> Vec<(usize, usize)> {

@@ -33,6 +33,9 @@ fn tensors(net: &ShiftNet, velocity: &[Option<Tensor>]) -> Result<Vec<(String, O
         if let Some(m) = &l.mask {
             v.push((format!("{p}.mask"), out_tensor(m)?));
         }
+        if let Some(b) = &l.basis {
+            v.push((format!("{p}.basis"), out_tensor(b.as_tensor())?));
+        }
     }
     v.push(("fc.w".into(), out_tensor(net.fc_w.as_tensor())?));
     v.push(("fc.b".into(), out_tensor(net.fc_b.as_tensor())?));
@@ -108,6 +111,10 @@ pub fn load(
         let name = format!("{p}.running_var");
         l.running_var = same(&name, need(&name)?, &l.running_var)?;
         l.mask = get(&format!("{p}.mask"))?;
+        if let Some(b) = &l.basis {
+            let name = format!("{p}.basis");
+            b.set(&same(&name, need(&name)?, b.as_tensor())?)?;
+        }
     }
     net.fc_w
         .set(&same("fc.w", need("fc.w")?, net.fc_w.as_tensor())?)?;

@@ -366,12 +366,16 @@ pub fn accuracy(net: &mut ShiftNet, d: &Dataset, mode: Mode, limit: Option<usize
 /// Tiles the network would need on the array if packed now (per layer ⌈N/R⌉·⌈G/C⌉,
 /// G from the compiler's grouping; dense layers count their nonzero columns). N counts
 /// the compiler's row copies: in front of a KxK block, a channel the block reads through
-/// several nonzero taps takes a row per tap (pack::network::replicate_shared_reads).
+/// several nonzero taps takes a row per tap (pack::network::replicate_shared_reads). A
+/// decomposed conv is two layers, as the compiler maps it by default: its basis stage
+/// (C·M rows, block diagonal over the C·K·K taps) and its coefficient stage.
 fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
     let mut tiles = 0;
     let weights = (0..net.convs.len())
         .map(|i| net.weight_matrix(i))
         .collect::<Result<Vec<_>>>()?;
+    let mut count =
+        |rows: usize, groups: usize| tiles += rows.div_ceil(o.rows) * groups.div_ceil(o.cols);
     for (i, l) in net.convs.iter().enumerate() {
         let w = &weights[i];
         let g = match &l.groups {
@@ -379,7 +383,22 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
             Some(labels) => predefined::nonzero_grouping(w, labels).len(),
             None => prune::groups_now(w, l.spec.alpha, o.gamma, o.strategy)?,
         };
+        if let Some(b) = l.basis_matrix()? {
+            let labels = predefined::basis_labels(l.spec.cin, l.spec.k * l.spec.k, l.spec.alpha);
+            count(b.nrows(), predefined::nonzero_grouping(&b, &labels).len());
+        }
         let rows = match net.convs.get(i + 1) {
+            Some(next) if next.basis.is_some() => {
+                // The basis stage reads every channel through each nonzero basis tap.
+                let b = next
+                    .basis_matrix()?
+                    .context("a decomposed conv has a basis")?;
+                let kk = next.spec.k * next.spec.k;
+                let read = (0..kk)
+                    .filter(|&t| b.column(t).iter().any(|&v| v != 0.0))
+                    .count();
+                l.spec.out * read.max(1)
+            }
             Some(next) if next.spec.k > 1 => {
                 let kk = next.spec.k * next.spec.k;
                 let nw = &weights[i + 1];
@@ -394,7 +413,7 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
             }
             _ => l.spec.out,
         };
-        tiles += rows.div_ceil(o.rows) * g.div_ceil(o.cols);
+        count(rows, g);
     }
     Ok(tiles)
 }
@@ -469,10 +488,21 @@ fn loss_and_grad(
 }
 
 /// The teacher network: the student's layout, dense, with the teacher model's weights.
+/// A decomposed student may learn from a plain KxK teacher (the same network's dense
+/// model, as the other methods do) or from a decomposed one.
 fn load_teacher(o: &TrainOptions, t: &Teacher, dev: &Device) -> Result<ShiftNet> {
+    let teacher = crate::model::load(&t.model, None)
+        .with_context(|| format!("teacher {}", t.model.display()))?;
+    let decomposed = teacher
+        .layers
+        .iter()
+        .any(|l| matches!(l.op, crate::model::Op::DecomposedConv(_)));
     let mut arch = o.arch.clone();
     for c in &mut arch.convs {
         c.alpha = 1;
+        if !decomposed {
+            c.bases = 0;
+        }
     }
     let mut net = ShiftNet::init(arch, o.seed, dev)?;
     net.load_from(&t.model)

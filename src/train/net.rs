@@ -37,12 +37,29 @@ pub struct ConvSpec {
     pub stride: usize,
     /// α of the layer (1 = dense, never combined).
     pub alpha: usize,
+    /// Basis kernels M of a decomposed KxK conv (0: a plain conv); its trained, pruned
+    /// and combined matrix is then the N x C·M coefficients ([`Arch::with_decompose`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bases: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl ConvSpec {
     /// Columns of the filter matrix (taps).
     pub fn taps(&self) -> usize {
         self.cin * self.k * self.k
+    }
+
+    /// Columns of the trained matrix: the taps, or a decomposed conv's C·M coefficients.
+    pub fn cols(&self) -> usize {
+        if self.bases > 0 {
+            self.cin * self.bases
+        } else {
+            self.taps()
+        }
     }
 }
 
@@ -97,6 +114,7 @@ impl Arch {
                     k: if stem { stem_kernel } else { 1 },
                     stride: if l == 0 { strides[s] } else { 1 },
                     alpha: if stem { 1 } else { groups[s] },
+                    bases: 0,
                 });
                 cin = filters[s];
             }
@@ -117,6 +135,21 @@ impl Arch {
         }
         for c in self.convs.iter_mut().skip(1) {
             c.k = k;
+        }
+        Ok(self)
+    }
+
+    /// The same network with every KxK block a decomposed conv of `m` basis kernels
+    /// (`--decompose`, kernel decomposition as in ESCALATE; 0 keeps plain convs).
+    pub fn with_decompose(mut self, m: usize) -> Result<Arch> {
+        if m == 0 {
+            return Ok(self);
+        }
+        if self.convs.iter().skip(1).any(|c| c.k == 1) {
+            bail!("--decompose {m} needs KxK blocks (--block-kernel 3 or more)");
+        }
+        for c in self.convs.iter_mut().skip(1) {
+            c.bases = m;
         }
         Ok(self)
     }
@@ -164,6 +197,8 @@ pub struct ConvLayer {
     pub w: Var,
     /// 0/1 N x T; None while the layer is unpruned.
     pub mask: Option<Tensor>,
+    /// A decomposed conv's basis kernels, M x K·K (`w` then holds the coefficients).
+    pub basis: Option<Var>,
     /// Pre-defined sparsity: the group of every tap (the pattern's clash-free grouping),
     /// exported with the mask so that the compiler packs with it.
     pub groups: Option<Vec<usize>>,
@@ -285,13 +320,24 @@ impl ShiftNet {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut convs = Vec::new();
         for (i, s) in arch.convs.iter().enumerate() {
-            let t = s.taps();
-            let bound = (6.0 / t as f64).sqrt();
+            let t = s.cols();
             let shifts = (i > 0 && s.k == 1).then(|| seeded_shifts(s.cin, &mut rng));
+            // Kaiming-uniform for the filter the layer computes: basis kernels of unit
+            // expected L2 norm, coefficients with variance 2 / (C·M), so that the
+            // expanded kernels have variance 2 / (C·K·K) as a plain conv's.
+            let bound = (6.0 / t as f64).sqrt();
+            let basis = if s.bases > 0 {
+                let kk = s.k * s.k;
+                let b = uniform(&mut rng, s.bases * kk, (3.0 / kk as f64).sqrt());
+                Some(var_from(b, &[s.bases, kk], device)?)
+            } else {
+                None
+            };
             convs.push(ConvLayer {
                 spec: s.clone(),
                 w: var_from(uniform(&mut rng, s.out * t, bound), &[s.out, t], device)?,
                 mask: None,
+                basis,
                 groups: None,
                 gamma: var_from(vec![1.0; s.out], &[s.out], device)?,
                 beta: var_from(vec![0.0; s.out], &[s.out], device)?,
@@ -341,6 +387,60 @@ impl ShiftNet {
                             .collect(),
                     )
                 }
+                Op::DecomposedConv(d) => {
+                    let Some(l) = convs.next() else {
+                        bail!(
+                            "{}: layer {} ({}): the model has more convs than the architecture given ({})",
+                            path.display(),
+                            layer.index,
+                            d.weight_name,
+                            self.arch.convs.len()
+                        );
+                    };
+                    let s = &l.spec;
+                    let (m, k, _) = d.basis.dim();
+                    let (o, cm) = d.coeff.dim();
+                    let Some(basis) = &l.basis else {
+                        bail!(
+                            "{}: layer {} ({}) is a decomposed conv; train it with --decompose {m}",
+                            path.display(),
+                            layer.index,
+                            d.weight_name
+                        );
+                    };
+                    if (o, cm, m, k, d.stride) != (s.out, s.cols(), s.bases, s.k, s.stride) {
+                        bail!(
+                            "{}: layer {} tensors {} / {}: {o} filters over {cm} coefficients of {m} {k}x{k} bases, stride {}, do not match the architecture's {} over {} of {} {}x{}, stride {}",
+                            path.display(),
+                            layer.index,
+                            d.weight_name,
+                            d.basis_name,
+                            d.stride,
+                            s.out,
+                            s.cols(),
+                            s.bases,
+                            s.k,
+                            s.k,
+                            s.stride
+                        );
+                    }
+                    let w: Vec<f32> = d.coeff.iter().map(|&v| v as f32).collect();
+                    let any_zero = w.contains(&0.0);
+                    let t = Tensor::from_vec(w, (o, cm), &self.device)?;
+                    l.mask = if any_zero && s.alpha > 1 {
+                        Some(t.ne(0f32)?.to_dtype(DType::F32)?)
+                    } else {
+                        None
+                    };
+                    l.w.set(&t)?;
+                    let b: Vec<f32> = d.basis.iter().map(|&v| v as f32).collect();
+                    basis.set(&Tensor::from_vec(b, (m, k * k), &self.device)?)?;
+                    if let Some(b) = &d.bias {
+                        let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+                        l.beta.set(&Tensor::from_vec(v, s.out, &self.device)?)?;
+                    }
+                    cur = Some(l);
+                }
                 Op::Conv(c) => {
                     let Some(l) = convs.next() else {
                         bail!(
@@ -353,7 +453,10 @@ impl ShiftNet {
                     };
                     let (o, i, kh, kw) = c.weight.dim();
                     let s = &l.spec;
-                    if (o, i, kh, kw) != (s.out, s.cin, s.k, s.k) || c.stride != s.stride {
+                    if (o, i, kh, kw) != (s.out, s.cin, s.k, s.k)
+                        || c.stride != s.stride
+                        || s.bases > 0
+                    {
                         bail!(
                             "{}: layer {} tensor {}: shape [{o}, {i}, {kh}, {kw}] stride {} does not match the architecture's [{}, {}, {}, {}] stride {} (pass the same --filters/--layers/--strides as the loaded model)",
                             path.display(),
@@ -461,7 +564,7 @@ impl ShiftNet {
             let cols = taps.reshape((t, b * ho * wo))?;
             let a = match mode {
                 Mode::Train => {
-                    let y = l.w.as_tensor().matmul(&cols)?; // [N, B·P]
+                    let y = l.filter(l.w.as_tensor())?.matmul(&cols)?; // [N, B·P]
                     let bn = BnRelu6::new(BN_EPS);
                     let a = y.apply_op3(l.gamma.as_tensor(), l.beta.as_tensor(), bn.clone())?;
                     let st = bn.stats();
@@ -542,7 +645,7 @@ impl ShiftNet {
             let (t, _, ho, wo) = taps.dims4()?;
             let m = b * ho * wo;
             let cols = taps.reshape((t, m))?;
-            let y = l.w.as_tensor().detach().matmul(&cols)?;
+            let y = l.filter(&l.w.as_tensor().detach())?.matmul(&cols)?;
             let gamma: Vec<f32> = l.gamma.as_tensor().to_vec1()?;
             let beta: Vec<f32> = l.beta.as_tensor().to_vec1()?;
             let (a, stats) = with_f32(&y, |yv| {
@@ -596,9 +699,22 @@ impl ShiftNet {
                 })
             })????;
             let dy = Tensor::from_vec(dy, (n, m), &dev)?;
-            let dw = dy.matmul(&sv.cols.t()?)?;
+            let mut dw = dy.matmul(&sv.cols.t()?)?;
+            let filter = l.filter(&l.w.as_tensor().detach())?;
+            let mut dbasis = None;
+            if let Some(basis) = &l.basis {
+                // W = A·B per (filter, channel): [N·C, M] x [M, K·K]. The filter's
+                // gradient splits into the coefficients' and the basis kernels'.
+                let (cin, kk, bases) = (l.spec.cin, l.spec.k * l.spec.k, l.spec.bases);
+                let dw_rows = dw.reshape((n * cin, kk))?;
+                let a = l.w.as_tensor().detach().reshape((n * cin, bases))?;
+                dbasis = Some(a.t()?.matmul(&dw_rows)?);
+                dw = dw_rows
+                    .matmul(&basis.as_tensor().detach().t()?)?
+                    .reshape((n, cin * bases))?;
+            }
             if let Some(op) = &sv.shift {
-                let dcols = l.w.as_tensor().detach().t()?.matmul(&dy)?; // [T, M]
+                let dcols = filter.t()?.matmul(&dy)?; // [T, M]
                 let cin = l.spec.cin;
                 let (h, w) = sv.in_hw;
                 let (ho, wo) = (h.div_ceil(l.spec.stride), w.div_ceil(l.spec.stride));
@@ -608,7 +724,7 @@ impl ShiftNet {
                 // A KxK block: tap (ky, kx) of channel c (column c·K·K + ky·K + kx) is a
                 // uniform shift of the input, so the input's gradient sums the K·K
                 // shifts' backward passes.
-                let dcols = l.w.as_tensor().detach().t()?.matmul(&dy)?; // [T, M]
+                let dcols = filter.t()?.matmul(&dy)?; // [T, M]
                 let (cin, k, st) = (l.spec.cin, l.spec.k, l.spec.stride);
                 let (h, w) = sv.in_hw;
                 let (ho, wo) = (h.div_ceil(st), w.div_ceil(st));
@@ -625,6 +741,9 @@ impl ShiftNet {
                 }
                 let dx = dx.context("a KxK block has K·K >= 1 taps")?;
                 da = dx.reshape((cin, bsz * h * w))?;
+            }
+            if let Some(d) = dbasis {
+                grads.push(d);
             }
             grads.push(Tensor::from_vec(db, n, &dev)?);
             grads.push(Tensor::from_vec(dg, n, &dev)?);
@@ -644,6 +763,10 @@ impl ShiftNet {
             v.push((l.w.clone(), true, true, Some(MaskOf::Conv(i))));
             v.push((l.gamma.clone(), false, false, None));
             v.push((l.beta.clone(), false, false, None));
+            if let Some(b) = &l.basis {
+                // Decayed like the weights; never L1-pruned (the coefficients are).
+                v.push((b.clone(), true, false, None));
+            }
         }
         v.push((self.fc_w.clone(), true, false, Some(MaskOf::Classifier)));
         v.push((self.fc_b.clone(), false, false, None));
@@ -721,11 +844,20 @@ impl ShiftNet {
         )?)
     }
 
-    /// Nonzero conv weights (after masks) and all conv weights.
+    /// Nonzero conv weights (after masks; basis kernels included) and all conv weights.
     pub fn nonzeros(&self) -> Result<(usize, usize)> {
         let mut nz = 0;
         let mut all = 0;
         for l in &self.convs {
+            if let Some(b) = &l.basis {
+                let b = b.as_tensor();
+                nz += b
+                    .ne(0f32)?
+                    .to_dtype(DType::F32)?
+                    .sum_all()?
+                    .to_scalar::<f32>()? as usize;
+                all += b.elem_count();
+            }
             let w = l.masked()?;
             nz += w
                 .ne(0f32)?
@@ -753,18 +885,27 @@ impl ShiftNet {
                 m.tensor(&format!("{prefix}.shift"), OutTensor::i32(&[s.cin, 2], v));
                 m.shift(&format!("{prefix}.shift"));
             }
-            let wname = format!("{prefix}.conv.weight");
-            m.tensor(
-                &wname,
-                OutTensor::f32(&[s.out, s.cin, s.k, s.k], f32s(&l.masked()?)?),
-            );
-            m.conv(
-                &wname,
-                None,
-                s.stride,
-                s.k / 2,
-                (s.alpha > 1).then_some(s.alpha),
-            );
+            let alpha = (s.alpha > 1).then_some(s.alpha);
+            if let Some(b) = &l.basis {
+                let bname = format!("{prefix}.conv.basis");
+                m.tensor(
+                    &bname,
+                    OutTensor::f32(&[s.bases, s.k, s.k], f32s(b.as_tensor())?),
+                );
+                let cname = format!("{prefix}.conv.coeff");
+                m.tensor(
+                    &cname,
+                    OutTensor::f32(&[s.out, s.cols()], f32s(&l.masked()?)?),
+                );
+                m.decomposed_conv(&bname, &cname, s.stride, s.k / 2, alpha);
+            } else {
+                let wname = format!("{prefix}.conv.weight");
+                m.tensor(
+                    &wname,
+                    OutTensor::f32(&[s.out, s.cin, s.k, s.k], f32s(&l.masked()?)?),
+                );
+                m.conv(&wname, None, s.stride, s.k / 2, alpha);
+            }
             if let (Some(mask), Some(groups)) = (&l.mask, &l.groups) {
                 let mname = format!("{prefix}.conv.mask");
                 m.tensor(
@@ -812,6 +953,39 @@ impl ShiftNet {
 }
 
 impl ConvLayer {
+    /// The N x T filter matrix that `w` (the trained matrix, or a masked copy) makes: `w`
+    /// itself, or a decomposed conv's kernels, Σ_m w[n, c·M + m] · basis[m].
+    pub fn filter(&self, w: &Tensor) -> Result<Tensor> {
+        let Some(basis) = &self.basis else {
+            return Ok(w.clone());
+        };
+        let s = &self.spec;
+        Ok(w.reshape((s.out * s.cin, s.bases))?
+            .matmul(basis.as_tensor())?
+            .reshape((s.out, s.taps()))?)
+    }
+
+    /// A decomposed conv's basis stage as the compiler lowers it: the C·M x C·K·K block
+    /// diagonal matrix, row c·M + m holding basis kernel m over channel c's taps.
+    pub fn basis_matrix(&self) -> Result<Option<Array2<f64>>> {
+        let Some(basis) = &self.basis else {
+            return Ok(None);
+        };
+        let s = &self.spec;
+        let kk = s.k * s.k;
+        let b: Vec<f32> = basis.as_tensor().flatten_all()?.to_vec1()?;
+        Ok(Some(Array2::from_shape_fn(
+            (s.cin * s.bases, s.cin * kk),
+            |(r, t)| {
+                if r / s.bases == t / kk {
+                    f64::from(b[(r % s.bases) * kk + t % kk])
+                } else {
+                    0.0
+                }
+            },
+        )))
+    }
+
     pub fn masked(&self) -> Result<Tensor> {
         Ok(match &self.mask {
             Some(m) => (self.w.as_tensor() * m)?,
@@ -827,8 +1001,7 @@ impl ConvLayer {
             .as_tensor()
             .broadcast_div(&(&self.running_var + BN_EPS)?.sqrt()?)?;
         let w = self
-            .w
-            .as_tensor()
+            .filter(self.w.as_tensor())?
             .broadcast_mul(&scale.reshape((self.spec.out, 1))?)?;
         let b = (self.beta.as_tensor() - (&self.running_mean * &scale)?)?;
         Ok((w, b))
