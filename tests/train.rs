@@ -197,7 +197,29 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
         .with_decompose(2)
         .unwrap();
     let test = synthetic(32, 9200);
-    let log = train(&o, &synthetic(128, 4), &test, &model).unwrap();
+    let data = synthetic(128, 4);
+    let log = train(&o, &data, &test, &model).unwrap();
+    // Stopped after the first epoch and resumed (the basis kernels are in the
+    // checkpoint): the same bytes.
+    let part = dir.path().join("part.safetensors");
+    let first = TrainOptions {
+        stop_after: Some(1),
+        ..o.clone()
+    };
+    assert!(
+        ccc::train::train_or_stop(&first, &data, &test, &part)
+            .unwrap()
+            .is_none()
+    );
+    let rest = TrainOptions {
+        resume: true,
+        ..o.clone()
+    };
+    train(&rest, &data, &test, &part).unwrap();
+    assert_eq!(
+        std::fs::read(&part).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
     let c = compile_no_rtl(&model);
     assert_eq!(c.lowered.decomposed, 2);
     // Stem, then basis + coefficient stage per block.
