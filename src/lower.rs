@@ -267,15 +267,7 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
                                 layers.push(basis);
                                 coeff
                             }
-                            Decomposition::Expanded => Conv {
-                                weight_name: d.weight_name.clone(),
-                                weight: d.expanded(),
-                                bias: d.bias.clone(),
-                                stride: d.stride,
-                                padding: d.padding,
-                                alpha: d.alpha,
-                                groups: None,
-                            },
+                            Decomposition::Expanded => d.as_conv(),
                         };
                         &staged
                     }

@@ -112,7 +112,20 @@ impl DecomposedConv {
         self.basis.dim().1
     }
 
-    /// The KxK conv it computes, [N, C, k, k] (the expanded mapping).
+    /// The KxK conv it computes (the expanded mapping).
+    pub fn as_conv(&self) -> Conv {
+        Conv {
+            weight_name: self.weight_name.clone(),
+            weight: self.expanded(),
+            bias: self.bias.clone(),
+            stride: self.stride,
+            padding: self.padding,
+            alpha: self.alpha,
+            groups: None,
+        }
+    }
+
+    /// The kernels it computes, [N, C, k, k].
     pub fn expanded(&self) -> Array4<f64> {
         let (m, k, _) = self.basis.dim();
         let (n, cm) = self.coeff.dim();
@@ -668,13 +681,7 @@ fn parse_conv(
     if k != k2 {
         return Err(ctx.bad_tensor(wname, format!("kernel {k}x{k2} is not square")));
     }
-    let stride = get_uint(t, ctx, "stride", Some(1), 1)?;
-    let padding = get_uint(t, ctx, "padding", Some(0), 0)?;
-    let alpha = if t.contains_key("alpha") {
-        Some(get_uint(t, ctx, "alpha", None, 1)?)
-    } else {
-        None
-    };
+    let f = conv_fields(file, ctx, t, (h, w), k, out)?;
     let mut weight = Array4::from_shape_vec((out, c, k, k), wdata)
         .map_err(|e| ctx.bad_tensor(wname, e.to_string()))?;
     apply_mask(
@@ -712,46 +719,66 @@ fn parse_conv(
         }
         None => None,
     };
-    let bias = match get_opt_str(t, ctx, "bias")? {
-        Some(bname) => Some(Array1::from(
-            float_tensor(file, ctx, bname, &[Some(out)])?.1,
-        )),
-        None => None,
-    };
-    let next = conv_output(ctx, (h, w), k, stride, padding, out)?;
     Ok((
         Op::Conv(Conv {
             weight_name: wname.to_string(),
             weight,
-            bias,
-            stride,
-            padding,
-            alpha,
+            bias: f.bias,
+            stride: f.stride,
+            padding: f.padding,
+            alpha: f.alpha,
             groups,
         }),
-        next,
+        f.next,
     ))
 }
 
-/// The shape a KxK conv with `out` filters makes of an h x w map.
-fn conv_output(
-    ctx: &LayerCtx,
-    (h, w): (usize, usize),
-    k: usize,
+/// What a conv and a decomposed conv share: stride, padding, α, the optional bias, and
+/// the shape a KxK conv with `out` filters makes of an h x w map.
+struct ConvFields {
     stride: usize,
     padding: usize,
+    alpha: Option<usize>,
+    bias: Option<Array1<f64>>,
+    next: Shape,
+}
+
+fn conv_fields(
+    file: &TensorFile,
+    ctx: &LayerCtx,
+    t: &toml::Table,
+    (h, w): (usize, usize),
+    k: usize,
     out: usize,
-) -> Result<Shape, ModelError> {
+) -> Result<ConvFields, ModelError> {
+    let stride = get_uint(t, ctx, "stride", Some(1), 1)?;
+    let padding = get_uint(t, ctx, "padding", Some(0), 0)?;
+    let alpha = if t.contains_key("alpha") {
+        Some(get_uint(t, ctx, "alpha", None, 1)?)
+    } else {
+        None
+    };
+    let bias = match get_opt_str(t, ctx, "bias")? {
+        Some(name) => Some(Array1::from(float_tensor(file, ctx, name, &[Some(out)])?.1)),
+        None => None,
+    };
     let (hp, wp) = (h + 2 * padding, w + 2 * padding);
     if hp < k || wp < k {
         return Err(ctx.bad(format!(
             "kernel {k}x{k} does not fit the padded {hp}x{wp} input"
         )));
     }
-    Ok(Shape::Map {
+    let next = Shape::Map {
         c: out,
         h: (hp - k) / stride + 1,
         w: (wp - k) / stride + 1,
+    };
+    Ok(ConvFields {
+        stride,
+        padding,
+        alpha,
+        bias,
+        next,
     })
 }
 
@@ -804,30 +831,19 @@ fn parse_decomposed(
             .map(|(i, &d)| if i == 0 { Some(out) } else { d })
             .collect::<Vec<_>>(),
     )?;
-    let stride = get_uint(t, ctx, "stride", Some(1), 1)?;
-    let padding = get_uint(t, ctx, "padding", Some(0), 0)?;
-    let alpha = if t.contains_key("alpha") {
-        Some(get_uint(t, ctx, "alpha", None, 1)?)
-    } else {
-        None
-    };
-    let bias = match get_opt_str(t, ctx, "bias")? {
-        Some(name) => Some(Array1::from(float_tensor(file, ctx, name, &[Some(out)])?.1)),
-        None => None,
-    };
-    let next = conv_output(ctx, (h, w), k, stride, padding, out)?;
+    let f = conv_fields(file, ctx, t, (h, w), k, out)?;
     Ok((
         Op::DecomposedConv(DecomposedConv {
             basis_name: bname.to_string(),
             basis,
             weight_name: wname.to_string(),
             coeff,
-            bias,
-            stride,
-            padding,
-            alpha,
+            bias: f.bias,
+            stride: f.stride,
+            padding: f.padding,
+            alpha: f.alpha,
         }),
-        next,
+        f.next,
     ))
 }
 

@@ -31,15 +31,7 @@ fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
         let expanded;
         let op = match &l.op {
             Op::DecomposedConv(d) => {
-                expanded = Op::Conv(ccc::model::Conv {
-                    weight_name: d.weight_name.clone(),
-                    weight: d.expanded(),
-                    bias: d.bias.clone(),
-                    stride: d.stride,
-                    padding: d.padding,
-                    alpha: d.alpha,
-                    groups: None,
-                });
+                expanded = Op::Conv(d.as_conv());
                 &expanded
             }
             op => op,

@@ -529,20 +529,26 @@ fn kxk_convs_at_depth_simulate_bit_exact() {
             report.contains("\"copies\""),
             "{spec_args}: no row copies reported"
         );
-        let o = common::ccc_in(
-            d.path(),
-            &["simulate", &out, "--images", "2", "--simulator", sim],
-        );
-        let text = common::stdout(&o);
-        assert!(
-            o.status.success()
-                && text.contains("bit-exact")
-                && !text.contains("cycles differ")
-                && text.contains("loss breakdown: R·C"),
-            "{spec_args}: {text}{}",
-            common::stderr(&o)
-        );
+        simulates_exactly(d.path(), &out, "2", sim, spec_args);
     }
+}
+
+/// `ccc simulate OUT` runs `images` images bit-exact, on the predicted cycles, with the
+/// loss breakdown adding up.
+fn simulates_exactly(dir: &std::path::Path, out: &str, images: &str, sim: &str, what: &str) {
+    let o = common::ccc_in(
+        dir,
+        &["simulate", out, "--images", images, "--simulator", sim],
+    );
+    let text = common::stdout(&o);
+    assert!(
+        o.status.success()
+            && text.contains("bit-exact")
+            && !text.contains("cycles differ")
+            && text.contains("loss breakdown: R·C"),
+        "{what}: {text}{}",
+        common::stderr(&o)
+    );
 }
 
 /// Decomposed convs (kernel decomposition) at several depths, strided and padded, with
@@ -614,18 +620,12 @@ fn decomposed_convs_simulate_bit_exact_in_both_mappings() {
             md.contains(&format!("| {mapping} (this design) |")),
             "{spec_args}: the report does not compare the mappings"
         );
-        let o = common::ccc_in(
+        simulates_exactly(
             d.path(),
-            &["simulate", &out, "--images", "3", "--simulator", sim],
-        );
-        let text = common::stdout(&o);
-        assert!(
-            o.status.success()
-                && text.contains("bit-exact")
-                && !text.contains("cycles differ")
-                && text.contains("loss breakdown: R·C"),
-            "{spec_args} ({mapping}): {text}{}",
-            common::stderr(&o)
+            &out,
+            "3",
+            sim,
+            &format!("{spec_args} ({mapping})"),
         );
     }
 }

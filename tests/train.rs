@@ -89,6 +89,21 @@ fn compile_no_rtl(model: &Path) -> compile::Compiled {
     .unwrap()
 }
 
+/// `model` loaded into a fresh network of `o`'s architecture (the retraining path), the
+/// test images as a batch, and its float (eval-mode) logits on them.
+fn reloaded_eval(
+    o: &TrainOptions,
+    model: &Path,
+    test: &Dataset,
+) -> (ShiftNet, Tensor, Vec<Vec<f32>>) {
+    let mut net = ShiftNet::init(o.arch.clone(), 99, &Device::Cpu).unwrap();
+    net.load_from(model).unwrap();
+    let imgs: Vec<&[u8]> = test.images.iter().map(Vec::as_slice).collect();
+    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
+    let float = net.forward(&x, Mode::Eval).unwrap().to_vec2().unwrap();
+    (net, x, float)
+}
+
 #[test]
 fn trained_model_matches_the_compilers_float_and_integer_references() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,11 +132,7 @@ fn trained_model_matches_the_compilers_float_and_integer_references() {
     }
 
     // Reload into a fresh network (the retraining path) and compare forward passes.
-    let mut net = ShiftNet::init(o.arch.clone(), 99, &Device::Cpu).unwrap();
-    net.load_from(&model).unwrap();
-    let imgs: Vec<&[u8]> = test.images.iter().map(Vec::as_slice).collect();
-    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
-    let float: Vec<Vec<f32>> = net.forward(&x, Mode::Eval).unwrap().to_vec2().unwrap();
+    let (mut net, x, float) = reloaded_eval(&o, &model, &test);
     for (img, got) in test.images.iter().zip(&float) {
         let want = run_float(&c.lowered, img);
         for (g, w) in got.iter().zip(&want) {
@@ -168,7 +179,12 @@ fn kxk_blocks_train_and_run_bit_exact_on_the_array() {
         "no row copies in front of the 3x3 blocks"
     );
     assert_eq!(log.final_eval.packed_tiles, c.report.packed.tiles);
-    let out = dir.path().join("out");
+    runs_bit_exact_on_a_3x4_array(&model, &dir.path().join("out"));
+}
+
+/// `ccc compile` on a 3x4 array, then `ccc simulate` in Verilator: bit-exact on the
+/// predicted cycles.
+fn runs_bit_exact_on_a_3x4_array(model: &Path, out: &Path) {
     let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
     let r = common::ccc(&["compile", m, "--rows", "3", "--cols", "4", "-o", o]);
     assert!(r.status.success(), "{}", common::stderr(&r));
@@ -240,11 +256,7 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
         );
     }
     let alt = c.alternative.as_ref().unwrap();
-    let mut net = ShiftNet::init(o.arch.clone(), 99, &Device::Cpu).unwrap();
-    net.load_from(&model).unwrap();
-    let imgs: Vec<&[u8]> = test.images.iter().map(Vec::as_slice).collect();
-    let x = batch_tensor(&imgs, 1, 12, 12, &Device::Cpu).unwrap();
-    let float: Vec<Vec<f32>> = net.forward(&x, Mode::Eval).unwrap().to_vec2().unwrap();
+    let (_, _, float) = reloaded_eval(&o, &model, &test);
     for (img, got) in test.images.iter().zip(&float) {
         let stages = run_float(&c.lowered, img);
         let expanded = run_float(&alt.lowered, img);
@@ -266,18 +278,9 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
         return;
     }
     let out = dir.path().join("out");
-    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
-    let r = common::ccc(&["compile", m, "--rows", "3", "--cols", "4", "-o", o]);
-    assert!(r.status.success(), "{}", common::stderr(&r));
+    runs_bit_exact_on_a_3x4_array(&model, &out);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| stages (this design) |"), "{md}");
-    let r = common::ccc(&["simulate", o, "--images", "2", "--simulator", "verilator"]);
-    let text = common::stdout(&r);
-    assert!(
-        r.status.success() && text.contains("bit-exact") && !text.contains("cycles differ"),
-        "{text}{}",
-        common::stderr(&r)
-    );
 }
 
 #[test]
