@@ -13,6 +13,9 @@ registration order:
 
 * ``Conv2d``        -> ``conv``      (square kernel, any k/stride/padding, bias or not;
                                       groups == 1, dilation == 1, zero padding only)
+* :class:`DecomposedConv2d` -> ``decomposed_conv`` (kernel decomposition: M basis
+                                      kernels shared by the input channels, coefficients;
+                                      the ONNX route writes the KxK conv they make)
 * ``BatchNorm2d``   -> ``batchnorm`` (eval statistics: running_mean/var, weight/bias, eps)
 * ``ReLU6``/``ReLU`` -> ``relu6``/``relu`` (also ``Hardtanh(0, 6)`` -> ``relu6``)
 * a shift module    -> ``shift``     (any module with a ``shifts`` or the seeds' ``shift_t``
@@ -60,6 +63,7 @@ from safetensors.torch import save_file
 
 #: Metadata key holding the graph TOML (docs/DESIGN.md section 2).
 GRAPH_KEY = "ccc.graph"
+CONV_KINDS = ("conv", "decomposed_conv")
 
 #: One tensor to write: a contiguous CPU torch tensor (float32, or int32 for shifts).
 TensorEntry = torch.Tensor
@@ -265,6 +269,7 @@ SKIPPED = ("Flatten", "View", "Identity", "_DropoutNd", "Dropout", "AlphaDropout
 
 #: Classes that map to a layer kind (looked up along the MRO).
 LAYER_CLASSES = (
+    "DecomposedConv2d",
     "Conv2d",
     "BatchNorm2d",
     "ReLU6",
@@ -502,6 +507,31 @@ def _conv(path: str, m: Any, st: _State) -> None:
     st.shape = (out, (hp - k) // stride + 1, (wp - k) // stride + 1)
 
 
+def _decomposed(path: str, m: Any, st: _State) -> None:
+    where = _where(path, m)
+    c, h, w = st.need_map(where, "a decomposed conv")
+    bases, k, k2 = tensor_shape(m.basis)
+    out, cm = tensor_shape(m.weight)
+    if k != k2:
+        raise ValueError(f"{where}: basis kernel {k}x{k2} is not square (unsupported)")
+    if cm != c * bases:
+        raise ValueError(f"{where}: {cm} coefficients per filter, but {c} channels x {bases} bases arrive")
+    stride, padding = int(m.stride), int(m.padding)
+    hp, wp = h + 2 * padding, w + 2 * padding
+    if stride < 1 or padding < 0 or hp < k or wp < k:
+        raise ValueError(f"{where}: stride {stride} / padding {padding} do not fit the {h}x{w} input")
+    fields: Dict[str, TomlScalar] = {}
+    fields["basis"] = st.add(_tensor_name(path, "basis"), f32_entry(m.basis), where)
+    fields["weight"] = st.add(_tensor_name(path, "weight"), f32_entry(m.weight), where)
+    if m.bias is not None:
+        fields["bias"] = st.add(_tensor_name(path, "bias"), f32_entry(m.bias), where)
+    fields["stride"] = stride
+    fields["padding"] = padding
+    st.layers.append(LayerSpec("decomposed_conv", fields, f"{path} ({type(m).__name__})"))
+    st.conv_paths.append(path)
+    st.shape = (out, (hp - k) // stride + 1, (wp - k) // stride + 1)
+
+
 def _batchnorm(path: str, m: Any, st: _State) -> None:
     where = _where(path, m)
     c, _, _ = st.need_map(where, "batchnorm")
@@ -594,7 +624,9 @@ def _is_global_avgpool(m: Any, st: _State, where: str) -> bool:
 def _convert(path: str, m: Any, st: _State) -> None:
     where = _where(path, m)
     names = _class_names(m)
-    if "Conv2d" in names:
+    if "DecomposedConv2d" in names:
+        _decomposed(path, m, st)
+    elif "Conv2d" in names:
         _conv(path, m, st)
     elif "BatchNorm2d" in names:
         _batchnorm(path, m, st)
@@ -628,7 +660,7 @@ def _convert(path: str, m: Any, st: _State) -> None:
 def _apply_alphas(layers: List[LayerSpec], conv_paths: List[str], alphas: Alphas) -> None:
     if alphas is None:
         return
-    convs = [l for l in layers if l.kind == "conv"]
+    convs = [l for l in layers if l.kind in CONV_KINDS]
     per_conv: List[Optional[int]]
     if isinstance(alphas, bool):
         raise TypeError("alphas must be an int, a sequence or a mapping, not a bool")
@@ -731,6 +763,32 @@ def export(
 # --------------------------------------------------------------------------------------
 
 
+class DecomposedConv2d(torch.nn.Module):
+    """A KxK conv whose kernels combine M basis kernels shared by all input channels
+    (kernel decomposition, ESCALATE): ``kernel[n, c] = sum_m weight[n, c*M + m] *
+    basis[m]``. ``basis`` is [M, k, k], ``weight`` [out, in*M] (the coefficients, which
+    ccc prunes and column-combines); exports as ccc's ``decomposed_conv``. Traced for
+    ONNX, the kernels fold into one constant: a plain ``Conv`` (ccc's expanded mapping)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bases: int,
+                 stride: int = 1, padding: int = 0, bias: bool = False):
+        super().__init__()
+        k = int(kernel_size)
+        self.stride, self.padding = int(stride), int(padding)
+        self.basis = torch.nn.Parameter(torch.randn(bases, k, k) / k)
+        bound = (6.0 / (in_channels * bases)) ** 0.5
+        self.weight = torch.nn.Parameter(torch.empty(out_channels, in_channels * bases).uniform_(-bound, bound))
+        self.bias = torch.nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def kernels(self) -> torch.Tensor:
+        m, k, _ = self.basis.shape
+        n, cm = self.weight.shape
+        return (self.weight.reshape(n * (cm // m), m) @ self.basis.reshape(m, k * k)).reshape(n, cm // m, k, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernels(), self.bias, self.stride, self.padding)
+
+
 class ShiftConv(torch.nn.Module):
     """A per-channel shift ``out[c][y][x] = in[c][y + dy][x + dx]`` (zero outside) as a
     depthwise conv with one-hot kernels: it exports to ONNX as a plain ``Conv`` (group =
@@ -754,10 +812,21 @@ class ShiftConv(torch.nn.Module):
 
 
 def _exportable(module: Any, prefix: str = "") -> Any:
-    """``module`` with every shift module replaced by a :class:`ShiftConv` (in place on
-    a copy's children); a module that shifts *and* does more cannot be replaced."""
+    """``module`` with every shift module replaced by a :class:`ShiftConv` and every
+    :class:`DecomposedConv2d` by the ``Conv2d`` it computes (in place on a copy's
+    children); a module that shifts *and* does more cannot be replaced."""
     for name, child in list(module.named_children()):
         path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, DecomposedConv2d):
+            # ONNX has no shared-basis conv: the KxK conv the kernels make.
+            n, c, k, _ = child.kernels().shape
+            conv = torch.nn.Conv2d(c, n, k, child.stride, child.padding, bias=child.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(child.kernels())
+                if child.bias is not None:
+                    conv.bias.copy_(child.bias)
+            setattr(module, name, conv)
+            continue
         pairs = shift_pairs(child, _where(path, child))
         if pairs is not None and not isinstance(child, ShiftConv):
             if _is_layer(child) or _children(child):
@@ -793,7 +862,7 @@ def export_onnx(
     import onnx  # noqa: PLC0415  (only the ONNX route needs it)
 
     built = build(module, input_shape=input_shape, name=name, gamma=gamma, alphas=alphas)
-    per_conv = [l.fields.get("alpha") for l in built.layers if l.kind == "conv"]
+    per_conv = [l.fields.get("alpha") for l in built.layers if l.kind in CONV_KINDS]
     model = _exportable(copy.deepcopy(module)).eval()
     c, h, w = (int(d) for d in input_shape)
     mode = torch.onnx.TrainingMode.EVAL if fold_batchnorm else torch.onnx.TrainingMode.PRESERVE
@@ -884,6 +953,18 @@ def load_ccc(path: Union[str, os.PathLike]) -> Tuple[torch.nn.Module, Dict[str, 
             if "bias" in spec:
                 conv.bias.data = t[spec["bias"]].float().clone()
             layers.append((prefix(spec["weight"]), conv))
+        elif kind == "decomposed_conv":
+            basis, wt = t[spec["basis"]].float(), t[spec["weight"]].float()
+            if "mask" in spec:
+                wt = wt * (t[spec["mask"]] != 0)
+            wt = wt.reshape(wt.shape[0], -1)
+            m, k, _ = basis.shape
+            dec = DecomposedConv2d(wt.shape[1] // m, wt.shape[0], k, m, spec.get("stride", 1),
+                                   spec.get("padding", 0), bias="bias" in spec)
+            dec.basis.data, dec.weight.data = basis.clone(), wt.clone()
+            if "bias" in spec:
+                dec.bias.data = t[spec["bias"]].float().clone()
+            layers.append((prefix(spec["weight"]), dec))
         elif kind == "batchnorm":
             c = t[spec["weight"]].numel()
             bn = torch.nn.BatchNorm2d(c, eps=float(spec.get("eps", 1e-5)))

@@ -197,6 +197,53 @@ class OnnxRoute(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(d, "out")))
 
 
+class DecomposedConv(unittest.TestCase):
+    """Kernel decomposition from PyTorch: DecomposedConv2d exports as ccc's
+    decomposed_conv (float reference equal to PyTorch's), loads back as itself, and
+    through ONNX arrives as the KxK conv it computes."""
+
+    def net(self) -> torch.nn.Module:
+        torch.manual_seed(5)
+        bn = torch.nn.BatchNorm2d(10)
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        dec = ep.DecomposedConv2d(6, 10, 3, 2, stride=2, padding=1)
+        with torch.no_grad():
+            dec.weight.mul_(torch.rand_like(dec.weight) < 0.5)  # sparse coefficients
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU6(), dec, bn, torch.nn.ReLU6(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(10, 4)).eval()
+
+    def test_exports_as_decomposed_conv_and_round_trips(self):
+        net = self.net()
+        with tempfile.TemporaryDirectory() as d:
+            st, onx = os.path.join(d, "dec.safetensors"), os.path.join(d, "dec.onnx")
+            ep.export(net, st, input_shape=(1, 9, 11), name="dec", alphas=[None, 2])
+            with safe_open(st, framework="pt") as f:
+                graph = tomllib.loads(f.metadata()[ep.GRAPH_KEY])
+            dec = graph["layers"][2]
+            self.assertEqual((dec["kind"], dec["alpha"]), ("decomposed_conv", 2))
+            # Lowered as basis stage (6 channels x 2 bases) and coefficient stage.
+            self.assertIn("(graph layer 2, `2.basis`): 6x9x11 -> 12x5x6", ccc("inspect", st))
+            # ccc's float reference is PyTorch's forward pass.
+            images, logits, _ = onnx_check.ccc_float(CCC, st, ["--random", "4"])
+            x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 9, 11) / 256.0
+            with torch.no_grad():
+                want = net(x).double().numpy()
+            self.assertLess(abs(logits - want).max(), 1e-4)
+            # Back into PyTorch as itself, the same function.
+            back, _ = ep.load_ccc(st)
+            self.assertTrue(any(isinstance(m, ep.DecomposedConv2d) for m in back.modules()))
+            with torch.no_grad():
+                self.assertLess((back(x) - net(x)).abs().max().item(), 1e-5)
+            # ONNX: one Conv per conv (the decomposed one expanded), ccc agrees with
+            # onnxruntime.
+            ep.export_onnx(net, onx, input_shape=(1, 9, 11), name="dec", alphas=[1, 2])
+            self.assertEqual(sum(1 for n in onnx.load(onx).graph.node if n.op_type == "Conv"), 2)
+            r = onnx_check.check(onx, CCC, ["--random", "4"], 256.0)
+            self.assertLess(r["max_abs_logit_diff"], 1e-4, r)
+
+
 class ShippedModel(unittest.TestCase):
     """models/fmnist-shift-cc through PyTorch: loaded as a torch module, exported with
     torch.onnx.export, compiled again."""
