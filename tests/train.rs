@@ -256,7 +256,20 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
         );
     }
     let alt = c.alternative.as_ref().unwrap();
-    let (_, _, float) = reloaded_eval(&o, &model, &test);
+    let (mut net, x, float) = reloaded_eval(&o, &model, &test);
+    // The fake-quantized pass is the basis + coefficient stages' 8-bit arithmetic.
+    let quant: Vec<Vec<f32>> = net.forward(&x, Mode::Quant).unwrap().to_vec2().unwrap();
+    let agree = test
+        .images
+        .iter()
+        .zip(&quant)
+        .filter(|(img, q)| argmax(q.as_slice()) == c.qnet.run(img, false).class)
+        .count();
+    assert!(
+        agree * 100 >= test.images.len() * 95,
+        "fake-quant agrees with the stages' integer reference on only {agree}/{}",
+        test.images.len()
+    );
     for (img, got) in test.images.iter().zip(&float) {
         let stages = run_float(&c.lowered, img);
         let expanded = run_float(&alt.lowered, img);

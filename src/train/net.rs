@@ -578,6 +578,7 @@ impl ShiftNet {
                     l.running_var = ((&l.running_var * (1.0 - BN_MOMENTUM))? + (v * BN_MOMENTUM)?)?;
                     a
                 }
+                Mode::Quant if l.basis.is_some() => l.quant_stages(&cols, frac)?,
                 Mode::Eval | Mode::Quant => {
                     let (wf, bf) = l.folded()?;
                     let wf = if mode == Mode::Quant {
@@ -963,6 +964,67 @@ impl ConvLayer {
         Ok(w.reshape((s.out * s.cin, s.bases))?
             .matmul(basis.as_tensor())?
             .reshape((s.out, s.taps()))?)
+    }
+
+    /// A decomposed conv fake-quantized as the compiler runs it by default
+    /// (docs/DESIGN.md §10, `stages`): basis kernels scaled to unit L1 norm and
+    /// quantized, the basis stage's signed output Z quantized at the compiler's fraction
+    /// width (uint8 around zero point 128: −128..127 steps), then the coefficients (the
+    /// inverse scales and batchnorm folded in, quantized) over Z, bias and ReLU6 at
+    /// `frac`. Straight-through gradients. `cols` are the layer's taps, [C·K·K, B·P].
+    fn quant_stages(&self, cols: &Tensor, frac: u32) -> Result<Tensor> {
+        let s = &self.spec;
+        let basis = self
+            .basis
+            .as_ref()
+            .context("a decomposed conv has a basis")?;
+        let kk = s.k * s.k;
+        let b = basis.as_tensor();
+        // Unit L1 norm per basis kernel (an all-zero kernel keeps scale 1).
+        let norms = b.abs()?.sum_keepdim(1)?; // [M, 1]
+        let ones = norms.ones_like()?;
+        let norms = norms.eq(0f32)?.where_cond(&ones, &norms)?;
+        let bq = fake_quant_weight(&b.broadcast_div(&norms)?)?;
+        // Z[c·M + m] = Σ_t Bq[m, t] · tap (c, t).
+        let m_cols = cols.dim(1)?;
+        let z = bq
+            .unsqueeze(0)?
+            .broadcast_as((s.cin, s.bases, kk))?
+            .contiguous()?
+            .matmul(&cols.reshape((s.cin, kk, m_cols))?)?
+            .reshape((s.cin * s.bases, m_cols))?;
+        // The compiler's fraction width: the worst case |Z| (the largest input, 6 after
+        // ReLU6, times the largest row's Σ|w| of the normalized float basis) within 127.
+        let row_l1 = (b.broadcast_div(&norms)?)
+            .abs()?
+            .sum(1)?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        let max_in = f64::from((6u32 << frac).min(255)) / f64::from(1u32 << frac);
+        let f_z = crate::quant::offset_frac(&Array2::from_elem((1, 1), f64::from(row_l1)), max_in);
+        let zs = 2f64.powi(f_z as i32);
+        // Round half up, as the requantizer; −128..127 around the zero point.
+        let zq = ((z.detach() * zs)? + 0.5)?
+            .floor()?
+            .clamp(-128f32, 127f32)?;
+        let z = ste(&z, &(zq / zs)?)?;
+        // Coefficients with the inverse scales, batchnorm folded, quantized.
+        let scale = self
+            .gamma
+            .as_tensor()
+            .broadcast_div(&(&self.running_var + BN_EPS)?.sqrt()?)?;
+        let per_col = norms
+            .reshape((1, 1, s.bases))?
+            .broadcast_as((1, s.cin, s.bases))?
+            .reshape((1, s.cin * s.bases))?;
+        let a = self
+            .w
+            .as_tensor()
+            .broadcast_mul(&per_col)?
+            .broadcast_mul(&scale.reshape((s.out, 1))?)?;
+        let bias = (self.beta.as_tensor() - (&self.running_mean * &scale)?)?;
+        let act = BiasRelu6 { frac: Some(frac) };
+        Ok(fake_quant_weight(&a)?.matmul(&z)?.apply_op2(&bias, act)?)
     }
 
     /// A decomposed conv's basis stage as the compiler lowers it: the C·M x C·K·K block
