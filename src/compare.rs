@@ -295,17 +295,31 @@ pub fn plot(rows: &[Row], title: &str) -> Result<Svg> {
             .y_desc("8-bit packed accuracy (%)")
             .draw()
             .map_err(|e| err(&e))?;
+        // Labels go right of their points, each moved the least (a line up or down at
+        // a time) to clear the labels already placed: methods often land close together.
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (x0, x1, y) in pixels
+        const LINE: i32 = 15;
         for (r, acc) in rows.iter().zip(&accs) {
             let p = (r.cycles as f64, *acc);
+            let label = format!("{} ({} tiles)", r.label, r.tiles);
+            let (px, py) = chart.backend_coord(&p);
+            let (x0, x1) = (px + 8, px + 8 + 7 * label.chars().count() as i32);
+            let free = |y: i32| {
+                !placed
+                    .iter()
+                    .any(|&(a0, a1, b)| x0 < a1 && a0 < x1 && (y - b).abs() < LINE)
+            };
+            let y = (0..)
+                .map(|k: i32| py - 6 + if k % 2 == 0 { k / 2 } else { -(k + 1) / 2 } * LINE)
+                .find(|&y| free(y))
+                .expect("a free line exists");
+            placed.push((x0, x1, y));
             chart
-                .draw_series(std::iter::once(Circle::new(p, 5, BLUE.filled())))
-                .map_err(|e| err(&e))?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{} ({} tiles)", r.label, r.tiles),
-                    p,
-                    ("sans-serif", 13).into_font(),
-                )))
+                .draw_series(std::iter::once(
+                    EmptyElement::at(p)
+                        + Circle::new((0, 0), 5, BLUE.filled())
+                        + Text::new(label, (8, y - py), ("sans-serif", 13).into_font()),
+                ))
                 .map_err(|e| err(&e))?;
         }
         root.present().map_err(|e| err(&e))?;
