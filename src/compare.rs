@@ -17,7 +17,6 @@ use serde::Serialize;
 use crate::compile::{self, CompileOptions};
 use crate::dataset::Dataset;
 use crate::fit::{self, Family};
-use crate::lower::Decomposition;
 use crate::model::Op;
 use crate::plots::Svg;
 use crate::reference::evaluate;
@@ -107,31 +106,16 @@ pub fn compare(
         let (r, decomposed) = row(e, &opts, test, dataset, family).with_context(what)?;
         rows.push(r);
         if decomposed {
-            // Both mappings of a decomposed model, the other one labelled as such.
-            let other = match opts.decomposed {
-                Decomposition::Stages => Decomposition::Expanded,
-                Decomposition::Expanded => Decomposition::Stages,
-            };
-            let o = CompileOptions {
-                decomposed: other,
-                alpha: opts.alpha.clone().filter(|a| a.len() == 1),
-                ..opts.clone()
-            };
+            // Both mappings of a decomposed model, each labelled with its mapping.
+            let o = opts.other_mapping();
             let mut alt = row(e, &o, test, dataset, family).with_context(what)?.0;
-            alt.label = format!("{} ({})", e.label, mapping_name(other));
+            alt.label = format!("{} ({})", e.label, o.decomposed.name());
             rows.last_mut().expect("pushed").label =
-                format!("{} ({})", e.label, mapping_name(opts.decomposed));
+                format!("{} ({})", e.label, opts.decomposed.name());
             rows.push(alt);
         }
     }
     Ok(rows)
-}
-
-fn mapping_name(d: Decomposition) -> &'static str {
-    match d {
-        Decomposition::Stages => "stages",
-        Decomposition::Expanded => "expanded",
-    }
 }
 
 /// Nonzero conv parameters of a model file ([`Row::weights`]).

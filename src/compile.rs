@@ -185,22 +185,27 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
     })
 }
 
+impl CompileOptions {
+    /// The same options with the other mapping of the decomposed convs. A per-layer α
+    /// list counts the selected mapping's layers; the other mapping takes the graph's.
+    pub fn other_mapping(&self) -> CompileOptions {
+        CompileOptions {
+            decomposed: self.decomposed.other(),
+            alpha: self.alpha.clone().filter(|a| a.len() == 1),
+            ..self.clone()
+        }
+    }
+}
+
 pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let mut c = compile_one(path, o)?;
     if c.lowered.decomposed > 0 {
-        let other = match o.decomposed {
-            Decomposition::Stages => Decomposition::Expanded,
-            Decomposition::Expanded => Decomposition::Stages,
-        };
+        let other = o.decomposed.other();
         let alt = compile_one(
             path,
             &CompileOptions {
-                decomposed: other,
                 rtl: false,
-                // A per-layer α list counts the selected mapping's layers; the other
-                // mapping takes the graph's.
-                alpha: o.alpha.clone().filter(|a| a.len() == 1),
-                ..o.clone()
+                ..o.other_mapping()
             },
         )
         .with_context(|| {

@@ -29,9 +29,11 @@ pub struct Tap {
 pub enum Activation {
     Relu6,
     Relu,
-    /// No activation: the signed output of a decomposed conv's basis stage. Stored as
-    /// uint8 with zero point [`crate::quant::OFFSET_ZERO`], which the next layer's bias
-    /// absorbs (docs/DESIGN.md §10).
+    /// No activation: the signed output of a decomposed conv's basis stage ([`basis_stage`],
+    /// the only layer that has it; the packer groups it with
+    /// [`crate::pack::predefined::basis_labels`], which never clashes). Stored as uint8
+    /// with zero point [`crate::quant::OFFSET_ZERO`], which the next layer's bias absorbs
+    /// (docs/DESIGN.md §10).
     Offset,
 }
 
@@ -47,6 +49,24 @@ pub enum Decomposition {
     Stages,
     /// The KxK conv whose kernels the coefficients and basis make.
     Expanded,
+}
+
+impl Decomposition {
+    /// The mapping this one is compared against.
+    pub fn other(self) -> Self {
+        match self {
+            Decomposition::Stages => Decomposition::Expanded,
+            Decomposition::Expanded => Decomposition::Stages,
+        }
+    }
+
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decomposition::Stages => "stages",
+            Decomposition::Expanded => "expanded",
+        }
+    }
 }
 
 /// Feature-map shape (channels, height, width).
@@ -88,9 +108,6 @@ pub struct LoweredLayer {
     pub alpha: Option<usize>,
     /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
     pub groups: Option<crate::model::Groups>,
-    /// A decomposed conv's basis stage ([`basis_stage`]): the packer groups it with
-    /// [`crate::pack::predefined::basis_labels`], which never clashes.
-    pub basis_stage: bool,
 }
 
 /// Global average pool followed by the classifier.
@@ -184,7 +201,6 @@ fn basis_stage(d: &DecomposedConv, index: usize, dims: Dims) -> (LoweredLayer, C
         act: Activation::Offset,
         alpha: d.alpha,
         groups: None,
-        basis_stage: true,
     };
     let (n, cm) = d.coeff.dim();
     let coeff = Array2::from_shape_fn((n, cm), |(o, j)| d.coeff[[o, j]] * scale(j % m));
@@ -363,7 +379,6 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
                     act,
                     alpha: conv.alpha,
                     groups: conv.groups.clone(),
-                    basis_stage: false,
                 });
                 dims = output;
             }

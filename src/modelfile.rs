@@ -55,30 +55,41 @@ impl ModelWriter {
     ) {
         let _ = write!(
             self.graph,
-            "\n[[layers]]\nkind = \"conv\"\nweight = \"{weight}\"\nstride = {stride}\npadding = {padding}\n"
+            "\n[[layers]]\nkind = \"conv\"\nweight = \"{weight}\"\n"
         );
-        if let Some(b) = bias {
-            let _ = writeln!(self.graph, "bias = \"{b}\"");
-        }
-        if let Some(a) = alpha {
-            let _ = writeln!(self.graph, "alpha = {a}");
-        }
+        self.conv_fields(bias, stride, padding, alpha);
     }
 
     /// A decomposed conv over already added basis [M, k, k] and coefficient [N, C·M]
-    /// tensors (docs/DESIGN.md §10).
+    /// tensors (and optional bias tensor; docs/DESIGN.md §10).
     pub fn decomposed_conv(
         &mut self,
         basis: &str,
         coeff: &str,
+        bias: Option<&str>,
         stride: usize,
         padding: usize,
         alpha: Option<usize>,
     ) {
         let _ = write!(
             self.graph,
-            "\n[[layers]]\nkind = \"decomposed_conv\"\nbasis = \"{basis}\"\nweight = \"{coeff}\"\nstride = {stride}\npadding = {padding}\n"
+            "\n[[layers]]\nkind = \"decomposed_conv\"\nbasis = \"{basis}\"\nweight = \"{coeff}\"\n"
         );
+        self.conv_fields(bias, stride, padding, alpha);
+    }
+
+    /// The fields a conv and a decomposed conv share.
+    fn conv_fields(
+        &mut self,
+        bias: Option<&str>,
+        stride: usize,
+        padding: usize,
+        alpha: Option<usize>,
+    ) {
+        let _ = writeln!(self.graph, "stride = {stride}\npadding = {padding}");
+        if let Some(b) = bias {
+            let _ = writeln!(self.graph, "bias = \"{b}\"");
+        }
         if let Some(a) = alpha {
             let _ = writeln!(self.graph, "alpha = {a}");
         }

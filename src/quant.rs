@@ -43,9 +43,6 @@ pub struct QLayer {
     /// The model's stored grouping of `taps`, if any (pre-defined sparsity).
     #[serde(skip)]
     pub groups: Option<crate::model::Groups>,
-    /// A decomposed conv's basis stage (block diagonal).
-    #[serde(skip)]
-    pub basis_stage: bool,
     /// Zero point of the inputs ([`OFFSET_ZERO`] after a basis stage, else 0). `bias`
     /// already subtracts `in_zero · Σ weight` per row; a packer that drops weights adds
     /// their share back ([`QLayer::bias_without`]).
@@ -142,14 +139,19 @@ pub fn clamp_max(act: Activation, f_out: u32) -> i32 {
 }
 
 /// Fraction bits of a basis stage's signed output: the most that keep its worst case,
-/// `max_in` · the largest row's Σ|w|, within ±127 (so it never saturates), at most 16.
+/// `max_in` · the largest row's Σ|w| of `weight`, within ±127 (so it never saturates),
+/// at most 16.
 pub fn offset_frac(weight: &Array2<f64>, max_in: f64) -> u32 {
-    let bound = weight
+    let row_l1 = weight
         .rows()
         .into_iter()
         .map(|r| r.iter().map(|v| v.abs()).sum::<f64>())
-        .fold(0.0, f64::max)
-        * max_in;
+        .fold(0.0, f64::max);
+    offset_frac_of(row_l1 * max_in)
+}
+
+/// [`offset_frac`] for a worst-case |output| `bound`.
+pub fn offset_frac_of(bound: f64) -> u32 {
     let mut f = 0;
     while f < 16 && bound * 2f64.powi(f as i32 + 1) <= 127.0 {
         f += 1;
@@ -287,7 +289,6 @@ pub fn quantize_layer(
         clamp_max: clamp_max(l.act, f_out),
         alpha: l.alpha,
         groups: l.groups.clone(),
-        basis_stage: l.basis_stage,
         in_zero,
     })
 }
@@ -303,25 +304,16 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
     let mut max_in = 255.0 / f64::from(1u32 << INPUT_FRAC);
     let mut layers = Vec::with_capacity(net.layers.len());
     for l in &net.layers {
-        let f_out = if l.act == Activation::Offset {
+        let signed = l.act == Activation::Offset;
+        let f_out = if signed {
             offset_frac(&l.weight, max_in)
         } else {
             act_frac
         };
         let q = quantize_layer(l, f_in, in_zero, f_out, &model)?;
-        max_in = f64::from(
-            q.clamp_max
-                - if q.act == Activation::Offset {
-                    OFFSET_ZERO
-                } else {
-                    0
-                },
-        ) / 2f64.powi(f_out as i32);
-        in_zero = if q.act == Activation::Offset {
-            OFFSET_ZERO
-        } else {
-            0
-        };
+        // The next layer's inputs: their zero point, and their largest value above it.
+        in_zero = if signed { OFFSET_ZERO } else { 0 };
+        max_in = f64::from(q.clamp_max - in_zero) / 2f64.powi(f_out as i32);
         f_in = f_out;
         layers.push(q);
     }
@@ -411,7 +403,6 @@ mod tests {
             act: Activation::Relu6,
             alpha: None,
             groups: None,
-            basis_stage: false,
         };
         let q = quantize_layer(&l, 4, OFFSET_ZERO, 5, "m").unwrap();
         let plain = quantize_layer(&l, 4, 0, 5, "m").unwrap();

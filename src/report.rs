@@ -437,10 +437,7 @@ fn decomposition_table(rows: &[MappingRow]) -> String {
     );
     for r in rows {
         let m = &r.packed;
-        let name = match r.mapping {
-            crate::lower::Decomposition::Stages => "stages",
-            crate::lower::Decomposition::Expanded => "expanded",
-        };
+        let name = r.mapping.name();
         let _ = writeln!(
             s,
             "| {name}{} | {} | {} | {} | {} | {:.3} | {} | {} | {:.1}% | {} | {} |",

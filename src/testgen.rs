@@ -296,14 +296,13 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
             b.m.shift(&format!("b{i}.shift"));
         }
         let weight = format!("b{i}.conv.weight");
+        let basis = format!("b{i}.conv.basis");
         if blk.bases > 0 {
             // Basis kernels of unit-ish norm; sparse coefficients (as a 1x1 conv's).
             let (m, k) = (blk.bases, blk.k);
-            let basis = format!("b{i}.conv.basis");
             let v = b.uniform(m * k * k, -1.0, 1.0);
             b.tensor(&basis, &[m, k, k], v);
             b.conv(&weight, blk.out, c * m, 1, spec.density);
-            b.m.decomposed_conv(&basis, &weight, blk.stride, blk.padding, blk.alpha);
         } else {
             b.conv(&weight, blk.out, c, blk.k, spec.density);
         }
@@ -315,10 +314,10 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
             b.tensor(&bias_name, &[blk.out], bias);
             Some(bias_name.as_str())
         };
-        if blk.bases == 0 {
+        if blk.bases > 0 {
+            b.m.decomposed_conv(&basis, &weight, bias, blk.stride, blk.padding, blk.alpha);
+        } else {
             b.m.conv(&weight, bias, blk.stride, blk.padding, blk.alpha);
-        } else if let Some(bias) = bias {
-            b.m.layer_tensor("bias", bias);
         }
         if spec.batchnorm {
             b.batchnorm(&format!("b{i}.bn"), blk.out);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::combine::{CombineStats, Grouping, combine};
 use super::group::{GroupParams, MAX_ALPHA, Strategy, check_gamma, group_columns};
-use super::predefined::{basis_labels, clashes, nonzero_grouping};
+use super::predefined::{basis_grouping, clashes, nonzero_grouping};
 use crate::lower::{Activation, ChannelOrder, Dims, Tap, permute_channels};
 use crate::model::Groups;
 use crate::quant::{QClassifier, QLayer, QNet};
@@ -190,9 +190,9 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
     });
     let grouping = if opts.dense {
         singleton_grouping(&m)
-    } else if q.basis_stage && !opts.regroup {
-        let kk = q.taps.len() / q.input.c;
-        nonzero_grouping(&m, &basis_labels(q.input.c, kk, alpha))
+    } else if q.act == Activation::Offset && !opts.regroup {
+        // A basis stage: block diagonal, grouped by construction.
+        basis_grouping(&m, q.input.c, alpha)
     } else if let (Some(stored), false) = (&q.groups, opts.regroup) {
         stored_grouping(&m, stored, alpha).with_context(what)?
     } else {

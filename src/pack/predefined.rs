@@ -186,6 +186,12 @@ pub fn basis_labels(channels: usize, kk: usize, alpha: usize) -> Vec<usize> {
         .collect()
 }
 
+/// [`basis_labels`]' grouping of a basis stage's matrix `m` (`channels` input channels,
+/// columns c·kk + t), restricted to its nonzero columns.
+pub fn basis_grouping(m: &Array2<f64>, channels: usize, alpha: usize) -> Grouping {
+    nonzero_grouping(m, &basis_labels(channels, m.ncols() / channels, alpha))
+}
+
 /// Rows in which group `g` of `grouping` holds two or more nonzeros of `m`: a stored
 /// grouping that is not clash-free for the weights it comes with.
 pub fn clashes(m: &Array2<f64>, grouping: &Grouping) -> Vec<(usize, usize)> {

@@ -102,7 +102,11 @@ pub fn load(
     };
     for (i, l) in net.convs.iter_mut().enumerate() {
         let p = format!("conv{i}");
-        for (suffix, var) in [("w", &l.w), ("gamma", &l.gamma), ("beta", &l.beta)] {
+        let params = [("w", &l.w), ("gamma", &l.gamma), ("beta", &l.beta)];
+        for (suffix, var) in params
+            .into_iter()
+            .chain(l.basis.as_ref().map(|b| ("basis", b)))
+        {
             let name = format!("{p}.{suffix}");
             var.set(&same(&name, need(&name)?, var.as_tensor())?)?;
         }
@@ -111,10 +115,6 @@ pub fn load(
         let name = format!("{p}.running_var");
         l.running_var = same(&name, need(&name)?, &l.running_var)?;
         l.mask = get(&format!("{p}.mask"))?;
-        if let Some(b) = &l.basis {
-            let name = format!("{p}.basis");
-            b.set(&same(&name, need(&name)?, b.as_tensor())?)?;
-        }
     }
     net.fc_w
         .set(&same("fc.w", need("fc.w")?, net.fc_w.as_tensor())?)?;

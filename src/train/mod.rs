@@ -384,8 +384,10 @@ fn tiles_now(net: &ShiftNet, o: &TrainOptions) -> Result<usize> {
             None => prune::groups_now(w, l.spec.alpha, o.gamma, o.strategy)?,
         };
         if let Some(b) = l.basis_matrix()? {
-            let labels = predefined::basis_labels(l.spec.cin, l.spec.k * l.spec.k, l.spec.alpha);
-            count(b.nrows(), predefined::nonzero_grouping(&b, &labels).len());
+            count(
+                b.nrows(),
+                predefined::basis_grouping(&b, l.spec.cin, l.spec.alpha).len(),
+            );
         }
         let rows = match net.convs.get(i + 1) {
             Some(next) if next.basis.is_some() => {

@@ -374,6 +374,15 @@ impl ShiftNet {
         let net = model::load(path, None)
             .with_context(|| format!("loading {} to continue training", path.display()))?;
         let mut convs = self.convs.iter_mut();
+        let arch_convs = self.arch.convs.len();
+        let mut next_conv = |index: usize, name: &str| {
+            convs.next().with_context(|| {
+                format!(
+                    "{}: layer {index} ({name}): the model has more convs than the architecture given ({arch_convs})",
+                    path.display()
+                )
+            })
+        };
         let mut cur: Option<&mut ConvLayer> = None;
         let mut pending_shift: Option<Vec<(i32, i32)>> = None;
         let mut linear = None;
@@ -388,15 +397,7 @@ impl ShiftNet {
                     )
                 }
                 Op::DecomposedConv(d) => {
-                    let Some(l) = convs.next() else {
-                        bail!(
-                            "{}: layer {} ({}): the model has more convs than the architecture given ({})",
-                            path.display(),
-                            layer.index,
-                            d.weight_name,
-                            self.arch.convs.len()
-                        );
-                    };
+                    let l = next_conv(layer.index, &d.weight_name)?;
                     let s = &l.spec;
                     let (m, k, _) = d.basis.dim();
                     let (o, cm) = d.coeff.dim();
@@ -424,33 +425,13 @@ impl ShiftNet {
                             s.stride
                         );
                     }
-                    let w: Vec<f32> = d.coeff.iter().map(|&v| v as f32).collect();
-                    let any_zero = w.contains(&0.0);
-                    let t = Tensor::from_vec(w, (o, cm), &self.device)?;
-                    l.mask = if any_zero && s.alpha > 1 {
-                        Some(t.ne(0f32)?.to_dtype(DType::F32)?)
-                    } else {
-                        None
-                    };
-                    l.w.set(&t)?;
                     let b: Vec<f32> = d.basis.iter().map(|&v| v as f32).collect();
                     basis.set(&Tensor::from_vec(b, (m, k * k), &self.device)?)?;
-                    if let Some(b) = &d.bias {
-                        let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-                        l.beta.set(&Tensor::from_vec(v, s.out, &self.device)?)?;
-                    }
+                    l.set_trained(d.coeff.iter(), d.bias.as_ref(), &self.device)?;
                     cur = Some(l);
                 }
                 Op::Conv(c) => {
-                    let Some(l) = convs.next() else {
-                        bail!(
-                            "{}: layer {} ({}): the model has more convs than the architecture given ({})",
-                            path.display(),
-                            layer.index,
-                            c.weight_name,
-                            self.arch.convs.len()
-                        );
-                    };
+                    let l = next_conv(layer.index, &c.weight_name)?;
                     let (o, i, kh, kw) = c.weight.dim();
                     let s = &l.spec;
                     if (o, i, kh, kw) != (s.out, s.cin, s.k, s.k)
@@ -470,20 +451,8 @@ impl ShiftNet {
                             s.stride
                         );
                     }
-                    let w: Vec<f32> = c.weight.iter().map(|&v| v as f32).collect();
-                    let any_zero = w.contains(&0.0);
-                    let t = Tensor::from_vec(w, (s.out, s.taps()), &self.device)?;
-                    l.mask = if any_zero && s.alpha > 1 {
-                        Some(t.ne(0f32)?.to_dtype(DType::F32)?)
-                    } else {
-                        None
-                    };
-                    l.w.set(&t)?;
-                    if let Some(b) = &c.bias {
-                        // A conv bias without BN: fold it into beta with gamma = 1.
-                        let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-                        l.beta.set(&Tensor::from_vec(v, s.out, &self.device)?)?;
-                    }
+                    l.set_trained(c.weight.iter(), c.bias.as_ref(), &self.device)?;
+                    let s = &l.spec;
                     if s.k == 1 {
                         l.shifts =
                             Some(pending_shift.take().unwrap_or_else(|| vec![(0, 0); s.cin]));
@@ -625,6 +594,8 @@ impl ShiftNet {
             shift: Option<Shift>,
             in_hw: (usize, usize),
             cols: Tensor,
+            /// The filter matrix the forward pass used ([`ConvLayer::filter`]).
+            filter: Tensor,
             y: Tensor,
             a: Tensor,
             stats: BnStats,
@@ -646,7 +617,8 @@ impl ShiftNet {
             let (t, _, ho, wo) = taps.dims4()?;
             let m = b * ho * wo;
             let cols = taps.reshape((t, m))?;
-            let y = l.filter(&l.w.as_tensor().detach())?.matmul(&cols)?;
+            let filter = l.filter(&l.w.as_tensor().detach())?;
+            let y = filter.matmul(&cols)?;
             let gamma: Vec<f32> = l.gamma.as_tensor().to_vec1()?;
             let beta: Vec<f32> = l.beta.as_tensor().to_vec1()?;
             let (a, stats) = with_f32(&y, |yv| {
@@ -663,6 +635,7 @@ impl ShiftNet {
                 shift,
                 in_hw: (h, w),
                 cols,
+                filter,
                 y,
                 a,
                 stats,
@@ -701,7 +674,7 @@ impl ShiftNet {
             })????;
             let dy = Tensor::from_vec(dy, (n, m), &dev)?;
             let mut dw = dy.matmul(&sv.cols.t()?)?;
-            let filter = l.filter(&l.w.as_tensor().detach())?;
+            let filter = &sv.filter;
             let mut dbasis = None;
             if let Some(basis) = &l.basis {
                 // W = A·B per (filter, channel): [N·C, M] x [M, K·K]. The filter's
@@ -898,7 +871,7 @@ impl ShiftNet {
                     &cname,
                     OutTensor::f32(&[s.out, s.cols()], f32s(&l.masked()?)?),
                 );
-                m.decomposed_conv(&bname, &cname, s.stride, s.k / 2, alpha);
+                m.decomposed_conv(&bname, &cname, None, s.stride, s.k / 2, alpha);
             } else {
                 let wname = format!("{prefix}.conv.weight");
                 m.tensor(
@@ -954,6 +927,32 @@ impl ShiftNet {
 }
 
 impl ConvLayer {
+    /// Takes a trained model's matrix (`w` row-major, N x [`ConvSpec::cols`]) and conv
+    /// bias: zero weights of a combined layer become its mask, and a bias without
+    /// batchnorm goes into beta (gamma stays 1).
+    fn set_trained<'a>(
+        &mut self,
+        w: impl Iterator<Item = &'a f64>,
+        bias: Option<&ndarray::Array1<f64>>,
+        dev: &Device,
+    ) -> Result<()> {
+        let s = &self.spec;
+        let w: Vec<f32> = w.map(|&v| v as f32).collect();
+        let any_zero = w.contains(&0.0);
+        let t = Tensor::from_vec(w, (s.out, s.cols()), dev)?;
+        self.mask = if any_zero && s.alpha > 1 {
+            Some(t.ne(0f32)?.to_dtype(DType::F32)?)
+        } else {
+            None
+        };
+        self.w.set(&t)?;
+        if let Some(b) = bias {
+            let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            self.beta.set(&Tensor::from_vec(v, s.out, dev)?)?;
+        }
+        Ok(())
+    }
+
     /// The N x T filter matrix that `w` (the trained matrix, or a masked copy) makes: `w`
     /// itself, or a decomposed conv's kernels, Σ_m w[n, c·M + m] · basis[m].
     pub fn filter(&self, w: &Tensor) -> Result<Tensor> {
@@ -984,7 +983,8 @@ impl ConvLayer {
         let norms = b.abs()?.sum_keepdim(1)?; // [M, 1]
         let ones = norms.ones_like()?;
         let norms = norms.eq(0f32)?.where_cond(&ones, &norms)?;
-        let bq = fake_quant_weight(&b.broadcast_div(&norms)?)?;
+        let normalized = b.broadcast_div(&norms)?;
+        let bq = fake_quant_weight(&normalized)?;
         // Z[c·M + m] = Σ_t Bq[m, t] · tap (c, t).
         let m_cols = cols.dim(1)?;
         let z = bq
@@ -995,13 +995,10 @@ impl ConvLayer {
             .reshape((s.cin * s.bases, m_cols))?;
         // The compiler's fraction width: the worst case |Z| (the largest input, 6 after
         // ReLU6, times the largest row's Σ|w| of the normalized float basis) within 127.
-        let row_l1 = (b.broadcast_div(&norms)?)
-            .abs()?
-            .sum(1)?
-            .max(0)?
-            .to_scalar::<f32>()?;
-        let max_in = f64::from((6u32 << frac).min(255)) / f64::from(1u32 << frac);
-        let f_z = crate::quant::offset_frac(&Array2::from_elem((1, 1), f64::from(row_l1)), max_in);
+        let row_l1 = normalized.abs()?.sum(1)?.max(0)?.to_scalar::<f32>()?;
+        let relu6_max = crate::quant::clamp_max(crate::lower::Activation::Relu6, frac);
+        let max_in = f64::from(relu6_max) / f64::from(1u32 << frac);
+        let f_z = crate::quant::offset_frac_of(f64::from(row_l1) * max_in);
         let zs = 2f64.powi(f_z as i32);
         // Round half up, as the requantizer; −128..127 around the zero point.
         let zq = ((z.detach() * zs)? + 0.5)?
