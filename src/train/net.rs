@@ -823,22 +823,15 @@ impl ShiftNet {
         let mut nz = 0;
         let mut all = 0;
         for l in &self.convs {
-            if let Some(b) = &l.basis {
-                let b = b.as_tensor();
-                nz += b
+            let basis = l.basis.as_ref().map(|b| b.as_tensor().clone());
+            for w in std::iter::once(l.masked()?).chain(basis) {
+                nz += w
                     .ne(0f32)?
                     .to_dtype(DType::F32)?
                     .sum_all()?
                     .to_scalar::<f32>()? as usize;
-                all += b.elem_count();
+                all += w.elem_count();
             }
-            let w = l.masked()?;
-            nz += w
-                .ne(0f32)?
-                .to_dtype(DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()? as usize;
-            all += w.elem_count();
         }
         Ok((nz, all))
     }
