@@ -12,18 +12,23 @@
 // A live bit per word stands in for clearing it: a word that has not been written since
 // the last clear reads as 0, so reset and the end-of-image clear take one cycle.
 //
-// On `start`, it computes logit[k] = bias[k] + sum_ch w[k][ch] * pool[ch] with one MAC
-// per cycle (the 1/(H*W) factor is folded into w by the compiler), reading channels in
-// order with counters rather than an indexed multiplexer over all CH sums; clears the pool
-// sums for the next image (`pool_done`: the pool may take it now); keeps the argmax
-// (lowest index on ties); and streams the int32 logits in class order from a shift
-// register, then the class index (with `out_last`). The array computes the next image
+// On `start`, it runs the head's NL linear layers one after another with one MAC per
+// cycle: layer 0 reads the pool sums (the 1/(H*W) factor is folded into its weights by
+// the compiler), in order with counters rather than an indexed multiplexer over all CH
+// sums, and then clears them for the next image (`pool_done`: the pool may take it now);
+// a hidden layer (an MLP head) requantizes each output (rounding right shift, clamp) into
+// one half of a small ping-pong memory that the next layer reads; the last layer, the
+// classifier, computes logit[k] = bias[k] + sum_i w[k][i] * x[i], keeps the argmax
+// (lowest index on ties) and streams the int32 logits in class order from a shift
+// register, then the class index (with `out_last`). A layer starts once the one before
+// has written its last output (a few cycles of drain), so no read meets a pending write.
+// Per layer the table L_FILE gives {clamp, shift, outputs, inputs}; the weights and biases
+// of all layers follow each other in W_FILE and B_FILE. The array computes the next image
 // meanwhile.
 `default_nettype none
 
 module ccc_classifier #(
     parameter integer CH      = 4,
-    parameter integer CH_W    = 2,
     parameter integer R       = 4,
     parameter integer NB      = 1,
     parameter integer RB_W    = 2,
@@ -33,8 +38,17 @@ module ccc_classifier #(
     // Accumulator and logit width: the compiler's bound on every partial logit (<= 32,
     // > POOL_W + 8); logits leave sign-extended to 32 bits.
     parameter integer LOGIT_W = 32,
+    // The head: NL linear layers (1: the classifier alone), counts up to 2^HN_W - 1,
+    // hidden outputs up to 2^HD_W per layer, NW weights and NBS biases in all.
+    parameter integer NL      = 1,
+    parameter integer HN_W    = 4,
+    parameter integer HD_W    = 1,
+    parameter integer NW      = CLS * CH,
+    parameter integer NBS     = CLS,
+    parameter integer CLS_IN  = CH,
     parameter         W_FILE  = "",
-    parameter         B_FILE  = ""
+    parameter         B_FILE  = "",
+    parameter         L_FILE  = ""
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -51,30 +65,47 @@ module ccc_classifier #(
     output reg  [31:0]       out_data,
     output reg               out_last
 );
-    localparam integer NW     = CLS * CH;
     localparam integer NW_W   = (NW > 1) ? $clog2(NW) : 1;
-    // Counters are CLS_W bits wide so they can hold CLS itself.
+    localparam integer NBS_W  = (NBS > 1) ? $clog2(NBS) : 1;
+    localparam integer NL_W   = (NL > 1) ? $clog2(NL) : 1;
+    // A layer table word: {clamp[7:0], shift[4:0], outputs, inputs}.
+    localparam integer LT_W   = 13 + 2 * HN_W;
     localparam integer D      = (CH + R - 1) / R;
     localparam integer D_W    = (D > 1) ? $clog2(D) : 1;
     localparam [D-1:0] HOT1   = 1;
     localparam integer R_W    = (R > 1) ? $clog2(R) : 1;
-    // The per-class arrays are indexed with only the bits a class number needs.
-    localparam integer IDX_W  = (CLS > 1) ? $clog2(CLS) : 1;
 
     reg signed [7:0]  w_rom [0:NW-1];
-    reg signed [LOGIT_W-1:0] b_rom [0:CLS-1];
+    reg signed [LOGIT_W-1:0] b_rom [0:NBS-1];
+    reg [LT_W-1:0]    l_rom [0:NL-1];
     reg               pool_clear_q;
 
     initial begin
-        // Guarded so that tools elaborating the module alone (default parameters) work.
+        // Guarded so that tools elaborating the module alone (default parameters) work;
+        // without a table, the one layer is CLS x CH.
         if (W_FILE != "") $readmemh(W_FILE, w_rom);
         if (B_FILE != "") $readmemh(B_FILE, b_rom);
+        if (L_FILE != "") $readmemh(L_FILE, l_rom);
+        else l_rom[0] = {13'd0, CLS[HN_W-1:0], CH[HN_W-1:0]};
     end
 
-    localparam [1:0] S_IDLE = 2'd0, S_MAC = 2'd1, S_OUT = 2'd2;
+    localparam [1:0] S_IDLE = 2'd0, S_MAC = 2'd1, S_OUT = 2'd2, S_DRAIN = 2'd3;
     reg [1:0]        state_q;
-    reg [CLS_W-1:0]  k_q;
-    reg [CH_W-1:0]   ch_q;
+    reg [HN_W-1:0]   k_q;
+    reg [HN_W-1:0]   ch_q;
+    // The layer running and its table entry, registered when it starts: the loop's
+    // compares are against these (nin_m2_q: inputs - 2, nout_m1_q: outputs - 1).
+    reg [NL_W-1:0]   lyr_q;
+    reg              lst_q, first_lyr_q, nin_one_q;
+    // With one layer these are constants, so synthesis drops the hidden layers' logic.
+    wire             in_first = (NL == 1) || first_lyr_q;
+    wire             in_last  = (NL == 1) || lst_q;
+    reg [HN_W-1:0]   nin_m2_q, nout_m1_q;
+    reg [4:0]        shift_q;
+    reg [7:0]        clamp_q;
+    reg [NBS_W-1:0]  bidx_q;
+    // Set from `start` until layer 0 has read the pool (the pool's adds must wait).
+    reg              pool_rd_q;
     reg [R_W-1:0]    rrow_q;
     reg [D_W-1:0]    rblk_q;
     reg [NW_W-1:0]   waddr_q;
@@ -91,13 +122,16 @@ module ccc_classifier #(
     reg              mac_valid_q, m1_valid_q, mp_valid_q, m2_valid_q, m3_valid_q;
     reg              mac_lastch_q, m1_last_q, mp_last_q, m2_last_q, m3_last_q;
     reg              mac_first_q, m1_first_q, mp_first_q, m2_first_q;
-    reg [CLS_W-1:0]  mac_k_q, m1_k_q, mp_k_q, m2_k_q, m3_k_q;
+    reg [HN_W-1:0]   mac_k_q, m1_k_q, mp_k_q, m2_k_q, m3_k_q;
+    reg [NBS_W-1:0]  mac_b_q, m1_b_q, mp_b_q;
     reg signed [7:0] mac_w_q, m1_w_q;
     reg [R_W-1:0]    mac_row_q;
+    // A hidden layer's input, read beside the weight (layer 0 reads the pool instead).
+    reg [7:0]        mac_h_q;
     reg [POOL_W-1:0] m1_p_q;
     reg signed [LOGIT_W-1:0] mp_prod_q, m2_prod_q, m2_bias_q;
     reg signed [LOGIT_W-1:0] acc_q;
-    reg [CLS_W-1:0]  best_q;
+    reg [HN_W-1:0]   best_q;
     reg signed [LOGIT_W-1:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
     reg              o_more_q, o_cls_q;
@@ -106,7 +140,7 @@ module ccc_classifier #(
     // the two 24-bit carry chains no longer drive best's clock enables (ECP5 16x16 at
     // 71ead9e: that was the critical path).
     reg              m4_valid_q, m4_take_q;
-    reg [CLS_W-1:0]  m4_k_q;
+    reg [HN_W-1:0]   m4_k_q;
     reg signed [LOGIT_W-1:0] m4_val_q;
     wire signed [LOGIT_W-1:0] best_cmp;
     // Logits in class order, class 0 in the low word: each completed logit enters at the
@@ -135,11 +169,10 @@ module ccc_classifier #(
     // rows' copies, was the critical path). The loop always ends on word 0, so rblk_q
     // is 0 whenever the classifier is idle and `start` need not clear it.
     reg run_q, chl_q, rl_q;
-    localparam integer CH_M2 = (CH >= 2) ? CH - 2 : 0;
     localparam integer R_M2  = (R >= 2) ? R - 2 : 0;
     always @(*) begin
         rblk_d = rblk_q;
-        if (state_q == S_MAC && run_q) begin
+        if (state_q == S_MAC && run_q && in_first) begin
             if (chl_q) rblk_d = {D_W{1'b0}};
             else if (rl_q) rblk_d = rblk_q + 1'b1;
         end
@@ -229,7 +262,7 @@ module ccc_classifier #(
             always @(posedge clk) begin
                 if (!rst && a_valid_q && b_valid_q && a_blk_q == b_blk_q)
                     $fatal(1, "ccc_classifier: row %0d adds to pool word %0d on consecutive cycles", gr, a_blk_q);
-                if (!rst && a_valid_q && state_q == S_MAC)
+                if (!rst && a_valid_q && pool_rd_q)
                     $fatal(1, "ccc_classifier: row %0d adds to the pool while the MACs read it", gr);
             end
 `endif
@@ -242,7 +275,9 @@ module ccc_classifier #(
     wire signed [LOGIT_W-1:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
     always @(posedge clk) begin
         m1_w_q    <= mac_w_q;
-        m1_p_q    <= row_rd[mac_row_q];
+        m1_p_q    <= in_first ? row_rd[mac_row_q] : {{(POOL_W - 8) {1'b0}}, mac_h_q};
+        m1_b_q    <= mac_b_q;
+        mp_b_q    <= m1_b_q;
         m1_first_q <= mac_first_q;
         m1_last_q <= mac_lastch_q;
         m1_k_q    <= mac_k_q;
@@ -251,7 +286,7 @@ module ccc_classifier #(
         mp_last_q <= m1_last_q;
         mp_k_q    <= m1_k_q;
         m2_prod_q <= mp_prod_q;
-        m2_bias_q <= b_rom[mp_k_q[IDX_W-1:0]];
+        m2_bias_q <= b_rom[mp_b_q];
         m2_first_q <= mp_first_q;
         m2_last_q <= mp_last_q;
         m2_k_q    <= mp_k_q;
@@ -270,25 +305,49 @@ module ccc_classifier #(
         end
     end
 
-    // Logits finish CH cycles apart, so for CH >= 2 the best is updated before the next
-    // compare reads it; a single channel needs the update forwarded.
+    // Logits finish CLS_IN cycles apart (the classifier's inputs), so for CLS_IN >= 2 the
+    // best is updated before the next compare reads it; a single input needs the update
+    // forwarded.
     generate
-        if (CH > 1) begin : g_best_cmp
+        if (CLS_IN > 1) begin : g_best_cmp
             assign best_cmp = best_val_q;
         end else begin : g_best_fwd
             assign best_cmp = (m4_valid_q && m4_take_q) ? m4_val_q : best_val_q;
         end
     endgenerate
     always @(posedge clk) begin
-        m4_take_q <= (m3_k_q == {CLS_W{1'b0}}) || (acc_q > best_cmp);
+        m4_take_q <= (m3_k_q == {HN_W{1'b0}}) || (acc_q > best_cmp);
         m4_k_q    <= m3_k_q;
         m4_val_q  <= acc_q;
         if (rst) m4_valid_q <= 1'b0;
-        else m4_valid_q <= m3_valid_q && m3_last_q && state_q == S_MAC;
+        else m4_valid_q <= m3_valid_q && m3_last_q && state_q == S_MAC && in_last;
         if (m4_valid_q && m4_take_q) begin
             best_q     <= m4_k_q;
             best_val_q <= m4_val_q;
         end
+    end
+
+    // A hidden layer's finished output (acc_q at m3): the rounding right shift by the
+    // layer's shift and the clamp to 0..clamp, registered (h4), then written into the
+    // half of the ping-pong memory this layer writes (lyr_q[0]); the next layer reads the
+    // other half. The drain state waits for the last write, so reads never race writes.
+    wire signed [LOGIT_W:0] h_sum = {acc_q[LOGIT_W-1], acc_q} + rnd_q;
+    wire signed [LOGIT_W:0] h_shr = h_sum >>> shift_q;
+    wire                    h_neg = h_shr[LOGIT_W];
+    wire                    h_big = (h_shr[LOGIT_W-1:8] != {(LOGIT_W - 8) {1'b0}})
+                                    || (h_shr[7:0] > clamp_q);
+    reg signed [LOGIT_W:0]  rnd_q;
+    reg                     h4_valid_q, h4_last_q;
+    reg [HD_W-1:0]          h4_k_q;
+    reg [7:0]               h4_val_q;
+    reg [7:0]               h_mem [0:2**(HD_W+1)-1];
+    always @(posedge clk) begin
+        h4_val_q  <= h_neg ? 8'd0 : (h_big ? clamp_q : h_shr[7:0]);
+        h4_k_q    <= m3_k_q[HD_W-1:0];
+        h4_last_q <= (m3_k_q == nout_m1_q);
+        if (rst) h4_valid_q <= 1'b0;
+        else h4_valid_q <= m3_valid_q && m3_last_q && !in_last;
+        if (h4_valid_q) h_mem[{lyr_q[0], h4_k_q}] <= h4_val_q;
     end
 
     // While the logits leave, the word shifted in at the top is never read.
@@ -300,13 +359,47 @@ module ccc_classifier #(
         end
     endgenerate
 
+    // Layer n's table entry, taken into the loop's registers when it starts.
+    wire [NL_W-1:0] lyr_n = lyr_q + 1'b1;
+    wire [LT_W-1:0] lt = l_rom[state_q == S_IDLE ? {NL_W{1'b0}} : lyr_n];
+    wire [HN_W-1:0] lt_nin  = lt[HN_W-1:0];
+    wire [HN_W-1:0] lt_nout = lt[2*HN_W-1:HN_W];
+    wire [4:0]      lt_shift = lt[2*HN_W+4:2*HN_W];
+    wire [7:0]      lt_clamp = lt[2*HN_W+12:2*HN_W+5];
+    // Starts layer lyr_n: counters to its first MAC, its table into the loop's registers.
+    task begin_layer;
+        begin
+            lyr_q     <= (state_q == S_IDLE) ? {NL_W{1'b0}} : lyr_n;
+            first_lyr_q <= (state_q == S_IDLE);
+            lst_q     <= (state_q == S_IDLE) ? (NL == 1) : (lyr_n == NL[NL_W-1:0] - 1'b1);
+            k_q       <= {HN_W{1'b0}};
+            ch_q      <= {HN_W{1'b0}};
+            rrow_q    <= {R_W{1'b0}};
+            run_q     <= 1'b1;
+            nin_one_q <= (lt_nin == {{(HN_W - 1) {1'b0}}, 1'b1});
+            chl_q     <= (lt_nin == {{(HN_W - 1) {1'b0}}, 1'b1});
+            rl_q      <= (R == 1);
+            nin_m2_q  <= lt_nin - {{(HN_W - 2) {1'b0}}, 2'd2};
+            nout_m1_q <= lt_nout - 1'b1;
+            shift_q   <= lt_shift;
+            clamp_q   <= lt_clamp;
+            rnd_q     <= (lt_shift == 5'd0) ? {(LOGIT_W + 1) {1'b0}}
+                                            : ({{LOGIT_W {1'b0}}, 1'b1} << (lt_shift - 1'b1));
+        end
+    endtask
+
     always @(posedge clk) begin
         if (rst) begin
             state_q      <= S_IDLE;
-            k_q          <= {CLS_W{1'b0}};
-            ch_q         <= {CH_W{1'b0}};
+            k_q          <= {HN_W{1'b0}};
+            ch_q         <= {HN_W{1'b0}};
             rrow_q       <= {R_W{1'b0}};
             waddr_q      <= {NW_W{1'b0}};
+            bidx_q       <= {NBS_W{1'b0}};
+            lyr_q        <= {NL_W{1'b0}};
+            first_lyr_q  <= 1'b1;
+            lst_q        <= 1'b0;
+            pool_rd_q    <= 1'b0;
             run_q        <= 1'b0;
             chl_q        <= 1'b0;
             rl_q         <= 1'b0;
@@ -323,37 +416,38 @@ module ccc_classifier #(
             case (state_q)
                 S_IDLE: begin
                     if (start) begin
-                        state_q <= S_MAC;
-                        k_q     <= {CLS_W{1'b0}};
-                        ch_q    <= {CH_W{1'b0}};
-                        rrow_q  <= {R_W{1'b0}};
-                        waddr_q <= {NW_W{1'b0}};
-                        run_q   <= 1'b1;
-                        chl_q   <= (CH == 1);
-                        rl_q    <= (R == 1);
+                        state_q   <= S_MAC;
+                        waddr_q   <= {NW_W{1'b0}};
+                        bidx_q    <= {NBS_W{1'b0}};
+                        pool_rd_q <= 1'b1;
+                        begin_layer;
                     end
                 end
-                S_MAC: begin
-                    // Issue the read of (k, ch); the MAC happens next cycle. Channel ch
-                    // is word rblk_q of row rrow_q, and w[k][ch] is word waddr_q.
+                S_MAC, S_DRAIN: begin
+                    // Issue the read of (k, i); the MAC happens next cycle. In layer 0
+                    // input i is word rblk_q of pool row rrow_q; w[k][i] is word waddr_q.
                     if (run_q) begin
                         mac_row_q    <= rrow_q;
                         mac_w_q      <= w_rom[waddr_q];
+                        mac_h_q      <= h_mem[{!lyr_q[0], ch_q[HD_W-1:0]}];
+                        mac_b_q      <= bidx_q;
                         waddr_q      <= waddr_q + 1'b1;
                         mac_valid_q  <= 1'b1;
                         mac_k_q      <= k_q;
-                        mac_first_q  <= (ch_q == {CH_W{1'b0}});
+                        mac_first_q  <= (ch_q == {HN_W{1'b0}});
                         mac_lastch_q <= chl_q;
                         if (chl_q) begin
-                            ch_q   <= {CH_W{1'b0}};
+                            ch_q   <= {HN_W{1'b0}};
                             rrow_q <= {R_W{1'b0}};
                             k_q    <= k_q + 1'b1;
-                            run_q  <= (k_q != CLS[CLS_W-1:0] - 1'b1);
-                            chl_q  <= (CH == 1);
+                            bidx_q <= bidx_q + 1'b1;
+                            run_q  <= (k_q != nout_m1_q);
+                            chl_q  <= nin_one_q;
                             rl_q   <= (R == 1);
+                            if (k_q == nout_m1_q && !in_last) state_q <= S_DRAIN;
                         end else begin
                             ch_q  <= ch_q + 1'b1;
-                            chl_q <= (ch_q == CH_M2[CH_W-1:0]);
+                            chl_q <= (ch_q == nin_m2_q);
                             if (rl_q) begin
                                 rrow_q <= {R_W{1'b0}};
                                 rl_q   <= (R == 1);
@@ -365,14 +459,23 @@ module ccc_classifier #(
                     end
                     if (m2_valid_q) begin
                         acc_q <= acc_d;
-                        if (m2_last_q) logit_q <= logit_shifted;
+                        if (m2_last_q && in_last) logit_q <= logit_shifted;
+                    end
+                    // Layer 0's last sum has read the pool: the pool is free.
+                    if (m3_valid_q && m3_last_q && m3_k_q == nout_m1_q && in_first) begin
+                        pool_clear_q <= 1'b1;
+                        pool_rd_q    <= 1'b0;
+                    end
+                    // A hidden layer's last output is in the memory: the next layer.
+                    if (state_q == S_DRAIN && h4_valid_q && h4_last_q) begin
+                        state_q <= S_MAC;
+                        begin_layer;
                     end
                     // The argmax (below) takes the finished logit a cycle later; it
                     // is read only after the CLS logit beats, so the output starts now.
-                    if (m3_valid_q && m3_last_q) begin
-                        if (m3_k_q == CLS[CLS_W-1:0] - 1'b1) begin
+                    if (m3_valid_q && m3_last_q && in_last) begin
+                        if (m3_k_q == nout_m1_q) begin
                             state_q      <= S_OUT;
-                            pool_clear_q <= 1'b1;
                             out_i_q      <= {(CLS_W + 1) {1'b0}};
                             o_more_q     <= 1'b1;
                             o_cls_q      <= 1'b0;
@@ -388,7 +491,7 @@ module ccc_classifier #(
                         if (o_more_q) begin
                             out_valid <= 1'b1;
                             out_data  <= o_cls_q
-                                ? {{(32 - CLS_W) {1'b0}}, best_q}
+                                ? {{(32 - HN_W) {1'b0}}, best_q}
                                 : {{(32 - LOGIT_W) {logit_q[LOGIT_W-1]}},
                                    logit_q[LOGIT_W-1:0]};
                             if (!o_cls_q) logit_q <= logit_shifted;

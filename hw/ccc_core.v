@@ -87,10 +87,17 @@ module ccc_core #(
     parameter integer CLS      = 10,
     parameter integer CLS_W    = 4,
     parameter integer CH       = 4,
-    parameter integer CH_W     = 2,
     parameter integer POOL_W   = 14,
-    // classifier accumulator width (the model's bound, <= 32)
+    // head accumulator width (the model's bound, <= 32)
     parameter integer LOGIT_W  = 32,
+    // the head's linear layers (hw/ccc_classifier.v): count, counter and hidden-index
+    // widths, weights, biases, the classifier's inputs
+    parameter integer HL       = 1,
+    parameter integer HN_W     = 4,
+    parameter integer HD_W     = 1,
+    parameter integer HW_N     = CLS * CH,
+    parameter integer HB_N     = CLS,
+    parameter integer CLS_IN   = CH,
     // timing the compiler planned with (src/schedule.rs)
     parameter integer LOAD_AT  = 16,
     parameter integer REOPEN   = 0,
@@ -98,7 +105,8 @@ module ccc_core #(
     parameter         WM_FILE  = "",
     parameter integer WM_BANK  = 512,
     parameter         CW_FILE  = "",
-    parameter         CB_FILE  = ""
+    parameter         CB_FILE  = "",
+    parameter         CL_FILE  = ""
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -631,8 +639,10 @@ module ccc_core #(
     end
 
     ccc_classifier #(
-        .CH(CH), .CH_W(CH_W), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
-        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .W_FILE(CW_FILE), .B_FILE(CB_FILE)
+        .CH(CH), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
+        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .NL(HL), .HN_W(HN_W), .HD_W(HD_W),
+        .NW(HW_N), .NBS(HB_N), .CLS_IN(CLS_IN),
+        .W_FILE(CW_FILE), .B_FILE(CB_FILE), .L_FILE(CL_FILE)
     ) u_cls (
         .clk(clk), .rst(rst),
         .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),

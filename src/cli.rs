@@ -196,6 +196,10 @@ pub struct GenArgs {
     /// Conv biases instead of batchnorm.
     #[arg(long)]
     pub no_batchnorm: bool,
+    /// An MLP head: hidden linear layers of these widths (comma separated) between the
+    /// pool and the classifier.
+    #[arg(long, value_delimiter = ',')]
+    pub head: Vec<usize>,
 }
 
 impl GenArgs {
@@ -220,6 +224,7 @@ impl GenArgs {
             gamma: self.gamma,
             dtype: self.dtype,
             seed: self.seed,
+            head: self.head.clone(),
         })
     }
 }
@@ -268,6 +273,10 @@ pub struct TrainArgs {
     /// weights, and is written as a `decomposed_conv` (needs --block-kernel 3 or more).
     #[arg(long, default_value_t = 0, value_name = "M")]
     pub decompose: usize,
+    /// An MLP head: hidden linear layers (ReLU6 after each) of these widths, comma
+    /// separated, between the pool and the classifier.
+    #[arg(long, value_delimiter = ',')]
+    pub head: Vec<usize>,
     /// γ, the conflict budget per row used when combining.
     #[arg(long, default_value_t = 1.75)]
     pub gamma: f64,
@@ -375,7 +384,8 @@ impl TrainArgs {
             &self.groups,
         )?
         .with_block_kernel(self.block_kernel)?
-        .with_decompose(self.decompose)?;
+        .with_decompose(self.decompose)?
+        .with_head(&self.head)?;
         let arch = match &self.layer_groups {
             Some(alphas) => arch.with_layer_alphas(alphas)?,
             None => arch,

@@ -301,8 +301,9 @@ struct PackedMeta<'a> {
 /// The packed network as safetensors: per layer (physical row order) `weight` i8 [N,G],
 /// `selector` u8 [N,G], `bias` i32 [N], `taps` i32 [T,3] (channel, dy, dx),
 /// `group_offsets` i32 [G+1], `row_perm` i32 [N] (a filter repeated: a row copy); the
-/// classifier's `weight` i8 and
-/// `bias` i32; all scalar parameters as JSON under the `ccc.packed` metadata key.
+/// classifier's `weight` i8 and `bias` i32 (an MLP head's hidden layers `head.{i}.weight`
+/// and `head.{i}.bias` before it); all scalar parameters as JSON under the `ccc.packed`
+/// metadata key.
 pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>> {
     let mut t: Vec<(String, OutTensor)> = Vec::new();
     let as_i32 = |v: usize| i32::try_from(v).expect("sizes fit i32 (bounded at ingest)");
@@ -340,6 +341,19 @@ pub fn packed_safetensors(net: &PackedNet, array: ArrayShape) -> Result<Vec<u8>>
         ));
     }
     let c = &net.classifier;
+    for (i, h) in c.hidden.iter().enumerate() {
+        t.push((
+            format!("head.{i}.weight"),
+            OutTensor::i8(
+                &[h.weight.nrows(), h.weight.ncols()],
+                h.weight.iter().map(|&v| v as i8),
+            ),
+        ));
+        t.push((
+            format!("head.{i}.bias"),
+            OutTensor::i32(&[h.bias.len()], h.bias.iter().copied()),
+        ));
+    }
     t.push((
         "classifier.weight".into(),
         OutTensor::i8(

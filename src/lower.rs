@@ -110,16 +110,42 @@ pub struct LoweredLayer {
     pub groups: Option<crate::model::Groups>,
 }
 
-/// Global average pool followed by the classifier.
+/// A linear layer of an MLP head: between the pool and the classifier, closed by its
+/// activation (docs/DESIGN.md §10).
+#[derive(Clone, Debug)]
+pub struct LoweredLinear {
+    pub linear_index: usize,
+    pub weight_name: String,
+    /// [out, in]; the first one's still without the 1/(H·W) pooling factor.
+    pub weight: Array2<f64>,
+    pub bias: Array1<f64>,
+    pub act: Activation,
+}
+
+/// Global average pool, the MLP head's hidden linear layers (if any), the classifier.
 #[derive(Clone, Debug)]
 pub struct LoweredClassifier {
     pub linear_index: usize,
     pub weight_name: String,
-    /// [classes, channels], still without the 1/(H·W) pooling factor.
+    /// [classes, inputs]: the pooled channels, still without the 1/(H·W) pooling factor,
+    /// or the last hidden layer's outputs.
     pub weight: Array2<f64>,
     pub bias: Array1<f64>,
     /// Shape of the map the pool reduces.
     pub pool_input: Dims,
+    /// The hidden linear layers, in order; empty for a plain linear classifier.
+    pub hidden: Vec<LoweredLinear>,
+}
+
+impl LoweredClassifier {
+    /// The weight that reads the pooled channels (its columns follow the last conv's
+    /// channel order).
+    pub fn pool_weight_mut(&mut self) -> &mut Array2<f64> {
+        match self.hidden.first_mut() {
+            Some(h) => &mut h.weight,
+            None => &mut self.weight,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -384,27 +410,8 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
             }
             Op::AvgPool => {
                 let pool_input = dims;
-                let Some(lin_layer) = ops.get(i + 1) else {
-                    return Err(unsupported(
-                        layer.index,
-                        "avgpool",
-                        "avgpool must be followed by the linear classifier".into(),
-                    ));
-                };
-                let Op::Linear(lin) = &lin_layer.op else {
-                    return Err(unsupported(
-                        lin_layer.index,
-                        lin_layer.op.kind(),
-                        "only a linear classifier may follow avgpool".into(),
-                    ));
-                };
-                if let Some(extra) = ops.get(i + 2) {
-                    return Err(unsupported(
-                        extra.index,
-                        extra.op.kind(),
-                        "nothing may follow the linear classifier".into(),
-                    ));
-                }
+                let head = lower_head(&ops[i + 1..], &unsupported)?;
+                let (hidden, (lin_index, lin)) = head;
                 let classes = lin.weight.len_of(Axis(0));
                 return Ok(LoweredNet {
                     name: net.name.clone(),
@@ -413,11 +420,12 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
                     gamma: net.gamma,
                     layers,
                     classifier: LoweredClassifier {
-                        linear_index: lin_layer.index,
+                        linear_index: lin_index,
                         weight_name: lin.weight_name.clone(),
                         weight: lin.weight.clone(),
                         bias: lin.bias.clone().unwrap_or_else(|| Array1::zeros(classes)),
                         pool_input,
+                        hidden,
                     },
                     path: net.path.clone(),
                     decomposed: net
@@ -447,6 +455,57 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
         path,
         reason: "the network has no `avgpool` + `linear` classifier at its end".into(),
     })
+}
+
+/// The layers after the pool: `(linear (relu|relu6))* linear`. Returns the hidden
+/// layers and the classifier (its graph index and layer).
+fn lower_head<'a>(
+    ops: &'a [crate::model::Layer],
+    unsupported: &dyn Fn(usize, &str, String) -> ModelError,
+) -> Result<(Vec<LoweredLinear>, (usize, &'a crate::model::Linear)), ModelError> {
+    let mut hidden = Vec::new();
+    let mut i = 0;
+    loop {
+        let Some(layer) = ops.get(i) else {
+            let (index, kind) = ops
+                .last()
+                .map_or((0, "avgpool"), |l| (l.index, l.op.kind()));
+            return Err(unsupported(
+                index,
+                kind,
+                "the network must end with a linear classifier after avgpool".into(),
+            ));
+        };
+        let Op::Linear(lin) = &layer.op else {
+            return Err(unsupported(
+                layer.index,
+                layer.op.kind(),
+                "after avgpool only linear layers may follow, with relu or relu6 between them"
+                    .into(),
+            ));
+        };
+        let act = match ops.get(i + 1).map(|l| &l.op) {
+            None => return Ok((hidden, (layer.index, lin))),
+            Some(Op::Relu6) => Activation::Relu6,
+            Some(Op::Relu) => Activation::Relu,
+            Some(other) => {
+                return Err(unsupported(
+                    ops[i + 1].index,
+                    other.kind(),
+                    "a hidden linear layer must be closed by relu or relu6 (an MLP head)".into(),
+                ));
+            }
+        };
+        let out = lin.weight.nrows();
+        hidden.push(LoweredLinear {
+            linear_index: layer.index,
+            weight_name: lin.weight_name.clone(),
+            weight: lin.weight.clone(),
+            bias: lin.bias.clone().unwrap_or_else(|| Array1::zeros(out)),
+            act,
+        });
+        i += 2;
+    }
 }
 
 /// A conv layer whose output channels can be reordered (the row permutation of
@@ -498,7 +557,7 @@ impl LoweredNet {
     /// The same network with its output channels reordered ([`permute_channels`]).
     pub fn permuted(&self, perms: &[Vec<usize>]) -> LoweredNet {
         let mut out = self.clone();
-        permute_channels(&mut out.layers, &mut out.classifier.weight, perms);
+        permute_channels(&mut out.layers, out.classifier.pool_weight_mut(), perms);
         out
     }
 }
@@ -546,12 +605,23 @@ pub fn describe(path: &std::path::Path, graph: Option<&std::path::Path>) -> anyh
         );
     }
     let c = &lowered.classifier;
+    let mut head = format!(
+        "  avgpool over {}x{}x{}",
+        c.pool_input.c, c.pool_input.h, c.pool_input.w
+    );
+    for h in &c.hidden {
+        let _ = write!(
+            head,
+            " + linear `{}` {}x{} {:?}",
+            h.weight_name,
+            h.weight.nrows(),
+            h.weight.ncols(),
+            h.act
+        );
+    }
     let _ = writeln!(
         s,
-        "  avgpool over {}x{}x{} + linear `{}` {}x{}",
-        c.pool_input.c,
-        c.pool_input.h,
-        c.pool_input.w,
+        "{head} + linear `{}` {}x{}",
         c.weight_name,
         c.weight.nrows(),
         c.weight.ncols()

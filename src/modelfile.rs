@@ -124,9 +124,20 @@ impl ModelWriter {
 
     /// Global average pool and the linear classifier over `weight` and `bias` tensors.
     pub fn classifier(&mut self, weight: &str, bias: &str) {
+        self.avgpool();
+        self.linear(weight, bias);
+    }
+
+    pub fn avgpool(&mut self) {
+        let _ = write!(self.graph, "\n[[layers]]\nkind = \"avgpool\"\n");
+    }
+
+    /// A linear layer over `weight` and `bias` tensors (the classifier, or a hidden layer
+    /// of an MLP head when an activation follows).
+    pub fn linear(&mut self, weight: &str, bias: &str) {
         let _ = write!(
             self.graph,
-            "\n[[layers]]\nkind = \"avgpool\"\n\n[[layers]]\nkind = \"linear\"\nweight = \"{weight}\"\nbias = \"{bias}\"\n"
+            "\n[[layers]]\nkind = \"linear\"\nweight = \"{weight}\"\nbias = \"{bias}\"\n"
         );
     }
 

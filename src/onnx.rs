@@ -723,16 +723,23 @@ impl<'a> Builder<'a> {
     /// ONNX terms).
     fn push(&mut self, n: &pb::NodeProto, layer: LayerOut) -> Result<(), ModelError> {
         let prev = self.layers.last().map(|l| l.kind);
+        // After the pool: the head, `linear ((relu|relu6) linear)*`.
+        let in_head = self.layers.iter().any(|l| l.kind == "avgpool");
         let ok = match layer.kind {
-            "shift" | "avgpool" => matches!(prev, None | Some("relu" | "relu6")),
-            "conv" => matches!(prev, None | Some("relu" | "relu6" | "shift")),
+            "shift" | "avgpool" => !in_head && matches!(prev, None | Some("relu" | "relu6")),
+            "conv" => !in_head && matches!(prev, None | Some("relu" | "relu6" | "shift")),
             "batchnorm" => prev == Some("conv"),
-            "relu" | "relu6" => matches!(prev, Some("conv" | "batchnorm")),
-            "linear" => prev == Some("avgpool"),
+            "relu" | "relu6" => matches!(prev, Some("conv" | "batchnorm" | "linear")),
+            "linear" => {
+                prev == Some("avgpool") || (in_head && matches!(prev, Some("relu" | "relu6")))
+            }
             _ => false,
         };
         if !ok {
             let expected = match prev {
+                Some("relu" | "relu6") if in_head => {
+                    "the next linear layer of the head (Gemm, or MatMul + Add)"
+                }
                 None | Some("relu" | "relu6") => {
                     "a Conv, a shift, or the global pool (a layer block starts here)"
                 }
@@ -740,7 +747,9 @@ impl<'a> Builder<'a> {
                 Some("conv") => "BatchNormalization, Relu or Clip(0, 6) (activations are uint8)",
                 Some("batchnorm") => "Relu or Clip(0, 6)",
                 Some("avgpool") => "the classifier (Gemm, or MatMul + Add)",
-                _ => "nothing: the classifier ends the network",
+                _ => {
+                    "Relu or Clip(0, 6) and another linear layer (an MLP head), or nothing: the classifier ends the network"
+                }
             };
             return Err(self.err(
                 n,

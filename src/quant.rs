@@ -13,6 +13,9 @@ use crate::lower::{Activation, Dims, LoweredLayer, LoweredNet, Tap};
 pub const INPUT_FRAC: u32 = 8;
 /// Default fraction bits of inner activations.
 pub const DEFAULT_ACT_FRAC: u32 = 5;
+/// Largest requantize shift of a hidden linear layer (the head's requantizer: a rounding
+/// right shift of the accumulator, never a left shift).
+pub const MAX_HEAD_SHIFT: i32 = 30;
 /// Zero point of a signed activation stored as uint8 ([`Activation::Offset`]): value
 /// z / 2^f is stored as z + 128, clamped to 0..=255.
 pub const OFFSET_ZERO: i32 = 128;
@@ -76,19 +79,117 @@ impl QLayer {
     }
 }
 
+/// A hidden linear layer of the MLP head: acc = bias + Σ w·x over its inputs (the
+/// pooled sums for the first, else the previous hidden layer's uint8 outputs), then
+/// requantize and clamp like a conv layer.
 #[derive(Clone, Debug, Serialize)]
-pub struct QClassifier {
+pub struct QLinear {
+    pub linear_index: usize,
     pub weight_name: String,
-    /// [classes, channels], pooling factor folded in.
+    /// [out, in]; the first hidden layer's with the pooling factor folded in.
     #[serde(skip)]
     pub weight: Array2<i32>,
     pub bias: Vec<i32>,
     pub k: i32,
-    /// Fraction bits of the pooled sums (those of the last activation).
     pub f_in: u32,
-    /// Width of the unsigned pooled-sum inputs: 8 + ⌈log2 HW⌉.
+    pub f_out: u32,
+    pub act: Activation,
+    pub clamp_max: i32,
+    /// Width of the unsigned inputs (the pool's for the first, else 8).
+    pub in_bits: u32,
+}
+
+impl QLinear {
+    /// Right shift of the requantizer (the head's is never a left shift).
+    pub fn shift(&self) -> i32 {
+        self.k + self.f_in as i32 - self.f_out as i32
+    }
+
+    /// The layer's outputs for inputs `x`.
+    pub fn run(&self, x: &[i64]) -> Vec<i64> {
+        self.weight
+            .rows()
+            .into_iter()
+            .zip(&self.bias)
+            .map(|(row, &b)| {
+                let acc = i64::from(b)
+                    + row
+                        .iter()
+                        .zip(x)
+                        .map(|(&w, &v)| i64::from(w) * v)
+                        .sum::<i64>();
+                i64::from(requantize(acc, self.shift(), self.clamp_max))
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QClassifier {
+    pub weight_name: String,
+    /// [classes, inputs]: over the pooled sums with the pooling factor folded in, or
+    /// over the last hidden layer's outputs.
+    #[serde(skip)]
+    pub weight: Array2<i32>,
+    pub bias: Vec<i32>,
+    pub k: i32,
+    /// Fraction bits of the classifier's inputs.
+    pub f_in: u32,
+    /// Width of the unsigned pooled sums: 8 + ⌈log2 HW⌉.
     pub in_bits: u32,
     pub pool_input: Dims,
+    /// The MLP head's hidden layers, pool side first; empty for a linear classifier.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<QLinear>,
+}
+
+impl QClassifier {
+    /// The weight matrix that reads the pooled sums.
+    pub fn pool_weight(&self) -> &Array2<i32> {
+        self.hidden.first().map_or(&self.weight, |h| &h.weight)
+    }
+
+    pub fn pool_weight_mut(&mut self) -> &mut Array2<i32> {
+        match self.hidden.first_mut() {
+            Some(h) => &mut h.weight,
+            None => &mut self.weight,
+        }
+    }
+
+    /// Every linear layer's weights, pool side first, the classifier last.
+    pub fn weights(&self) -> impl Iterator<Item = &Array2<i32>> {
+        self.hidden.iter().map(|h| &h.weight).chain([&self.weight])
+    }
+
+    /// Nonzero weights of the whole head (its MACs per image).
+    pub fn nonzeros(&self) -> usize {
+        self.weights()
+            .map(|w| w.iter().filter(|&&v| v != 0).count())
+            .sum()
+    }
+
+    /// The logits for the pooled sums `sums`.
+    pub fn logits(&self, sums: &[i64]) -> Vec<i32> {
+        let mut x = sums.to_vec();
+        for h in &self.hidden {
+            x = h.run(&x);
+        }
+        self.weight
+            .rows()
+            .into_iter()
+            .zip(&self.bias)
+            .map(|(row, &b)| {
+                let acc = i64::from(b)
+                    + row
+                        .iter()
+                        .zip(&x)
+                        .map(|(&w, &v)| i64::from(w) * v)
+                        .sum::<i64>();
+                // Bounded at quantization time, so the hardware's int32 logit is exact.
+                acc as i32
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -321,19 +422,53 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
         bail!("{model}: the classifier cannot read a basis stage's signed output");
     }
     let c = &net.classifier;
-    let what = || {
-        format!(
-            "{model}: layer {} (linear, tensor `{}`)",
-            c.linear_index, c.weight_name
-        )
-    };
     let hw = c.pool_input.pixels();
-    let folded = c.weight.mapv(|w| w / hw as f64);
+    let linear_what =
+        |index: usize, name: &str| format!("{model}: layer {index} (linear, tensor `{name}`)");
+    // The first linear layer reads the pooled sums: 1/(H·W) folds into its weights.
+    let mut fold = 1.0 / hw as f64;
+    let mut max_in = 255 * hw as u64;
+    let mut in_bits = pool_bits(hw);
+    let mut hidden = Vec::with_capacity(c.hidden.len());
+    for h in &c.hidden {
+        let what = || linear_what(h.linear_index, &h.weight_name);
+        let folded = h.weight.mapv(|w| w * fold);
+        let k = weight_exponent(folded.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+        let weight = quantize_matrix(&folded, k);
+        let bias = quantize_bias(&h.bias, k + f_in as i32, &what)?;
+        check_accumulator(&weight, &bias, max_in, &what)?;
+        let q = QLinear {
+            linear_index: h.linear_index,
+            weight_name: h.weight_name.clone(),
+            weight,
+            bias,
+            k,
+            f_in,
+            f_out: act_frac,
+            act: h.act,
+            clamp_max: clamp_max(h.act, act_frac),
+            in_bits,
+        };
+        if !(0..=MAX_HEAD_SHIFT).contains(&q.shift()) {
+            bail!(
+                "{}: requantize shift {} is outside 0..={MAX_HEAD_SHIFT}, the head's requantizer (its weights are too large or too small for its scale)",
+                what(),
+                q.shift()
+            );
+        }
+        hidden.push(q);
+        fold = 1.0;
+        max_in = 255;
+        in_bits = 8;
+        f_in = act_frac;
+    }
+    let what = || linear_what(c.linear_index, &c.weight_name);
+    let folded = c.weight.mapv(|w| w * fold);
     let max_abs = folded.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let k = weight_exponent(max_abs);
     let weight = quantize_matrix(&folded, k);
     let bias = quantize_bias(&c.bias, k + f_in as i32, &what)?;
-    check_accumulator(&weight, &bias, 255 * hw as u64, &what)?;
+    check_accumulator(&weight, &bias, max_in, &what)?;
     Ok(QNet {
         name: net.name.clone(),
         classes: net.classes,
@@ -347,6 +482,7 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
             f_in,
             in_bits: pool_bits(hw),
             pool_input: c.pool_input,
+            hidden,
         },
     })
 }

@@ -108,22 +108,7 @@ pub fn classify(c: &QClassifier, last: &[u8], dims: Dims) -> (Vec<i64>, Vec<i32>
     let sums: Vec<i64> = (0..dims.c)
         .map(|ch| last[ch * p..(ch + 1) * p].iter().map(|&x| x as i64).sum())
         .collect();
-    let logits = c
-        .weight
-        .rows()
-        .into_iter()
-        .zip(&c.bias)
-        .map(|(row, &b)| {
-            let acc = b as i64
-                + row
-                    .iter()
-                    .zip(&sums)
-                    .map(|(&w, &s)| w as i64 * s)
-                    .sum::<i64>();
-            // Bounded at quantization time, so the hardware's int32 logit is exact.
-            acc as i32
-        })
-        .collect();
+    let logits = c.logits(&sums);
     (sums, logits)
 }
 
@@ -358,15 +343,28 @@ pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
     }
     let c = &net.classifier;
     let p = dims.pixels() as f64;
-    let means: Vec<f64> = act
+    let mut x: Vec<f64> = act
         .chunks_exact(dims.pixels())
         .map(|ch| ch.iter().sum::<f64>() / p)
         .collect();
-    c.weight
-        .rows()
+    for h in &c.hidden {
+        x = dense(&h.weight, &h.bias, &x);
+        for v in &mut x {
+            *v = match h.act {
+                Activation::Relu6 => v.clamp(0.0, 6.0),
+                _ => v.max(0.0),
+            };
+        }
+    }
+    dense(&c.weight, &c.bias, &x)
+}
+
+/// W·x + b.
+fn dense(w: &ndarray::Array2<f64>, b: &ndarray::Array1<f64>, x: &[f64]) -> Vec<f64> {
+    w.rows()
         .into_iter()
-        .zip(c.bias.iter())
-        .map(|(row, &b)| b + row.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>())
+        .zip(b.iter())
+        .map(|(row, &b)| b + row.iter().zip(x).map(|(w, m)| w * m).sum::<f64>())
         .collect()
 }
 

@@ -88,6 +88,12 @@ pub mod pipe {
     /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
     pub const CLS_MAC_EXTRA: u64 = 9;
     pub const CLS_OUT_EXTRA: u64 = 1;
+    /// An MLP head's hidden layer ends HEAD_LAYER_GAP cycles after its last MAC read
+    /// (the pipeline's drain and the requantized write) before the next layer reads.
+    pub const HEAD_LAYER_GAP: u64 = 6;
+    /// The head can take its next start HEAD_BUSY_LESS cycles before its last output word
+    /// (output always ready): `busy` drops with the last word in the output skid stage.
+    pub const HEAD_BUSY_LESS: u64 = 3;
     /// The input opens REOPEN_EXTRA cycles after its reopen delay has run out.
     pub const REOPEN_EXTRA: u64 = 2;
     /// The input port's skid stage: its ready rises the cycle after reset and each beat
@@ -522,6 +528,9 @@ fn geometry(net: &PackedNet, tiles: &[Tile], a: ArrayShape) -> Geometry {
 struct Timeline {
     /// (image, tile) -> start T.
     start: Vec<Vec<u64>>,
+    /// (image) -> the head's start (after its pool is complete and the previous image's
+    /// head has finished).
+    cls_start: Vec<u64>,
     /// (image) -> input full / pool free waits that bound the first / final tile.
     input_wait: Vec<u64>,
     pool_wait: Vec<u64>,
@@ -543,6 +552,8 @@ struct Sim<'a> {
     reopen_delay: u64,
     cls_delay: u64,
     cls_mac: u64,
+    /// The head's start to its next possible start ([`head_cycles`]).
+    cls_busy: u64,
     /// Cycles after reset during which the memories are cleared and the input is closed.
     clear_cycles: u64,
 }
@@ -561,6 +572,8 @@ impl Sim<'_> {
         // (image 0) or when the previous image's first layer has read its last word.
         let mut input_open = pipe::INPUT_SKID.max(self.clear_cycles);
         let mut pool_free = 0u64;
+        let mut cls_free = 0u64;
+        let mut cls_start = vec![0; images];
         for (i, st) in start.iter_mut().enumerate() {
             let full = input_open + self.input_cycles;
             for (ti, t) in tiles.iter().enumerate() {
@@ -585,10 +598,16 @@ impl Sim<'_> {
                     input_open = end + self.reopen_delay + pipe::REOPEN_EXTRA;
                 }
             }
-            pool_free = end + self.cls_delay + self.cls_mac;
+            // The head starts once the pool is complete and it has finished the
+            // previous image (an MLP head may take longer than the layers).
+            let cs = (end + self.cls_delay).max(cls_free);
+            cls_start[i] = cs;
+            pool_free = cs + self.cls_mac;
+            cls_free = cs + self.cls_busy;
         }
         Timeline {
             start,
+            cls_start,
             input_wait,
             pool_wait,
         }
@@ -997,6 +1016,7 @@ impl Schedule {
             reopen_delay: self.reopen_delay,
             cls_delay: self.cls_delay,
             cls_mac: cls_mac(net),
+            cls_busy: self.classifier_cycles - pipe::HEAD_BUSY_LESS,
             clear_cycles: self.clear_cycles,
         }
     }
@@ -1008,10 +1028,9 @@ impl Schedule {
             return Prediction::default();
         }
         let tl = self.sim(net).timeline(&self.tiles, images, true);
-        let nt = self.tiles.len();
         let mut prev = 0u64;
         let mut p = Prediction::default();
-        for st in &tl.start {
+        for (st, &cs) in tl.start.iter().zip(&tl.cls_start) {
             let mut spans = Vec::with_capacity(self.layers.len());
             for l in &self.layers {
                 // A layer without tiles (no nonzero weight) takes no time.
@@ -1026,9 +1045,7 @@ impl Schedule {
                     spans.push(0);
                 }
             }
-            let end = st[nt - 1] + self.tiles[nt - 1].stream_cycles();
-            p.done
-                .push(end + self.cls_delay + self.classifier_cycles - 1);
+            p.done.push(cs + self.classifier_cycles - 1);
             p.spans.push(spans);
         }
         p
@@ -1048,9 +1065,27 @@ impl Schedule {
     }
 }
 
-/// The classifier's MAC loop, from its start to the pool being free.
+/// Most images the timeline runs to find the steady state.
+const MAX_RUN: usize = 1 << 16;
+
+/// The head's first layer (the one that reads the pool), from the head's start to the
+/// pool being free.
 fn cls_mac(net: &PackedNet) -> u64 {
-    net.classes as u64 * net.classifier.pool_input.c as u64 + pipe::CLS_MAC_EXTRA
+    let (o, i) = net.classifier.pool_weight().dim();
+    (o * i) as u64 + pipe::CLS_MAC_EXTRA
+}
+
+/// The head from its start to its last output word (output always ready): one MAC per
+/// weight (zeros included) in every layer, a drain between layers, the classes' logits and
+/// the class.
+pub fn head_cycles(net: &PackedNet) -> u64 {
+    let c = &net.classifier;
+    let macs: u64 = c.weights().map(|w| w.len() as u64).sum();
+    macs + c.hidden.len() as u64 * pipe::HEAD_LAYER_GAP
+        + pipe::CLS_MAC_EXTRA
+        + net.classes as u64
+        + 1
+        + pipe::CLS_OUT_EXTRA
 }
 
 pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
@@ -1058,7 +1093,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
     let nl = net.layers.len();
     let cls = &net.classifier;
     let cls_mac = cls_mac(net);
-    let classifier_cycles = cls_mac + net.classes as u64 + 1 + pipe::CLS_OUT_EXTRA;
+    let classifier_cycles = head_cycles(net);
     let input_cycles = input_cycles(net, a);
     if tiles.is_empty() {
         // Every layer is empty (no nonzero column): nothing runs on the array.
@@ -1109,6 +1144,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         reopen_delay,
         cls_delay,
         cls_mac,
+        cls_busy: classifier_cycles - pipe::HEAD_BUSY_LESS,
         clear_cycles: 0,
     };
     // Gaps: the least that satisfies every constraint in the steady state without
@@ -1125,14 +1161,28 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
             break;
         }
     }
-    // The real timeline, with the waits for input and pool.
-    const RUN: usize = 4;
-    let tl = sim.timeline(&tiles, RUN, true);
-    let end_of = |i: usize| tl.start[i][tiles.len() - 1] + tiles[tiles.len() - 1].stream_cycles();
-    let interval = end_of(RUN - 1) - end_of(RUN - 2);
-    let latency = end_of(0) + cls_delay + classifier_cycles;
+    // The real timeline, with the waits for input and pool, long enough to reach the
+    // steady state: the images' ends and the head's starts equally spaced, by the same
+    // amount. A head slower than the layers (an MLP head) only holds the layers back once
+    // its lag has used up the pool's slack, which takes slack / (head − layers) images.
+    let last_end = |tl: &Timeline, i: usize| {
+        tl.start[i][tiles.len() - 1] + tiles[tiles.len() - 1].stream_cycles()
+    };
+    let mut run = 4;
+    let tl = loop {
+        let tl = sim.timeline(&tiles, run, true);
+        let d = |i: usize| last_end(&tl, run - i) - last_end(&tl, run - i - 1);
+        let dc = tl.cls_start[run - 1] - tl.cls_start[run - 2];
+        if (d(1) == d(2) && dc == d(1)) || run >= MAX_RUN {
+            break tl;
+        }
+        run *= 2;
+    };
+    let end_of = |i: usize| last_end(&tl, i);
+    let interval = end_of(run - 1) - end_of(run - 2);
+    let latency = tl.cls_start[0] + classifier_cycles;
     // Breakdown of the steady-state image.
-    let img = RUN - 1;
+    let img = run - 1;
     let mut layers = Vec::with_capacity(nl);
     let mut total = Breakdown::default();
     for li in 0..nl {
@@ -1171,7 +1221,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         total.add(&b);
     }
     // The classifier's MACs count as useful (docs/DESIGN.md §11) but take no array cycle.
-    let cls_nnz = cls.weight.iter().filter(|&&w| w != 0).count() as u64;
+    let cls_nnz = cls.nonzeros() as u64;
     total.macs += cls_nnz;
     total.pool_classifier -= (ACT_BITS * cls_nnz) as i64;
     debug_assert_eq!(total.cycles, interval);

@@ -169,6 +169,10 @@ pub struct GenSpec {
     pub gamma: Option<f64>,
     pub dtype: GenDtype,
     pub seed: u64,
+    /// Widths of an MLP head's hidden linear layers (each closed by the blocks'
+    /// activation) between the pool and the classifier; empty: a linear classifier.
+    #[serde(default)]
+    pub head: Vec<usize>,
 }
 
 impl GenSpec {
@@ -196,6 +200,7 @@ impl GenSpec {
             gamma: Some(1.0),
             dtype: GenDtype::F32,
             seed,
+            head: Vec::new(),
         }
     }
 }
@@ -325,12 +330,35 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
         b.m.activation(spec.relu6);
         c = blk.out;
     }
+    b.m.avgpool();
+    for (i, &out) in spec.head.iter().enumerate() {
+        // Sparse like the blocks (the mask honoured), biased so that some outputs clamp.
+        let a = (6.0 / c as f64).sqrt() as f32;
+        let w: Vec<f32> = b
+            .uniform(out * c, -a, a)
+            .into_iter()
+            .map(|v| {
+                if b.rng.random::<f64>() < spec.density.max(0.5) {
+                    v
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let (wn, bn) = (format!("head.{i}.weight"), format!("head.{i}.bias"));
+        b.tensor(&wn, &[out, c], w);
+        let bias = b.uniform(out, 0.0, 1.0);
+        b.tensor(&bn, &[out], bias);
+        b.m.linear(&wn, &bn);
+        b.m.activation(spec.relu6);
+        c = out;
+    }
     let a = (6.0 / c as f64).sqrt() as f32;
     let fcw = b.uniform(spec.classes * c, -a, a);
     b.tensor("fc.weight", &[spec.classes, c], fcw);
     let fcb = b.uniform(spec.classes, -0.1, 0.1);
     b.tensor("fc.bias", &[spec.classes], fcb);
-    b.m.classifier("fc.weight", "fc.bias");
+    b.m.linear("fc.weight", "fc.bias");
     Ok(b.m)
 }
 

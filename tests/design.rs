@@ -30,6 +30,7 @@ fn tiny() -> GenSpec {
         gamma: Some(1.0),
         dtype: GenDtype::F32,
         seed: 9,
+        head: Vec::new(),
     }
 }
 

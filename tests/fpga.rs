@@ -42,6 +42,7 @@ fn tiny() -> GenSpec {
         gamma: Some(1.0),
         dtype: GenDtype::F32,
         seed: 11,
+        head: Vec::new(),
     }
 }
 

@@ -139,6 +139,7 @@ fn varied_spec(seed: u64) -> GenSpec {
         gamma: Some(0.5),
         dtype: testgen::GenDtype::F64,
         seed,
+        head: Vec::new(),
     }
 }
 

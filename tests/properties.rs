@@ -52,6 +52,7 @@ fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrat
                     gamma: None,
                     dtype: GenDtype::F32,
                     seed,
+                    head: Vec::new(),
                 };
                 (spec, alphas, gamma, strategy, rows, cols)
             },
@@ -189,6 +190,7 @@ fn kxk_strategy() -> impl Strategy<Value = (GenSpec, usize, usize)> {
                 gamma: None,
                 dtype: GenDtype::F32,
                 seed,
+                head: Vec::new(),
             };
             (spec, rows, cols)
         })

@@ -660,3 +660,55 @@ fn write_group_premise_is_checked_in_simulation() {
     );
     assert!(all.contains("two rows writing in one cycle"), "{all}");
 }
+
+/// An MLP head (hidden linear layers between the pool and the classifier, ReLU6 or ReLU
+/// between them): the head unit runs its layers one after another, the first reading the
+/// pool's wide sums, the others the requantized uint8 outputs of the one before, in Icarus
+/// and Verilator, bit-exact on the predicted cycles. The cases cover a head shorter than
+/// the layers and one longer (the layers then wait for the pool; enough images run to
+/// reach that steady state, and the loss breakdown adds up on it), one hidden input and
+/// one hidden output, and a non-square array.
+#[test]
+fn mlp_heads_simulate_bit_exact() {
+    if !common::need("iverilog", "mlp_heads_simulate_bit_exact")
+        || !common::need("verilator", "mlp_heads_simulate_bit_exact")
+    {
+        return;
+    }
+    let cases = [
+        (
+            "--input 1,8,8 --blocks 12:2:4 --head 9",
+            "4",
+            "4",
+            "3",
+            "icarus",
+        ),
+        (
+            "--input 2,6,6 --head 60,50 --relu",
+            "4",
+            "4",
+            "12",
+            "verilator",
+        ),
+        (
+            "--input 1,5,7 --blocks 1:1:1 --head 3,1,5",
+            "3",
+            "2",
+            "4",
+            "verilator",
+        ),
+        (
+            "--input 1,6,5 --blocks 7:1:2 --head 33",
+            "2",
+            "5",
+            "3",
+            "icarus",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (k, (spec_args, rows, cols, images, sim)) in cases.iter().enumerate() {
+        let gen_args = ["--seed", "5", "--classes", "4"];
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
+        simulates_exactly(d.path(), &out, images, sim, spec_args);
+    }
+}

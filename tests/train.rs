@@ -290,6 +290,66 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
     assert!(md.contains("| stages (this design) |"), "{md}");
 }
 
+/// An MLP head (`--head`): hidden linear layers between the pool and the classifier
+/// train (checkpointed and resumed to the same bytes), export, agree with the compiler's
+/// float and integer references, and run on the accelerator bit-exact.
+#[test]
+fn mlp_head_trains_and_runs_bit_exact_on_the_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp.safetensors");
+    let mut o = options(4, 2, 1);
+    o.arch = o.arch.with_head(&[20, 12]).unwrap();
+    let test = synthetic(64, 9300);
+    let data = synthetic(128, 5);
+    train(&o, &data, &test, &model).unwrap();
+    let part = dir.path().join("part.safetensors");
+    let first = TrainOptions {
+        stop_after: Some(1),
+        ..o.clone()
+    };
+    assert!(
+        ccc::train::train_or_stop(&first, &data, &test, &part)
+            .unwrap()
+            .is_none()
+    );
+    let rest = TrainOptions {
+        resume: true,
+        ..o.clone()
+    };
+    train(&rest, &data, &test, &part).unwrap();
+    assert_eq!(
+        std::fs::read(&part).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+    let c = compile_no_rtl(&model);
+    let hidden: Vec<_> = c
+        .qnet
+        .classifier
+        .hidden
+        .iter()
+        .map(|h| h.weight.dim())
+        .collect();
+    assert_eq!(hidden, [(20, 24), (12, 20)]);
+    let (mut net, x, float) = reloaded_eval(&o, &model, &test);
+    for (img, got) in test.images.iter().zip(&float) {
+        let want = run_float(&c.lowered, img);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (f64::from(*g) - w).abs() <= 1e-3 * (1.0 + w.abs()),
+                "candle eval {g} vs compiler float {w}"
+            );
+        }
+    }
+    fake_quant_agrees(&mut net, &x, &c, &test);
+    if !common::need(
+        "verilator",
+        "mlp_head_trains_and_runs_bit_exact_on_the_array",
+    ) {
+        return;
+    }
+    runs_bit_exact_on_a_3x4_array(&model, &dir.path().join("out"));
+}
+
 #[test]
 fn training_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
@@ -487,9 +547,15 @@ fn hand_written_backward_matches_candle_autograd() {
     // the manual training step's parameter gradients and running statistics against the
     // autograd of the same forward pass; decomposed 3x3 blocks (coefficients and basis
     // kernels) too.
-    for (stem_stride, block_kernel, bases) in
-        [(1, 1, 0), (2, 1, 0), (1, 3, 0), (2, 3, 0), (1, 3, 2)]
-    {
+    let mlp: &[usize] = &[12, 7];
+    for (stem_stride, block_kernel, bases, head) in [
+        (1, 1, 0, &[][..]),
+        (2, 1, 0, &[]),
+        (1, 3, 0, &[]),
+        (2, 3, 0, &[]),
+        (1, 3, 2, &[]),
+        (1, 1, 0, mlp),
+    ] {
         let arch = Arch::from_stages(
             [1, 12, 12],
             4,
@@ -503,6 +569,8 @@ fn hand_written_backward_matches_candle_autograd() {
         .with_block_kernel(block_kernel)
         .unwrap()
         .with_decompose(bases)
+        .unwrap()
+        .with_head(head)
         .unwrap();
         let dev = Device::Cpu;
         let mut auto = ShiftNet::init(arch.clone(), 5, &dev).unwrap();
@@ -534,7 +602,7 @@ fn hand_written_backward_matches_candle_autograd() {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-4 * scale + 1e-6,
-                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride}, block kernel {block_kernel}, {bases} bases)"
+                    "{what}[{i}]: manual {x} vs autograd {y} (stem stride {stem_stride}, block kernel {block_kernel}, {bases} bases, head {head:?})"
                 );
             }
         };

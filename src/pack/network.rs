@@ -320,7 +320,7 @@ pub fn replicate_shared_reads(net: &mut PackedNet) {
 
 /// Applies row permutations (slot i of layer l holds its channel perms[l][i]).
 pub fn apply_permutation(net: &mut PackedNet, perms: &[Vec<usize>]) {
-    permute_channels(&mut net.layers, &mut net.classifier.weight, perms);
+    permute_channels(&mut net.layers, net.classifier.pool_weight_mut(), perms);
 }
 
 /// Packs every layer, then permutes rows so cascaded layers read contiguous slots.

@@ -190,12 +190,47 @@ pub struct Capacity {
     /// leave sign-extended to int32. Designs written before it existed had 32.
     #[serde(default = "int32_bits")]
     pub logit_w: usize,
+    /// The head's linear layers (hw/ccc_classifier.v).
+    pub head: HeadCapacity,
     /// Weight-memory words per block-RAM bank ([`WM_BANK_DEPTH`], a power of two: the
     /// address's high bits pick the bank); each bank has its own image, `weights_bNN.hex`.
     #[serde(default = "wm_bank_depth")]
     pub wm_bank: usize,
     pub widths: Widths,
     pub word: WordLayout,
+}
+
+/// What the head unit is built for: its linear layers (the hidden layers of an MLP head,
+/// then the classifier), run one after another on one MAC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadCapacity {
+    pub layers: usize,
+    /// Bits of the loop counters: they hold every layer's input and output count.
+    pub hn_w: usize,
+    /// Index bits of each half of the hidden ping-pong memory (2^hd_w ≥ widest hidden layer).
+    pub hd_w: usize,
+    /// Weights and biases of all layers (the ROMs' depths).
+    pub weights: usize,
+    pub biases: usize,
+    /// The classifier's inputs.
+    pub cls_in: usize,
+}
+
+impl HeadCapacity {
+    pub fn of(net: &PackedNet) -> Self {
+        let c = &net.classifier;
+        let dims: Vec<(usize, usize)> = c.weights().map(|w| w.dim()).collect();
+        let widest = dims.iter().map(|&(o, i)| o.max(i)).max().unwrap_or(1);
+        let hidden = c.hidden.iter().map(|h| h.weight.nrows()).max().unwrap_or(1);
+        HeadCapacity {
+            layers: dims.len(),
+            hn_w: bits(widest).max(2),
+            hd_w: bits(hidden.saturating_sub(1)),
+            weights: dims.iter().map(|&(o, i)| o * i).sum(),
+            biases: dims.iter().map(|&(o, _)| o).sum(),
+            cls_in: c.weight.ncols(),
+        }
+    }
 }
 
 impl Capacity {
@@ -486,12 +521,23 @@ pub struct BankWord {
     pub target: Option<WriteTarget>,
 }
 
-/// The pool + classifier's tables.
+/// The head's tables: every linear layer's weights (row-major) and biases, pool side
+/// first, the classifier last, and one table row per layer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassifierImage {
-    /// classes x pooled channels, row-major.
     pub weight: Vec<i8>,
     pub bias: Vec<i32>,
+    pub layers: Vec<HeadLayer>,
+}
+
+/// One row of the head's layer table (hw/ccc_classifier.v `L_FILE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// A hidden layer's requantize shift and clamp (0 for the classifier).
+    pub shift: u32,
+    pub clamp: u32,
 }
 
 /// Everything the capacity and the contents are derived from: the layouts and regions.
@@ -537,12 +583,24 @@ pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
 pub fn logit_width(net: &PackedNet) -> usize {
     let c = &net.classifier;
     let max_in = (1u64 << c.in_bits) - 1;
-    let bound = quant::accumulator_bounds(&c.weight, &c.bias, max_in)
-        .max()
-        .unwrap_or(0);
-    (bits(bound as usize) + 1)
-        .max(c.in_bits as usize + 9)
-        .min(32)
+    let mut bound = 0;
+    let mut floor = c.in_bits as usize + 9;
+    for (i, (w, b)) in c
+        .hidden
+        .iter()
+        .map(|h| (&h.weight, &h.bias))
+        .chain([(&c.weight, &c.bias)])
+        .enumerate()
+    {
+        let max_in = if i == 0 { max_in } else { 255 };
+        bound = bound.max(quant::accumulator_bounds(w, b, max_in).max().unwrap_or(0));
+    }
+    // A hidden layer's rounding constant 2^(shift-1) and the rounded sum fit beside the
+    // accumulator's value.
+    for h in &c.hidden {
+        floor = floor.max(h.shift() as usize + 2);
+    }
+    (bits(bound as usize) + 1).max(floor).min(32)
 }
 
 fn mode_code(m: Mode) -> usize {
@@ -745,6 +803,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         ch: net.classifier.pool_input.c,
         pool_w: net.classifier.in_bits as usize,
         logit_w: logit_width(net),
+        head: HeadCapacity::of(net),
         wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),
@@ -1032,8 +1091,32 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
             cls_delay: sched.cls_delay as usize,
         },
         classifier: ClassifierImage {
-            weight: cls.weight.iter().map(|&w| w as i8).collect(),
-            bias: cls.bias.clone(),
+            weight: cls
+                .weights()
+                .flat_map(|w| w.iter().map(|&v| v as i8))
+                .collect(),
+            bias: cls
+                .hidden
+                .iter()
+                .flat_map(|h| h.bias.iter().copied())
+                .chain(cls.bias.iter().copied())
+                .collect(),
+            layers: cls
+                .hidden
+                .iter()
+                .map(|h| HeadLayer {
+                    inputs: h.weight.ncols(),
+                    outputs: h.weight.nrows(),
+                    shift: h.shift() as u32,
+                    clamp: h.clamp_max as u32,
+                })
+                .chain([HeadLayer {
+                    inputs: cls.weight.ncols(),
+                    outputs: cls.weight.nrows(),
+                    shift: 0,
+                    clamp: 0,
+                }])
+                .collect(),
         },
     };
     Ok(HwDesign {

@@ -123,6 +123,22 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
             .map(|&b| format!("{:0w$x}\n", b as u32 & mask, w = lw.div_ceil(4)))
             .collect(),
     ));
+    // {clamp[7:0], shift[4:0], outputs, inputs}, HN_W bits each count.
+    let hn = d.capacity.head.hn_w;
+    let lt_w = 13 + 2 * hn;
+    files.push((
+        "cls_l.hex".into(),
+        cls.layers
+            .iter()
+            .map(|l| {
+                let v = (u64::from(l.clamp) << (2 * hn + 5))
+                    | (u64::from(l.shift) << (2 * hn))
+                    | ((l.outputs as u64) << hn)
+                    | l.inputs as u64;
+                format!("{v:0w$x}\n", w = lt_w.div_ceil(4))
+            })
+            .collect(),
+    ));
     files.push((DESIGN_FILE.into(), crate::output::json_text(d)?));
     Ok(files)
 }

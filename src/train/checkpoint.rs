@@ -37,6 +37,10 @@ fn tensors(net: &ShiftNet, velocity: &[Option<Tensor>]) -> Result<Vec<(String, O
             v.push((format!("{p}.basis"), out_tensor(b.as_tensor())?));
         }
     }
+    for (i, (w, b)) in net.hidden.iter().enumerate() {
+        v.push((format!("head.{i}.w"), out_tensor(w.as_tensor())?));
+        v.push((format!("head.{i}.b"), out_tensor(b.as_tensor())?));
+    }
     v.push(("fc.w".into(), out_tensor(net.fc_w.as_tensor())?));
     v.push(("fc.b".into(), out_tensor(net.fc_b.as_tensor())?));
     if let Some(m) = &net.fc_mask {
@@ -115,6 +119,11 @@ pub fn load(
         let name = format!("{p}.running_var");
         l.running_var = same(&name, need(&name)?, &l.running_var)?;
         l.mask = get(&format!("{p}.mask"))?;
+    }
+    for (i, (w, b)) in net.hidden.iter().enumerate() {
+        for (name, var) in [(format!("head.{i}.w"), w), (format!("head.{i}.b"), b)] {
+            var.set(&same(&name, need(&name)?, var.as_tensor())?)?;
+        }
     }
     net.fc_w
         .set(&same("fc.w", need("fc.w")?, net.fc_w.as_tensor())?)?;

@@ -71,9 +71,21 @@ pub struct Arch {
     /// convs[0] is the stem (KxK, "same" padding); the rest are shift + 1x1 blocks, or
     /// KxK convs ("same" padding) with [`Arch::with_block_kernel`].
     pub convs: Vec<ConvSpec>,
+    /// Widths of an MLP head's hidden linear layers (ReLU6 after each) between the pool
+    /// and the classifier ([`Arch::with_head`]); empty: a linear classifier.
+    pub head: Vec<usize>,
 }
 
 impl Arch {
+    /// The same network with an MLP head: hidden linear layers of these widths.
+    pub fn with_head(mut self, widths: &[usize]) -> Result<Arch> {
+        if widths.contains(&0) {
+            bail!("--head {widths:?}: every hidden layer needs at least one output");
+        }
+        self.head = widths.to_vec();
+        Ok(self)
+    }
+
     /// The seeds' description: stage i has `layers[i]` convs of `filters[i]` channels,
     /// the first with stride `strides[i]`, all with α = `groups[i]`. The network's
     /// first conv is the dense KxK stem (α = 1 whatever `groups[0]` says: its filter
@@ -123,6 +135,7 @@ impl Arch {
             input,
             classes,
             convs,
+            head: Vec::new(),
         })
     }
 
@@ -213,7 +226,9 @@ pub struct ConvLayer {
 pub struct ShiftNet {
     pub arch: Arch,
     pub convs: Vec<ConvLayer>,
-    /// classes x C.
+    /// The MLP head's hidden layers: weight [out, in] and bias [out], ReLU6 after each.
+    pub hidden: Vec<(Var, Var)>,
+    /// classes x C (or x the last hidden layer's width).
     pub fc_w: Var,
     pub fc_b: Var,
     /// 0/1 classes x C: the classifier's pre-defined connection pattern, if any.
@@ -346,7 +361,15 @@ impl ShiftNet {
                 shifts,
             });
         }
-        let c = arch.convs.last().map_or(arch.input[0], |s| s.out);
+        let mut c = arch.convs.last().map_or(arch.input[0], |s| s.out);
+        let mut hidden = Vec::with_capacity(arch.head.len());
+        for &out in &arch.head {
+            let bound = (1.0 / c as f64).sqrt();
+            let w = var_from(uniform(&mut rng, out * c, bound), &[out, c], device)?;
+            let b = var_from(uniform(&mut rng, out, bound), &[out], device)?;
+            hidden.push((w, b));
+            c = out;
+        }
         let bound = (1.0 / c as f64).sqrt();
         let fc_w = var_from(
             uniform(&mut rng, arch.classes * c, bound),
@@ -361,6 +384,7 @@ impl ShiftNet {
         Ok(ShiftNet {
             arch,
             convs,
+            hidden,
             fc_w,
             fc_b,
             fc_mask: None,
@@ -385,7 +409,7 @@ impl ShiftNet {
         };
         let mut cur: Option<&mut ConvLayer> = None;
         let mut pending_shift: Option<Vec<(i32, i32)>> = None;
-        let mut linear = None;
+        let mut linears = Vec::new();
         for layer in &net.layers {
             match &layer.op {
                 Op::Shift(s) => {
@@ -480,7 +504,7 @@ impl ShiftNet {
                     l.running_mean = f(&bn.mean)?;
                     l.running_var = f(&bn.var)?;
                 }
-                Op::Linear(lin) => linear = Some(lin.clone()),
+                Op::Linear(lin) => linears.push(lin.clone()),
                 Op::Relu6 | Op::Relu | Op::AvgPool => {}
             }
         }
@@ -491,24 +515,36 @@ impl ShiftNet {
                 self.arch.convs.len()
             );
         }
-        let Some(lin) = linear else {
-            bail!("{}: no linear classifier", path.display());
-        };
-        let (o, i) = lin.weight.dim();
-        let c = self.fc_w.dims()[1];
-        if (o, i) != (self.arch.classes, c) {
+        if linears.len() != self.hidden.len() + 1 {
             bail!(
-                "{}: tensor {}: shape [{o}, {i}] does not match the classifier [{}, {c}]",
+                "{}: the model has {} linear layers, the architecture {} (pass the model's --head)",
                 path.display(),
-                lin.weight_name,
-                self.arch.classes
+                linears.len(),
+                self.hidden.len() + 1
             );
         }
-        let w: Vec<f32> = lin.weight.iter().map(|&v| v as f32).collect();
-        self.fc_w.set(&Tensor::from_vec(w, (o, i), &self.device)?)?;
-        if let Some(b) = &lin.bias {
-            let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-            self.fc_b.set(&Tensor::from_vec(v, o, &self.device)?)?;
+        let layers: Vec<(Var, Var)> = self
+            .hidden
+            .iter()
+            .cloned()
+            .chain([(self.fc_w.clone(), self.fc_b.clone())])
+            .collect();
+        for (lin, (wv, bv)) in linears.iter().zip(layers) {
+            let (o, i) = lin.weight.dim();
+            if (o, i) != wv.dims2()? {
+                bail!(
+                    "{}: tensor {}: shape [{o}, {i}] does not match the architecture's {:?}",
+                    path.display(),
+                    lin.weight_name,
+                    wv.dims2()?
+                );
+            }
+            let w: Vec<f32> = lin.weight.iter().map(|&v| v as f32).collect();
+            wv.set(&Tensor::from_vec(w, (o, i), &self.device)?)?;
+            if let Some(b) = &lin.bias {
+                let v: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+                bv.set(&Tensor::from_vec(v, o, &self.device)?)?;
+            }
         }
         Ok(())
     }
@@ -564,15 +600,31 @@ impl ShiftNet {
             x = a.reshape((s.out, b, ho, wo))?;
         }
         let (c, b, h, w) = x.dims4()?;
-        let pooled = x.reshape((c, b, h * w))?.mean(D::Minus1)?.t()?; // [B, C]
-        let fc = if mode == Mode::Quant {
-            // The hardware multiplies exact pixel sums by W / (H·W), quantized.
-            let p = (h * w) as f64;
-            (fake_quant_weight(&(self.fc_w.as_tensor() / p)?)? * p)?
-        } else {
-            self.fc_w.as_tensor().clone()
+        let mut pooled = x.reshape((c, b, h * w))?.mean(D::Minus1)?; // [C, B]
+        // The hardware multiplies exact pixel sums by W / (H·W), quantized: the first
+        // linear layer's weights carry the pooling factor.
+        let mut fold = (h * w) as f64;
+        let quant_w = |w: &Tensor, fold: f64| -> Result<Tensor> {
+            Ok(if mode == Mode::Quant {
+                (fake_quant_weight(&(w / fold)?)? * fold)?
+            } else {
+                w.clone()
+            })
         };
+        for (wv, bv) in &self.hidden {
+            let z = quant_w(wv.as_tensor(), fold)?.matmul(&pooled)?; // [out, B]
+            pooled = if mode == Mode::Quant {
+                z.contiguous()?
+                    .apply_op2(bv.as_tensor(), BiasRelu6 { frac: Some(frac) })?
+            } else {
+                z.broadcast_add(&bv.as_tensor().unsqueeze(1)?)?
+                    .clamp(0f32, 6f32)?
+            };
+            fold = 1.0;
+        }
+        let fc = quant_w(self.fc_w.as_tensor(), fold)?;
         Ok(pooled
+            .t()?
             .matmul(&fc.t()?)?
             .broadcast_add(self.fc_b.as_tensor())?)
     }
@@ -644,15 +696,37 @@ impl ShiftNet {
         let (c, b, h, w) = x.dims4()?;
         let p = h * w;
         let pooled = x.reshape((c, b, p))?.mean(D::Minus1)?.t()?.contiguous()?; // [B, C]
+        // The MLP head: each hidden layer's input and pre-activation, [B, in] and [B, out].
+        let mut head: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.hidden.len());
+        let mut hx = pooled;
+        for (wv, bv) in &self.hidden {
+            let z = hx
+                .matmul(&wv.as_tensor().detach().t()?)?
+                .broadcast_add(&bv.as_tensor().detach())?;
+            let next = z.clamp(0f32, 6f32)?;
+            head.push((hx, z));
+            hx = next;
+        }
         let fc_w = self.fc_w.as_tensor().detach();
-        let logits = pooled
+        let logits = hx
             .matmul(&fc_w.t()?)?
             .broadcast_add(&self.fc_b.as_tensor().detach())?;
         let dlogits = loss_grad(&logits)?.contiguous()?; // [B, K]
-        let dfc_w = dlogits.t()?.matmul(&pooled)?;
+        let dfc_w = dlogits.t()?.matmul(&hx)?;
         let dfc_b = dlogits.sum(0)?;
+        let mut dh = dlogits.matmul(&fc_w)?;
+        let mut head_grads = Vec::with_capacity(2 * head.len());
+        for ((wv, _), (hin, z)) in self.hidden.iter().zip(head).rev() {
+            // ReLU6 passes the gradient where 0 < z < 6.
+            let pass = z.gt(0f32)?.mul(&z.lt(6f32)?)?.to_dtype(DType::F32)?;
+            let dz = (dh * pass)?;
+            head_grads.push(dz.sum(0)?);
+            head_grads.push(dz.t()?.matmul(&hin)?);
+            dh = dz.matmul(&wv.as_tensor().detach())?;
+        }
+        head_grads.reverse();
         // d pooled [B, C] spread evenly over the P positions of each channel: [C, B·P].
-        let dpool: Vec<f32> = dlogits.matmul(&fc_w)?.flatten_all()?.to_vec1()?;
+        let dpool: Vec<f32> = dh.flatten_all()?.to_vec1()?;
         let mut da = vec![0f32; c * b * p];
         for (bi, row) in dpool.chunks_exact(c).enumerate() {
             for (ci, &g) in row.iter().enumerate() {
@@ -724,6 +798,7 @@ impl ShiftNet {
             grads.push(dw);
         }
         grads.reverse();
+        grads.extend(head_grads);
         grads.push(dfc_w);
         grads.push(dfc_b);
         Ok((logits, grads))
@@ -741,6 +816,10 @@ impl ShiftNet {
                 // Decayed like the weights; never L1-pruned (the coefficients are).
                 v.push((b.clone(), true, false, None));
             }
+        }
+        for (w, b) in &self.hidden {
+            v.push((w.clone(), true, false, None));
+            v.push((b.clone(), false, false, None));
         }
         v.push((self.fc_w.clone(), true, false, Some(MaskOf::Classifier)));
         v.push((self.fc_b.clone(), false, false, None));
@@ -900,6 +979,15 @@ impl ShiftNet {
             m.batchnorm(&bn, BN_EPS);
             m.activation(true);
         }
+        m.avgpool();
+        for (i, (wv, bv)) in self.hidden.iter().enumerate() {
+            let (o, c) = wv.dims2()?;
+            let (wn, bn) = (format!("head.{i}.weight"), format!("head.{i}.bias"));
+            m.tensor(&wn, OutTensor::f32(&[o, c], f32s(wv.as_tensor())?));
+            m.tensor(&bn, OutTensor::f32(&[o], f32s(bv.as_tensor())?));
+            m.linear(&wn, &bn);
+            m.activation(true);
+        }
         let (o, c) = self.fc_w.dims2()?;
         m.tensor(
             "fc.weight",
@@ -909,7 +997,7 @@ impl ShiftNet {
             "fc.bias",
             OutTensor::f32(&[o], f32s(self.fc_b.as_tensor())?),
         );
-        m.classifier("fc.weight", "fc.bias");
+        m.linear("fc.weight", "fc.bias");
         if let Some(mask) = &self.fc_mask {
             m.tensor("fc.mask", OutTensor::f32(&[o, c], f32s(mask)?));
             m.layer_tensor("mask", "fc.mask");

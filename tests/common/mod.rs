@@ -160,6 +160,7 @@ pub fn rtl_spec(seed: u64) -> GenSpec {
         gamma: Some(1.0),
         dtype: GenDtype::F32,
         seed,
+        head: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@
 // input buffers 40 words, two column segments (from column 1), 2 row-end banks,
 // input 1x4x4 (one uint8 per beat, order y, x, channel; tlast on an image's last beat),
 // output 2 int32 logits in class order, then the class index (tlast).
-// Memory images (in this directory): weights_bNN.hex (one per weight-memory bank), cls_w.hex, cls_b.hex.
+// Memory images (in this directory): weights_bNN.hex (one per weight-memory bank), cls_w.hex, cls_b.hex, cls_l.hex.
 `default_nettype none
 
 module ccc_top (
@@ -47,10 +47,11 @@ module ccc_top (
         .S_W(1), .LK_W(1), .TAP_W(2), .IN_SMASK(0), .IN_LK(1), .IN_LA(0),
         .IN_LH(4), .IN_LW(4), .IN_WO(4), .IN_MODE(0), .IN_D(40),
         .IN_COLS(2'b11),
-        .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3), .CH_W(2),
+        .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3),
         .POOL_W(10), .LOGIT_W(19), .LOAD_AT(14), .REOPEN(0),
         .CLS_DLY(12),
-        .WM_FILE("weights"), .WM_BANK(512), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex")
+        .HL(1), .HN_W(2), .HD_W(1), .HW_N(6), .HB_N(2), .CLS_IN(3),
+        .WM_FILE("weights"), .WM_BANK(512), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex"), .CL_FILE("cls_l.hex")
     ) u_core (
         .clk(clk), .rst(rst),
         .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready), .s_axis_tdata(s_axis_tdata),
