@@ -343,7 +343,7 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
         }
         components.push((*name, instances(name, p), each));
     }
-    // The classifier's weight ROM (CLS*CH x 8) and, on ECP5, its pool memories (one per
+    // The head's weight ROM (CLS*CH x 8 for a linear classifier) and, on ECP5, its pool memories (one per
     // array row, ceil(CH / R) words of POOL_W).
     let cls_mem = |fam: Family| -> Resources {
         // yosys keeps memories this small in logic (measured: 256 bits and below stay
@@ -370,7 +370,7 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
             // No LUT RAM: the pool memories are flip-flops (fitted). The bias ROM is read
             // combinationally into the accumulator, so it stays logic too.
             _ => Resources {
-                bram: rom(p.classes * p.ch, 8),
+                bram: rom(p.head().weights, 8),
                 ..Resources::default()
             },
         }
@@ -857,16 +857,23 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
             bram_bits: blocks * block,
         });
     }
-    let cls_rom = (c.classes * c.ch * 8) as u64;
+    let head = c.head();
+    let cls_rom = (head.weights * 8) as u64;
     let cls_bram = match family {
         Family::Ecp5 => 0,
-        _ if cls_rom > 256 => brams(family, c.classes * c.ch, 8, 1).0,
+        _ if cls_rom > 256 => brams(family, head.weights, 8, 1).0,
         _ => 0,
+    };
+    // An MLP head's hidden outputs: two halves of 2^hd_w bytes.
+    let hidden_bits = if head.layers > 1 {
+        16 << head.hd_w
+    } else {
+        0
     };
     memories.push(MemoryUse {
         memory: "classifier".into(),
-        holds: "weights, biases and the pooled sums".into(),
-        needed_bits: cls_rom + (c.classes * c.logit_w + c.ch * c.pool_w) as u64,
+        holds: "weights, biases, the pooled sums (and an MLP head's hidden outputs)".into(),
+        needed_bits: cls_rom + (head.biases * c.logit_w + c.ch * c.pool_w + hidden_bits) as u64,
         kind: if cls_bram > 0 { "block RAM" } else { "logic" }.into(),
         bram: cls_bram,
         bram_bits: cls_bram * block,

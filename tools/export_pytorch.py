@@ -412,7 +412,7 @@ def _shift_attr(module: Any) -> Optional[str]:
 
 
 def _conv_mask(module: Any, weight_shape: List[int], where: str) -> Optional[Any]:
-    """The conv's pruning mask tensor: ``weight_mask`` (torch.nn.utils.prune), the
+    """A conv's or linear layer's pruning mask tensor: ``weight_mask`` (torch.nn.utils.prune), the
     seeds' ``_mask`` (flat, [out*in*k*k]) or a ``mask`` attribute; None without one."""
     for attr in ("weight_mask", "_mask", "mask"):
         m = getattr(module, attr, None)
@@ -587,14 +587,20 @@ def _linear(path: str, m: Any, st: _State) -> None:
             f"{where}: a linear layer must follow a global average pool "
             f"(the input here is a {'x'.join(map(str, st.shape))} feature map)"
         )
-    wshape = tensor_shape(m.weight)
+    # torch.nn.utils.prune's `weight` can be stale: the original, with the mask beside it.
+    pruned = hasattr(m, "weight_orig") and hasattr(m, "weight_mask")
+    weight = m.weight_orig if pruned else m.weight
+    wshape = tensor_shape(weight)
     if len(wshape) != 2 or wshape[1] != st.shape[0]:
         raise ValueError(f"{where}: weight shape {wshape} does not take {st.shape[0]} inputs")
     fields: Dict[str, TomlScalar] = {}
-    fields["weight"] = st.add(_tensor_name(path, "weight"), f32_entry(m.weight), where)
+    fields["weight"] = st.add(_tensor_name(path, "weight"), f32_entry(weight), where)
     bias = getattr(m, "bias", None)
     if bias is not None:
         fields["bias"] = st.add(_tensor_name(path, "bias"), f32_entry(bias), where)
+    mask = _conv_mask(m, wshape, where)
+    if mask is not None:
+        fields["mask"] = st.add(_tensor_name(path, "mask"), f32_entry(mask, wshape), where)
     st.layers.append(LayerSpec("linear", fields, f"{path} ({type(m).__name__})"))
     st.shape = (wshape[0],)
 
@@ -979,6 +985,8 @@ def load_ccc(path: Union[str, os.PathLike]) -> Tuple[torch.nn.Module, Dict[str, 
             layers += [(f"pool{i}", torch.nn.AdaptiveAvgPool2d(1)), (f"flatten{i}", torch.nn.Flatten())]
         elif kind == "linear":
             wt = t[spec["weight"]].float()
+            if "mask" in spec:
+                wt = wt * (t[spec["mask"]] != 0)
             lin = torch.nn.Linear(wt.shape[1], wt.shape[0], bias="bias" in spec)
             lin.weight.data = wt.clone()
             if "bias" in spec:

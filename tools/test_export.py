@@ -23,6 +23,7 @@ import warnings
 
 import onnx
 import torch
+import torch.nn.utils.prune
 from safetensors import safe_open
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -240,6 +241,47 @@ class DecomposedConv(unittest.TestCase):
             # onnxruntime.
             ep.export_onnx(net, onx, input_shape=(1, 9, 11), name="dec", alphas=[1, 2])
             self.assertEqual(sum(1 for n in onnx.load(onx).graph.node if n.op_type == "Conv"), 2)
+            r = onnx_check.check(onx, CCC, ["--random", "4"], 256.0)
+            self.assertLess(r["max_abs_logit_diff"], 1e-4, r)
+
+
+class MlpHead(unittest.TestCase):
+    """An MLP head (Linear, ReLU6/ReLU between, the first pruned with
+    torch.nn.utils.prune): exported with its mask, ccc's float reference equal to PyTorch's
+    forward, back into PyTorch as the same function, and through ONNX (Gemm, Relu, Clip)
+    agreeing with onnxruntime."""
+
+    def net(self) -> torch.nn.Module:
+        torch.manual_seed(6)
+        first = torch.nn.Linear(8, 12)
+        torch.nn.utils.prune.random_unstructured(first, "weight", amount=0.5)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU6(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+            first, torch.nn.ReLU6(), torch.nn.Linear(12, 7), torch.nn.ReLU(),
+            torch.nn.Linear(7, 4)).eval()
+
+    def test_exports_the_head_and_round_trips(self):
+        net = self.net()
+        with tempfile.TemporaryDirectory() as d:
+            st, onx = os.path.join(d, "mlp.safetensors"), os.path.join(d, "mlp.onnx")
+            ep.export(net, st, input_shape=(1, 7, 9), name="mlp")
+            with safe_open(st, framework="pt") as f:
+                graph = tomllib.loads(f.metadata()[ep.GRAPH_KEY])
+            kinds = [l["kind"] for l in graph["layers"]]
+            self.assertEqual(kinds[2:], ["avgpool", "linear", "relu6", "linear", "relu", "linear"])
+            self.assertIn("mask", graph["layers"][3])
+            self.assertIn("Relu6 + linear `6.weight` 7x12 Relu + linear `8.weight` 4x7", ccc("inspect", st))
+            images, logits, _ = onnx_check.ccc_float(CCC, st, ["--random", "4"])
+            x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 7, 9) / 256.0
+            with torch.no_grad():
+                want = net(x).double().numpy()
+            self.assertLess(abs(logits - want).max(), 1e-4)
+            back, _ = ep.load_ccc(st)
+            with torch.no_grad():
+                self.assertLess((back(x) - net(x)).abs().max().item(), 1e-5)
+            ep.export_onnx(net, onx, input_shape=(1, 7, 9), name="mlp")
+            self.assertEqual(sum(1 for n in onnx.load(onx).graph.node if n.op_type == "Gemm"), 3)
             r = onnx_check.check(onx, CCC, ["--random", "4"], 256.0)
             self.assertLess(r["max_abs_logit_diff"], 1e-4, r)
 

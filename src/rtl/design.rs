@@ -190,8 +190,10 @@ pub struct Capacity {
     /// leave sign-extended to int32. Designs written before it existed had 32.
     #[serde(default = "int32_bits")]
     pub logit_w: usize,
-    /// The head's linear layers (hw/ccc_classifier.v).
-    pub head: HeadCapacity,
+    /// The head's linear layers (hw/ccc_classifier.v). Designs written before MLP heads
+    /// existed have none: [`HwDesign::read`] gives them their one-layer head.
+    #[serde(default)]
+    pub head: Option<HeadCapacity>,
     /// Weight-memory words per block-RAM bank ([`WM_BANK_DEPTH`], a power of two: the
     /// address's high bits pick the bank); each bank has its own image, `weights_bNN.hex`.
     #[serde(default = "wm_bank_depth")]
@@ -217,6 +219,18 @@ pub struct HeadCapacity {
 }
 
 impl HeadCapacity {
+    /// A linear classifier alone: `classes` outputs over `ch` pooled channels.
+    pub fn classifier(classes: usize, ch: usize) -> Self {
+        HeadCapacity {
+            layers: 1,
+            hn_w: bits(classes.max(ch)).max(2),
+            hd_w: 1,
+            weights: classes * ch,
+            biases: classes,
+            cls_in: ch,
+        }
+    }
+
     pub fn of(net: &PackedNet) -> Self {
         let c = &net.classifier;
         let dims: Vec<(usize, usize)> = c.weights().map(|w| w.dim()).collect();
@@ -234,6 +248,13 @@ impl HeadCapacity {
 }
 
 impl Capacity {
+    /// The head unit's capacity (a one-layer head for designs that predate MLP heads).
+    pub fn head(&self) -> HeadCapacity {
+        self.head
+            .clone()
+            .unwrap_or_else(|| HeadCapacity::classifier(self.classes, self.ch))
+    }
+
     /// Block-RAM banks of the weight memory (hw/ccc_loader.v).
     pub fn wm_banks(&self) -> usize {
         (self.tiles * self.rows).div_ceil(self.wm_bank)
@@ -527,6 +548,7 @@ pub struct BankWord {
 pub struct ClassifierImage {
     pub weight: Vec<i8>,
     pub bias: Vec<i32>,
+    #[serde(default)]
     pub layers: Vec<HeadLayer>,
 }
 
@@ -803,7 +825,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         ch: net.classifier.pool_input.c,
         pool_w: net.classifier.in_bits as usize,
         logit_w: logit_width(net),
-        head: HeadCapacity::of(net),
+        head: Some(HeadCapacity::of(net)),
         wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),
@@ -1137,8 +1159,22 @@ impl HwDesign {
                 path.display()
             )
         })?;
-        let d: HwDesign = serde_json::from_slice(&bytes)
+        let mut d: HwDesign = serde_json::from_slice(&bytes)
             .with_context(|| format!("parsing {}", path.display()))?;
+        // Written before MLP heads: the classifier is the head's one layer.
+        let cap = &mut d.capacity;
+        let cls = &mut d.contents.classifier;
+        if cap.head.is_none() {
+            cap.head = Some(HeadCapacity::classifier(cap.classes, cap.ch));
+        }
+        if cls.layers.is_empty() {
+            cls.layers.push(HeadLayer {
+                inputs: cap.ch,
+                outputs: cap.classes,
+                shift: 0,
+                clamp: 0,
+            });
+        }
         if d.format != FORMAT {
             bail!(
                 "{}: design format `{}`, this ccc reads `{FORMAT}` (recompile the model)",

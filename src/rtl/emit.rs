@@ -124,7 +124,7 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
             .collect(),
     ));
     // {clamp[7:0], shift[4:0], outputs, inputs}, HN_W bits each count.
-    let hn = d.capacity.head.hn_w;
+    let hn = d.capacity.head().hn_w;
     let lt_w = 13 + 2 * hn;
     files.push((
         "cls_l.hex".into(),
