@@ -61,7 +61,7 @@ pub struct Row {
     /// coefficients and basis kernels, each kernel counted once).
     pub weights: usize,
     /// Nonzero 8-bit conv weights after packing (MACs per output pixel), and the
-    /// classifier's.
+    /// classifier's (every linear layer's, for an MLP head).
     pub conv_nonzeros: usize,
     pub classifier_nonzeros: usize,
     pub tiles: usize,
@@ -165,13 +165,7 @@ fn row(
         packed_accuracy: acc.packed,
         weights: model_weights(&e.model)?,
         conv_nonzeros: r.packed.nonzeros,
-        classifier_nonzeros: c
-            .packed
-            .classifier
-            .weight
-            .iter()
-            .filter(|&&w| w != 0)
-            .count(),
+        classifier_nonzeros: c.packed.classifier.nonzeros(),
         tiles: r.packed.tiles,
         cycles: r.packed.cycles,
         utilization: r.packed.utilization,

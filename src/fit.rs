@@ -865,11 +865,7 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
         _ => 0,
     };
     // An MLP head's hidden outputs: two halves of 2^hd_w bytes.
-    let hidden_bits = if head.layers > 1 {
-        16 << head.hd_w
-    } else {
-        0
-    };
+    let hidden_bits = if head.layers > 1 { 16 << head.hd_w } else { 0 };
     memories.push(MemoryUse {
         memory: "classifier".into(),
         holds: "weights, biases, the pooled sums (and an MLP head's hidden outputs)".into(),

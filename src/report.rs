@@ -391,6 +391,15 @@ impl Report {
             self.clear_cycles.packed,
             self.clear_cycles.unpacked
         );
+        if self.classifier_cycles > self.packed.cycles {
+            let _ = writeln!(
+                s,
+                "The head (the pool's sums through its linear layers to the class, one MAC per \
+                 cycle beside the array: {} cycles) is slower than the packed layers, so it sets \
+                 the interval: their last layer waits for the pool (the pool/classifier column).\n",
+                self.classifier_cycles
+            );
+        }
         let _ = writeln!(s, "## Where the packed array's time goes\n");
         let _ = writeln!(s, "{}", breakdown_table(&self.layers, &self.breakdown, a));
         if let Some(acc) = &self.accuracy {

@@ -1,8 +1,9 @@
 //! SCALE-Sim 3 GEMM topologies of a compiled network (OUT/scalesim/), so the same work
 //! can be run through that simulator: one row per conv layer, `Layer, M, N, K,` with
 //! M = output pixels, N = filters and K = the columns the array holds — every tap of
-//! the dense network, or the groups of the column-combined one. The classifier runs on
-//! its own MAC, not on the array, and is left out. With SCALE-Sim installed:
+//! the dense network, or the groups of the column-combined one. The head (the classifier,
+//! and an MLP head's hidden layers) runs on its own MAC, not on the array, and is left
+//! out. With SCALE-Sim installed:
 //!
 //! ```sh
 //! cd OUT/scalesim && python3 -m scalesim.scale -c scale.cfg -l layout.csv -i gemm -t packed.csv -p results

@@ -537,3 +537,61 @@ fn decomposed_conv_tensors_are_checked() {
     let p = write_parts(d.path(), "shift.safetensors", &t, &g);
     rejects(&p, &[], &["may not precede a decomposed conv"]);
 }
+
+/// An MLP head's structure is checked: a hidden linear layer needs an activation after
+/// it, only linear layers and activations follow the pool, and the head's weights must
+/// suit its requantizer (a right shift of at most 30), each refusal naming the layer.
+#[test]
+fn mlp_head_structure_and_fields_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = spec();
+    s.head = vec![6];
+    let m = testgen::generate(&s).unwrap();
+    let (t, g) = (m.tensors, m.graph);
+    // No activation between the hidden layer and the classifier.
+    let g2 = g.replacen(
+        "\n[[layers]]\nkind = \"relu6\"\n\n[[layers]]\nkind = \"linear\"\nweight = \"fc.weight\"",
+        "\n[[layers]]\nkind = \"linear\"\nweight = \"fc.weight\"",
+        1,
+    );
+    assert_ne!(g2, g);
+    let m = write_parts(d.path(), "noact.safetensors", &t, &g2);
+    rejects(&m, &[], &["must be closed by relu or relu6"]);
+    // A batchnorm after the pool.
+    let g3 = g.replacen(
+        "\n[[layers]]\nkind = \"avgpool\"\n",
+        "\n[[layers]]\nkind = \"avgpool\"\n\n[[layers]]\nkind = \"relu\"\n",
+        1,
+    );
+    let m = write_parts(d.path(), "poolrelu.safetensors", &t, &g3);
+    rejects(&m, &[], &["after avgpool only linear layers may follow"]);
+    // Hidden weights so small that the requantize shift passes 30.
+    let mut t4 = t.clone();
+    let (_, w) = t4
+        .iter()
+        .find(|(n, _)| n == "head.0.weight")
+        .unwrap()
+        .clone();
+    let n = w.shape.iter().product();
+    replace_tensor(
+        &mut t4,
+        "head.0.weight",
+        OutTensor::f32(&w.shape, vec![1e-9; n]),
+    );
+    replace_tensor(
+        &mut t4,
+        "head.0.bias",
+        OutTensor::f32(&[w.shape[0]], vec![0.0; w.shape[0]]),
+    );
+    let m = write_parts(d.path(), "tiny.safetensors", &t4, &g);
+    rejects(
+        &m,
+        &[],
+        &[
+            "layer",
+            "head.0.weight",
+            "requantize shift",
+            "outside 0..=30",
+        ],
+    );
+}

@@ -25,7 +25,6 @@ fn opts(rows: usize, cols: usize) -> CompileOptions {
 fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
     let (mut c, mut h, mut w) = (net.input.channels, net.input.height, net.input.width);
     let mut x: Vec<f64> = image.iter().map(|&p| p as f64 / 256.0).collect();
-    let mut vec_out: Vec<f64> = Vec::new();
     for l in &net.layers {
         // A decomposed conv computes the KxK conv its coefficients and basis make.
         let expanded;
@@ -93,27 +92,30 @@ fn direct_float(net: &Network, image: &[u8]) -> Vec<f64> {
             Op::Relu6 => x.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
             Op::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
             Op::AvgPool => {
-                vec_out = x
+                x = x
                     .chunks_exact(h * w)
                     .map(|ch| ch.iter().sum::<f64>() / (h * w) as f64)
                     .collect();
+                (h, w) = (1, 1);
             }
             Op::DecomposedConv(_) => unreachable!("expanded above"),
+            // The classifier, or a hidden layer of an MLP head (its activation follows).
             Op::Linear(lin) => {
-                return lin
+                x = lin
                     .weight
                     .rows()
                     .into_iter()
                     .enumerate()
                     .map(|(o, row)| {
                         lin.bias.as_ref().map_or(0.0, |b| b[o])
-                            + row.iter().zip(&vec_out).map(|(a, b)| a * b).sum::<f64>()
+                            + row.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>()
                     })
                     .collect();
+                c = x.len();
             }
         }
     }
-    unreachable!("generated graphs end with linear")
+    x
 }
 
 fn varied_spec(seed: u64) -> GenSpec {
@@ -146,7 +148,13 @@ fn varied_spec(seed: u64) -> GenSpec {
 #[test]
 fn lowering_matches_direct_graph_evaluation() {
     let d = tempfile::tempdir().unwrap();
-    for (i, spec) in [GenSpec::small(3), varied_spec(4)].iter().enumerate() {
+    // The last with an MLP head (hidden linear layers and their activations).
+    let mut headed = varied_spec(6);
+    headed.head = vec![7, 4];
+    for (i, spec) in [GenSpec::small(3), varied_spec(4), headed]
+        .iter()
+        .enumerate()
+    {
         let m = common::write_model(d.path(), &format!("m{i}.safetensors"), spec);
         let net = ccc::model::load(&m, None).unwrap();
         let lowered = ccc::lower::lower(&net).unwrap();

@@ -52,7 +52,11 @@ fn spec_strategy() -> impl Strategy<Value = (GenSpec, Vec<usize>, f64, PackStrat
                     gamma: None,
                     dtype: GenDtype::F32,
                     seed,
-                    head: Vec::new(),
+                    head: match seed % 5 {
+                        1 => vec![7],
+                        3 => vec![5, 3],
+                        _ => Vec::new(),
+                    },
                 };
                 (spec, alphas, gamma, strategy, rows, cols)
             },
@@ -190,7 +194,11 @@ fn kxk_strategy() -> impl Strategy<Value = (GenSpec, usize, usize)> {
                 gamma: None,
                 dtype: GenDtype::F32,
                 seed,
-                head: Vec::new(),
+                head: match seed % 5 {
+                    1 => vec![7],
+                    3 => vec![5, 3],
+                    _ => Vec::new(),
+                },
             };
             (spec, rows, cols)
         })
