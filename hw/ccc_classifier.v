@@ -341,6 +341,12 @@ module ccc_classifier #(
     reg [HD_W-1:0]          h4_k_q;
     reg [7:0]               h4_val_q;
     reg [7:0]               h_mem [0:2**(HD_W+1)-1];
+`ifdef CCC_RANDOM_INIT
+    // Power-on contents for the tests that check no result depends on them (a layer
+    // reads only what the one before wrote this image).
+    integer hm;
+    initial for (hm = 0; hm < 2**(HD_W+1); hm = hm + 1) h_mem[hm] = $random;
+`endif
     always @(posedge clk) begin
         h4_val_q  <= h_neg ? 8'd0 : (h_big ? clamp_q : h_shr[7:0]);
         h4_k_q    <= m3_k_q[HD_W-1:0];

@@ -107,21 +107,26 @@ impl QLinear {
 
     /// The layer's outputs for inputs `x`.
     pub fn run(&self, x: &[i64]) -> Vec<i64> {
-        self.weight
-            .rows()
-            .into_iter()
-            .zip(&self.bias)
-            .map(|(row, &b)| {
-                let acc = i64::from(b)
-                    + row
-                        .iter()
-                        .zip(x)
-                        .map(|(&w, &v)| i64::from(w) * v)
-                        .sum::<i64>();
-                i64::from(requantize(acc, self.shift(), self.clamp_max))
-            })
+        dense_acc(&self.weight, &self.bias, x)
+            .map(|acc| i64::from(requantize(acc, self.shift(), self.clamp_max)))
             .collect()
     }
+}
+
+/// bias + W·x per output row, exact.
+fn dense_acc<'a>(
+    w: &'a Array2<i32>,
+    bias: &'a [i32],
+    x: &'a [i64],
+) -> impl Iterator<Item = i64> + 'a {
+    w.rows().into_iter().zip(bias).map(move |(row, &b)| {
+        i64::from(b)
+            + row
+                .iter()
+                .zip(x)
+                .map(|(&w, &v)| i64::from(w) * v)
+                .sum::<i64>()
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -174,20 +179,9 @@ impl QClassifier {
         for h in &self.hidden {
             x = h.run(&x);
         }
-        self.weight
-            .rows()
-            .into_iter()
-            .zip(&self.bias)
-            .map(|(row, &b)| {
-                let acc = i64::from(b)
-                    + row
-                        .iter()
-                        .zip(&x)
-                        .map(|(&w, &v)| i64::from(w) * v)
-                        .sum::<i64>();
-                // Bounded at quantization time, so the hardware's int32 logit is exact.
-                acc as i32
-            })
+        // Bounded at quantization time, so the hardware's int32 logit is exact.
+        dense_acc(&self.weight, &self.bias, &x)
+            .map(|acc| acc as i32)
             .collect()
     }
 }

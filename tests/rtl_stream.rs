@@ -52,7 +52,10 @@ impl Built {
 }
 
 fn build(seed: u64, tail: bool, rows: usize, cols: usize) -> Built {
-    let s = spec(seed, tail);
+    build_spec(spec(seed, tail), rows, cols)
+}
+
+fn build_spec(s: GenSpec, rows: usize, cols: usize) -> Built {
     let o = CompileOptions {
         rows,
         cols,
@@ -214,11 +217,20 @@ fn results_do_not_depend_on_power_on_contents() {
     let own = build(16, true, 4, 4);
     // Both places the first layer's input can live: the tap buffers, its own buffers.
     assert!(b.b.c.schedule.shared_input && !own.b.c.schedule.shared_input);
+    // An MLP head: its hidden layers' memory starts random too.
+    let head = build_spec(
+        GenSpec {
+            head: vec![9, 5],
+            ..spec(17, false)
+        },
+        4,
+        4,
+    );
     if common::need(
         "verilator",
         "results_do_not_depend_on_power_on_contents (Verilator)",
     ) {
-        for bb in [&b, &own] {
+        for bb in [&b, &own, &head] {
             let imgs = bb.images(3);
             for seed in [1, 7, 12345] {
                 let o = RunOptions {
@@ -235,7 +247,7 @@ fn results_do_not_depend_on_power_on_contents() {
         "iverilog",
         "results_do_not_depend_on_power_on_contents (Icarus)",
     ) {
-        for bb in [&b, &own] {
+        for bb in [&b, &own, &head] {
             let imgs = bb.images(3);
             let o = RunOptions {
                 power_on: PowerOn::Random(1),

@@ -222,25 +222,7 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
     let log = train(&o, &data, &test, &model).unwrap();
     // Stopped after the first epoch and resumed (the basis kernels are in the
     // checkpoint): the same bytes.
-    let part = dir.path().join("part.safetensors");
-    let first = TrainOptions {
-        stop_after: Some(1),
-        ..o.clone()
-    };
-    assert!(
-        ccc::train::train_or_stop(&first, &data, &test, &part)
-            .unwrap()
-            .is_none()
-    );
-    let rest = TrainOptions {
-        resume: true,
-        ..o.clone()
-    };
-    train(&rest, &data, &test, &part).unwrap();
-    assert_eq!(
-        std::fs::read(&part).unwrap(),
-        std::fs::read(&model).unwrap()
-    );
+    resumes_to_the_same_bytes(&o, &data, &test, &model);
     let c = compile_no_rtl(&model);
     assert_eq!(c.lowered.decomposed, 2);
     // Stem, then basis + coefficient stage per block.
@@ -290,6 +272,26 @@ fn decomposed_blocks_train_and_run_bit_exact_on_the_array() {
     assert!(md.contains("| stages (this design) |"), "{md}");
 }
 
+/// Training `o` stopped after the first epoch and resumed writes `model`'s bytes.
+fn resumes_to_the_same_bytes(o: &TrainOptions, data: &Dataset, test: &Dataset, model: &Path) {
+    let part = model.with_extension("part.safetensors");
+    let first = TrainOptions {
+        stop_after: Some(1),
+        ..o.clone()
+    };
+    assert!(
+        ccc::train::train_or_stop(&first, data, test, &part)
+            .unwrap()
+            .is_none()
+    );
+    let rest = TrainOptions {
+        resume: true,
+        ..o.clone()
+    };
+    train(&rest, data, test, &part).unwrap();
+    assert_eq!(std::fs::read(&part).unwrap(), std::fs::read(model).unwrap());
+}
+
 /// An MLP head (`--head`): hidden linear layers between the pool and the classifier
 /// train (checkpointed and resumed to the same bytes), export, agree with the compiler's
 /// float and integer references, and run on the accelerator bit-exact.
@@ -302,25 +304,7 @@ fn mlp_head_trains_and_runs_bit_exact_on_the_array() {
     let test = synthetic(64, 9300);
     let data = synthetic(128, 5);
     train(&o, &data, &test, &model).unwrap();
-    let part = dir.path().join("part.safetensors");
-    let first = TrainOptions {
-        stop_after: Some(1),
-        ..o.clone()
-    };
-    assert!(
-        ccc::train::train_or_stop(&first, &data, &test, &part)
-            .unwrap()
-            .is_none()
-    );
-    let rest = TrainOptions {
-        resume: true,
-        ..o.clone()
-    };
-    train(&rest, &data, &test, &part).unwrap();
-    assert_eq!(
-        std::fs::read(&part).unwrap(),
-        std::fs::read(&model).unwrap()
-    );
+    resumes_to_the_same_bytes(&o, &data, &test, &model);
     let c = compile_no_rtl(&model);
     let hidden: Vec<_> = c
         .qnet
