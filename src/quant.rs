@@ -131,6 +131,8 @@ fn dense_acc<'a>(
 
 #[derive(Clone, Debug, Serialize)]
 pub struct QClassifier {
+    /// Graph index of the classifier's `linear` layer.
+    pub linear_index: usize,
     pub weight_name: String,
     /// [classes, inputs]: over the pooled sums with the pooling factor folded in, or
     /// over the last hidden layer's outputs.
@@ -469,6 +471,7 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
         input: net.input_dims(),
         layers,
         classifier: QClassifier {
+            linear_index: c.linear_index,
             weight_name: c.weight_name.clone(),
             weight,
             bias,

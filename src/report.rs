@@ -100,6 +100,27 @@ pub struct Report {
     /// A model with decomposed convs: this compile's mapping of them, then the other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decomposition: Option<Vec<MappingRow>>,
+    /// An MLP head's linear layers (hidden layers, then the classifier); empty for a
+    /// linear classifier alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub head: Vec<HeadRow>,
+}
+
+/// One linear layer of an MLP head, as the head unit runs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeadRow {
+    /// Graph index and weight tensor.
+    pub layer: usize,
+    pub weight: String,
+    pub inputs: usize,
+    pub outputs: usize,
+    pub nonzeros: usize,
+    /// `relu6`/`relu` for a hidden layer, `logits` for the classifier.
+    pub output: String,
+    /// Requantize shift of a hidden layer.
+    pub shift: Option<i32>,
+    /// MAC cycles on the head unit (one per weight, zeros included).
+    pub cycles: u64,
 }
 
 /// One mapping of a model's decomposed convs (docs/DESIGN.md §10), whole network.
@@ -263,6 +284,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         accuracy: None,
         fpga: None,
         decomposition: None,
+        head: head_rows(net),
         classifier_cycles: cls,
         input_cycles: if net.layers.is_empty() {
             0
@@ -281,6 +303,47 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         packed,
         breakdown: sched.breakdown.clone(),
     }
+}
+
+/// The rows of [`Report::head`].
+fn head_rows(net: &PackedNet) -> Vec<HeadRow> {
+    let c = &net.classifier;
+    if c.hidden.is_empty() {
+        return Vec::new();
+    }
+    let row = |layer: usize, weight: &str, w: &ndarray::Array2<i32>, output: String, shift| {
+        let (outputs, inputs) = w.dim();
+        HeadRow {
+            layer,
+            weight: weight.to_string(),
+            inputs,
+            outputs,
+            nonzeros: w.iter().filter(|&&v| v != 0).count(),
+            output,
+            shift,
+            cycles: (outputs * inputs) as u64,
+        }
+    };
+    c.hidden
+        .iter()
+        .map(|h| {
+            let act = format!("{:?}", h.act).to_lowercase();
+            row(
+                h.linear_index,
+                &h.weight_name,
+                &h.weight,
+                act,
+                Some(h.shift()),
+            )
+        })
+        .chain([row(
+            c.linear_index,
+            &c.weight_name,
+            &c.weight,
+            "logits".into(),
+            None,
+        )])
+        .collect()
 }
 
 impl Report {
@@ -391,12 +454,20 @@ impl Report {
             self.clear_cycles.packed,
             self.clear_cycles.unpacked
         );
-        if self.classifier_cycles > self.packed.cycles {
+        // The last layer waited for the pool: the head is the slower part.
+        let a_cells = (self.array.rows * self.array.cols) as i64;
+        if let Some(wait) = self
+            .layers
+            .last()
+            .map(|l| l.breakdown.pool_classifier / a_cells)
+            .filter(|&w| w > 0)
+        {
             let _ = writeln!(
                 s,
                 "The head (the pool's sums through its linear layers to the class, one MAC per \
                  cycle beside the array: {} cycles) is slower than the packed layers, so it sets \
-                 the interval: their last layer waits for the pool (the pool/classifier column).\n",
+                 the interval: their last layer waits {wait} cycles per image for the pool (the \
+                 pool/classifier column).\n",
                 self.classifier_cycles
             );
         }
@@ -429,6 +500,30 @@ impl Report {
         }
         if let Some(rows) = &self.decomposition {
             let _ = writeln!(s, "\n{}", decomposition_table(rows));
+        }
+        if !self.head.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## MLP head\n\nOn the head unit beside the array, one MAC per cycle, layer after layer \
+                 ({} cycles per image with the output words; the packed interval is {}).\n\n\
+                 | layer | weight | in → out | nonzeros | output | shift | MAC cycles |\n\
+                 |---:|---|---:|---:|---|---:|---:|",
+                self.classifier_cycles, self.packed.cycles
+            );
+            for h in &self.head {
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} → {} | {} | {} | {} | {} |",
+                    h.layer,
+                    h.weight,
+                    h.inputs,
+                    h.outputs,
+                    h.nonzeros,
+                    h.output,
+                    h.shift.map_or("-".into(), |v| v.to_string()),
+                    h.cycles
+                );
+            }
         }
         if let Some(f) = &self.fpga {
             let _ = writeln!(s, "\n{}", f.to_markdown());

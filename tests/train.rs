@@ -314,6 +314,10 @@ fn mlp_head_trains_and_runs_bit_exact_on_the_array() {
         .map(|h| h.weight.dim())
         .collect();
     assert_eq!(hidden, [(20, 24), (12, 20)]);
+    // The report lists the head's layers and their MAC cycles.
+    let cycles: Vec<u64> = c.report.head.iter().map(|h| h.cycles).collect();
+    assert_eq!(cycles, [480, 240, 48]);
+    assert!(c.report.to_markdown().contains("## MLP head"));
     let (mut net, x, float) = reloaded_eval(&o, &model, &test);
     for (img, got) in test.images.iter().zip(&float) {
         let want = run_float(&c.lowered, img);
