@@ -16,6 +16,7 @@ const TWINS: &[&str] = &[
     "padslice-matmul-op9",
     "padslice-matmul-op13",
     "one-pixel-head",
+    "mlp-head",
 ];
 
 fn data(name: &str) -> PathBuf {

@@ -193,20 +193,24 @@ class Net:
         target = self.node("Concat", [n1, minus], "view.concat", axis=0)
         self.node("Reshape", [src, target], "view")
 
-    def linear(self, classes: int, how: str):
+    def linear(self, classes: int, how: str, name: str = "fc"):
+        """A linear layer of `classes` outputs (the classifier, or with `name` a hidden
+        layer of an MLP head)."""
         w = self.rng.normal(0.0, 0.3, size=(classes, self.c)).astype(np.float32)
         b = self.rng.normal(0.0, 0.1, size=classes).astype(np.float32)
+        wn, bn = f"{name}.weight", f"{name}.bias"
         if how == "gemm":
-            ins = [self.cur, self.init("fc.weight", w), self.init("fc.bias", b)]
-            self.node("Gemm", ins, "fc", transB=1)
+            ins = [self.cur, self.init(wn, w), self.init(bn, b)]
+            self.node("Gemm", ins, name, transB=1)
         else:
             # MatMul takes [in, out]; the ccc twin holds PyTorch's [out, in].
-            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(w.T), "fc.weight"))
-            self.tensors["fc.weight"] = w
-            m = self.node("MatMul", [self.cur, "fc.weight"], "fc")
-            self.node("Add", [m, self.init("fc.bias", b)], "fc.add")
-        self.layer("linear", ['weight = "fc.weight"', 'bias = "fc.bias"'])
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(w.T), wn))
+            self.tensors[wn] = w
+            m = self.node("MatMul", [self.cur, wn], name)
+            self.node("Add", [m, self.init(bn, b)], name + ".add")
+        self.layer("linear", [f'weight = "{wn}"', f'bias = "{bn}"'])
         self.classes = classes
+        self.c = classes
 
     def layer(self, kind: str, fields):
         self.toml.append("\n".join(["[[layers]]", f'kind = "{kind}"'] + list(fields)))
@@ -339,6 +343,23 @@ def one_pixel_head() -> Net:
     return n
 
 
+def mlp_head() -> Net:
+    """An MLP head: MatMul + Add, Relu, Gemm, Clip(0, 6), then the MatMul + Add
+    classifier."""
+    n = Net("mlp-head", (1, 8, 7), 13, 6)
+    n.start()
+    n.conv("stem", 6, 3, pad=1, density=0.8)
+    n.relu6_clip()
+    n.global_pool("gap")
+    n.flatten("flatten")
+    n.linear(9, "matmul", "head0")
+    n.relu()
+    n.linear(7, "gemm", "head1")
+    n.relu6_clip()
+    n.linear(4, "matmul")
+    return n
+
+
 def normalized(pad: int, name: str) -> Net:
     """A torchvision-style input normalization (x - mean) / std before the first conv."""
     n = Net(name, (3, 8, 8), 13, 5)
@@ -424,6 +445,7 @@ def main() -> int:
     write(padslice_matmul(9), twin=True)
     write(padslice_matmul(13), twin=True)
     write(one_pixel_head(), twin=True)
+    write(mlp_head(), twin=True)
     # Trained on ToTensor's x / 255 and normalized: ccc takes it with --input-scale 255.
     write(normalized(0, "normalize-valid"), twin=False, scale=255.0)
     for n in refusals():
