@@ -101,6 +101,13 @@ module ccc_classifier #(
     wire             in_first = (NL == 1) || first_lyr_q;
     wire             in_last  = (NL == 1) || lst_q;
     reg [HN_W-1:0]   nin_m2_q, nout_m1_q;
+    // With one layer the loop's bounds are constants too (as before MLP heads: no
+    // register and no table read on the loop's compares).
+    localparam integer CLS_M1 = CLS - 1;
+    localparam integer CH_M2  = (CH >= 2) ? CH - 2 : 0;
+    wire [HN_W-1:0]  nout_m1 = (NL == 1) ? CLS_M1[HN_W-1:0] : nout_m1_q;
+    wire [HN_W-1:0]  nin_m2  = (NL == 1) ? CH_M2[HN_W-1:0] : nin_m2_q;
+    wire             nin_one = (NL == 1) ? (CH == 1) : nin_one_q;
     reg [4:0]        shift_q;
     reg [7:0]        clamp_q;
     reg [NBS_W-1:0]  bidx_q;
@@ -350,7 +357,7 @@ module ccc_classifier #(
     always @(posedge clk) begin
         h4_val_q  <= h_neg ? 8'd0 : (h_big ? clamp_q : h_shr[7:0]);
         h4_k_q    <= m3_k_q[HD_W-1:0];
-        h4_last_q <= (m3_k_q == nout_m1_q);
+        h4_last_q <= (m3_k_q == nout_m1);
         if (rst) h4_valid_q <= 1'b0;
         else h4_valid_q <= m3_valid_q && m3_last_q && !in_last;
         if (h4_valid_q) h_mem[{lyr_q[0], h4_k_q}] <= h4_val_q;
@@ -447,13 +454,13 @@ module ccc_classifier #(
                             rrow_q <= {R_W{1'b0}};
                             k_q    <= k_q + 1'b1;
                             bidx_q <= bidx_q + 1'b1;
-                            run_q  <= (k_q != nout_m1_q);
-                            chl_q  <= nin_one_q;
+                            run_q  <= (k_q != nout_m1);
+                            chl_q  <= nin_one;
                             rl_q   <= (R == 1);
-                            if (k_q == nout_m1_q && !in_last) state_q <= S_DRAIN;
+                            if (k_q == nout_m1 && !in_last) state_q <= S_DRAIN;
                         end else begin
                             ch_q  <= ch_q + 1'b1;
-                            chl_q <= (ch_q == nin_m2_q);
+                            chl_q <= (ch_q == nin_m2);
                             if (rl_q) begin
                                 rrow_q <= {R_W{1'b0}};
                                 rl_q   <= (R == 1);
@@ -468,7 +475,7 @@ module ccc_classifier #(
                         if (m2_last_q && in_last) logit_q <= logit_shifted;
                     end
                     // Layer 0's last sum has read the pool: the pool is free.
-                    if (m3_valid_q && m3_last_q && m3_k_q == nout_m1_q && in_first) begin
+                    if (m3_valid_q && m3_last_q && m3_k_q == nout_m1 && in_first) begin
                         pool_clear_q <= 1'b1;
                         pool_rd_q    <= 1'b0;
                     end
@@ -480,7 +487,7 @@ module ccc_classifier #(
                     // The argmax (below) takes the finished logit a cycle later; it
                     // is read only after the CLS logit beats, so the output starts now.
                     if (m3_valid_q && m3_last_q && in_last) begin
-                        if (m3_k_q == nout_m1_q) begin
+                        if (m3_k_q == nout_m1) begin
                             state_q      <= S_OUT;
                             out_i_q      <= {(CLS_W + 1) {1'b0}};
                             o_more_q     <= 1'b1;
