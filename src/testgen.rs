@@ -171,7 +171,7 @@ pub struct GenSpec {
     pub seed: u64,
     /// Widths of an MLP head's hidden linear layers (each closed by the blocks'
     /// activation) between the pool and the classifier; empty: a linear classifier.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub head: Vec<usize>,
 }
 

@@ -72,7 +72,9 @@ pub struct Arch {
     /// KxK convs ("same" padding) with [`Arch::with_block_kernel`].
     pub convs: Vec<ConvSpec>,
     /// Widths of an MLP head's hidden linear layers (ReLU6 after each) between the pool
-    /// and the classifier ([`Arch::with_head`]); empty: a linear classifier.
+    /// and the classifier ([`Arch::with_head`]); empty: a linear classifier (and absent
+    /// from the JSON, as before MLP heads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub head: Vec<usize>,
 }
 
