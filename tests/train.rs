@@ -132,7 +132,19 @@ fn trained_model_matches_the_compilers_float_and_integer_references() {
     }
 
     // Reload into a fresh network (the retraining path) and compare forward passes.
-    let (mut net, x, float) = reloaded_eval(&o, &model, &test);
+    trainer_agrees_with_the_compiler(&o, &model, &test, &c);
+}
+
+/// The model reloaded into a fresh network (the retraining path): its float forward pass
+/// is the compiler's float reference, and its fake-quantized pass the 8-bit network (the
+/// same class on nearly every image).
+fn trainer_agrees_with_the_compiler(
+    o: &TrainOptions,
+    model: &Path,
+    test: &Dataset,
+    c: &compile::Compiled,
+) {
+    let (mut net, x, float) = reloaded_eval(o, model, test);
     for (img, got) in test.images.iter().zip(&float) {
         let want = run_float(&c.lowered, img);
         for (g, w) in got.iter().zip(&want) {
@@ -142,8 +154,7 @@ fn trained_model_matches_the_compilers_float_and_integer_references() {
             );
         }
     }
-    // Fake quantization is the 8-bit network: the same class on (nearly) every image.
-    fake_quant_agrees(&mut net, &x, &c, &test);
+    fake_quant_agrees(&mut net, &x, c, test);
 }
 
 /// The trainer's fake-quantized pass picks the compiled integer reference's class on at
@@ -318,17 +329,7 @@ fn mlp_head_trains_and_runs_bit_exact_on_the_array() {
     let cycles: Vec<u64> = c.report.head.iter().map(|h| h.cycles).collect();
     assert_eq!(cycles, [480, 240, 48]);
     assert!(c.report.to_markdown().contains("## MLP head"));
-    let (mut net, x, float) = reloaded_eval(&o, &model, &test);
-    for (img, got) in test.images.iter().zip(&float) {
-        let want = run_float(&c.lowered, img);
-        for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (f64::from(*g) - w).abs() <= 1e-3 * (1.0 + w.abs()),
-                "candle eval {g} vs compiler float {w}"
-            );
-        }
-    }
-    fake_quant_agrees(&mut net, &x, &c, &test);
+    trainer_agrees_with_the_compiler(&o, &model, &test, &c);
     if !common::need(
         "verilator",
         "mlp_head_trains_and_runs_bit_exact_on_the_array",
