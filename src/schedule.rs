@@ -1065,8 +1065,8 @@ impl Schedule {
     }
 }
 
-/// Most images the timeline runs to find the steady state.
-const MAX_RUN: usize = 1 << 16;
+/// Most images the timeline runs to find the steady state behind a slow head.
+const MAX_RUN: usize = 1 << 12;
 
 /// The head's first layer (the one that reads the pool), from the head's start to the
 /// pool being free.
@@ -1173,7 +1173,11 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         let tl = sim.timeline(&tiles, run, true);
         let d = |i: usize| last_end(&tl, run - i) - last_end(&tl, run - i - 1);
         let dc = tl.cls_start[run - 1] - tl.cls_start[run - 2];
-        if (d(1) == d(2) && dc == d(1)) || run >= MAX_RUN {
+        let settled = d(1) == d(2) && dc == d(1);
+        // Only a head slower than the layers takes more images to settle; otherwise the
+        // fourth image is the steady state.
+        let head_behind = sim.cls_busy > d(1);
+        if settled || !head_behind || run >= MAX_RUN {
             break tl;
         }
         run *= 2;
