@@ -390,6 +390,25 @@ pub fn quantize_layer(
     })
 }
 
+/// A linear layer's int8 weights (scaled by `fold` first), int32 bias at the
+/// accumulator's scale and weight exponent k, its accumulator checked for inputs up to
+/// `max_in`.
+fn quantize_dense(
+    w: &Array2<f64>,
+    b: &Array1<f64>,
+    fold: f64,
+    f_in: u32,
+    max_in: u64,
+    what: &dyn Fn() -> String,
+) -> Result<(Array2<i32>, Vec<i32>, i32)> {
+    let folded = w.mapv(|v| v * fold);
+    let k = weight_exponent(folded.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+    let weight = quantize_matrix(&folded, k);
+    let bias = quantize_bias(b, k + f_in as i32, what)?;
+    check_accumulator(&weight, &bias, max_in, what)?;
+    Ok((weight, bias, k))
+}
+
 pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
     if act_frac > 16 {
         bail!("activation fraction bits {act_frac} is out of range (0..=16)");
@@ -428,11 +447,7 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
     let mut hidden = Vec::with_capacity(c.hidden.len());
     for h in &c.hidden {
         let what = || linear_what(h.linear_index, &h.weight_name);
-        let folded = h.weight.mapv(|w| w * fold);
-        let k = weight_exponent(folded.iter().fold(0.0f64, |m, v| m.max(v.abs())));
-        let weight = quantize_matrix(&folded, k);
-        let bias = quantize_bias(&h.bias, k + f_in as i32, &what)?;
-        check_accumulator(&weight, &bias, max_in, &what)?;
+        let (weight, bias, k) = quantize_dense(&h.weight, &h.bias, fold, f_in, max_in, &what)?;
         let q = QLinear {
             linear_index: h.linear_index,
             weight_name: h.weight_name.clone(),
@@ -459,12 +474,7 @@ pub fn quantize(net: &LoweredNet, act_frac: u32) -> Result<QNet> {
         f_in = act_frac;
     }
     let what = || linear_what(c.linear_index, &c.weight_name);
-    let folded = c.weight.mapv(|w| w * fold);
-    let max_abs = folded.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let k = weight_exponent(max_abs);
-    let weight = quantize_matrix(&folded, k);
-    let bias = quantize_bias(&c.bias, k + f_in as i32, &what)?;
-    check_accumulator(&weight, &bias, max_in, &what)?;
+    let (weight, bias, k) = quantize_dense(&c.weight, &c.bias, fold, f_in, max_in, &what)?;
     Ok(QNet {
         name: net.name.clone(),
         classes: net.classes,
