@@ -792,14 +792,17 @@ impl Sim<'_> {
 
 /// Smallest period ≥ 8 and segment delay for which the rows of one tile that finish on
 /// the same cycle write different column memories (rows of one segment finish one cycle
-/// apart, so rows r and r + tp collide; the two segments' rows collide across).
+/// apart, so rows r and r + tp collide; the two segments' rows collide across). `None`
+/// when no delay the controller can hold (3 bits) separates a two-segment tile's rows:
+/// the segments' rows overlap in time whatever the period, so the tile must run `Single`.
+/// A `Single` tile always has one (the period reaches its row count).
 fn period_and_delta(
     net: &PackedNet,
     t: &Tile,
     a: ArrayShape,
     split: Option<usize>,
     geo: &Geometry,
-) -> (u64, u64) {
+) -> Option<(u64, u64)> {
     let l = t.layer;
     let final_layer = l + 1 == net.layers.len();
     let col_of = |ch: usize| -> Option<usize> { geo.writes[l].get(ch)?.first().map(|w| w.0) };
@@ -852,14 +855,16 @@ fn period_and_delta(
             }
             if ok || final_layer {
                 // The last layer writes no memory (it feeds the pool).
-                return (tp, d);
+                return Some((tp, d));
             }
         }
-        if tp > 4 * ACT_BITS * (a.rows as u64 + 8) {
-            break;
+        // Within one slot the segments' write offsets stay below `tp` once it passes
+        // them, so a larger period separates nothing more.
+        if tp > ACT_BITS.max(a.rows as u64) + 2 * (a.cols as u64 + 8) {
+            return None;
         }
     }
-    (ACT_BITS * a.rows as u64, deltas[0])
+    None
 }
 
 /// One image through the input stream: first beat to `full` (beats times write phases).
@@ -925,16 +930,36 @@ pub fn shared_input(net: &PackedNet, a: ArrayShape, split: Option<usize>, tiles:
 /// delay, but without gaps (what the design's widths need).
 pub fn plan(net: &PackedNet, a: ArrayShape) -> (Option<usize>, Vec<Tile>) {
     let split = choose_split(net, a);
-    let mut tiles: Vec<Tile> = (0..net.layers.len())
-        .flat_map(|li| plan_layer(net, li, a, split))
-        .collect();
-    let geo = geometry(net, &tiles, a);
-    for t in tiles.iter_mut() {
-        let (tp, d) = period_and_delta(net, t, a, split, &geo);
-        t.tp = tp;
-        t.delta = d;
+    let nl = net.layers.len();
+    // Layers whose two segments cannot write without a port collision run `Single`;
+    // that changes what the layer before writes (no mirrored copy), so check again until
+    // every tile has a period. Each round moves at least one layer to `Single`.
+    let mut single = vec![false; nl];
+    loop {
+        let mut tiles: Vec<Tile> = (0..nl)
+            .flat_map(|li| plan_layer(net, li, a, if single[li] { None } else { split }))
+            .collect();
+        let geo = geometry(net, &tiles, a);
+        let mut settled = true;
+        for t in tiles.iter_mut() {
+            match period_and_delta(net, t, a, split, &geo) {
+                Some((tp, d)) => {
+                    t.tp = tp;
+                    t.delta = d;
+                }
+                None => {
+                    debug_assert!(t.mode != Mode::Single, "a Single tile always has a period");
+                    single[t.layer] = true;
+                    settled = false;
+                }
+            }
+        }
+        if settled {
+            // The split only exists for tiles that use it.
+            let split = split.filter(|_| tiles.iter().any(|t| t.mode != Mode::Single));
+            return (split, tiles);
+        }
     }
-    (split, tiles)
 }
 
 /// Row-end and pool latency of a tile's slowest segment: (extra delay, width) of the

@@ -127,6 +127,60 @@ fn icarus_bit_exact_over_shapes_and_alphas() {
     }
 }
 
+/// A first layer whose groups fit one of the two column segments, but whose rows write
+/// the two columns in a pattern that collides for every segment delay the controller can
+/// hold: it must fall back to one segment (before, the scheduler searched forever for a
+/// gap that could never separate writes of one tile), and stay exact.
+#[test]
+fn segment_write_collisions_fall_back_to_single_tiles() {
+    if !common::need(
+        "iverilog",
+        "segment_write_collisions_fall_back_to_single_tiles",
+    ) {
+        return;
+    }
+    let shift = |out, stride| testgen::BlockSpec::shift(out, stride, None);
+    let s = GenSpec {
+        name: "collide".into(),
+        channels: 2,
+        height: 10,
+        width: 11,
+        classes: 4,
+        stem: None,
+        blocks: vec![shift(8, 2), shift(20, 1), shift(14, 1)],
+        density: 0.8018364056568165,
+        batchnorm: false,
+        relu6: true,
+        gamma: None,
+        dtype: testgen::GenDtype::F32,
+        seed: 6977226794082417533,
+        head: vec![5, 3],
+    };
+    let b = common::build_rtl(
+        &s,
+        &CompileOptions {
+            rows: 9,
+            cols: 2,
+            alpha: Some(vec![9, 9, 4]),
+            gamma: Some(0.49448343302950226),
+            strategy: ccc::pack::group::Strategy::Auto,
+            ..CompileOptions::default()
+        },
+    );
+    let sch = &b.c.schedule;
+    // One group in layer 0 fits a one-column segment, but the tile runs Single.
+    assert_eq!(b.c.packed.layers[0].groups_len(), 1);
+    assert!(
+        sch.tiles
+            .iter()
+            .filter(|t| t.layer == 0)
+            .all(|t| t.mode == Mode::Single),
+        "{:?}",
+        modes(&b)
+    );
+    check(&b, &images(&s, 3), Simulator::Icarus);
+}
+
 #[test]
 fn dense_baseline_simulates_bit_exact() {
     if !common::need("iverilog", "dense_baseline_simulates_bit_exact") {
