@@ -12,8 +12,8 @@
 // A live bit per word stands in for clearing it: a word that has not been written since
 // the last clear reads as 0, so reset and the end-of-image clear take one cycle.
 //
-// On `start`, it runs the head's NL linear layers one after another with one MAC per
-// cycle: layer 0 reads the pool sums (the 1/(H*W) factor is folded into its weights by
+// On `start`, it runs the head's NL linear layers one after another, one input per
+// cycle into HP MAC lanes (HP outputs at a time, a block): layer 0 reads the pool sums (the 1/(H*W) factor is folded into its weights by
 // the compiler), in order with counters rather than an indexed multiplexer over all CH
 // sums, and then clears them for the next image (`pool_done`: the pool may take it now);
 // a hidden layer (an MLP head) requantizes each output (rounding right shift, clamp) into
@@ -23,8 +23,12 @@
 // register, then the class index (with `out_last`). A layer starts once the one before
 // has written its last output (a few cycles of drain), so no read meets a pending write.
 // Per layer the table L_FILE gives {clamp, shift, outputs, inputs}; the weights and biases
-// of all layers follow each other in W_FILE and B_FILE. The array computes the next image
-// meanwhile.
+// of all layers follow each other in W_FILE and B_FILE, one word per block and input (HP
+// weights, lane 0 in the low byte) and one per block (HP biases), outputs past a layer's
+// last padded with zeros. With HP > 1 a block's HP sums finish together and leave one per
+// cycle from a shift register (the compiler keeps HP <= every layer's inputs, so a block
+// has left before the next one finishes); with HP = 1 they go on directly. The array
+// computes the next image meanwhile.
 `default_nettype none
 
 module ccc_classifier #(
@@ -41,6 +45,8 @@ module ccc_classifier #(
     // The head: NL linear layers (1: the classifier alone), counts up to 2^HN_W - 1,
     // hidden outputs up to 2^HD_W per layer, NW weights and NBS biases in all.
     parameter integer NL      = 1,
+    // MAC lanes: a power of two.
+    parameter integer HP      = 1,
     parameter integer HN_W    = 4,
     parameter integer HD_W    = 1,
     parameter integer NW      = CLS * CH,
@@ -74,9 +80,10 @@ module ccc_classifier #(
     localparam integer D_W    = (D > 1) ? $clog2(D) : 1;
     localparam [D-1:0] HOT1   = 1;
     localparam integer R_W    = (R > 1) ? $clog2(R) : 1;
+    localparam integer HP_W   = (HP > 1) ? $clog2(HP) : 0;
 
-    reg signed [7:0]  w_rom [0:NW-1];
-    reg signed [LOGIT_W-1:0] b_rom [0:NBS-1];
+    reg [8*HP-1:0]       w_rom [0:NW-1];
+    reg [LOGIT_W*HP-1:0] b_rom [0:NBS-1];
     reg [LT_W-1:0]    l_rom [0:NL-1];
     reg               pool_clear_q;
 
@@ -91,6 +98,7 @@ module ccc_classifier #(
 
     localparam [1:0] S_IDLE = 2'd0, S_MAC = 2'd1, S_OUT = 2'd2, S_DRAIN = 2'd3;
     reg [1:0]        state_q;
+    // k_q counts blocks (of HP outputs).
     reg [HN_W-1:0]   k_q;
     reg [HN_W-1:0]   ch_q;
     // The layer running and its table entry, registered when it starts: the loop's
@@ -100,12 +108,14 @@ module ccc_classifier #(
     // With one layer these are constants, so synthesis drops the hidden layers' logic.
     wire             in_first = (NL == 1) || first_lyr_q;
     wire             in_last  = (NL == 1) || lst_q;
-    reg [HN_W-1:0]   nin_m2_q, nout_m1_q;
+    reg [HN_W-1:0]   nin_m2_q, nout_m1_q, nblk_m1_q;
     // With one layer the loop's bounds are constants too (as before MLP heads: no
     // register and no table read on the loop's compares).
     localparam integer CLS_M1 = CLS - 1;
+    localparam integer CLS_B1 = (CLS - 1) / HP;
     localparam integer CH_M2  = (CH >= 2) ? CH - 2 : 0;
     wire [HN_W-1:0]  nout_m1 = (NL == 1) ? CLS_M1[HN_W-1:0] : nout_m1_q;
+    wire [HN_W-1:0]  nblk_m1 = (NL == 1) ? CLS_B1[HN_W-1:0] : nblk_m1_q;
     wire [HN_W-1:0]  nin_m2  = (NL == 1) ? CH_M2[HN_W-1:0] : nin_m2_q;
     wire             nin_one = (NL == 1) ? (CH == 1) : nin_one_q;
     reg [4:0]        shift_q;
@@ -131,18 +141,23 @@ module ccc_classifier #(
     reg              mac_first_q, m1_first_q, mp_first_q, m2_first_q;
     reg [HN_W-1:0]   mac_k_q, m1_k_q, mp_k_q, m2_k_q, m3_k_q;
     reg [NBS_W-1:0]  mac_b_q, m1_b_q, mp_b_q;
-    reg signed [7:0] mac_w_q, m1_w_q;
+    reg [8*HP-1:0]   mac_w_q;
     reg [R_W-1:0]    mac_row_q;
     // A hidden layer's input, read beside the weight (layer 0 reads the pool instead).
     reg [7:0]        mac_h_q;
     reg [POOL_W-1:0] m1_p_q;
-    reg signed [LOGIT_W-1:0] mp_prod_q, m2_prod_q, m2_bias_q;
-    reg signed [LOGIT_W-1:0] acc_q;
+    reg [LOGIT_W*HP-1:0] m2_bias_q;
+    // Each lane's sum (lane l in bits [l*LOGIT_W +: LOGIT_W]).
+    wire [LOGIT_W*HP-1:0] acc_all;
+    // The finished outputs, one a cycle, in output order: d_k is the output's index.
+    wire                     d_valid;
+    wire [HN_W-1:0]          d_k;
+    wire signed [LOGIT_W-1:0] d_val;
     reg [HN_W-1:0]   best_q;
     reg signed [LOGIT_W-1:0] best_val_q;
     reg [CLS_W:0]    out_i_q;
     reg              o_more_q, o_cls_q;
-    // The argmax stage (m4): the compare of the finished logit (acc_q at m3) with the
+    // The argmax stage (m4): the compare of the finished logit (d_val) with the
     // best so far is registered, and the best is updated a cycle later from copies, so
     // the two 24-bit carry chains no longer drive best's clock enables (ECP5 16x16 at
     // 71ead9e: that was the critical path).
@@ -276,23 +291,82 @@ module ccc_classifier #(
         end
     endgenerate
 
-    wire signed [LOGIT_W-1:0] product =
-        $signed({{(LOGIT_W - 8) {m1_w_q[7]}}, m1_w_q}) *
-        $signed({{(LOGIT_W - POOL_W) {1'b0}}, m1_p_q});
-    wire signed [LOGIT_W-1:0] acc_d = (m2_first_q ? m2_bias_q : acc_q) + m2_prod_q;
+    genvar gl;
+    generate
+        for (gl = 0; gl < HP; gl = gl + 1) begin : g_lane
+            reg signed [7:0]         m1_w_q;
+            reg signed [LOGIT_W-1:0] mp_prod_q, m2_prod_q, acc_q;
+            wire signed [LOGIT_W-1:0] bias = m2_bias_q[gl*LOGIT_W +: LOGIT_W];
+            wire signed [LOGIT_W-1:0] product =
+                $signed({{(LOGIT_W - 8) {m1_w_q[7]}}, m1_w_q}) *
+                $signed({{(LOGIT_W - POOL_W) {1'b0}}, m1_p_q});
+            always @(posedge clk) begin
+                m1_w_q    <= mac_w_q[gl*8 +: 8];
+                mp_prod_q <= product;
+                m2_prod_q <= mp_prod_q;
+                if (m2_valid_q) acc_q <= (m2_first_q ? bias : acc_q) + m2_prod_q;
+            end
+            assign acc_all[gl*LOGIT_W +: LOGIT_W] = acc_q;
+        end
+    endgenerate
+
+    // A block's sums are complete at m3. One lane: on as they are. Lanes: into a shift
+    // register that hands one a cycle to the requantizer / argmax / logits, lane 0
+    // first, until the layer's last output (lanes past it hold padding).
+    generate
+        if (HP == 1) begin : g_one_lane
+            assign d_valid = m3_valid_q && m3_last_q;
+            assign d_k     = m3_k_q;
+            assign d_val   = acc_all;
+        end else begin : g_lanes
+            reg [LOGIT_W*HP-1:0] dq_q;
+            reg [HN_W-1:0]       dk_q;
+            reg [HP_W-1:0]       dl_q;
+            reg                  dv_q;
+            always @(posedge clk) begin
+                if (m3_valid_q && m3_last_q) begin
+                    dq_q <= acc_all;
+                    dk_q <= m3_k_q << HP_W;
+                end else begin
+                    dq_q <= dq_q >> LOGIT_W;
+                    dk_q <= dk_q + 1'b1;
+                end
+            end
+            always @(posedge clk) begin
+                if (rst) begin
+                    dv_q <= 1'b0;
+                    dl_q <= {HP_W{1'b0}};
+                end else if (m3_valid_q && m3_last_q) begin
+                    dv_q <= 1'b1;
+                    dl_q <= {HP_W{1'b0}};
+                end else if (dv_q) begin
+                    dv_q <= (dl_q != {HP_W{1'b1}}) && (dk_q != nout_m1);
+                    dl_q <= dl_q + 1'b1;
+                end
+            end
+            assign d_valid = dv_q;
+            assign d_k     = dk_q;
+            assign d_val   = dq_q[LOGIT_W-1:0];
+`ifndef SYNTHESIS
+            always @(posedge clk) begin
+                if (!rst && m3_valid_q && m3_last_q && dv_q && dk_q != nout_m1 &&
+                    dl_q != {HP_W{1'b1}})
+                    $fatal(1, "ccc_classifier: a block finished before the last one left");
+            end
+`endif
+        end
+    endgenerate
+
     always @(posedge clk) begin
-        m1_w_q    <= mac_w_q;
         m1_p_q    <= in_first ? row_rd[mac_row_q] : {{(POOL_W - 8) {1'b0}}, mac_h_q};
         m1_b_q    <= mac_b_q;
         mp_b_q    <= m1_b_q;
         m1_first_q <= mac_first_q;
         m1_last_q <= mac_lastch_q;
         m1_k_q    <= mac_k_q;
-        mp_prod_q <= product;
         mp_first_q <= m1_first_q;
         mp_last_q <= m1_last_q;
         mp_k_q    <= m1_k_q;
-        m2_prod_q <= mp_prod_q;
         m2_bias_q <= b_rom[mp_b_q];
         m2_first_q <= mp_first_q;
         m2_last_q <= mp_last_q;
@@ -312,33 +386,33 @@ module ccc_classifier #(
         end
     end
 
-    // Logits finish CLS_IN cycles apart (the classifier's inputs), so for CLS_IN >= 2 the
-    // best is updated before the next compare reads it; a single input needs the update
-    // forwarded.
+    // With one lane, logits finish CLS_IN cycles apart (the classifier's inputs), so for
+    // CLS_IN >= 2 the best is updated before the next compare reads it; a single input, or
+    // lanes (a block's logits leave on consecutive cycles), need the update forwarded.
     generate
-        if (CLS_IN > 1) begin : g_best_cmp
+        if (CLS_IN > 1 && HP == 1) begin : g_best_cmp
             assign best_cmp = best_val_q;
         end else begin : g_best_fwd
             assign best_cmp = (m4_valid_q && m4_take_q) ? m4_val_q : best_val_q;
         end
     endgenerate
     always @(posedge clk) begin
-        m4_take_q <= (m3_k_q == {HN_W{1'b0}}) || (acc_q > best_cmp);
-        m4_k_q    <= m3_k_q;
-        m4_val_q  <= acc_q;
+        m4_take_q <= (d_k == {HN_W{1'b0}}) || (d_val > best_cmp);
+        m4_k_q    <= d_k;
+        m4_val_q  <= d_val;
         if (rst) m4_valid_q <= 1'b0;
-        else m4_valid_q <= m3_valid_q && m3_last_q && state_q == S_MAC && in_last;
+        else m4_valid_q <= d_valid && state_q == S_MAC && in_last;
         if (m4_valid_q && m4_take_q) begin
             best_q     <= m4_k_q;
             best_val_q <= m4_val_q;
         end
     end
 
-    // A hidden layer's finished output (acc_q at m3): the rounding right shift by the
+    // A hidden layer's finished output (d_val): the rounding right shift by the
     // layer's shift and the clamp to 0..clamp, registered (h4), then written into the
     // half of the ping-pong memory this layer writes (lyr_q[0]); the next layer reads the
     // other half. The drain state waits for the last write, so reads never race writes.
-    wire signed [LOGIT_W:0] h_sum = {acc_q[LOGIT_W-1], acc_q} + rnd_q;
+    wire signed [LOGIT_W:0] h_sum = {d_val[LOGIT_W-1], d_val} + rnd_q;
     wire signed [LOGIT_W:0] h_shr = h_sum >>> shift_q;
     wire                    h_neg = h_shr[LOGIT_W];
     wire                    h_big = (h_shr[LOGIT_W-1:8] != {(LOGIT_W - 8) {1'b0}})
@@ -356,19 +430,19 @@ module ccc_classifier #(
 `endif
     always @(posedge clk) begin
         h4_val_q  <= h_neg ? 8'd0 : (h_big ? clamp_q : h_shr[7:0]);
-        h4_k_q    <= m3_k_q[HD_W-1:0];
-        h4_last_q <= (m3_k_q == nout_m1);
+        h4_k_q    <= d_k[HD_W-1:0];
+        h4_last_q <= (d_k == nout_m1);
         if (rst) h4_valid_q <= 1'b0;
-        else h4_valid_q <= m3_valid_q && m3_last_q && !in_last;
+        else h4_valid_q <= d_valid && !in_last;
         if (h4_valid_q) h_mem[{lyr_q[0], h4_k_q}] <= h4_val_q;
     end
 
     // While the logits leave, the word shifted in at the top is never read.
     generate
         if (CLS > 1) begin : g_logit_shift
-            assign logit_shifted = {acc_d, logit_q[LOGIT_W*CLS-1:LOGIT_W]};
+            assign logit_shifted = {d_val, logit_q[LOGIT_W*CLS-1:LOGIT_W]};
         end else begin : g_logit_one
-            assign logit_shifted = acc_d;
+            assign logit_shifted = d_val;
         end
     endgenerate
 
@@ -394,6 +468,7 @@ module ccc_classifier #(
             rl_q      <= (R == 1);
             nin_m2_q  <= lt_nin - {{(HN_W - 2) {1'b0}}, 2'd2};
             nout_m1_q <= lt_nout - 1'b1;
+            nblk_m1_q <= (lt_nout - 1'b1) >> HP_W;
             shift_q   <= lt_shift;
             clamp_q   <= lt_clamp;
             rnd_q     <= (lt_shift == 5'd0) ? {(LOGIT_W + 1) {1'b0}}
@@ -454,10 +529,10 @@ module ccc_classifier #(
                             rrow_q <= {R_W{1'b0}};
                             k_q    <= k_q + 1'b1;
                             bidx_q <= bidx_q + 1'b1;
-                            run_q  <= (k_q != nout_m1);
+                            run_q  <= (k_q != nblk_m1);
                             chl_q  <= nin_one;
                             rl_q   <= (R == 1);
-                            if (k_q == nout_m1 && !in_last) state_q <= S_DRAIN;
+                            if (k_q == nblk_m1 && !in_last) state_q <= S_DRAIN;
                         end else begin
                             ch_q  <= ch_q + 1'b1;
                             chl_q <= (ch_q == nin_m2);
@@ -470,12 +545,9 @@ module ccc_classifier #(
                             end
                         end
                     end
-                    if (m2_valid_q) begin
-                        acc_q <= acc_d;
-                        if (m2_last_q && in_last) logit_q <= logit_shifted;
-                    end
-                    // Layer 0's last sum has read the pool: the pool is free.
-                    if (m3_valid_q && m3_last_q && m3_k_q == nout_m1 && in_first) begin
+                    if (d_valid && in_last) logit_q <= logit_shifted;
+                    // Layer 0's last block has read the pool: the pool is free.
+                    if (m3_valid_q && m3_last_q && m3_k_q == nblk_m1 && in_first) begin
                         pool_clear_q <= 1'b1;
                         pool_rd_q    <= 1'b0;
                     end
@@ -486,8 +558,8 @@ module ccc_classifier #(
                     end
                     // The argmax (below) takes the finished logit a cycle later; it
                     // is read only after the CLS logit beats, so the output starts now.
-                    if (m3_valid_q && m3_last_q && in_last) begin
-                        if (m3_k_q == nout_m1) begin
+                    if (d_valid && in_last) begin
+                        if (d_k == nout_m1) begin
                             state_q      <= S_OUT;
                             out_i_q      <= {(CLS_W + 1) {1'b0}};
                             o_more_q     <= 1'b1;

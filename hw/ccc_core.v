@@ -90,9 +90,10 @@ module ccc_core #(
     parameter integer POOL_W   = 14,
     // head accumulator width (the model's bound, <= 32)
     parameter integer LOGIT_W  = 32,
-    // the head's linear layers (hw/ccc_classifier.v): count, counter and hidden-index
-    // widths, weights, biases, the classifier's inputs
+    // the head's linear layers (hw/ccc_classifier.v): count, MAC lanes, counter and
+    // hidden-index widths, weight and bias words, the classifier's inputs
     parameter integer HL       = 1,
+    parameter integer HP       = 1,
     parameter integer HN_W     = 4,
     parameter integer HD_W     = 1,
     parameter integer HW_N     = CLS * CH,
@@ -640,7 +641,7 @@ module ccc_core #(
 
     ccc_classifier #(
         .CH(CH), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
-        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .NL(HL), .HN_W(HN_W), .HD_W(HD_W),
+        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .NL(HL), .HP(HP), .HN_W(HN_W), .HD_W(HD_W),
         .NW(HW_N), .NBS(HB_N), .CLS_IN(CLS_IN),
         .W_FILE(CW_FILE), .B_FILE(CB_FILE), .L_FILE(CL_FILE)
     ) u_cls (

@@ -499,6 +499,11 @@ pub struct PackArgs {
     /// stage) or `expanded` (the KxK conv it computes). The report compares both.
     #[arg(long, value_enum, default_value_t = Decomposition::Stages)]
     pub decomposed: Decomposition,
+    /// MAC lanes of the head unit (outputs computed side by side: 1, 2, 4 or 8, at most
+    /// every head layer's inputs). Default: the fewest that keep the head from setting
+    /// the interval.
+    #[arg(long, value_name = "N")]
+    pub head_lanes: Option<usize>,
 }
 
 impl PackArgs {
@@ -525,6 +530,7 @@ impl PackArgs {
             input_scale: self.input_scale,
             regroup: self.regroup,
             decomposed: self.decomposed,
+            head_lanes: self.head_lanes,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct CompileOptions {
     /// How decomposed convs run on the array.
     #[serde(default)]
     pub decomposed: Decomposition,
+    /// MAC lanes of the head unit; `None`: [`crate::schedule::head_lanes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_lanes: Option<usize>,
 }
 
 impl Default for CompileOptions {
@@ -69,6 +72,7 @@ impl Default for CompileOptions {
             input_scale: None,
             regroup: false,
             decomposed: Decomposition::default(),
+            head_lanes: None,
         }
     }
 }
@@ -230,7 +234,11 @@ fn compile_one(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let qnet = quantize(&lowered, o.act_frac)?;
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
-    let mut schedule = schedule(&packed, array);
+    if let Some(n) = o.head_lanes {
+        crate::schedule::check_head_lanes(&packed, n)
+            .with_context(|| format!("{}: --head-lanes {n}", path.display()))?;
+    }
+    let mut schedule = schedule(&packed, array, o.head_lanes);
     // The dense baseline (same array, no combining) for the report's comparison.
     let dense = if popts.dense {
         packed.clone()
@@ -243,7 +251,7 @@ fn compile_one(path: &Path, o: &CompileOptions) -> Result<Compiled> {
             },
         )?
     };
-    let mut dense_schedule = crate::schedule::schedule(&dense, array);
+    let mut dense_schedule = crate::schedule::schedule(&dense, array, o.head_lanes);
     let designs = if o.rtl {
         let prov = provenance(path, o, &packed.name);
         let design = design::build(&packed, &schedule, prov.clone())?;

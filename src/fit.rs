@@ -345,6 +345,7 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
     }
     // The head's weight ROM (CLS*CH x 8 for a linear classifier) and, on ECP5, its pool memories (one per
     // array row, ceil(CH / R) words of POOL_W).
+    let head = p.head();
     let cls_mem = |fam: Family| -> Resources {
         // yosys keeps memories this small in logic (measured: 256 bits and below stay
         // logic, 320 bits and above become block RAM).
@@ -363,20 +364,43 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
                 let dpr = (p.rows * p.pool_w.div_ceil(4) * words.div_ceil(16)) as u64;
                 Resources {
                     lut: 2 * dpr,
-                    dsp: 1,
+                    dsp: head.lanes as u64,
                     ..Resources::default()
                 }
             }
             // No LUT RAM: the pool memories are flip-flops (fitted). The bias ROM is read
             // combinationally into the accumulator, so it stays logic too.
             _ => Resources {
-                bram: rom(p.head().weights, 8),
+                bram: rom(head.weights, 8 * head.lanes),
                 ..Resources::default()
             },
         }
     };
+    // Lanes past the first (the fitted counts are of one-lane heads): each adds its
+    // weight, product, sum and bias registers and its adder, the shift register that
+    // hands the block's sums on takes a sum per lane, and without multipliers (iCE40)
+    // each lane's 8 x POOL_W product is LUTs.
+    let extra = head.lanes.saturating_sub(1) as u64;
+    let logit_w = p.logit_w as u64;
+    let lane_res = Resources {
+        dff: extra * (8 + 4 * logit_w)
+            + if extra > 0 {
+                head.lanes as u64 * logit_w
+            } else {
+                0
+            },
+        lut: extra
+            * (logit_w
+                + if family == Family::Ecp5 {
+                    0
+                } else {
+                    (8 * p.pool_w) as u64
+                }),
+        ..Resources::default()
+    };
     if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
         c.2 += cls_mem(family);
+        c.2 += lane_res;
     }
     if family == Family::Ecp5 {
         // The writer's channel * phases product maps to a multiplier.
@@ -858,10 +882,10 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
         });
     }
     let head = c.head();
-    let cls_rom = (head.weights * 8) as u64;
+    let cls_rom = (head.weights * 8 * head.lanes) as u64;
     let cls_bram = match family {
         Family::Ecp5 => 0,
-        _ if cls_rom > 256 => brams(family, head.weights, 8, 1).0,
+        _ if cls_rom > 256 => brams(family, head.weights, 8 * head.lanes, 1).0,
         _ => 0,
     };
     // An MLP head's hidden outputs: two halves of 2^hd_w bytes.
@@ -869,7 +893,8 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
     memories.push(MemoryUse {
         memory: "classifier".into(),
         holds: "weights, biases, the pooled sums (and an MLP head's hidden outputs)".into(),
-        needed_bits: cls_rom + (head.biases * c.logit_w + c.ch * c.pool_w + hidden_bits) as u64,
+        needed_bits: cls_rom
+            + (head.biases * head.lanes * c.logit_w + c.ch * c.pool_w + hidden_bits) as u64,
         kind: if cls_bram > 0 { "block RAM" } else { "logic" }.into(),
         bram: cls_bram,
         bram_bits: cls_bram * block,

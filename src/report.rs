@@ -78,6 +78,9 @@ pub struct Report {
     /// The classifier (beside the array) and streaming one image in: both overlap other
     /// work in the steady state.
     pub classifier_cycles: u64,
+    /// MAC lanes of the head unit (outputs computed side by side).
+    #[serde(default = "one_lane")]
+    pub head_lanes: usize,
     pub input_cycles: u64,
     /// The first image's cycles from its first input beat to its class (after reset, the
     /// memory clearing included).
@@ -119,7 +122,8 @@ pub struct HeadRow {
     pub output: String,
     /// Requantize shift of a hidden layer.
     pub shift: Option<i32>,
-    /// MAC cycles on the head unit (one per weight, zeros included).
+    /// MAC cycles on the head unit (one per input and block of lanes outputs, zeros
+    /// included).
     pub cycles: u64,
 }
 
@@ -284,8 +288,9 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         accuracy: None,
         fpga: None,
         decomposition: None,
-        head: head_rows(net),
+        head: head_rows(net, sched.head_lanes),
         classifier_cycles: cls,
+        head_lanes: sched.head_lanes,
         input_cycles: if net.layers.is_empty() {
             0
         } else {
@@ -306,7 +311,11 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
 }
 
 /// The rows of [`Report::head`].
-fn head_rows(net: &PackedNet) -> Vec<HeadRow> {
+fn one_lane() -> usize {
+    1
+}
+
+fn head_rows(net: &PackedNet, lanes: usize) -> Vec<HeadRow> {
     let c = &net.classifier;
     if c.hidden.is_empty() {
         return Vec::new();
@@ -321,7 +330,7 @@ fn head_rows(net: &PackedNet) -> Vec<HeadRow> {
             nonzeros: w.iter().filter(|&&v| v != 0).count(),
             output,
             shift,
-            cycles: (outputs * inputs) as u64,
+            cycles: (outputs.div_ceil(lanes) * inputs) as u64,
         }
     };
     c.hidden
@@ -504,11 +513,20 @@ impl Report {
         if !self.head.is_empty() {
             let _ = writeln!(
                 s,
-                "\n## MLP head\n\nOn the head unit beside the array, one MAC per cycle, layer after layer \
+                "\n## MLP head\n\nOn the head unit beside the array, layer after layer, on {} \
                  ({} cycles per image with the output words; the packed interval is {}).\n\n\
                  | layer | weight | in → out | nonzeros | output | shift | MAC cycles |\n\
                  |---:|---|---:|---:|---|---:|---:|",
-                self.classifier_cycles, self.packed.cycles
+                if self.head_lanes == 1 {
+                    "one MAC (one weight per cycle)".to_string()
+                } else {
+                    format!(
+                        "{} MAC lanes ({} outputs at a time)",
+                        self.head_lanes, self.head_lanes
+                    )
+                },
+                self.classifier_cycles,
+                self.packed.cycles
             );
             for h in &self.head {
                 let _ = writeln!(

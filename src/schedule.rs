@@ -83,7 +83,7 @@ pub mod pipe {
     /// The input writer: an image of `beats` beats in `phases` write phases each takes
     /// beats * phases + INPUT_EXTRA cycles from the first beat to `full`.
     pub const INPUT_EXTRA: u64 = 6;
-    /// The classifier's MAC loop: classes * channels + CLS_MAC_EXTRA cycles from its start
+    /// The classifier's MAC loop: ⌈classes / lanes⌉ * channels + CLS_MAC_EXTRA cycles from its start
     /// to the pool being free for the next image; then classes + 1 output words and
     /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
     pub const CLS_MAC_EXTRA: u64 = 9;
@@ -257,6 +257,9 @@ pub struct Schedule {
     pub input_cycles: u64,
     /// The classifier: MAC loop plus output (beside the array).
     pub classifier_cycles: u64,
+    /// MAC lanes of the head unit ([`head_lanes`]); schedules written before lanes had 1.
+    #[serde(default = "one")]
+    pub head_lanes: usize,
     /// Whether the first layer's input lives in the tap buffers (written through their
     /// write ports, so the next image streams in only once the last layer that writes
     /// them is done) rather than in input buffers of its own (it streams in as soon as
@@ -1040,7 +1043,7 @@ impl Schedule {
             reopen_tile: self.reopen_tile,
             reopen_delay: self.reopen_delay,
             cls_delay: self.cls_delay,
-            cls_mac: cls_mac(net),
+            cls_mac: cls_mac(net, self.head_lanes),
             cls_busy: self.classifier_cycles - pipe::HEAD_BUSY_LESS,
             clear_cycles: self.clear_cycles,
         }
@@ -1093,32 +1096,95 @@ impl Schedule {
 /// Most images the timeline runs to find the steady state behind a slow head.
 const MAX_RUN: usize = 1 << 12;
 
-/// The head's first layer (the one that reads the pool), from the head's start to the
-/// pool being free.
-fn cls_mac(net: &PackedNet) -> u64 {
-    let (o, i) = net.classifier.pool_weight().dim();
-    (o * i) as u64 + pipe::CLS_MAC_EXTRA
+fn one() -> usize {
+    1
 }
 
-/// The head from its start to its last output word (output always ready): one MAC per
-/// weight (zeros included) in every layer, a drain between layers, the classes' logits and
-/// the class.
-pub fn head_cycles(net: &PackedNet) -> u64 {
+fn fewest_head_inputs(net: &PackedNet) -> usize {
+    net.classifier
+        .weights()
+        .map(|w| w.ncols())
+        .min()
+        .unwrap_or(1)
+}
+
+/// `lanes` MAC lanes can run `net`'s head: a power of two up to [`MAX_HEAD_LANES`] and no
+/// more than any head layer's inputs (a block's outputs leave one a cycle while the next
+/// block runs, which takes a cycle per input).
+pub fn check_head_lanes(net: &PackedNet, lanes: usize) -> anyhow::Result<()> {
+    if !lanes.is_power_of_two() || lanes > MAX_HEAD_LANES {
+        anyhow::bail!("head MAC lanes must be 1, 2, 4 or 8, not {lanes}");
+    }
+    let fewest = fewest_head_inputs(net);
+    if lanes > fewest {
+        anyhow::bail!(
+            "{lanes} head MAC lanes need every head layer to have at least {lanes} inputs; \
+             one has {fewest}"
+        );
+    }
+    Ok(())
+}
+
+/// Most MAC lanes the head unit gets (each is a multiplier).
+pub const MAX_HEAD_LANES: usize = 8;
+
+/// The head's first layer (the one that reads the pool), from the head's start to the
+/// pool being free: one cycle per block of `lanes` outputs and input.
+fn cls_mac(net: &PackedNet, lanes: usize) -> u64 {
+    let (o, i) = net.classifier.pool_weight().dim();
+    (o.div_ceil(lanes) * i) as u64 + pipe::CLS_MAC_EXTRA
+}
+
+/// The head from its start to its last output word (output always ready): one cycle per
+/// input and block of `lanes` outputs (zeros included) in every layer; with lanes, a
+/// cycle to take a block's sums and one per output of the last block before the last one
+/// leaves; a drain between layers; the classes' logits and the class.
+pub fn head_cycles(net: &PackedNet, lanes: usize) -> u64 {
     let c = &net.classifier;
-    let macs: u64 = c.weights().map(|w| w.len() as u64).sum();
-    macs + c.hidden.len() as u64 * pipe::HEAD_LAYER_GAP
+    let layer = |w: &ndarray::Array2<i32>| -> u64 {
+        let (o, i) = w.dim();
+        let serial = if lanes > 1 {
+            1 + ((o - 1) % lanes) as u64
+        } else {
+            0
+        };
+        (o.div_ceil(lanes) * i) as u64 + serial
+    };
+    c.weights().map(layer).sum::<u64>()
+        + c.hidden.len() as u64 * pipe::HEAD_LAYER_GAP
         + pipe::CLS_MAC_EXTRA
         + net.classes as u64
         + 1
         + pipe::CLS_OUT_EXTRA
 }
 
-pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
+/// MAC lanes for the head unit: the fewest (a power of two, at most [`MAX_HEAD_LANES`])
+/// whose head time fits in the array's busy cycles per image (`tiles`' slots, a lower
+/// bound of the interval), so that the head does not set the interval; never more than
+/// any head layer's inputs (a block's outputs leave one a cycle while the next block
+/// runs). One lane for a linear classifier that keeps up, as before lanes existed.
+pub fn head_lanes(net: &PackedNet, tiles: &[Tile]) -> usize {
+    let fewest_inputs = fewest_head_inputs(net);
+    let busy: u64 = tiles.iter().map(|t| t.stream_cycles()).sum();
+    let mut lanes = 1;
+    while head_cycles(net, lanes) > busy
+        && lanes * 2 <= MAX_HEAD_LANES
+        && lanes * 2 <= fewest_inputs
+    {
+        lanes *= 2;
+    }
+    lanes
+}
+
+/// The schedule of `net` on `a`; `head_lanes` overrides [`head_lanes`] (checked by
+/// [`check_head_lanes`]).
+pub fn schedule(net: &PackedNet, a: ArrayShape, head_lanes: Option<usize>) -> Schedule {
     let (split, mut tiles) = plan(net, a);
     let nl = net.layers.len();
     let cls = &net.classifier;
-    let cls_mac = cls_mac(net);
-    let classifier_cycles = head_cycles(net);
+    let head_lanes = head_lanes.unwrap_or_else(|| self::head_lanes(net, &tiles));
+    let cls_mac = cls_mac(net, head_lanes);
+    let classifier_cycles = head_cycles(net, head_lanes);
     let input_cycles = input_cycles(net, a);
     if tiles.is_empty() {
         // Every layer is empty (no nonzero column): nothing runs on the array.
@@ -1144,6 +1210,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
             layers,
             input_cycles,
             classifier_cycles,
+            head_lanes,
             shared_input: false,
             reopen_tile: 0,
             reopen_delay: 0,
@@ -1261,6 +1328,7 @@ pub fn schedule(net: &PackedNet, a: ArrayShape) -> Schedule {
         layers,
         input_cycles,
         classifier_cycles,
+        head_lanes,
         shared_input,
         reopen_tile,
         reopen_delay,

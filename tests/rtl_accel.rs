@@ -458,6 +458,19 @@ fn generated_design(
     rows: &str,
     cols: &str,
 ) -> String {
+    generated_design_with(dir, k, gen_args, spec_args, rows, cols, &[])
+}
+
+/// [`generated_design`] with more `ccc compile` options.
+fn generated_design_with(
+    dir: &std::path::Path,
+    k: usize,
+    gen_args: &[&str],
+    spec_args: &str,
+    rows: &str,
+    cols: &str,
+    compile_args: &[&str],
+) -> String {
     let model = format!("m{k}.safetensors");
     let out = format!("o{k}");
     let mut args = vec!["gen-model", &model];
@@ -465,12 +478,11 @@ fn generated_design(
     args.extend(spec_args.split_whitespace());
     let o = common::ccc_in(dir, &args);
     assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
-    let o = common::ccc_in(
-        dir,
-        &[
-            "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
-        ],
-    );
+    let mut args = vec![
+        "compile", &model, "--rows", rows, "--cols", cols, "-o", &out,
+    ];
+    args.extend(compile_args);
+    let o = common::ccc_in(dir, &args);
     assert!(o.status.success(), "{spec_args}: {}", common::stderr(&o));
     out
 }
@@ -729,20 +741,55 @@ fn mlp_heads_simulate_bit_exact() {
     {
         return;
     }
-    let cases = [
+    // (model, rows, cols, images, simulator, compile options, head lanes expected)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        usize,
+    );
+    let cases: [Case; 7] = [
         (
             "--input 1,8,8 --blocks 12:2:4 --head 9",
             "4",
             "4",
             "3",
             "icarus",
+            &[],
+            1,
         ),
+        // One lane: a head slower than the layers (the steady state takes images).
         (
             "--input 2,6,6 --head 60,50 --relu",
             "4",
             "4",
             "12",
             "verilator",
+            &["--head-lanes", "1"],
+            1,
+        ),
+        // The same head: the compiler gives it lanes until it keeps up; 8 lanes pad the
+        // last block of every layer (60 = 7·8 + 4, 50 = 6·8 + 2, 4 classes).
+        (
+            "--input 2,6,6 --head 60,50 --relu",
+            "4",
+            "4",
+            "4",
+            "icarus",
+            &[],
+            2,
+        ),
+        (
+            "--input 2,6,6 --head 60,50 --relu",
+            "4",
+            "4",
+            "4",
+            "verilator",
+            &["--head-lanes", "8"],
+            8,
         ),
         (
             "--input 1,5,7 --blocks 1:1:1 --head 3,1,5",
@@ -750,6 +797,8 @@ fn mlp_heads_simulate_bit_exact() {
             "2",
             "4",
             "verilator",
+            &[],
+            1,
         ),
         (
             "--input 1,6,5 --blocks 7:1:2 --head 33",
@@ -757,12 +806,57 @@ fn mlp_heads_simulate_bit_exact() {
             "5",
             "3",
             "icarus",
+            &[],
+            1,
+        ),
+        // As many lanes as a layer's inputs: a block's outputs leave just as the next
+        // block finishes.
+        (
+            "--input 1,6,6 --blocks 4:1:1 --head 4",
+            "3",
+            "2",
+            "3",
+            "icarus",
+            &["--head-lanes", "4"],
+            4,
         ),
     ];
     let d = tempfile::tempdir().unwrap();
-    for (k, (spec_args, rows, cols, images, sim)) in cases.iter().enumerate() {
+    for (k, (spec_args, rows, cols, images, sim, opts, lanes)) in cases.iter().enumerate() {
         let gen_args = ["--seed", "5", "--classes", "4"];
-        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
+        let out = generated_design_with(d.path(), k, &gen_args, spec_args, rows, cols, opts);
+        let sched = std::fs::read_to_string(d.path().join(&out).join("schedule.json")).unwrap();
+        let sched: serde_json::Value = serde_json::from_str(&sched).unwrap();
+        assert_eq!(sched["head_lanes"], *lanes, "{spec_args} {opts:?}");
         simulates_exactly(d.path(), &out, images, sim, spec_args);
     }
+    // A linear classifier alone on 8 lanes, more than its classes.
+    let out = generated_design_with(
+        d.path(),
+        cases.len(),
+        &["--seed", "7", "--classes", "4"],
+        "--input 1,6,6 --blocks 8:1:2",
+        "3",
+        "3",
+        &["--head-lanes", "8"],
+    );
+    simulates_exactly(d.path(), &out, "3", "icarus", "classifier on 8 lanes");
+    // Lanes the head cannot use are refused, naming why (case 4 has a one-wide layer).
+    let o = common::ccc_in(
+        d.path(),
+        &[
+            "compile",
+            "m4.safetensors",
+            "--head-lanes",
+            "2",
+            "-o",
+            "refused",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("at least 2 inputs; one has 1"),
+        "{}",
+        common::stderr(&o)
+    );
 }

@@ -116,6 +116,10 @@ fn int32_bits() -> usize {
     32
 }
 
+fn one_lane() -> usize {
+    1
+}
+
 fn wm_bank_depth() -> usize {
     WM_BANK_DEPTH
 }
@@ -203,15 +207,20 @@ pub struct Capacity {
 }
 
 /// What the head unit is built for: its linear layers (the hidden layers of an MLP head,
-/// then the classifier), run one after another on one MAC.
+/// then the classifier), run one after another on `lanes` MACs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadCapacity {
     pub layers: usize,
+    /// MAC lanes: outputs computed side by side, one weight each per cycle
+    /// ([`crate::schedule::head_lanes`]). Designs written before lanes had one.
+    #[serde(default = "one_lane")]
+    pub lanes: usize,
     /// Bits of the loop counters: they hold every layer's input and output count.
     pub hn_w: usize,
     /// Index bits of each half of the hidden ping-pong memory (2^hd_w ≥ widest hidden layer).
     pub hd_w: usize,
-    /// Weights and biases of all layers (the ROMs' depths).
+    /// Weight words (`lanes` weights each: one per block of `lanes` outputs and input) and
+    /// bias words (one per block) of all layers: the ROMs' depths.
     pub weights: usize,
     pub biases: usize,
     /// The classifier's inputs.
@@ -223,6 +232,7 @@ impl HeadCapacity {
     pub fn classifier(classes: usize, ch: usize) -> Self {
         HeadCapacity {
             layers: 1,
+            lanes: 1,
             hn_w: bits(classes.max(ch)).max(2),
             hd_w: 1,
             weights: classes * ch,
@@ -231,17 +241,23 @@ impl HeadCapacity {
         }
     }
 
-    pub fn of(net: &PackedNet) -> Self {
+    pub fn of(net: &PackedNet, lanes: usize) -> Self {
         let c = &net.classifier;
         let dims: Vec<(usize, usize)> = c.weights().map(|w| w.dim()).collect();
-        let widest = dims.iter().map(|&(o, i)| o.max(i)).max().unwrap_or(1);
+        // Counters hold every count, and the output index of a last block's lanes.
+        let widest = dims
+            .iter()
+            .map(|&(o, i)| (o.div_ceil(lanes) * lanes).max(i))
+            .max()
+            .unwrap_or(1);
         let hidden = c.hidden.iter().map(|h| h.weight.nrows()).max().unwrap_or(1);
         HeadCapacity {
             layers: dims.len(),
+            lanes,
             hn_w: bits(widest).max(2),
             hd_w: bits(hidden.saturating_sub(1)),
-            weights: dims.iter().map(|&(o, i)| o * i).sum(),
-            biases: dims.iter().map(|&(o, _)| o).sum(),
+            weights: dims.iter().map(|&(o, i)| o.div_ceil(lanes) * i).sum(),
+            biases: dims.iter().map(|&(o, _)| o.div_ceil(lanes)).sum(),
             cls_in: c.weight.ncols(),
         }
     }
@@ -802,7 +818,13 @@ fn plan(
     })
 }
 
-fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capacity {
+fn capacity_of(
+    net: &PackedNet,
+    a: ArrayShape,
+    tiles: &[Tile],
+    p: &Plan,
+    head_lanes: usize,
+) -> Capacity {
     Capacity {
         rows: a.rows,
         cols: a.cols,
@@ -825,7 +847,7 @@ fn capacity_of(net: &PackedNet, a: ArrayShape, tiles: &[Tile], p: &Plan) -> Capa
         ch: net.classifier.pool_input.c,
         pool_w: net.classifier.in_bits as usize,
         logit_w: logit_width(net),
-        head: Some(HeadCapacity::of(net)),
+        head: Some(HeadCapacity::of(net, head_lanes)),
         wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),
@@ -837,7 +859,8 @@ pub fn capacity(net: &PackedNet, a: ArrayShape) -> Result<Capacity> {
     let (split, tiles) = schedule::plan(net, a);
     let shared = schedule::shared_input(net, a, split, &tiles);
     let p = plan(net, split, &tiles, shared, a)?;
-    Ok(capacity_of(net, a, &tiles, &p))
+    let lanes = schedule::head_lanes(net, &tiles);
+    Ok(capacity_of(net, a, &tiles, &p, lanes))
 }
 
 /// Every value of `net` and `sched` that goes into a fixed-width field of the RTL fits it.
@@ -885,7 +908,7 @@ fn check_fields(net: &PackedNet, sched: &Schedule) -> std::result::Result<(), Fi
 pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Result<HwDesign> {
     let a = sched.array;
     let p = plan(net, sched.split, &sched.tiles, sched.shared_input, a)?;
-    let capacity = capacity_of(net, a, &sched.tiles, &p);
+    let capacity = capacity_of(net, a, &sched.tiles, &p, sched.head_lanes);
     let c = a.cols;
     let nl = net.layers.len();
     check_fields(net, sched)

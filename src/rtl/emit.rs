@@ -5,10 +5,10 @@
 //! images (`weights_bNN.hex` per weight-memory bank, `cls_w.hex`, `cls_b.hex`) and `rtl.json`, the design itself.
 //! Nothing here computes a layout: every number comes from the design.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::cell::{CellParams, render_array_split, render_cell};
-use super::design::HwDesign;
+use super::design::{ClassifierImage, HwDesign};
 use super::templates;
 use crate::output::OutDir;
 
@@ -106,23 +106,9 @@ pub fn render(d: &HwDesign) -> Result<Vec<(String, String)>> {
         files.push((format!("weights_b{b:02}.hex"), run.concat()));
     }
     let cls = &d.contents.classifier;
-    files.push((
-        "cls_w.hex".into(),
-        cls.weight
-            .iter()
-            .map(|&w| format!("{:02x}\n", w as u8))
-            .collect(),
-    ));
-    // LOGIT_W-bit words (the bound holds every bias).
-    let lw = d.capacity.logit_w;
-    let mask = u32::MAX >> (32 - lw);
-    files.push((
-        "cls_b.hex".into(),
-        cls.bias
-            .iter()
-            .map(|&b| format!("{:0w$x}\n", b as u32 & mask, w = lw.div_ceil(4)))
-            .collect(),
-    ));
+    let (w_words, b_words) = head_words(cls, d.capacity.head().lanes, d.capacity.logit_w)?;
+    files.push(("cls_w.hex".into(), w_words));
+    files.push(("cls_b.hex".into(), b_words));
     // {clamp[7:0], shift[4:0], outputs, inputs}, HN_W bits each count.
     let hn = d.capacity.head().hn_w;
     let lt_w = 13 + 2 * hn;
@@ -205,4 +191,104 @@ fn hex_word(bits: &[bool]) -> String {
             char::from_digit(v as u32, 16).expect("nibble")
         })
         .collect()
+}
+
+/// The head's weight and bias images for `lanes` MAC lanes: per layer, per block of
+/// `lanes` outputs, one weight word per input (lane l in byte l) and one bias word
+/// (LOGIT_W bits per lane, lane l in the l-th field from the bottom); outputs past the
+/// layer's last are zeros.
+fn head_words(cls: &ClassifierImage, lanes: usize, logit_w: usize) -> Result<(String, String)> {
+    let mask = u64::MAX >> (64 - logit_w);
+    let mut w_out = String::new();
+    let mut b_out = String::new();
+    let (mut wi, mut bi) = (0, 0);
+    for l in &cls.layers {
+        let weights = cls
+            .weight
+            .get(wi..wi + l.outputs * l.inputs)
+            .context("the head's weight image is shorter than its layer table")?;
+        let biases = cls
+            .bias
+            .get(bi..bi + l.outputs)
+            .context("the head's bias image is shorter than its layer table")?;
+        (wi, bi) = (wi + l.outputs * l.inputs, bi + l.outputs);
+        for block in 0..l.outputs.div_ceil(lanes) {
+            let outs = || (block * lanes..(block + 1) * lanes).rev();
+            for i in 0..l.inputs {
+                for o in outs() {
+                    let w = if o < l.outputs {
+                        weights[o * l.inputs + i]
+                    } else {
+                        0
+                    };
+                    w_out.push_str(&format!("{:02x}", w as u8));
+                }
+                w_out.push('\n');
+            }
+            // The lanes' biases as one number, printed in hex digits of 4 bits: pack the
+            // fields into a bit string first (LOGIT_W need not be a multiple of 4).
+            let mut bits = Vec::with_capacity(lanes * logit_w);
+            for o in (block * lanes..(block + 1) * lanes).rev() {
+                let b = if o < l.outputs {
+                    biases[o] as u32 as u64 & mask
+                } else {
+                    0
+                };
+                bits.extend((0..logit_w).rev().map(|k| (b >> k) & 1 == 1));
+            }
+            b_out.push_str(&hex_of_bits(&bits));
+            b_out.push('\n');
+        }
+    }
+    Ok((w_out, b_out))
+}
+
+/// Most-significant bit first `bits` as hex digits (padded with zeros at the top).
+fn hex_of_bits(bits: &[bool]) -> String {
+    let pad = (4 - bits.len() % 4) % 4;
+    let all: Vec<bool> = std::iter::repeat_n(false, pad)
+        .chain(bits.iter().copied())
+        .collect();
+    all.chunks(4)
+        .map(|c| {
+            let v = c.iter().fold(0u32, |acc, &b| (acc << 1) | u32::from(b));
+            char::from_digit(v, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtl::design::HeadLayer;
+
+    #[test]
+    fn head_words_put_lane_l_in_byte_l_and_pad_the_last_block() {
+        // One layer, 3 outputs x 2 inputs, on 2 lanes: blocks {0, 1} and {2, pad}.
+        let cls = ClassifierImage {
+            weight: vec![1, 2, 3, 4, -1, -2],
+            bias: vec![5, -6, 7],
+            layers: vec![HeadLayer {
+                inputs: 2,
+                outputs: 3,
+                shift: 0,
+                clamp: 0,
+            }],
+        };
+        let (w, b) = head_words(&cls, 2, 6).unwrap();
+        // Input 0 of block 0: w[1][0] = 3 (lane 1, high byte), w[0][0] = 1.
+        assert_eq!(w, "0301\n0402\n00ff\n00fe\n");
+        // 6-bit biases: lane 1 above lane 0, 12 bits = 3 hex digits; -6 is 0b111010.
+        assert_eq!(b, format!("{:03x}\n{:03x}\n", (0b111010 << 6) | 5, 7));
+        // One lane: the one-lane images as before lanes (a byte per line, LOGIT_W digits).
+        let (w1, b1) = head_words(&cls, 1, 6).unwrap();
+        assert_eq!(w1, "01\n02\n03\n04\nff\nfe\n");
+        assert_eq!(b1, "05\n3a\n07\n");
+        // A table longer than the image is an error, not a panic.
+        let short = ClassifierImage {
+            weight: vec![1],
+            ..cls
+        };
+        assert!(head_words(&short, 2, 6).is_err());
+    }
 }
