@@ -449,20 +449,8 @@ fn simulate_command_end_to_end_with_waveforms() {
 }
 
 /// `ccc gen-model` (with `gen_args` and `spec_args`) then `ccc compile` on a rows x cols array
-/// in `dir`; returns the output directory's name (relative to `dir`).
+/// in `dir` with `compile_args`; returns the output directory's name (relative to `dir`).
 fn generated_design(
-    dir: &std::path::Path,
-    k: usize,
-    gen_args: &[&str],
-    spec_args: &str,
-    rows: &str,
-    cols: &str,
-) -> String {
-    generated_design_with(dir, k, gen_args, spec_args, rows, cols, &[])
-}
-
-/// [`generated_design`] with more `ccc compile` options.
-fn generated_design_with(
     dir: &std::path::Path,
     k: usize,
     gen_args: &[&str],
@@ -541,7 +529,7 @@ fn varied_models_simulate_bit_exact() {
     let d = tempfile::tempdir().unwrap();
     for (k, (spec_args, rows, cols)) in cases.iter().enumerate() {
         let gen_args = ["--seed", "3", "--classes", "4"];
-        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, &[]);
         let o = common::ccc_in(
             d.path(),
             &["simulate", &out, "--images", "2", "--simulator", "icarus"],
@@ -589,7 +577,7 @@ fn kxk_convs_at_depth_simulate_bit_exact() {
     let d = tempfile::tempdir().unwrap();
     for (k, (spec_args, rows, cols, sim)) in cases.iter().enumerate() {
         let gen_args = ["--seed", "5", "--classes", "3"];
-        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols);
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, &[]);
         let report = std::fs::read_to_string(d.path().join(&out).join("report.json")).unwrap();
         assert!(
             report.contains("\"copies\""),
@@ -824,14 +812,14 @@ fn mlp_heads_simulate_bit_exact() {
     let d = tempfile::tempdir().unwrap();
     for (k, (spec_args, rows, cols, images, sim, opts, lanes)) in cases.iter().enumerate() {
         let gen_args = ["--seed", "5", "--classes", "4"];
-        let out = generated_design_with(d.path(), k, &gen_args, spec_args, rows, cols, opts);
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, opts);
         let sched = std::fs::read_to_string(d.path().join(&out).join("schedule.json")).unwrap();
         let sched: serde_json::Value = serde_json::from_str(&sched).unwrap();
         assert_eq!(sched["head_lanes"], *lanes, "{spec_args} {opts:?}");
         simulates_exactly(d.path(), &out, images, sim, spec_args);
     }
     // A linear classifier alone on 8 lanes, more than its classes.
-    let out = generated_design_with(
+    let out = generated_design(
         d.path(),
         cases.len(),
         &["--seed", "7", "--classes", "4"],
