@@ -103,16 +103,19 @@ pub fn compare(
     let mut rows = Vec::new();
     for e in entries {
         let what = || format!("comparing `{}` ({})", e.label, e.model.display());
-        let (r, decomposed) = row(e, &opts, test, dataset, family).with_context(what)?;
-        rows.push(r);
-        if decomposed {
-            // Both mappings of a decomposed model, each labelled with its mapping.
-            let o = opts.other_mapping();
-            let mut alt = row(e, &o, test, dataset, family).with_context(what)?.0;
-            alt.label = format!("{} ({})", e.label, o.decomposed.name());
-            rows.last_mut().expect("pushed").label =
-                format!("{} ({})", e.label, opts.decomposed.name());
-            rows.push(alt);
+        let c = compile::compile(&e.model, &opts).with_context(what)?;
+        match &c.alternative {
+            // Both mappings of a decomposed model (one compile builds both), each
+            // labelled with its mapping.
+            Some(alt) => {
+                let label = |o: &CompileOptions| format!("{} ({})", e.label, o.decomposed.name());
+                rows.push(row(e, &c, label(&opts), test, dataset, family).with_context(what)?);
+                let other = label(&opts.other_mapping());
+                rows.push(row(e, alt, other, test, dataset, family).with_context(what)?);
+            }
+            None => {
+                rows.push(row(e, &c, e.label.clone(), test, dataset, family).with_context(what)?)
+            }
         }
     }
     Ok(rows)
@@ -133,15 +136,15 @@ fn model_weights(path: &Path) -> Result<usize> {
         .sum())
 }
 
-/// One compiled entry, and whether the model has decomposed convs.
+/// The row of entry `e` compiled as `c`.
 fn row(
     e: &Entry,
-    opts: &CompileOptions,
+    c: &compile::Compiled,
+    label: String,
     test: &Dataset,
     dataset: &str,
     family: Family,
-) -> Result<(Row, bool)> {
-    let c = compile::compile(&e.model, opts)?;
+) -> Result<Row> {
     let acc = evaluate(
         &c.lowered,
         &c.qnet,
@@ -157,8 +160,8 @@ fn row(
     let res = fit::flattened(&fit::estimate(&design.capacity, family));
     let (training_seconds, training_threads) = training_time(&e.model)?;
     let r = &c.report;
-    let row = Row {
-        label: e.label.clone(),
+    Ok(Row {
+        label,
         model: e.model.display().to_string(),
         images: acc.images,
         float_accuracy: acc.float,
@@ -176,8 +179,7 @@ fn row(
         bram: res.bram,
         training_seconds,
         training_threads,
-    };
-    Ok((row, c.lowered.decomposed > 0))
+    })
 }
 
 /// The training time recorded next to a model, if `ccc train` wrote it.

@@ -109,8 +109,9 @@ pub struct Compiled {
     /// The accelerator's design (with `options.rtl`).
     pub design: Option<HwDesign>,
     pub report: Report,
-    /// A model with decomposed convs compiled with the other mapping (no RTL), which
-    /// the report compares against this one.
+    /// A model with decomposed convs compiled with the other mapping (its design built
+    /// when this one's is, its RTL never written), which the report compares against
+    /// this one.
     pub alternative: Option<Box<Compiled>>,
 }
 
@@ -205,14 +206,7 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let mut c = compile_one(path, o)?;
     if c.lowered.decomposed > 0 {
         let other = o.decomposed.other();
-        let alt = compile_one(
-            path,
-            &CompileOptions {
-                rtl: false,
-                ..o.other_mapping()
-            },
-        )
-        .with_context(|| {
+        let alt = compile_one(path, &o.other_mapping()).with_context(|| {
             format!(
                 "compiling {} with the other mapping of its decomposed convs",
                 path.display()

@@ -520,6 +520,12 @@ fn compare_command_on_fashion_mnist() {
         "compare",
         &format!("combined={}", m.display()),
         m.to_str().unwrap(),
+        &format!(
+            "dec={}",
+            common::repo()
+                .join("models/fmnist-vgg-decomposed.safetensors")
+                .display()
+        ),
         "--rows",
         "8",
         "--cols",
@@ -538,6 +544,12 @@ fn compare_command_on_fashion_mnist() {
     let rows: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
     assert_eq!(rows[0]["tiles"], rows[1]["tiles"]);
+    // A decomposed model gives a row per mapping, from one compile of both.
+    assert!(
+        md.contains("| dec (stages) |") && md.contains("| dec (expanded) |"),
+        "{md}"
+    );
+    assert_ne!(rows[2]["cycles"], rows[3]["cycles"]);
     assert!(out.join("accuracy-vs-cycles.svg").exists());
     // No dataset: refused before anything is written.
     let o = ccc(&[
