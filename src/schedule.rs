@@ -1242,7 +1242,11 @@ pub fn schedule(net: &PackedNet, a: ArrayShape, head_lanes: Option<usize>) -> Sc
     // Gaps: the least that satisfies every constraint in the steady state without
     // external waits (those only delay tiles, which never breaks a constraint).
     const IMAGES: usize = 3;
-    for _ in 0..100_000 {
+    // Every round moves some later tile past what it waits for, and every write-port
+    // collision is between two tiles (plan() leaves none inside one), so this settles.
+    const ROUNDS: usize = 100_000;
+    let mut settled = false;
+    for _ in 0..ROUNDS {
         let tl = sim.timeline(&tiles, IMAGES, false);
         let n = sim.needs(&tiles, &tl);
         let changed = n.gaps.iter().zip(&tiles).any(|(g, t)| *g != t.gap);
@@ -1250,9 +1254,16 @@ pub fn schedule(net: &PackedNet, a: ArrayShape, head_lanes: Option<usize>) -> Sc
             t.gap = g;
         }
         if !changed && !n.conflicts {
+            settled = true;
             break;
         }
     }
+    // Hardware from an unsettled schedule would compute wrong values: stop instead.
+    assert!(
+        settled,
+        "schedule of {} on {}x{}: the tile gaps did not settle in {ROUNDS} rounds",
+        net.name, a.rows, a.cols
+    );
     // The real timeline, with the waits for input and pool, long enough to reach the
     // steady state: the images' ends and the head's starts equally spaced, by the same
     // amount. A head slower than the layers (an MLP head) only holds the layers back once
