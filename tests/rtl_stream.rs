@@ -217,15 +217,24 @@ fn results_do_not_depend_on_power_on_contents() {
     let own = build(16, true, 4, 4);
     // Both places the first layer's input can live: the tap buffers, its own buffers.
     assert!(b.b.c.schedule.shared_input && !own.b.c.schedule.shared_input);
-    // An MLP head: its hidden layers' memory starts random too.
-    let head = build_spec(
-        GenSpec {
-            head: vec![9, 5],
-            ..spec(17, false)
-        },
-        4,
-        4,
-    );
+    // An MLP head on 4 MAC lanes: its hidden layers' memory and the lanes' registers
+    // start random too.
+    let hs = GenSpec {
+        head: vec![9, 5],
+        ..spec(17, false)
+    };
+    let o = CompileOptions {
+        rows: 4,
+        cols: 4,
+        alpha: Some(vec![1, 3, 3]),
+        head_lanes: Some(4),
+        ..CompileOptions::default()
+    };
+    let head = Built {
+        b: common::build_rtl(&hs, &o),
+        spec: hs,
+    };
+    assert_eq!(head.b.c.schedule.head_lanes, 4);
     if common::need(
         "verilator",
         "results_do_not_depend_on_power_on_contents (Verilator)",
