@@ -409,17 +409,21 @@ module ccc_classifier #(
     end
 
     // A hidden layer's finished output (d_val): the rounding right shift by the
-    // layer's shift and the clamp to 0..clamp, registered (h4), then written into the
-    // half of the ping-pong memory this layer writes (lyr_q[0]); the next layer reads the
-    // other half. The drain state waits for the last write, so reads never race writes.
+    // layer's shift and the clamp to 0..clamp, in two registered stages (h3: the
+    // rounding add; h4: the shift, the compares and the clamp; ECP5 8x8 with 4 head
+    // lanes at 7bb39da: the add, shift and compares in one cycle were the critical path,
+    // 11.5 ns), then written into the half of the ping-pong memory this layer writes
+    // (lyr_q[0]); the next layer reads the other half. The drain state waits for the last
+    // write, so reads never race writes.
     wire signed [LOGIT_W:0] h_sum = {d_val[LOGIT_W-1], d_val} + rnd_q;
-    wire signed [LOGIT_W:0] h_shr = h_sum >>> shift_q;
+    reg signed [LOGIT_W:0]  h3_sum_q;
+    wire signed [LOGIT_W:0] h_shr = h3_sum_q >>> shift_q;
     wire                    h_neg = h_shr[LOGIT_W];
     wire                    h_big = (h_shr[LOGIT_W-1:8] != {(LOGIT_W - 8) {1'b0}})
                                     || (h_shr[7:0] > clamp_q);
     reg signed [LOGIT_W:0]  rnd_q;
-    reg                     h4_valid_q, h4_last_q;
-    reg [HD_W-1:0]          h4_k_q;
+    reg                     h3_valid_q, h3_last_q, h4_valid_q, h4_last_q;
+    reg [HD_W-1:0]          h3_k_q, h4_k_q;
     reg [7:0]               h4_val_q;
     reg [7:0]               h_mem [0:2**(HD_W+1)-1];
 `ifdef CCC_RANDOM_INIT
@@ -429,11 +433,19 @@ module ccc_classifier #(
     initial for (hm = 0; hm < 2**(HD_W+1); hm = hm + 1) h_mem[hm] = $random;
 `endif
     always @(posedge clk) begin
+        h3_sum_q  <= h_sum;
+        h3_k_q    <= d_k[HD_W-1:0];
+        h3_last_q <= (d_k == nout_m1);
         h4_val_q  <= h_neg ? 8'd0 : (h_big ? clamp_q : h_shr[7:0]);
-        h4_k_q    <= d_k[HD_W-1:0];
-        h4_last_q <= (d_k == nout_m1);
-        if (rst) h4_valid_q <= 1'b0;
-        else h4_valid_q <= d_valid && !in_last;
+        h4_k_q    <= h3_k_q;
+        h4_last_q <= h3_last_q;
+        if (rst) begin
+            h3_valid_q <= 1'b0;
+            h4_valid_q <= 1'b0;
+        end else begin
+            h3_valid_q <= d_valid && !in_last;
+            h4_valid_q <= h3_valid_q;
+        end
         if (h4_valid_q) h_mem[{lyr_q[0], h4_k_q}] <= h4_val_q;
     end
 

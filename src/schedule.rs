@@ -90,7 +90,7 @@ pub mod pipe {
     pub const CLS_OUT_EXTRA: u64 = 1;
     /// An MLP head's hidden layer ends HEAD_LAYER_GAP cycles after its last MAC read
     /// (the pipeline's drain and the requantized write) before the next layer reads.
-    pub const HEAD_LAYER_GAP: u64 = 6;
+    pub const HEAD_LAYER_GAP: u64 = 7;
     /// The head can take its next start HEAD_BUSY_LESS cycles before its last output word
     /// (output always ready): `busy` drops with the last word in the output skid stage.
     pub const HEAD_BUSY_LESS: u64 = 3;
