@@ -79,7 +79,7 @@ pub struct Report {
     /// work in the steady state.
     pub classifier_cycles: u64,
     /// MAC lanes of the head unit (outputs computed side by side).
-    #[serde(default = "one_lane")]
+    #[serde(default = "crate::schedule::one_lane")]
     pub head_lanes: usize,
     pub input_cycles: u64,
     /// The first image's cycles from its first input beat to its class (after reset, the
@@ -311,10 +311,6 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
 }
 
 /// The rows of [`Report::head`].
-fn one_lane() -> usize {
-    1
-}
-
 fn head_rows(net: &PackedNet, lanes: usize) -> Vec<HeadRow> {
     let c = &net.classifier;
     if c.hidden.is_empty() {

@@ -258,7 +258,7 @@ pub struct Schedule {
     /// The classifier: MAC loop plus output (beside the array).
     pub classifier_cycles: u64,
     /// MAC lanes of the head unit ([`head_lanes`]); schedules written before lanes had 1.
-    #[serde(default = "one")]
+    #[serde(default = "one_lane")]
     pub head_lanes: usize,
     /// Whether the first layer's input lives in the tap buffers (written through their
     /// write ports, so the next image streams in only once the last layer that writes
@@ -1096,7 +1096,8 @@ impl Schedule {
 /// Most images the timeline runs to find the steady state behind a slow head.
 const MAX_RUN: usize = 1 << 12;
 
-fn one() -> usize {
+/// One MAC lane: what designs, schedules and reports written before lanes had.
+pub fn one_lane() -> usize {
     1
 }
 

@@ -116,10 +116,6 @@ fn int32_bits() -> usize {
     32
 }
 
-fn one_lane() -> usize {
-    1
-}
-
 fn wm_bank_depth() -> usize {
     WM_BANK_DEPTH
 }
@@ -213,7 +209,7 @@ pub struct HeadCapacity {
     pub layers: usize,
     /// MAC lanes: outputs computed side by side, one weight each per cycle
     /// ([`crate::schedule::head_lanes`]). Designs written before lanes had one.
-    #[serde(default = "one_lane")]
+    #[serde(default = "crate::schedule::one_lane")]
     pub lanes: usize,
     /// Bits of the loop counters: they hold every layer's input and output count.
     pub hn_w: usize,

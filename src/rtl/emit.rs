@@ -213,9 +213,9 @@ fn head_words(cls: &ClassifierImage, lanes: usize, logit_w: usize) -> Result<(St
             .context("the head's bias image is shorter than its layer table")?;
         (wi, bi) = (wi + l.outputs * l.inputs, bi + l.outputs);
         for block in 0..l.outputs.div_ceil(lanes) {
-            let outs = || (block * lanes..(block + 1) * lanes).rev();
+            let outs = block * lanes..(block + 1) * lanes;
             for i in 0..l.inputs {
-                for o in outs() {
+                for o in outs.clone().rev() {
                     let w = if o < l.outputs {
                         weights[o * l.inputs + i]
                     } else {
@@ -225,36 +225,22 @@ fn head_words(cls: &ClassifierImage, lanes: usize, logit_w: usize) -> Result<(St
                 }
                 w_out.push('\n');
             }
-            // The lanes' biases as one number, printed in hex digits of 4 bits: pack the
-            // fields into a bit string first (LOGIT_W need not be a multiple of 4).
+            // The lanes' biases as one bit vector, lane 0 lowest (LOGIT_W need not be a
+            // multiple of 4, so the fields are packed before they become hex digits).
             let mut bits = Vec::with_capacity(lanes * logit_w);
-            for o in (block * lanes..(block + 1) * lanes).rev() {
+            for o in outs {
                 let b = if o < l.outputs {
                     biases[o] as u32 as u64 & mask
                 } else {
                     0
                 };
-                bits.extend((0..logit_w).rev().map(|k| (b >> k) & 1 == 1));
+                bits.extend((0..logit_w).map(|k| (b >> k) & 1 == 1));
             }
-            b_out.push_str(&hex_of_bits(&bits));
+            b_out.push_str(&hex_word(&bits));
             b_out.push('\n');
         }
     }
     Ok((w_out, b_out))
-}
-
-/// Most-significant bit first `bits` as hex digits (padded with zeros at the top).
-fn hex_of_bits(bits: &[bool]) -> String {
-    let pad = (4 - bits.len() % 4) % 4;
-    let all: Vec<bool> = std::iter::repeat_n(false, pad)
-        .chain(bits.iter().copied())
-        .collect();
-    all.chunks(4)
-        .map(|c| {
-            let v = c.iter().fold(0u32, |acc, &b| (acc << 1) | u32::from(b));
-            char::from_digit(v, 16).unwrap_or('0')
-        })
-        .collect()
 }
 
 #[cfg(test)]
