@@ -280,6 +280,10 @@ pub struct TrainArgs {
     /// γ, the conflict budget per row used when combining.
     #[arg(long, default_value_t = 1.75)]
     pub gamma: f64,
+    /// Combine with a growing α over the ten prune steps (round(α^(i/10)) at step i)
+    /// instead of the full α from the first, so that combining prunes gradually too.
+    #[arg(long)]
+    pub alpha_ramp: bool,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Peak learning rate (cosine decay to 0).
@@ -438,6 +442,7 @@ impl TrainArgs {
             predefined,
             stop_after: self.stop_after,
             resume: self.resume,
+            alpha_ramp: self.alpha_ramp,
         })
     }
 

@@ -72,6 +72,7 @@ fn options(alpha: usize, epochs: usize, qat: usize) -> TrainOptions {
         predefined: None,
         stop_after: None,
         resume: false,
+        alpha_ramp: false,
     }
 }
 
@@ -133,6 +134,39 @@ fn trained_model_matches_the_compilers_float_and_integer_references() {
 
     // Reload into a fresh network (the retraining path) and compare forward passes.
     trainer_agrees_with_the_compiler(&o, &model, &test, &c);
+}
+
+#[test]
+fn alpha_ramp_prunes_gradually_and_ends_at_the_full_alpha() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic(256, 1);
+    let test = synthetic(64, 9000);
+    let mut kept_after_first_epoch = Vec::new();
+    for ramp in [false, true] {
+        let model = dir.path().join(format!("ramp-{ramp}.safetensors"));
+        let o = TrainOptions {
+            alpha_ramp: ramp,
+            ..options(4, 4, 0)
+        };
+        let log = train(&o, &data, &test, &model).unwrap();
+        kept_after_first_epoch.push(log.epochs[0].nonzeros);
+        // Either way the last prune step combines at the full α: nothing left for the
+        // compiler to prune, at most one weight per row and group.
+        let c = compile_no_rtl(&model);
+        assert_eq!(c.report.packed.pruned, 0, "ramp {ramp}");
+        for l in &c.report.layers[1..] {
+            assert!(
+                l.packed.nonzeros * 4 <= l.rows * l.taps,
+                "ramp {ramp}, layer {}",
+                l.layer
+            );
+        }
+    }
+    // After the first epoch the ramp has combined at a smaller α only.
+    assert!(
+        kept_after_first_epoch[1] > kept_after_first_epoch[0],
+        "weights kept after epoch 1 without and with the ramp: {kept_after_first_epoch:?}"
+    );
 }
 
 /// The model reloaded into a fresh network (the retraining path): its float forward pass

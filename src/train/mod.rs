@@ -84,6 +84,10 @@ pub struct TrainOptions {
     /// written after every epoch by a run with the same options.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// Raise each layer's α over the prune steps (`--alpha-ramp`,
+    /// [`prune::ramped_alpha`]) instead of combining at the full α from the first step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alpha_ramp: bool,
 }
 
 /// The densities of `--sparsity predefined`.
@@ -923,7 +927,12 @@ fn prune_now(net: &mut ShiftNet, o: &TrainOptions, step: usize) -> Result<()> {
         }
         let w = net.weight_matrix(i)?;
         let fraction = prune::target_fraction(alpha, step);
-        let p = prune::prune_layer(&w, alpha, o.gamma, fraction, o.strategy)
+        let step_alpha = if o.alpha_ramp {
+            prune::ramped_alpha(alpha, step)
+        } else {
+            alpha
+        };
+        let p = prune::prune_layer(&w, step_alpha, o.gamma, fraction, o.strategy)
             .with_context(|| format!("prune step {step}, conv {i}"))?;
         let (n, t) = p.mask.dim();
         let m = Tensor::from_vec(

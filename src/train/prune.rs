@@ -28,6 +28,16 @@ pub fn target_fraction(alpha: usize, step: usize) -> f64 {
     s * (1.0 - (1.0 - r).powi(3))
 }
 
+/// α that prune step `i` of 10 combines with under `--alpha-ramp`: round(α^(i/10)),
+/// from 1 (magnitude pruning alone) up to α at the last step. Combining at the full α
+/// from the first step leaves every row one weight per group at once, which is nearly
+/// all of the layer's pruning in one step; the ramp spreads it over the ten steps the
+/// magnitude schedule already has, with retraining between them.
+pub fn ramped_alpha(alpha: usize, step: usize) -> usize {
+    let r = step.min(PRUNE_STEPS) as f64 / PRUNE_STEPS as f64;
+    ((alpha as f64).powf(r).round() as usize).clamp(1, alpha.max(1))
+}
+
 /// What one layer's prune step did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PruneResult {
@@ -118,6 +128,26 @@ mod tests {
         assert_eq!(pts.len(), 10);
         assert_eq!(*pts.last().unwrap(), 500);
         assert!(pts.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn alpha_ramp_climbs_from_one_to_alpha() {
+        let ramp = |a| {
+            (1..=PRUNE_STEPS)
+                .map(|i| ramped_alpha(a, i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ramp(8), [1, 2, 2, 2, 3, 3, 4, 5, 6, 8]);
+        assert_eq!(ramp(4), [1, 1, 2, 2, 2, 2, 3, 3, 3, 4]);
+        assert_eq!(ramp(2), [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+        assert_eq!(ramp(1), [1; 10]);
+        // Past the last step it stays at α.
+        assert_eq!(ramped_alpha(8, 12), 8);
+        // α 1 steps prune by magnitude alone: combining one column per group cuts nothing.
+        let w = Array2::from_shape_fn((8, 12), |(r, c)| ((r * 7 + c * 5) % 11) as f64 - 5.0);
+        let p = prune_layer(&w, 1, 1.75, 0.25, Strategy::Auto).unwrap();
+        assert_eq!(p.combine_pruned, 0);
+        assert_eq!(p.grouping.len(), 12);
     }
 
     #[test]
