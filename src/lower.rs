@@ -410,8 +410,11 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
             }
             Op::AvgPool => {
                 let pool_input = dims;
-                let head = lower_head(&ops[i + 1..], &unsupported)?;
-                let (hidden, (lin_index, lin)) = head;
+                let HeadOps {
+                    hidden,
+                    classifier_index: lin_index,
+                    classifier: lin,
+                } = lower_head(&ops[i + 1..], &unsupported)?;
                 let classes = lin.weight.len_of(Axis(0));
                 return Ok(LoweredNet {
                     name: net.name.clone(),
@@ -457,12 +460,19 @@ pub fn lower_with(net: &Network, decomposition: Decomposition) -> Result<Lowered
     })
 }
 
-/// The layers after the pool: `(linear (relu|relu6))* linear`. Returns the hidden
-/// layers and the classifier (its graph index and layer).
+/// What follows the pool: the MLP head's hidden layers and the classifier.
+struct HeadOps<'a> {
+    hidden: Vec<LoweredLinear>,
+    /// The classifier's index in the model's graph.
+    classifier_index: usize,
+    classifier: &'a crate::model::Linear,
+}
+
+/// The layers after the pool: `(linear (relu|relu6))* linear`.
 fn lower_head<'a>(
     ops: &'a [crate::model::Layer],
     unsupported: &dyn Fn(usize, &str, String) -> ModelError,
-) -> Result<(Vec<LoweredLinear>, (usize, &'a crate::model::Linear)), ModelError> {
+) -> Result<HeadOps<'a>, ModelError> {
     let mut hidden = Vec::new();
     let mut i = 0;
     loop {
@@ -485,7 +495,13 @@ fn lower_head<'a>(
             ));
         };
         let act = match ops.get(i + 1).map(|l| &l.op) {
-            None => return Ok((hidden, (layer.index, lin))),
+            None => {
+                return Ok(HeadOps {
+                    hidden,
+                    classifier_index: layer.index,
+                    classifier: lin,
+                });
+            }
             Some(Op::Relu6) => Activation::Relu6,
             Some(Op::Relu) => Activation::Relu,
             Some(other) => {
