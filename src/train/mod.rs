@@ -926,11 +926,14 @@ fn prune_now(net: &mut ShiftNet, o: &TrainOptions, step: usize) -> Result<()> {
             continue;
         }
         let w = net.weight_matrix(i)?;
-        let fraction = prune::target_fraction(alpha, step);
-        let step_alpha = if o.alpha_ramp {
-            prune::ramped_alpha(alpha, step)
+        // With the α ramp combining alone prunes: magnitude pruning towards 1/α ahead of
+        // it removed weights without regard to the groups, and the last step's combining
+        // then left rows short of one weight per group (21 312 of 125 216 weights kept
+        // against 26 828 without the ramp, on the shipped network).
+        let (step_alpha, fraction) = if o.alpha_ramp {
+            (prune::ramped_alpha(alpha, step), 0.0)
         } else {
-            alpha
+            (alpha, prune::target_fraction(alpha, step))
         };
         let p = prune::prune_layer(&w, step_alpha, o.gamma, fraction, o.strategy)
             .with_context(|| format!("prune step {step}, conv {i}"))?;
