@@ -241,8 +241,13 @@ module ccc_ctrl #(
     assign in_take = begin_tile && (chain ? n_first_tile : first_tile);
     assign img_end = tile_end && last_tile_q;
     assign ld_go      = (since_q == LOAD_AT[15:0]);
-    // the tile after the running one: nxt_tile_q (both move together at tile_end)
-    assign ld_go_tile = nxt_tile_q;
+    // The tile after the one whose start began the count: taken at that start, since a
+    // tile shorter than LOAD_AT cycles has ended by the time the load begins, and
+    // nxt_tile_q has moved on to the tile after next (which the load fetched instead:
+    // a wrong tile's weights for the next image's first tile, or for any tile after one
+    // of one or two pixels).
+    reg  [T_W-1:0]    ld_tile_q;
+    assign ld_go_tile = ld_tile_q;
     assign running    = streaming || !first_tile;
     assign c_tile     = tile_q;
     assign phase = (state_q == S_WAIT && wait_le1_q && !cond)
@@ -324,8 +329,10 @@ module ccc_ctrl #(
                 wait_le1_q <= (wait_q <= {{(GAP_W - 2) {1'b0}}, 2'd2});
             end
             if (begin_tile) begin
-                state_q <= S_STREAM;
-                since_q <= 16'd0;
+                state_q   <= S_STREAM;
+                since_q   <= 16'd0;
+                // Chained, nxt_tile_q moves on this same edge.
+                ld_tile_q <= chain ? after_nxt : nxt_tile_q;
             end
             if (tile_end) begin
                 tile_q         <= nxt_tile_q;
