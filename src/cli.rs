@@ -509,6 +509,11 @@ pub struct PackArgs {
     /// the interval.
     #[arg(long, value_name = "N")]
     pub head_lanes: Option<usize>,
+    /// Run the head's linear layers on the array instead of the head unit, combined at
+    /// α (1: dense; a layer's stored mask is kept either way). The pool is folded into
+    /// the first linear layer (docs/DESIGN.md §10).
+    #[arg(long, value_name = "ALPHA", num_args = 0..=1, default_missing_value = "1")]
+    pub head_on_array: Option<usize>,
 }
 
 impl PackArgs {
@@ -536,6 +541,7 @@ impl PackArgs {
             regroup: self.regroup,
             decomposed: self.decomposed,
             head_lanes: self.head_lanes,
+            head_on_array: self.head_on_array,
         }
     }
 }

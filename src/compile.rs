@@ -52,6 +52,10 @@ pub struct CompileOptions {
     /// MAC lanes of the head unit; `None`: [`crate::schedule::head_lanes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_lanes: Option<usize>,
+    /// Run the head's linear layers on the array, combined at this α
+    /// ([`crate::quant::QNet::head_layers`]); `None`: on the head unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_on_array: Option<usize>,
 }
 
 impl Default for CompileOptions {
@@ -73,6 +77,7 @@ impl Default for CompileOptions {
             regroup: false,
             decomposed: Decomposition::default(),
             head_lanes: None,
+            head_on_array: None,
         }
     }
 }
@@ -187,6 +192,7 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
         section: o.section,
         dense: o.dense,
         regroup: o.regroup,
+        head_on_array: o.head_on_array,
     })
 }
 

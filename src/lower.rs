@@ -35,6 +35,9 @@ pub enum Activation {
     /// with zero point [`crate::quant::OFFSET_ZERO`], which the next layer's bias absorbs
     /// (docs/DESIGN.md §10).
     Offset,
+    /// None, and no requantizer either: the layer's int32 accumulators are the network's
+    /// logits. Only the classifier run on the array has it ([`crate::quant::QNet::head_layers`]).
+    Logits,
 }
 
 /// How a `decomposed_conv` runs on the array (`ccc compile --decomposed`).

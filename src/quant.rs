@@ -51,6 +51,13 @@ pub struct QLayer {
     /// their share back ([`QLayer::bias_without`]).
     #[serde(skip_serializing_if = "is_zero")]
     pub in_zero: i32,
+    /// The head's first linear layer on the array ([`QNet::head_layers`]): the global
+    /// average pool folded in. It runs as a 1x1 conv over the last conv's map whose
+    /// accumulators carry on from one output pixel to the next (the bias once, at the
+    /// first), so that its last pixel holds bias + W·(pooled sums), exactly what the
+    /// head unit computes from the sums.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
 }
 
 fn is_zero(v: &i32) -> bool {
@@ -76,6 +83,13 @@ impl QLayer {
     /// Right shift of the requantizer (negative: left shift).
     pub fn shift(&self) -> i32 {
         self.k + self.f_in as i32 - self.f_out as i32
+    }
+
+    /// Output pixels whose values the next layer reads: the last one of a pool layer
+    /// (the others hold partial sums), else all.
+    pub fn result_pixels(&self) -> std::ops::Range<usize> {
+        let p = self.output.pixels();
+        if self.pool { p - 1..p } else { 0..p }
     }
 }
 
@@ -197,6 +211,96 @@ pub struct QNet {
     pub classifier: QClassifier,
 }
 
+impl QNet {
+    /// The head as array layers (`--head-on-array`, docs/DESIGN.md §10): each linear
+    /// layer a 1x1 conv. The pooled sums (8 + ⌈log2 HW⌉ bits) never enter the array:
+    /// the first linear layer runs over the last conv's H x W map as a [`QLayer::pool`]
+    /// layer, Σ_p W·x_p = W·Σ_p x_p, so its last pixel holds the head unit's accumulator
+    /// bit for bit (the integer sum is exact in any order) and the 8-bit activations are
+    /// all it reads. The next layer reads that last pixel (tap offset (H − 1, W − 1)) and
+    /// has one output pixel, as have the layers after it. The classifier's activation is
+    /// [`Activation::Logits`].
+    pub fn head_layers(&self) -> Vec<QLayer> {
+        let c = &self.classifier;
+        let map = c.pool_input;
+        struct Dense<'a> {
+            index: usize,
+            name: &'a str,
+            weight: &'a Array2<i32>,
+            bias: &'a [i32],
+            k: i32,
+            f_in: u32,
+            f_out: u32,
+            act: Activation,
+            clamp_max: i32,
+        }
+        let dense = c
+            .hidden
+            .iter()
+            .map(|h| Dense {
+                index: h.linear_index,
+                name: &h.weight_name,
+                weight: &h.weight,
+                bias: &h.bias,
+                k: h.k,
+                f_in: h.f_in,
+                f_out: h.f_out,
+                act: h.act,
+                clamp_max: h.clamp_max,
+            })
+            .chain([Dense {
+                index: c.linear_index,
+                name: &c.weight_name,
+                weight: &c.weight,
+                bias: &c.bias,
+                k: c.k,
+                f_in: c.f_in,
+                f_out: 0,
+                act: Activation::Logits,
+                clamp_max: clamp_max(Activation::Logits, 0),
+            }]);
+        let mut input = map;
+        dense
+            .enumerate()
+            .map(|(i, d)| {
+                let (n, t) = d.weight.dim();
+                let (output, (dy, dx)) = match i {
+                    0 => (Dims { c: n, ..map }, (0, 0)),
+                    1 => (
+                        Dims { c: n, h: 1, w: 1 },
+                        (map.h as i64 - 1, map.w as i64 - 1),
+                    ),
+                    _ => (Dims { c: n, h: 1, w: 1 }, (0, 0)),
+                };
+                let q = QLayer {
+                    conv_index: d.index,
+                    weight_name: d.name.to_string(),
+                    input: Dims { c: t, ..input },
+                    output,
+                    stride: 1,
+                    taps: (0..t).map(|channel| Tap { channel, dy, dx }).collect(),
+                    weight: d.weight.clone(),
+                    // Packing ranks kept weights by magnitude; the integers rank as the
+                    // float weights they came from (one scale per layer).
+                    float_weight: d.weight.mapv(f64::from),
+                    bias: d.bias.to_vec(),
+                    k: d.k,
+                    f_in: d.f_in,
+                    f_out: d.f_out,
+                    act: d.act,
+                    clamp_max: d.clamp_max,
+                    alpha: None,
+                    groups: None,
+                    in_zero: 0,
+                    pool: i == 0,
+                };
+                input = output;
+                q
+            })
+            .collect()
+    }
+}
+
 /// Round half away from zero, as the contract requires (f64::round does exactly this).
 pub fn round_half_away(x: f64) -> f64 {
     x.round()
@@ -232,6 +336,8 @@ pub fn clamp_max(act: Activation, f_out: u32) -> i32 {
     match act {
         Activation::Relu6 => (6i64 << f_out).min(255) as i32,
         Activation::Relu | Activation::Offset => 255,
+        // Never requantized (logits are int32); the widest a clamp field can say.
+        Activation::Logits => i32::MAX,
     }
 }
 
@@ -387,6 +493,7 @@ pub fn quantize_layer(
         alpha: l.alpha,
         groups: l.groups.clone(),
         in_zero,
+        pool: false,
     })
 }
 

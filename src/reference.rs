@@ -51,32 +51,50 @@ pub struct IntLayer<'a> {
     pub bias: &'a [i32],
     pub shift: i32,
     pub clamp_max: i32,
+    /// The accumulators carry on from pixel to pixel ([`crate::quant::QLayer::pool`]).
+    pub pool: bool,
+    /// The accumulators are the logits ([`Activation::Logits`]): nothing is requantized.
+    pub logits: bool,
 }
 
 impl IntLayer<'_> {
-    pub fn run(&self, input: &[u8]) -> Vec<u8> {
+    /// bias + W·taps per output row and pixel (N x P), running on over the pixels of a
+    /// pool layer.
+    pub fn accumulate(&self, input: &[u8]) -> Vec<i32> {
         let v = gather(input, self.input, self.taps, self.stride, self.output);
         let p = self.output.pixels();
         let n = self.output.c;
-        let mut out = vec![0u8; n * p];
-        let mut acc = vec![0i32; p];
+        let mut acc = vec![0i32; n * p];
         for r in 0..n {
-            acc.fill(self.bias[r]);
+            let row = &mut acc[r * p..(r + 1) * p];
+            row.fill(if self.pool { 0 } else { self.bias[r] });
             for (t, &w) in self.weight.row(r).iter().enumerate() {
                 if w == 0 {
                     continue;
                 }
-                // Quantization bounded |acc| below 2^31 for every partial sum, so i32
-                // cannot wrap; i32 keeps this loop vectorized.
-                for (a, &x) in acc.iter_mut().zip(&v[t * p..(t + 1) * p]) {
+                // Quantization bounded |acc| below 2^31 for every partial sum (a pool
+                // layer's too: its bound is the pooled sums'), so i32 cannot wrap; i32
+                // keeps this loop vectorized.
+                for (a, &x) in row.iter_mut().zip(&v[t * p..(t + 1) * p]) {
                     *a += w * x as i32;
                 }
             }
-            for (o, &a) in out[r * p..(r + 1) * p].iter_mut().zip(&acc) {
-                *o = requantize(a as i64, self.shift, self.clamp_max) as u8;
+            if self.pool {
+                let mut run = self.bias[r];
+                for a in row.iter_mut() {
+                    run += *a;
+                    *a = run;
+                }
             }
         }
-        out
+        acc
+    }
+
+    pub fn run(&self, input: &[u8]) -> Vec<u8> {
+        self.accumulate(input)
+            .into_iter()
+            .map(|a| requantize(a as i64, self.shift, self.clamp_max) as u8)
+            .collect()
     }
 }
 
@@ -103,16 +121,23 @@ pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
     best
 }
 
-pub fn classify(c: &QClassifier, last: &[u8], dims: Dims) -> (Vec<i64>, Vec<i32>) {
+/// Per-channel exact sums of a C x H x W map (the global average pool before its 1/(H·W)).
+pub fn pool_sums(map: &[u8], dims: Dims) -> Vec<i64> {
     let p = dims.pixels();
-    let sums: Vec<i64> = (0..dims.c)
-        .map(|ch| last[ch * p..(ch + 1) * p].iter().map(|&x| x as i64).sum())
-        .collect();
+    (0..dims.c)
+        .map(|ch| map[ch * p..(ch + 1) * p].iter().map(|&x| x as i64).sum())
+        .collect()
+}
+
+pub fn classify(c: &QClassifier, last: &[u8], dims: Dims) -> (Vec<i64>, Vec<i32>) {
+    let sums = pool_sums(last, dims);
     let logits = c.logits(&sums);
     (sums, logits)
 }
 
-/// Runs integer layers then the pool + classifier on one uint8 image (C x H x W).
+/// Runs integer layers then the pool + classifier on one uint8 image (C x H x W); when
+/// the head runs on the array (its layers among `layers`, the last one's accumulators
+/// the logits), the pooled sums are still reported, from the pool layer's input.
 pub fn run_int(
     layers: &[IntLayer],
     classifier: &QClassifier,
@@ -122,7 +147,23 @@ pub fn run_int(
     let mut act = image.to_vec();
     let mut dims = layers.first().map_or(classifier.pool_input, |l| l.input);
     let mut dumps = Vec::new();
+    let mut sums = None;
     for l in layers {
+        if l.pool {
+            sums = Some(pool_sums(&act, dims));
+        }
+        if l.logits {
+            let acc = l.accumulate(&act);
+            let p = l.output.pixels();
+            // The last pixel's accumulators (a pool layer's running sums end there).
+            let logits: Vec<i32> = (0..l.output.c).map(|r| acc[r * p + p - 1]).collect();
+            return IntResult {
+                layers: dumps,
+                class: argmax(&logits),
+                sums: sums.unwrap_or_default(),
+                logits,
+            };
+        }
         act = l.run(&act);
         dims = l.output;
         if dump {
@@ -155,6 +196,8 @@ impl QNet {
                 bias: &l.bias,
                 shift: l.shift(),
                 clamp_max: l.clamp_max,
+                pool: l.pool,
+                logits: l.act == Activation::Logits,
             })
             .collect()
     }
@@ -186,16 +229,30 @@ impl PackedReference<'_> {
                 bias: &l.bias,
                 shift: l.shift,
                 clamp_max: l.clamp_max,
+                pool: l.pool,
+                logits: l.act == Activation::Logits,
             })
             .collect();
         run_int(&layers, &self.net.classifier, image, dump)
     }
 
-    /// Like [`Self::run`], with dumped maps put back in the model's channel order.
+    /// Like [`Self::run`], with dumped maps and pooled sums put back in the model's
+    /// channel order.
     pub fn run_model_order(&self, image: &[u8], dump: bool) -> IntResult {
         let mut r = self.run(image, dump);
         for (map, l) in r.layers.iter_mut().zip(&self.net.layers) {
             *map = unpermute(map, &l.row_perm);
+        }
+        // With the head on the array the last conv's slots follow the pool layer's
+        // groups (each channel has one slot: the pool layer reads it once).
+        if let Some(i) = self.net.layers.iter().position(|l| l.pool)
+            && let Some(prev) = i.checked_sub(1).map(|p| &self.net.layers[p])
+        {
+            let mut sums = vec![0; r.sums.len()];
+            for (slot, &ch) in prev.row_perm.iter().enumerate() {
+                sums[ch] = r.sums[slot];
+            }
+            r.sums = sums;
         }
         r
     }
@@ -334,7 +391,7 @@ pub fn run_float(net: &LoweredNet, image: &[u8]) -> Vec<f64> {
                 *a = match l.act {
                     Activation::Relu6 => a.clamp(0.0, 6.0),
                     Activation::Relu => a.max(0.0),
-                    Activation::Offset => *a,
+                    Activation::Offset | Activation::Logits => *a,
                 };
             }
         }

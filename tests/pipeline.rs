@@ -279,6 +279,47 @@ fn packed_reference_equals_unpacked_with_pruned_weights() {
 }
 
 #[test]
+fn head_on_the_array_computes_the_head_units_logits() {
+    let d = tempfile::tempdir().unwrap();
+    let mut headed = varied_spec(15);
+    headed.head = vec![7, 4];
+    for (i, spec) in [GenSpec::small(3), headed].iter().enumerate() {
+        let m = common::write_model(d.path(), &format!("m{i}.safetensors"), spec);
+        let unit = compile::compile(&m, &opts(4, 4)).unwrap();
+        let array = compile::compile(
+            &m,
+            &CompileOptions {
+                head_on_array: Some(1),
+                ..opts(4, 4)
+            },
+        )
+        .unwrap();
+        let convs = unit.packed.layers.len();
+        let head = &array.packed.layers[convs..];
+        assert_eq!(
+            head.len(),
+            spec.head.len() + 1,
+            "one array layer per linear layer"
+        );
+        assert!(head[0].pool && head[1..].iter().all(|l| !l.pool));
+        let last = head.last().unwrap();
+        assert_eq!(last.act, ccc::lower::Activation::Logits);
+        assert_eq!(last.output.c, spec.classes);
+        let (a, u) = (array.packed.reference(), unit.packed.reference());
+        for s in 0..6 {
+            let img = testgen::random_image(spec.channels, spec.height, spec.width, 300 + s);
+            let (x, y) = (a.run_model_order(&img, true), u.run_model_order(&img, true));
+            // Bit for bit: the pool folded into the first linear layer sums the same
+            // integers in another order.
+            assert_eq!(x.logits, y.logits, "model {i}, image {s}");
+            assert_eq!(x.sums, y.sums, "model {i}, image {s}");
+            assert_eq!(x.class, y.class);
+            assert_eq!(x.layers[..convs], y.layers[..]);
+        }
+    }
+}
+
+#[test]
 fn row_permutation_changes_no_output() {
     let d = tempfile::tempdir().unwrap();
     let m = common::write_model(d.path(), "m.safetensors", &varied_spec(13));

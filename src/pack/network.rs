@@ -28,6 +28,10 @@ pub struct PackOptions {
     /// Group every layer with `strategy`, also those whose model stores a grouping.
     #[serde(default)]
     pub regroup: bool,
+    /// Run the head's linear layers on the array, combined at this α
+    /// ([`crate::quant::QNet::head_layers`]); `None`: on the head unit beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_on_array: Option<usize>,
 }
 
 /// One layer in physical form.
@@ -72,6 +76,9 @@ pub struct PackedLayer {
     pub nonzero_columns: usize,
     /// Columns of the unpacked layer (T), all-zero ones included.
     pub taps_total: usize,
+    /// The head's first linear layer on the array ([`crate::quant::QLayer::pool`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
 }
 
 impl PackedLayer {
@@ -249,6 +256,7 @@ fn pack_layer(q: &QLayer, alpha: usize, opts: &PackOptions, model: &str) -> Resu
         nnz_unpacked,
         nonzero_columns: combined.stats.nonzero_columns,
         taps_total: q.taps.len(),
+        pool: q.pool,
     })
 }
 
@@ -320,7 +328,24 @@ pub fn replicate_shared_reads(net: &mut PackedNet) {
 
 /// Applies row permutations (slot i of layer l holds its channel perms[l][i]).
 pub fn apply_permutation(net: &mut PackedNet, perms: &[Vec<usize>]) {
-    permute_channels(&mut net.layers, net.classifier.pool_weight_mut(), perms);
+    match net
+        .layers
+        .iter()
+        .position(|l| l.pool)
+        .and_then(|p| p.checked_sub(1))
+    {
+        None => permute_channels(&mut net.layers, net.classifier.pool_weight_mut(), perms),
+        Some(last_conv) => {
+            // The head on the array ends with the logits layer, whose rows nothing reads:
+            // no classifier follows it. The classifier field still describes the head
+            // (reports count its MACs from it); its pooled inputs follow the last conv's
+            // slots.
+            let mut nothing = Array2::<i32>::zeros((0, net.classes));
+            permute_channels(&mut net.layers, &mut nothing, perms);
+            let w = net.classifier.pool_weight_mut();
+            *w = w.select(Axis(1), &perms[last_conv]);
+        }
+    }
 }
 
 /// Packs every layer, then permutes rows so cascaded layers read contiguous slots.
@@ -337,11 +362,23 @@ pub fn pack_network(q: &QNet, opts: &PackOptions) -> Result<PackedNet> {
         bail!("alpha = {a} is out of range (1..={MAX_ALPHA})");
     }
     check_gamma(opts.gamma)?;
+    if let Some(a) = opts.head_on_array
+        && (a == 0 || a > MAX_ALPHA)
+    {
+        bail!("the head's alpha = {a} is out of range (1..={MAX_ALPHA})");
+    }
     let model = q.name.clone();
+    let head = opts.head_on_array.map(|a| (q.head_layers(), a));
     let layers = q
         .layers
         .par_iter()
         .zip(&opts.alphas)
+        .chain(
+            head.iter()
+                .flat_map(|(ls, a)| ls.iter().map(move |l| (l, a)))
+                .collect::<Vec<_>>()
+                .into_par_iter(),
+        )
         .map(|(l, &a)| pack_layer(l, a, opts, &model))
         .collect::<Result<Vec<_>>>()?;
     let mut net = PackedNet {
