@@ -172,6 +172,7 @@ module ccc_core #(
     wire [X_W-1:0]        r_wlw;
     wire signed [5:0]     r_shift;
     wire [7:0]            r_clamp;
+    wire                  r_pool;
     wire [TP_W-1:0]       r_tp;
     wire [2:0]            r_delta;
     wire [GAP_W-1:0]      r_gap;
@@ -183,7 +184,7 @@ module ccc_core #(
         .rows_b(r_rows_b), .pixels(r_pixels), .slots(r_slots), .wo(r_wo), .rbase(r_rbase),
         .rkm1(r_rkm1), .rstep(r_rstep), .wsmask(r_wsmask), .wlk(r_wlk), .wla(r_wla),
         .wwo(r_wwo), .wlh(r_wlh), .wlw(r_wlw), .mirror(r_mirror), .shift(r_shift),
-        .clamp(r_clamp), .tp(r_tp), .delta(r_delta), .gap(r_gap)
+        .clamp(r_clamp), .pool(r_pool), .tp(r_tp), .delta(r_delta), .gap(r_gap)
     );
 
     // ------------------------------------------------------------------ controller
@@ -198,6 +199,7 @@ module ccc_core #(
     wire [LANE_W-1:0] amt0, amt1;
     wire [PIX_W-1:0]  t0_pix, t0_cpix, t1_pix, t1_cpix;
     wire [Y_W-1:0]    t0_y, t1_y;
+    wire              t0_first, t0_last;
     wire [X_W-1:0]    t0_x, t1_x;
     wire [LAYER_W-1:0] c_layer;
     wire              c_first, c_last, c_final, c_mirror;
@@ -226,13 +228,14 @@ module ccc_core #(
         .r_rows_b(r_rows_b), .r_pixels(r_pixels), .r_slots(r_slots), .r_wo(r_wo),
         .r_rbase(r_rbase), .r_rkm1(r_rkm1), .r_rstep(r_rstep), .r_wsmask(r_wsmask),
         .r_wlk(r_wlk), .r_wla(r_wla), .r_wwo(r_wwo), .r_wlh(r_wlh), .r_wlw(r_wlw),
-        .r_mirror(r_mirror), .r_shift(r_shift), .r_clamp(r_clamp), .r_tp(r_tp),
+        .r_mirror(r_mirror), .r_shift(r_shift), .r_clamp(r_clamp), .r_pool(r_pool), .r_tp(r_tp),
         .r_delta(r_delta), .r_gap(r_gap),
         .in_full(in_full), .in_take(in_take), .in_reopen(in_reopen),
         .pool_free(pool_free), .cls_start(cls_start), .img_end(img_end),
         .ld_go(ld_go), .ld_go_tile(ld_go_tile),
         .go0(go0), .swap0(swap0), .addr0(addr0), .amt0(amt0), .cut(req_cut),
-        .inbuf(req_l0), .t0_pix(t0_pix), .t0_cpix(t0_cpix), .t0_y(t0_y), .t0_x(t0_x),
+        .inbuf(req_l0), .t0_pix(t0_pix), .t0_cpix(t0_cpix), .t0_first(t0_first),
+        .t0_last(t0_last), .t0_y(t0_y), .t0_x(t0_x),
         .go1(go1), .swap1(swap1), .addr1(addr1), .amt1(amt1), .t1_pix(t1_pix),
         .t1_cpix(t1_cpix), .t1_y(t1_y), .t1_x(t1_x),
         .c_layer(c_layer), .c_first(c_first), .c_last(c_last), .c_final(c_final),
@@ -295,7 +298,7 @@ module ccc_core #(
         .LAYER_W(LAYER_W), .S_W(S_W), .LK_W(LK_W)
     ) u_tok0 (
         .clk(clk), .rst(rst), .go(go0), .swap(swap0), .pix(t0_pix), .cpix(t0_cpix),
-        .y(t0_y), .x(t0_x), .first(c_first), .last(c_last), .cut(req_cut), .row0(c_row0),
+        .y(t0_y), .x(t0_x), .first(t0_first), .last(t0_last), .cut(req_cut), .row0(c_row0),
         .rblk(c_rblk), .rows(c_rows), .layer(c_layer), .final_layer(c_final),
         .mirror(c_mirror), .shift(c_shift), .clamp(c_clamp), .map_h(c_wlh), .map_w(c_wlw),
         .smask(c_wsmask), .lk(c_wlk), .la(c_wla), .img(c_img), .tok(tok_s0)

@@ -73,6 +73,7 @@ module ccc_ctrl #(
     input  wire               r_mirror,
     input  wire signed [5:0]  r_shift,
     input  wire [7:0]         r_clamp,
+    input  wire               r_pool,
     input  wire [TP_W-1:0]    r_tp,
     input  wire [2:0]         r_delta,
     input  wire [GAP_W-1:0]   r_gap,
@@ -95,6 +96,11 @@ module ccc_ctrl #(
     output wire               inbuf,
     output wire [PIX_W-1:0]   t0_pix,
     output wire [PIX_W-1:0]   t0_cpix,
+    // segment 0's first / last column-block flags for the request: the tile's, except in
+    // a pool layer's tile, whose pixels carry one running sum: first only with its first
+    // pixel, last only with its last
+    output wire               t0_first,
+    output wire               t0_last,
     output wire [Y_W-1:0]     t0_y,
     output wire [X_W-1:0]     t0_x,
     // segment 1's requests (the boundary column) and their pixel
@@ -161,6 +167,7 @@ module ccc_ctrl #(
     reg               n_mirror;
     reg signed [5:0]  n_shift;
     reg [7:0]         n_clamp;
+    reg               n_pool, c_pool;
     reg [TP_W-1:0]    n_tp;
     reg [2:0]         n_delta;
     reg [GAP_W-1:0]   n_gap;
@@ -234,7 +241,10 @@ module ccc_ctrl #(
     assign amt0  = amt_q;
     assign cut   = (c_mode != M_SINGLE);
     assign inbuf = (c_layer == {LAYER_W{1'b0}});
-    assign t0_pix  = pix_q[PIX_W-1:0];
+    // A pool layer's pixels all use partial-sum word 0 (its running sum).
+    assign t0_pix  = c_pool ? {PIX_W{1'b0}} : pix_q[PIX_W-1:0];
+    assign t0_first = c_first && (!c_pool || swap0);
+    assign t0_last  = c_last && (!c_pool || slot_last_q);
     assign t0_cpix = cpix;
     assign t0_y    = y_q;
     assign t0_x    = x_q;
@@ -393,7 +403,7 @@ module ccc_ctrl #(
             n_wo <= r_wo; n_rbase <= r_rbase; n_rkm1 <= r_rkm1; n_rstep <= r_rstep;
             n_wsmask <= r_wsmask; n_wlk <= r_wlk; n_wla <= r_wla; n_wwo <= r_wwo;
             n_wlh <= r_wlh; n_wlw <= r_wlw; n_mirror <= r_mirror; n_shift <= r_shift;
-            n_clamp <= r_clamp; n_tp <= r_tp; n_delta <= r_delta; n_gap <= r_gap;
+            n_clamp <= r_clamp; n_pool <= r_pool; n_tp <= r_tp; n_delta <= r_delta; n_gap <= r_gap;
             n_gap0 <= (r_gap == {GAP_W{1'b0}});
             n_gap_le1 <= (r_gap <= {{(GAP_W - 1) {1'b0}}, 1'b1});
         end
@@ -407,7 +417,7 @@ module ccc_ctrl #(
             c_wom1 <= n_wo - 1'b1; c_rkm1 <= n_rkm1; c_rstep <= n_rstep;
             c_wsmask <= n_wsmask; c_wlk <= n_wlk; c_wla <= n_wla; c_wwo <= n_wwo;
             c_wlh <= n_wlh; c_wlw <= n_wlw; c_mirror <= n_mirror; c_shift <= n_shift;
-            c_clamp <= n_clamp; c_delta <= n_delta;
+            c_clamp <= n_clamp; c_pool <= n_pool; c_delta <= n_delta;
             c_tpm2 <= n_tp - {{(TP_W - 2) {1'b0}}, 2'd2};
             c_slotsm2 <= n_slots - {{(PIX_W - 1) {1'b0}}, 2'd2};
         end

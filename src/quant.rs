@@ -336,8 +336,9 @@ pub fn clamp_max(act: Activation, f_out: u32) -> i32 {
     match act {
         Activation::Relu6 => (6i64 << f_out).min(255) as i32,
         Activation::Relu | Activation::Offset => 255,
-        // Never requantized (logits are int32); the widest a clamp field can say.
-        Activation::Logits => i32::MAX,
+        // Never requantized (logits leave as int32): no clamp applies; the hardware's
+        // clamp field (8 bits) holds its largest value.
+        Activation::Logits => 255,
     }
 }
 

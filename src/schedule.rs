@@ -61,6 +61,10 @@ pub mod pipe {
     /// written at the edge ending T + w + PSUM_WRITE + r.
     pub const PSUM_READ: u64 = 3;
     pub const PSUM_WRITE: u64 = 12;
+    /// A pool layer's pixels carry one running sum through partial-sum word 0, so each
+    /// pixel's read must come after the previous pixel's write: a slot of at least
+    /// PSUM_WRITE − PSUM_READ + 1 cycles.
+    pub const POOL_TP: u64 = PSUM_WRITE - PSUM_READ + 1;
     /// Pool add at the edge ending T + w + POOL + r.
     pub const POOL: u64 = 16;
     /// Row outputs (the debug port) valid during T + w + OUT + r.
@@ -820,7 +824,12 @@ fn period_and_delta(
         Mode::Pixels => (2..8).collect(),
         Mode::Rows => (1..8).collect(),
     };
-    for tp in ACT_BITS.. {
+    let tp0 = if net.layers[l].pool {
+        pipe::POOL_TP
+    } else {
+        ACT_BITS
+    };
+    for tp in tp0.. {
         for &d in &deltas {
             if final_layer && t.mode != Mode::Single && d % tp == 0 {
                 continue;
@@ -939,8 +948,13 @@ pub fn plan(net: &PackedNet, a: ArrayShape) -> (Option<usize>, Vec<Tile>) {
     // every tile has a period. Each round moves at least one layer to `Single`.
     let mut single = vec![false; nl];
     loop {
+        // A pool layer's running sum lives in its rows' partial-sum memories, so its
+        // pixels stay in one segment, in order.
         let mut tiles: Vec<Tile> = (0..nl)
-            .flat_map(|li| plan_layer(net, li, a, if single[li] { None } else { split }))
+            .flat_map(|li| {
+                let one = single[li] || net.layers[li].pool;
+                plan_layer(net, li, a, if one { None } else { split })
+            })
             .collect();
         let geo = geometry(net, &tiles, a);
         let mut settled = true;

@@ -510,6 +510,11 @@ pub struct TileRow {
     pub tp: usize,
     pub delta: usize,
     pub gap: usize,
+    /// A pool layer's tile ([`crate::pack::network::PackedLayer::pool`]): its pixels
+    /// carry one running sum (pixel index 0 for the partial-sum memory, `first` only on
+    /// the first pixel, `last` only on the last).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
 }
 
 /// Where a value goes in a tap buffer (`ccc_shift_target`): the column memory, byte
@@ -741,9 +746,16 @@ fn plan(
     let in_c = first.input.c;
     let nt = tiles.len();
     // Partial sums are kept per row and output pixel, only for layers tiled along groups.
+    // A pool layer's running sum takes word 0, tiled or not.
     let psum_d = (0..nl)
-        .filter(|&l| net.layers[l].groups_len() > c)
-        .map(|l| net.layers[l].output.pixels())
+        .filter(|&l| net.layers[l].groups_len() > c || net.layers[l].pool)
+        .map(|l| {
+            if net.layers[l].pool {
+                1
+            } else {
+                net.layers[l].output.pixels()
+            }
+        })
         .max()
         .unwrap_or(0);
     let classes = net.classes;
@@ -1038,6 +1050,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, provenance: Provenance) -> Resul
             tp: t.tp as usize,
             delta: t.delta as usize,
             gap: t.gap as usize,
+            pool: l.pool,
         });
         // The segments' (first filter, filters, columns holding the tile's groups): bank 0
         // is segment 0 of a two-segment tile, the last bank the main one.

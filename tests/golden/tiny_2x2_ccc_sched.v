@@ -13,7 +13,8 @@
 //   per word, rstep lanes apart); the next layer's compact buffers for the rows' writes
 //   (wsmask: its stride - 1, wlk / wla: log2 pixels per word and log2 alpha, wwo: its
 //   output width, wlh / wlw: the last positions it reads + 1, mirror: it reads two row
-//   blocks side by side); shift / clamp (requantizer); tp (cycles per slot), delta
+//   blocks side by side); shift / clamp (requantizer); pool (a pool layer's tile: one
+//   running sum over its pixels); tp (cycles per slot), delta
 //   (segment 1's requests trail by it), gap (idle cycles before the first slot; the
 //   compiler's schedule, src/schedule.rs).
 `default_nettype none
@@ -48,6 +49,7 @@ module ccc_sched (
     output reg         mirror,
     output reg  signed [5:0] shift,
     output reg  [7:0] clamp,
+    output reg         pool,
     output reg  [3:0] tp,
     output reg  [2:0]  delta,
     output reg  [15:0] gap
@@ -67,7 +69,7 @@ module ccc_sched (
                 rbase = 6'd0; rkm1 = 1'd1; rstep = 1'd1;
                 wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd2; wlh = 3'd3; wlw = 3'd3; mirror = 1'b1;
-                shift = 6'sd10; clamp = 8'd192;
+                shift = 6'sd10; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd0; gap = 16'd0;
             end
             3'd1: begin  // layer 0, filters 0..
@@ -79,7 +81,7 @@ module ccc_sched (
                 rbase = 6'd8; rkm1 = 1'd1; rstep = 1'd1;
                 wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd2; wlh = 3'd3; wlw = 3'd3; mirror = 1'b1;
-                shift = 6'sd10; clamp = 8'd192;
+                shift = 6'sd10; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd0; gap = 16'd0;
             end
             3'd2: begin  // layer 0, filters 0..
@@ -91,7 +93,7 @@ module ccc_sched (
                 rbase = 6'd16; rkm1 = 1'd1; rstep = 1'd1;
                 wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd2; wlh = 3'd3; wlw = 3'd3; mirror = 1'b1;
-                shift = 6'sd10; clamp = 8'd192;
+                shift = 6'sd10; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd0; gap = 16'd0;
             end
             3'd3: begin  // layer 0, filters 0..
@@ -103,7 +105,7 @@ module ccc_sched (
                 rbase = 6'd24; rkm1 = 1'd1; rstep = 1'd1;
                 wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd2; wlh = 3'd3; wlw = 3'd3; mirror = 1'b1;
-                shift = 6'sd10; clamp = 8'd192;
+                shift = 6'sd10; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd0; gap = 16'd0;
             end
             3'd4: begin  // layer 0, filters 0..
@@ -115,7 +117,7 @@ module ccc_sched (
                 rbase = 6'd32; rkm1 = 1'd1; rstep = 1'd1;
                 wsmask = 1'd1; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd2; wlh = 3'd3; wlw = 3'd3; mirror = 1'b1;
-                shift = 6'sd10; clamp = 8'd192;
+                shift = 6'sd10; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd0; gap = 16'd0;
             end
             3'd5: begin  // layer 1, filters 0.. and 2..
@@ -127,7 +129,7 @@ module ccc_sched (
                 rbase = 6'd0; rkm1 = 1'd0; rstep = 1'd0;
                 wsmask = 1'd0; wlk = 1'd0; wla = 1'd0;
                 wwo = 5'd0; wlh = 3'd0; wlw = 3'd0; mirror = 1'b0;
-                shift = 6'sd6; clamp = 8'd192;
+                shift = 6'sd6; clamp = 8'd192; pool = 1'b0;
                 tp = 4'd8; delta = 3'd1; gap = 16'd0;
             end
             default: begin
@@ -136,7 +138,7 @@ module ccc_sched (
                 rows = 2'd0; rows_b = 2'd0; pixels = 6'd0; slots = 6'd0;
                 wo = 3'd0; rbase = 6'd0; rkm1 = 1'd0; rstep = 1'd0;
                 wsmask = 1'd0; wlk = 1'd0; wla = 1'd0; wwo = 5'd0;
-                wlh = 3'd0; wlw = 3'd0; mirror = 1'b0; shift = 6'sd0; clamp = 8'd0;
+                wlh = 3'd0; wlw = 3'd0; mirror = 1'b0; shift = 6'sd0; clamp = 8'd0; pool = 1'b0;
                 tp = 4'd0; delta = 3'd0; gap = 16'd0;
             end
         endcase
