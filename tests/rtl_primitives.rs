@@ -197,3 +197,124 @@ fn requantizer_is_proven_equal_to_the_spec() {
         );
     }
 }
+
+/// The logits unit of a head on the array: every class written by its row (in either
+/// bank, in any order), then the stream under random back-pressure: the logits in class
+/// order, then the argmax (lowest index on ties) with `last`; twice, so the second
+/// image's logits land while the first's may still be leaving.
+#[test]
+fn logits_unit_streams_the_logits_and_their_argmax() {
+    if !common::need(
+        "iverilog",
+        "logits_unit_streams_the_logits_and_their_argmax",
+    ) {
+        return;
+    }
+    let (r, nb, cls) = (4usize, 2usize, 10usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let images: Vec<Vec<i32>> = (0..2)
+        .map(|i| {
+            let mut v: Vec<i32> = (0..cls)
+                .map(|_| rng.random_range(-(1 << 20)..(1 << 20)))
+                .collect();
+            if i == 1 {
+                // A tie at the top: the lower index wins.
+                let m = *v.iter().max().unwrap();
+                v[7] = m;
+                v[3] = m;
+            }
+            v
+        })
+        .collect();
+    // Writes: (cycle, bank, row, block, value); classes in a shuffled order.
+    let mut lines = String::new();
+    for (i, lg) in images.iter().enumerate() {
+        let mut order: Vec<usize> = (0..cls).collect();
+        for k in (1..cls).rev() {
+            order.swap(k, rng.random_range(0..=k));
+        }
+        for (n, &k) in order.iter().enumerate() {
+            let bank = rng.random_range(0..nb);
+            lines += &format!(
+                "{:08x} {:08x} {:08x} {:08x} {:08x}\n",
+                i * 100 + n * 2,
+                bank,
+                k % r,
+                k / r,
+                lg[k] as u32
+            );
+        }
+    }
+    let tb = format!(
+        r#"`timescale 1ns/1ps
+module tb;
+    localparam integer R = {r}, NB = {nb}, CLS = {cls};
+    reg clk = 0, rst = 1;
+    always #5 clk = ~clk;
+    reg  [NB*R-1:0]    lg_valid;
+    reg  [NB*32*R-1:0] lg_val;
+    reg  [NB*2*R-1:0]  lg_blk;
+    reg                start, out_ready;
+    wire               busy, pool_done, out_valid, out_last;
+    wire [31:0]        out_data;
+    ccc_logits #(.R(R), .NB(NB), .RB_W(2), .CLS(CLS), .CLS_W(4), .ACC_W(32)) dut (
+        .clk(clk), .rst(rst), .lg_valid(lg_valid), .lg_val(lg_val), .lg_blk(lg_blk),
+        .start(start), .busy(busy), .pool_done(pool_done), .out_valid(out_valid),
+        .out_ready(out_ready), .out_data(out_data), .out_last(out_last)
+    );
+    reg [31:0] w [0:5*2*CLS-1];
+    integer cyc, n, i, seed;
+    initial begin
+        $readmemh("{vec}", w);
+        seed = 3;
+        lg_valid = 0; lg_val = 0; lg_blk = 0; start = 0; out_ready = 0;
+        repeat (3) @(posedge clk);
+        rst <= 0;
+        n = 0;
+        for (cyc = 0; cyc < 400; cyc = cyc + 1) begin
+            @(negedge clk);
+            lg_valid = 0;
+            start = (cyc == 30 || cyc == 130);
+            out_ready = ($random(seed) & 1);
+            if (n < 2 * CLS && w[5*n] == cyc) begin
+                i = w[5*n+1] * R + w[5*n+2];
+                lg_valid[i] = 1'b1;
+                lg_val[i*32 +: 32] = w[5*n+4];
+                lg_blk[i*2 +: 2] = w[5*n+3];
+                n = n + 1;
+            end
+        end
+        $finish;
+    end
+    always @(posedge clk) if (out_valid && out_ready) $display("%0d %0d", $signed(out_data), out_last);
+endmodule
+"#,
+        vec = "vectors.hex"
+    );
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("vectors.hex"), lines).unwrap();
+    let tb_path = d.path().join("tb.v");
+    std::fs::write(
+        &tb_path,
+        tb.replace(
+            "vectors.hex",
+            &d.path().join("vectors.hex").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = common::iverilog_run(
+        d.path(),
+        &[common::repo().join("hw/ccc_logits.v"), tb_path],
+        "tb",
+        &[],
+    );
+    let mut want = String::new();
+    for lg in &images {
+        for &v in lg {
+            want += &format!("{v} 0\n");
+        }
+        let best = (0..cls).fold(0, |b, k| if lg[k] > lg[b] { k } else { b });
+        want += &format!("{best} 1\n");
+    }
+    assert_eq!(out, want);
+}
