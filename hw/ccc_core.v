@@ -99,6 +99,9 @@ module ccc_core #(
     parameter integer HW_N     = CLS * CH,
     parameter integer HB_N     = CLS,
     parameter integer CLS_IN   = CH,
+    // 1: the head runs on the array (its last layer's accumulators are the logits,
+    // ccc_logits instead of ccc_classifier)
+    parameter integer HEAD_ARRAY = 0,
     // timing the compiler planned with (src/schedule.rs)
     parameter integer LOAD_AT  = 16,
     parameter integer REOPEN   = 0,
@@ -532,6 +535,7 @@ module ccc_core #(
     // ------------------------------------------------------------------ row ends
     wire [NB*R-1:0]        ro_valid;
     wire [NB*R*8-1:0]      ro_act;
+    wire [NB*R*ACC_W-1:0]  ro_acc;
     wire [NB*R*RB_W-1:0]   ro_rblk;
     wire [NB*R-1:0]        ro_final;
     wire [NB*R-1:0]        rw_valid;
@@ -554,7 +558,7 @@ module ccc_core #(
                     .ROW(gr), .ROW_W(ROW_W), .PSUM_W(PSUM_W), .ACC_W(ACC_W), .PIX_W(PIX_W), .Y_W(Y_W),
                     .X_W(X_W), .N_W(N_W), .RB_W(RB_W), .LAYER_W(LAYER_W), .PSUM_D(PSUM_D),
                     .PSUM_AW(PSUM_AW), .A_W(A_W), .COL_W(COL_W), .LANE_W(LANE_W),
-                    .S_W(S_W), .LK_W(LK_W), .TAP_W(TAP_W)
+                    .S_W(S_W), .LK_W(LK_W), .TAP_W(TAP_W), .LOGITS(HEAD_ARRAY)
                 ) u_row (
                     .clk(clk), .rst(rst),
                     .tok_in(tok[gr*TOK_W +: TOK_W]), .tok_out(tok[(gr+1)*TOK_W +: TOK_W]),
@@ -564,6 +568,7 @@ module ccc_core #(
                     .ld_tgt_in(tgt[gr*TGT_W +: TGT_W]),
                     .ld_tgt_out(tgt[(gr+1)*TGT_W +: TGT_W]),
                     .out_valid(ro_valid[K]), .out_act(ro_act[K*8 +: 8]),
+                    .out_acc(ro_acc[K*ACC_W +: ACC_W]),
                     .out_layer(dbg_layer[K*LAYER_W +: LAYER_W]),
                     .out_ch(dbg_ch[K*N_W +: N_W]), .out_rblk(ro_rblk[K*RB_W +: RB_W]),
                     .out_pix(dbg_pix[K*PIX_W +: PIX_W]), .out_final(ro_final[K]),
@@ -642,18 +647,33 @@ module ccc_core #(
         else if (cls_start) cls_req_q <= 1'b1;
     end
 
-    ccc_classifier #(
-        .CH(CH), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
-        .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .NL(HL), .HP(HP), .HN_W(HN_W), .HD_W(HD_W),
-        .NW(HW_N), .NBS(HB_N), .CLS_IN(CLS_IN),
-        .W_FILE(CW_FILE), .B_FILE(CB_FILE), .L_FILE(CL_FILE)
-    ) u_cls (
-        .clk(clk), .rst(rst),
-        .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),
-        .start(cls_go), .busy(cls_busy), .pool_done(pool_done),
-        .out_valid(cls_valid), .out_ready(cls_ready), .out_data(cls_data),
-        .out_last(cls_last)
-    );
+    generate
+        if (HEAD_ARRAY != 0) begin : g_logits
+            ccc_logits #(
+                .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W), .ACC_W(ACC_W)
+            ) u_cls (
+                .clk(clk), .rst(rst),
+                .lg_valid(ro_valid & ro_final), .lg_val(ro_acc), .lg_blk(ro_rblk),
+                .start(cls_go), .busy(cls_busy), .pool_done(pool_done),
+                .out_valid(cls_valid), .out_ready(cls_ready), .out_data(cls_data),
+                .out_last(cls_last)
+            );
+        end else begin : g_cls
+            ccc_classifier #(
+                .CH(CH), .R(R), .NB(NB), .RB_W(RB_W), .CLS(CLS), .CLS_W(CLS_W),
+                .POOL_W(POOL_W), .LOGIT_W(LOGIT_W), .NL(HL), .HP(HP), .HN_W(HN_W), .HD_W(HD_W),
+                .NW(HW_N), .NBS(HB_N), .CLS_IN(CLS_IN),
+                .W_FILE(CW_FILE), .B_FILE(CB_FILE), .L_FILE(CL_FILE)
+            ) u_cls (
+                .clk(clk), .rst(rst),
+                .add_valid(ro_valid & ro_final), .add_val(ro_act), .add_blk(ro_rblk),
+                .start(cls_go), .busy(cls_busy), .pool_done(pool_done),
+                .out_valid(cls_valid), .out_ready(cls_ready), .out_data(cls_data),
+                .out_last(cls_last)
+            );
+            wire unused_acc = ^ro_acc;
+        end
+    endgenerate
 
     // The output stream leaves through a skid stage, so `m_axis_tready` drives one
     // flip-flop instead of the enables of the classifier's logit shift register. `done`

@@ -46,6 +46,9 @@ module ccc_row_unit #(
     parameter integer S_W     = 1,
     parameter integer LK_W    = 2,
     parameter integer TAP_W   = 8,
+    // The row's int32 accumulator as well (out_acc): a head run on the array, whose last
+    // layer's accumulators are the logits.
+    parameter integer LOGITS  = 0,
     parameter integer TOK_W   = 4 + 2 * PIX_W + Y_W + X_W + 4 + N_W + RB_W + ROW_W + 1 +
                                 LAYER_W + 2 + 6 + 8 + Y_W + X_W + S_W + 2 * LK_W + 2,
     // {valid, col, lane, dy[TAP_W-1:0], dx[TAP_W-1:0], offset[A_W+LANE_W:0]}
@@ -68,6 +71,8 @@ module ccc_row_unit #(
     // the finished activation of this row
     output reg                      out_valid,
     output wire [7:0]               out_act,
+    // with out_valid when LOGITS: the accumulator out_act was requantized from
+    output wire [ACC_W-1:0]         out_acc,
     output wire [LAYER_W-1:0]       out_layer,
     output wire [N_W-1:0]           out_ch,
     output wire [RB_W-1:0]          out_rblk,
@@ -295,6 +300,20 @@ module ccc_row_unit #(
     assign wr_lane   = h_lane_q;
     assign wr_addr   = h_addr_q;
     assign wr_mirror = h_mirror_q;
+
+    // The finished accumulator, held from the row end's second stage until out_valid
+    // (two cycles later; the next comes tp >= 8 cycles after it).
+    generate
+        if (LOGITS != 0) begin : g_logits
+            reg [ACC_W-1:0] h_acc_q;
+            always @(posedge clk) begin
+                if (acc_valid && acc_last) h_acc_q <= acc;
+            end
+            assign out_acc = h_acc_q;
+        end else begin : g_no_logits
+            assign out_acc = {ACC_W{1'b0}};
+        end
+    endgenerate
 
     // The row end's fourth stage is the activation; the pixel's description is held
     // beside it. Only the valid bits are control state (reset).

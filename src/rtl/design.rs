@@ -194,6 +194,10 @@ pub struct Capacity {
     /// existed have none: [`HwDesign::read`] gives them their one-layer head.
     #[serde(default)]
     pub head: Option<HeadCapacity>,
+    /// The head runs on the array ([`crate::quant::QNet::head_layers`]): the last layer's
+    /// accumulators are the logits (hw/ccc_logits.v instead of the head unit).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub head_array: bool,
     /// Weight-memory words per block-RAM bank ([`WM_BANK_DEPTH`], a power of two: the
     /// address's high bits pick the bank); each bank has its own image, `weights_bNN.hex`.
     #[serde(default = "wm_bank_depth")]
@@ -610,7 +614,16 @@ pub fn acc_width(net: &PackedNet, psum_w: usize) -> usize {
     let bound = net
         .layers
         .iter()
-        .flat_map(|l| quant::accumulator_bounds(&l.weight, &l.bias, 255))
+        // A pool layer's running sum reads every pixel of its map: as if the inputs
+        // were that many times larger.
+        .flat_map(|l| {
+            let max_in = if l.pool {
+                255 * l.output.pixels() as u64
+            } else {
+                255
+            };
+            quant::accumulator_bounds(&l.weight, &l.bias, max_in)
+        })
         .max()
         .unwrap_or(0);
     (bits(bound as usize) + 1).max(psum_w + 8).min(32)
@@ -856,6 +869,7 @@ fn capacity_of(
         pool_w: net.classifier.in_bits as usize,
         logit_w: logit_width(net),
         head: Some(HeadCapacity::of(net, head_lanes)),
+        head_array: net.layers.iter().any(|l| l.pool),
         wm_bank: WM_BANK_DEPTH,
         widths: p.widths.clone(),
         word: p.word.clone(),

@@ -13,7 +13,7 @@ use super::templates;
 use crate::output::OutDir;
 
 /// Hand-written primitives (`hw/`, one module per file), leaves first (file name, text).
-pub const HW_FILES: [(&str, &str); 19] = [
+pub const HW_FILES: [(&str, &str); 20] = [
     ("ccc_sdp_ram.v", include_str!("../../hw/ccc_sdp_ram.v")),
     ("ccc_rep_reg.v", include_str!("../../hw/ccc_rep_reg.v")),
     ("ccc_rep_data.v", include_str!("../../hw/ccc_rep_data.v")),
@@ -41,6 +41,7 @@ pub const HW_FILES: [(&str, &str); 19] = [
         "ccc_classifier.v",
         include_str!("../../hw/ccc_classifier.v"),
     ),
+    ("ccc_logits.v", include_str!("../../hw/ccc_logits.v")),
     ("ccc_loader.v", include_str!("../../hw/ccc_loader.v")),
     ("ccc_token_gen.v", include_str!("../../hw/ccc_token_gen.v")),
     ("ccc_skid.v", include_str!("../../hw/ccc_skid.v")),
