@@ -85,10 +85,13 @@ pub fn compare(net: &PackedNet, images: &[Vec<u8>], run: &SimRun) -> Vec<Mismatc
         for (l, map) in want.layers.iter().enumerate() {
             let got = run.acts.get(&(i, l));
             let (ch_n, h, w) = map.dim();
+            // A pool layer's rows give only its result, at its last pixel, under the
+            // pixel index its running sum uses (0; `TileRow::pool`).
+            let pool = net.layers[l].pool;
             'outer: for ch in 0..ch_n {
-                for y in 0..h {
-                    for x in 0..w {
-                        let pix = y * w + x;
+                for y in if pool { h - 1..h } else { 0..h } {
+                    for x in if pool { w - 1..w } else { 0..w } {
+                        let pix = if pool { 0 } else { y * w + x };
                         let g = got.and_then(|m| m.get(&(ch, pix))).copied();
                         if g != Some(map[[ch, y, x]]) {
                             first = Some(Mismatch::Activation {
