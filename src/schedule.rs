@@ -92,6 +92,10 @@ pub mod pipe {
     /// CLS_OUT_EXTRA cycles to `done` (output always ready: the output skid stage).
     pub const CLS_MAC_EXTRA: u64 = 9;
     pub const CLS_OUT_EXTRA: u64 = 1;
+    /// With the head on the array (hw/ccc_logits.v): LOGITS_EXTRA cycles from the start to
+    /// the first logit word, and the class registers are free LOGITS_FREE cycles after it.
+    pub const LOGITS_EXTRA: u64 = 4;
+    pub const LOGITS_FREE: u64 = 2;
     /// An MLP head's hidden layer ends HEAD_LAYER_GAP cycles after its last MAC read
     /// (the pipeline's drain and the requantized write) before the next layer reads.
     pub const HEAD_LAYER_GAP: u64 = 7;
@@ -1140,12 +1144,21 @@ pub fn check_head_lanes(net: &PackedNet, lanes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the head's linear layers run on the array (a pool layer among the layers):
+/// then the last layer's accumulators are the logits and no head unit computes.
+pub fn head_on_array(net: &PackedNet) -> bool {
+    net.layers.iter().any(|l| l.pool)
+}
+
 /// Most MAC lanes the head unit gets (each is a multiplier).
 pub const MAX_HEAD_LANES: usize = 8;
 
 /// The head's first layer (the one that reads the pool), from the head's start to the
 /// pool being free: one cycle per block of `lanes` outputs and input.
 fn cls_mac(net: &PackedNet, lanes: usize) -> u64 {
+    if head_on_array(net) {
+        return pipe::LOGITS_FREE;
+    }
     let (o, i) = net.classifier.pool_weight().dim();
     (o.div_ceil(lanes) * i) as u64 + pipe::CLS_MAC_EXTRA
 }
@@ -1155,6 +1168,9 @@ fn cls_mac(net: &PackedNet, lanes: usize) -> u64 {
 /// cycle to take a block's sums and one per output of the last block before the last one
 /// leaves; a drain between layers; the classes' logits and the class.
 pub fn head_cycles(net: &PackedNet, lanes: usize) -> u64 {
+    if head_on_array(net) {
+        return pipe::LOGITS_EXTRA + net.classes as u64 + 1 + pipe::CLS_OUT_EXTRA;
+    }
     let c = &net.classifier;
     let layer = |w: &ndarray::Array2<i32>| -> u64 {
         let (o, i) = w.dim();
