@@ -1028,7 +1028,16 @@ fn tile_breakdown(net: &PackedNet, t: &Tile, a: ArrayShape, split: Option<usize>
             }
         }
         let used = (sv.rows * t.cols) as u64;
-        b.macs += nnz * pixels;
+        if l.pool {
+            // The pool folded in: each weight's MAC is useful once per image (docs/DESIGN.md
+            // §11 counts the head's weights once); its repeats over the map's other
+            // pixels are the pool's cost.
+            let once = nnz.min(nnz * pixels);
+            b.macs += once;
+            b.pool_classifier += (ACT_BITS * (nnz * pixels - once)) as i64;
+        } else {
+            b.macs += nnz * pixels;
+        }
         b.replication += ACT_BITS * copied * pixels;
         b.zero_weights += ACT_BITS * (used - nnz - copied) * pixels;
         b.idle_rows += ACT_BITS * ((a.rows - sv.rows) * t.cols) as u64 * pixels;
@@ -1359,9 +1368,12 @@ pub fn schedule(net: &PackedNet, a: ArrayShape, head_lanes: Option<usize>) -> Sc
         total.add(&b);
     }
     // The classifier's MACs count as useful (docs/DESIGN.md §11) but take no array cycle.
-    let cls_nnz = cls.nonzeros() as u64;
-    total.macs += cls_nnz;
-    total.pool_classifier -= (ACT_BITS * cls_nnz) as i64;
+    // On the array the head's layers counted their MACs above.
+    if !head_on_array(net) {
+        let cls_nnz = cls.nonzeros() as u64;
+        total.macs += cls_nnz;
+        total.pool_classifier -= (ACT_BITS * cls_nnz) as i64;
+    }
     debug_assert_eq!(total.cycles, interval);
     Schedule {
         array: a,
