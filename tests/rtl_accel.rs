@@ -507,6 +507,54 @@ fn tiles_shorter_than_the_load_lead_load_the_right_weights() {
     }
 }
 
+/// The head on the array (`--head-on-array`): the pool folded into the first linear
+/// layer, hidden layers as 1-pixel layers, the classifier's accumulators the logits.
+/// Bit-exact with exact cycles (latency, interval, every layer span) on generated models:
+/// a 1x1 and a 2x2 last map, an MLP head and a classifier alone, a non-square array, a
+/// head combined at α 2.
+#[test]
+fn head_on_the_array_simulates_bit_exact() {
+    if !common::need("iverilog", "head_on_the_array_simulates_bit_exact") {
+        return;
+    }
+    let cases = [
+        (
+            "--input 1,8,8 --stem 4,3,2,1 --blocks 8:2:4,8:2:4 --head 5",
+            "4",
+            "4",
+            "1",
+        ),
+        (
+            "--input 1,8,8 --stem 4,3,1,1 --blocks 8:2:4,8:2:4 --head 6,3",
+            "3",
+            "2",
+            "1",
+        ),
+        (
+            "--input 1,8,8 --stem 4,3,2,1 --blocks 8:2:4,12:1:4",
+            "4",
+            "4",
+            "2",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (k, (spec_args, rows, cols, alpha)) in cases.iter().enumerate() {
+        let head = format!("--head-on-array={alpha}");
+        let gen_args = ["--seed", "4", "--classes", "6"];
+        let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, &[&head]);
+        let o = common::ccc_in(
+            d.path(),
+            &["simulate", &out, "--images", "3", "--simulator", "icarus"],
+        );
+        let text = common::stdout(&o);
+        assert!(
+            o.status.success() && text.contains("bit-exact") && !text.contains("differ"),
+            "{spec_args} on {rows}x{cols}: {text}{}",
+            common::stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn varied_models_simulate_bit_exact() {
     if !common::need("iverilog", "varied_models_simulate_bit_exact") {
