@@ -50,7 +50,7 @@ module ccc_top (
         .PSUM_D(16), .PSUM_AW(4), .CLS(2), .CLS_W(2), .CH(3),
         .POOL_W(10), .LOGIT_W(19), .LOAD_AT(14), .REOPEN(0),
         .CLS_DLY(12),
-        .HL(1), .HP(1), .HN_W(2), .HD_W(1), .HW_N(6), .HB_N(2), .CLS_IN(3),
+        .HL(1), .HP(1), .HN_W(2), .HD_W(1), .HW_N(6), .HB_N(2), .CLS_IN(3), .HEAD_ARRAY(0),
         .WM_FILE("weights"), .WM_BANK(512), .CW_FILE("cls_w.hex"), .CB_FILE("cls_b.hex"), .CL_FILE("cls_l.hex")
     ) u_core (
         .clk(clk), .rst(rst),
