@@ -321,8 +321,9 @@ module ccc_core #(
             );
         end else begin : g_no_tok1
             assign tok_s1 = {TOK_W{1'b0}};
+            // Segment 0's tokens take first / last per request (t0_first, t0_last).
             wire unused_seg1 = ^{go1, swap1, t1_pix, t1_cpix, t1_y, t1_x, c_row0_b, c_rblk_b,
-                                 c_rows_b, addr1, amt1, tok_s1};
+                                 c_rows_b, addr1, amt1, tok_s1, c_first, c_last};
         end
     endgenerate
 
