@@ -1032,7 +1032,7 @@ fn tile_breakdown(net: &PackedNet, t: &Tile, a: ArrayShape, split: Option<usize>
             // The pool folded in: each weight's MAC is useful once per image (docs/DESIGN.md
             // §11 counts the head's weights once); its repeats over the map's other
             // pixels are the pool's cost.
-            let once = nnz.min(nnz * pixels);
+            let once = if pixels > 0 { nnz } else { 0 };
             b.macs += once;
             b.pool_classifier += (ACT_BITS * (nnz * pixels - once)) as i64;
         } else {

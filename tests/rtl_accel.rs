@@ -475,6 +475,29 @@ fn generated_design(
     out
 }
 
+/// `ccc simulate OUT --images N --simulator icarus` in `dir`; the simulator's report,
+/// asserted bit-exact (and, with `exact_cycles`, with every cycle count as predicted).
+fn simulate_bit_exact(
+    dir: &std::path::Path,
+    out: &str,
+    images: &str,
+    what: &str,
+    exact_cycles: bool,
+) {
+    let o = common::ccc_in(
+        dir,
+        &["simulate", out, "--images", images, "--simulator", "icarus"],
+    );
+    let text = common::stdout(&o);
+    assert!(
+        o.status.success()
+            && text.contains("bit-exact")
+            && !(exact_cycles && text.contains("differ")),
+        "{what}: {text}{}",
+        common::stderr(&o)
+    );
+}
+
 /// Tiles shorter than the weight load's lead (a layer of one or two output pixels: 8 or
 /// 16 cycles against LOAD_AT = R + C + 10): the load for the next tile begins after the
 /// short tile has ended. The controller fetched the tile after next then (the next
@@ -494,16 +517,7 @@ fn tiles_shorter_than_the_load_lead_load_the_right_weights() {
     let spec_args = "--input 1,8,8 --stem 4,3,2,1 --blocks 8:2:4,8:2:4";
     for (k, (rows, cols)) in [("4", "4"), ("4", "2")].into_iter().enumerate() {
         let out = generated_design(d.path(), k, &["--seed", "4"], spec_args, rows, cols, &[]);
-        let o = common::ccc_in(
-            d.path(),
-            &["simulate", &out, "--images", "3", "--simulator", "icarus"],
-        );
-        let text = common::stdout(&o);
-        assert!(
-            o.status.success() && text.contains("bit-exact"),
-            "{rows}x{cols}: {text}{}",
-            common::stderr(&o)
-        );
+        simulate_bit_exact(d.path(), &out, "3", &format!("{rows}x{cols}"), false);
     }
 }
 
@@ -542,15 +556,12 @@ fn head_on_the_array_simulates_bit_exact() {
         let head = format!("--head-on-array={alpha}");
         let gen_args = ["--seed", "4", "--classes", "6"];
         let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, &[&head]);
-        let o = common::ccc_in(
+        simulate_bit_exact(
             d.path(),
-            &["simulate", &out, "--images", "3", "--simulator", "icarus"],
-        );
-        let text = common::stdout(&o);
-        assert!(
-            o.status.success() && text.contains("bit-exact") && !text.contains("differ"),
-            "{spec_args} on {rows}x{cols}: {text}{}",
-            common::stderr(&o)
+            &out,
+            "3",
+            &format!("{spec_args} on {rows}x{cols}"),
+            true,
         );
     }
 }
@@ -610,16 +621,7 @@ fn varied_models_simulate_bit_exact() {
     for (k, (spec_args, rows, cols)) in cases.iter().enumerate() {
         let gen_args = ["--seed", "3", "--classes", "4"];
         let out = generated_design(d.path(), k, &gen_args, spec_args, rows, cols, &[]);
-        let o = common::ccc_in(
-            d.path(),
-            &["simulate", &out, "--images", "2", "--simulator", "icarus"],
-        );
-        let text = common::stdout(&o);
-        assert!(
-            o.status.success() && text.contains("bit-exact"),
-            "{spec_args}: {text}{}",
-            common::stderr(&o)
-        );
+        simulate_bit_exact(d.path(), &out, "2", spec_args, false);
     }
 }
 
