@@ -118,6 +118,10 @@ pub struct Compiled {
     /// when this one's is, its RTL never written), which the report compares against
     /// this one.
     pub alternative: Option<Box<Compiled>>,
+    /// The model compiled with the other mapping of its head ([`CompileOptions::
+    /// other_head_mapping`]), for the report's comparison; `None` where the array cannot
+    /// take the head (the report says why).
+    pub head_alternative: Option<Box<Compiled>>,
 }
 
 pub fn check_array(rows: usize, cols: usize) -> Result<ArrayShape> {
@@ -197,6 +201,26 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
 }
 
 impl CompileOptions {
+    /// The same options with the head on the head unit if it is on the array, and on the
+    /// array (dense: α 1) if not.
+    pub fn other_head_mapping(&self) -> CompileOptions {
+        CompileOptions {
+            head_on_array: match self.head_on_array {
+                Some(_) => None,
+                None => Some(1),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// The head's mapping, as the report names it.
+    pub fn head_mapping_name(&self) -> String {
+        match self.head_on_array {
+            None => "head unit".into(),
+            Some(a) => format!("array (α {a})"),
+        }
+    }
+
     /// The same options with the other mapping of the decomposed convs. A per-layer α
     /// list counts the selected mapping's layers; the other mapping takes the graph's.
     pub fn other_mapping(&self) -> CompileOptions {
@@ -219,11 +243,36 @@ pub fn compile(path: &Path, o: &CompileOptions) -> Result<Compiled> {
             )
         })?;
         c.report.decomposition = Some(vec![
-            report::MappingRow::of(&c.report, o.decomposed, true),
-            report::MappingRow::of(&alt.report, other, false),
+            report::MappingRow::of(&c.report, o.decomposed.name(), true),
+            report::MappingRow::of(&alt.report, other.name(), false),
         ]);
         c.alternative = Some(Box::new(alt));
     }
+    let other = o.other_head_mapping();
+    let this_row = report::MappingRow::of(&c.report, o.head_mapping_name(), true);
+    c.report.head_mapping = Some(match compile_one(path, &other) {
+        Ok(alt) => {
+            let row = report::MappingRow::of(&alt.report, other.head_mapping_name(), false);
+            c.head_alternative = Some(Box::new(alt));
+            report::HeadMapping {
+                rows: vec![this_row, row],
+                other_error: None,
+            }
+        }
+        // The head unit takes every head the array does: only the array can refuse one.
+        Err(e) if o.head_on_array.is_none() => report::HeadMapping {
+            rows: vec![this_row],
+            other_error: Some(format!("{e:#}")),
+        },
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "compiling {} with the head on the head unit",
+                    path.display()
+                )
+            });
+        }
+    });
     Ok(c)
 }
 
@@ -295,6 +344,7 @@ fn compile_one(path: &Path, o: &CompileOptions) -> Result<Compiled> {
         design,
         report,
         alternative: None,
+        head_alternative: None,
     })
 }
 
@@ -535,6 +585,22 @@ pub fn measure_accuracy(c: &mut Compiled, d: &Dataset, dataset: &str) -> Result<
         rows[0].accuracy = Some(a.packed);
         if let Some(alt) = &c.alternative {
             rows[1].accuracy = Some(
+                evaluate(
+                    &alt.lowered,
+                    &alt.qnet,
+                    &alt.packed,
+                    &d.images,
+                    &d.labels,
+                    dataset,
+                )
+                .packed,
+            );
+        }
+    }
+    if let Some(h) = &mut c.report.head_mapping {
+        h.rows[0].accuracy = Some(a.packed);
+        if let (Some(row), Some(alt)) = (h.rows.get_mut(1), &c.head_alternative) {
+            row.accuracy = Some(
                 evaluate(
                     &alt.lowered,
                     &alt.qnet,

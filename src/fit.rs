@@ -232,6 +232,29 @@ fn instances(comp: &str, p: &Capacity) -> usize {
 
 include!("fit_coefs.rs");
 
+/// hw/ccc_logits.v, which replaces the head unit when the head runs on the array.
+/// Flip-flops counted from the RTL: the class and output shift registers (2·CLS·ACC_W),
+/// the argmax value, the output word (its sign extension one flip-flop), the argmax and
+/// output indices and five control bits. LUTs and carries fitted to yosys 0.23 on the
+/// module alone (CLS 10–30, ACC_W 20–32, R 4–32, one and two banks; within 4 LUTs of
+/// every point): a LUT per class bit and bank picks the row that wrote it and shifts it
+/// out, the argmax compare is a carry chain of ACC_W.
+fn logits_unit(p: &Capacity, family: Family) -> Resources {
+    let (cls, acc) = (p.classes as f64, p.acc_w as f64);
+    let cls_w = p.widths.cls_w as u64;
+    let per_bit = 1.05 * (p.banks as f64) * cls * acc;
+    let (lut, carry) = match family {
+        Family::Ecp5 => (per_bit + 2.0 * acc + 0.5 * cls, p.acc_w.div_ceil(2) + 3),
+        _ => (per_bit + 0.67 * acc + 31.0, p.acc_w + 3),
+    };
+    Resources {
+        lut: count(lut),
+        dff: (2 * p.classes * p.acc_w + p.acc_w + (p.acc_w + 1).min(32)) as u64 + 2 * cls_w + 6,
+        carry: carry as u64,
+        ..Resources::default()
+    }
+}
+
 fn dot(c: &[f64], x: &[f64]) -> f64 {
     c.iter().zip(x).map(|(a, b)| a * b).sum()
 }
@@ -398,7 +421,12 @@ pub fn estimate(p: &Capacity, family: Family) -> Estimate {
                 }),
         ..Resources::default()
     };
-    if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
+    if p.head_array {
+        // No head unit: the logits unit takes the classifier's place.
+        if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
+            *c = ("logits", 1, logits_unit(p, family));
+        }
+    } else if let Some(c) = components.iter_mut().find(|c| c.0 == "classifier") {
         c.2 += cls_mem(family);
         c.2 += lane_res;
     }
@@ -881,24 +909,18 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
             bram_bits: blocks * block,
         });
     }
-    let head = c.head();
-    let cls_rom = (head.weights * 8 * head.lanes) as u64;
-    let cls_bram = match family {
-        Family::Ecp5 => 0,
-        _ if cls_rom > 256 => brams(family, head.weights, 8 * head.lanes, 1).0,
-        _ => 0,
-    };
-    // An MLP head's hidden outputs: two halves of 2^hd_w bytes.
-    let hidden_bits = if head.layers > 1 { 16 << head.hd_w } else { 0 };
-    memories.push(MemoryUse {
-        memory: "classifier".into(),
-        holds: "weights, biases, the pooled sums (and an MLP head's hidden outputs)".into(),
-        needed_bits: cls_rom
-            + (head.biases * head.lanes * c.logit_w + c.ch * c.pool_w + hidden_bits) as u64,
-        kind: if cls_bram > 0 { "block RAM" } else { "logic" }.into(),
-        bram: cls_bram,
-        bram_bits: cls_bram * block,
-    });
+    if c.head_array {
+        memories.push(MemoryUse {
+            memory: "logits".into(),
+            holds: "the classifier's accumulators, one register per class".into(),
+            needed_bits: (c.classes * c.acc_w) as u64,
+            kind: "logic".into(),
+            bram: 0,
+            bram_bits: 0,
+        });
+    } else {
+        memories.push(head_memory(c, family));
+    }
     let map_bits = c.cols * (1 + c.widths.lane_w + 2 * c.widths.tap_w + c.word.offset_w);
     memories.push(MemoryUse {
         memory: "schedule ROM and write map".into(),
@@ -914,6 +936,30 @@ pub fn memory_budget(net: &PackedNet, d: &HwDesign, family: Family) -> MemoryBud
         bram: memories.iter().map(|m| m.bram).sum(),
         bram_bits: memories.iter().map(|m| m.bram_bits).sum(),
         memories,
+    }
+}
+
+/// The head unit's memories: its weight and bias ROMs, the pooled sums and an MLP
+/// head's hidden outputs.
+fn head_memory(c: &Capacity, family: Family) -> MemoryUse {
+    let block = block_bits(family);
+    let head = c.head();
+    let cls_rom = (head.weights * 8 * head.lanes) as u64;
+    let cls_bram = match family {
+        Family::Ecp5 => 0,
+        _ if cls_rom > 256 => brams(family, head.weights, 8 * head.lanes, 1).0,
+        _ => 0,
+    };
+    // An MLP head's hidden outputs: two halves of 2^hd_w bytes.
+    let hidden_bits = if head.layers > 1 { 16 << head.hd_w } else { 0 };
+    MemoryUse {
+        memory: "classifier".into(),
+        holds: "weights, biases, the pooled sums (and an MLP head's hidden outputs)".into(),
+        needed_bits: cls_rom
+            + (head.biases * head.lanes * c.logit_w + c.ch * c.pool_w + hidden_bits) as u64,
+        kind: if cls_bram > 0 { "block RAM" } else { "logic" }.into(),
+        bram: cls_bram,
+        bram_bits: cls_bram * block,
     }
 }
 

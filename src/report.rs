@@ -103,10 +103,25 @@ pub struct Report {
     /// A model with decomposed convs: this compile's mapping of them, then the other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decomposition: Option<Vec<MappingRow>>,
+    /// The head's linear layers on the array (`--head-on-array`), counted in `layers`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub head_on_array: usize,
+    /// The head on the head unit and on the array: this compile's mapping, then the
+    /// other (`Err`: why the other cannot be built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_mapping: Option<HeadMapping>,
     /// An MLP head's linear layers (hidden layers, then the classifier); empty for a
     /// linear classifier alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub head: Vec<HeadRow>,
+}
+
+/// Both mappings of the head, or this one and why the other fails.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeadMapping {
+    pub rows: Vec<MappingRow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_error: Option<String>,
 }
 
 /// One linear layer of an MLP head, as the head unit runs it.
@@ -127,10 +142,13 @@ pub struct HeadRow {
     pub cycles: u64,
 }
 
-/// One mapping of a model's decomposed convs (docs/DESIGN.md §10), whole network.
+/// One mapping of a part of the model (its decomposed convs, its head; docs/DESIGN.md
+/// §10), whole network.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MappingRow {
-    pub mapping: crate::lower::Decomposition,
+    /// `stages` / `expanded` for decomposed convs; `head unit` / `array (α A)` for the
+    /// head.
+    pub mapping: String,
     /// The mapping this compile (its RTL, its packed network) uses.
     pub selected: bool,
     /// Layers on the array.
@@ -140,17 +158,27 @@ pub struct MappingRow {
     /// 8-bit packed accuracy, with a dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
+    /// The fit model's ECP5 prediction for the whole accelerator, with the RTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecp5: Option<crate::fit::Resources>,
 }
 
 impl MappingRow {
-    pub fn of(r: &Report, mapping: crate::lower::Decomposition, selected: bool) -> Self {
+    pub fn of(r: &Report, mapping: impl Into<String>, selected: bool) -> Self {
         MappingRow {
-            mapping,
+            mapping: mapping.into(),
             selected,
             layers: r.layers.len(),
             packed: r.packed.clone(),
             latency: r.latency.packed,
             accuracy: None,
+            ecp5: r.fpga.as_ref().and_then(|f| {
+                f.prediction
+                    .packed
+                    .iter()
+                    .find(|e| e.family == crate::fit::Family::Ecp5)
+                    .map(|e| e.total)
+            }),
         }
     }
 }
@@ -288,6 +316,8 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
         accuracy: None,
         fpga: None,
         decomposition: None,
+        head_on_array: net.layers.iter().skip_while(|l| !l.pool).count(),
+        head_mapping: None,
         head: head_rows(net, sched.head_lanes),
         classifier_cycles: cls,
         head_lanes: sched.head_lanes,
@@ -313,7 +343,7 @@ pub fn build(net: &PackedNet, sched: &Schedule, dense_sched: &Schedule, source: 
 /// The rows of [`Report::head`].
 fn head_rows(net: &PackedNet, lanes: usize) -> Vec<HeadRow> {
     let c = &net.classifier;
-    if c.hidden.is_empty() {
+    if c.hidden.is_empty() || net.layers.iter().any(|l| l.pool) {
         return Vec::new();
     }
     let row = |layer: usize, weight: &str, w: &ndarray::Array2<i32>, output: String, shift| {
@@ -357,9 +387,12 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{}: {} conv layers on a {}x{} array ({}, γ = {})",
+            "{}: {} on a {}x{} array ({}, γ = {})",
             self.model,
-            self.layers.len(),
+            match self.head_on_array {
+                0 => format!("{} conv layers", self.layers.len()),
+                h => format!("{} conv and {h} linear layers", self.layers.len() - h),
+            },
             self.array.rows,
             self.array.cols,
             if self.dense {
@@ -398,6 +431,23 @@ impl Report {
                 "  {copies} row copies give the KxK convs' taps a row each: {:.1}% of the packed cell-cycles (write copies)",
                 100.0 * share
             );
+        }
+        if let Some(h) = &self.head_mapping {
+            match (h.rows.get(1), &h.other_error) {
+                (Some(o), _) => {
+                    let _ = writeln!(
+                        s,
+                        "  head {} instead: {} cycles/image, latency {}",
+                        head_mapping_phrase(&o.mapping),
+                        o.packed.cycles,
+                        o.latency
+                    );
+                }
+                (None, Some(e)) => {
+                    let _ = writeln!(s, "  the head cannot run on the array: {e}");
+                }
+                (None, None) => {}
+            }
         }
         if let Some(a) = &self.accuracy {
             let _ = writeln!(s, "{}", accuracy_text(a, self.dense));
@@ -506,6 +556,9 @@ impl Report {
         if let Some(rows) = &self.decomposition {
             let _ = writeln!(s, "\n{}", decomposition_table(rows));
         }
+        if let Some(h) = &self.head_mapping {
+            let _ = writeln!(s, "\n{}", head_mapping_table(h));
+        }
         if !self.head.is_empty() {
             let _ = writeln!(
                 s,
@@ -546,6 +599,51 @@ impl Report {
     }
 }
 
+/// "on the head unit" / "on the array (α 2)", from a [`MappingRow::mapping`] name.
+fn head_mapping_phrase(name: &str) -> String {
+    format!("on the {name}")
+}
+
+/// The two mappings of the head side by side.
+fn head_mapping_table(h: &HeadMapping) -> String {
+    let mut s = String::from(
+        "## Head: on the head unit or on the array\n\n\
+         | head on the | layers on the array | nonzeros | tiles | cycles | MAC eff. | latency | ECP5 LUT4 | ECP5 FF | ECP5 BRAM | 8-bit packed accuracy |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &h.rows {
+        let m = &r.packed;
+        let (lut, ff, bram) = r.ecp5.map_or(("-".into(), "-".into(), "-".into()), |e| {
+            (e.lut.to_string(), e.dff.to_string(), e.bram.to_string())
+        });
+        let _ = writeln!(
+            s,
+            "| {}{} | {} | {} | {} | {} | {:.1}% | {} | {lut} | {ff} | {bram} | {} |",
+            r.mapping,
+            if r.selected { " (this design)" } else { "" },
+            r.layers,
+            m.nonzeros,
+            m.tiles,
+            m.cycles,
+            100.0 * m.mac_efficiency,
+            r.latency,
+            r.accuracy
+                .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a))
+        );
+    }
+    if let Some(e) = &h.other_error {
+        let _ = writeln!(s, "\nThe head cannot run on the array: {e}.");
+    }
+    s += "\nHead unit: the pool and the linear layers on their own MAC lanes beside the \
+          array, overlapping the next image's layers (its nonzeros are not in the array's \
+          count). Array (`ccc compile --head-on-array[=α]`): the first linear layer \
+          accumulates over the last conv's pixels (the pool folded in, one output pixel), \
+          the classifier's accumulators are the logits; no head unit, the array's time \
+          grows by the head's tiles. Both compute the same logits at α 1 \
+          (docs/DESIGN.md §10).\n";
+    s
+}
+
 /// The two mappings of the decomposed convs side by side.
 fn decomposition_table(rows: &[MappingRow]) -> String {
     let mut s = String::from(
@@ -555,7 +653,7 @@ fn decomposition_table(rows: &[MappingRow]) -> String {
     );
     for r in rows {
         let m = &r.packed;
-        let name = r.mapping.name();
+        let name = &r.mapping;
         let _ = writeln!(
             s,
             "| {name}{} | {} | {} | {} | {} | {:.3} | {} | {} | {:.1}% | {} | {} |",

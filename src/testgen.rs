@@ -332,24 +332,26 @@ pub fn generate(spec: &GenSpec) -> Result<ModelWriter> {
     }
     b.m.avgpool();
     for (i, &out) in spec.head.iter().enumerate() {
-        // Sparse like the blocks (the mask honoured), biased so that some outputs clamp.
+        // Sparse like the blocks, through a `mask` (the weights under it stay nonzero in
+        // the file, so a reader that ignored the mask would compute something else);
+        // biased so that some outputs clamp.
         let a = (6.0 / c as f64).sqrt() as f32;
-        let w: Vec<f32> = b
-            .uniform(out * c, -a, a)
-            .into_iter()
-            .map(|v| {
-                if b.rng.random::<f64>() < spec.density.max(0.5) {
-                    v
-                } else {
-                    0.0
-                }
-            })
+        let w = b.uniform(out * c, -a, a);
+        let keep = spec.density.max(0.5);
+        let mask: Vec<f32> = (0..out * c)
+            .map(|_| f32::from(u8::from(b.rng.random::<f64>() < keep)))
             .collect();
-        let (wn, bn) = (format!("head.{i}.weight"), format!("head.{i}.bias"));
+        let (wn, bn, mn) = (
+            format!("head.{i}.weight"),
+            format!("head.{i}.bias"),
+            format!("head.{i}.mask"),
+        );
         b.tensor(&wn, &[out, c], w);
+        b.tensor(&mn, &[out, c], mask);
         let bias = b.uniform(out, 0.0, 1.0);
         b.tensor(&bn, &[out], bias);
         b.m.linear(&wn, &bn);
+        b.m.layer_tensor("mask", &mn);
         b.m.activation(spec.relu6);
         c = out;
     }

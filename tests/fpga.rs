@@ -422,3 +422,91 @@ fn shipped_models_against_their_targets() {
     let o = compile_for(&cc, "16", "16", "ecp5-85k", &out);
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
+
+/// The fit model's logits unit (a head on the array, `--head-on-array`) against yosys on
+/// hw/ccc_logits.v alone, at the capacity of a compiled design and at variations of it
+/// (more classes, a narrower accumulator, two row-end banks).
+#[test]
+fn logits_unit_agrees_with_yosys() {
+    if !common::need("yosys", "logits_unit_agrees_with_yosys") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = tiny();
+    spec.head = vec![6];
+    let m = common::write_model(dir.path(), "m.safetensors", &spec);
+    let o = ccc::compile::CompileOptions {
+        rows: 4,
+        cols: 4,
+        head_on_array: Some(1),
+        ..Default::default()
+    };
+    let c = ccc::compile::compile(&m, &o).unwrap();
+    let cap = c.design.unwrap().capacity;
+    assert!(cap.head_array);
+    let mut caps = vec![cap.clone()];
+    let mut v = cap.clone();
+    // 23 classes over 4 rows: 6 row blocks.
+    (v.classes, v.acc_w, v.widths.cls_w, v.widths.rb_w) = (23, 20, 5, 3);
+    caps.push(v);
+    let mut v = cap;
+    (v.banks, v.acc_w) = (2, 32);
+    caps.push(v);
+    let src = common::repo().join("hw/ccc_logits.v");
+    for (i, p) in caps.iter().enumerate() {
+        for (fam, lut, ff, carry) in [
+            (Family::Ice40, "SB_LUT4", "SB_DFF", "SB_CARRY"),
+            (Family::Ecp5, "LUT4", "TRELLIS_FF", "CCU2C"),
+        ] {
+            let synth = if fam == Family::Ice40 {
+                "synth_ice40"
+            } else {
+                "synth_ecp5"
+            };
+            let stat = dir.path().join(format!("stat{i}_{}.txt", lut));
+            let script = format!(
+                "read_verilog {}; chparam -set R {} -set NB {} -set RB_W {} -set CLS {} \
+                 -set CLS_W {} -set ACC_W {} ccc_logits; {synth} -top ccc_logits; \
+                 tee -q -o {} stat",
+                src.display(),
+                p.rows,
+                p.banks,
+                p.widths.rb_w,
+                p.classes,
+                p.widths.cls_w,
+                p.acc_w,
+                stat.display()
+            );
+            let y = Command::new("yosys")
+                .args(["-q", "-p", &script])
+                .output()
+                .unwrap();
+            assert!(y.status.success(), "{}", common::stderr(&y));
+            let text = std::fs::read_to_string(&stat).unwrap();
+            // Cell counts by prefix (iCE40 flip-flops come as SB_DFF, SB_DFFE, SB_DFFESR...).
+            let n = |prefix: &str| -> u64 {
+                text.lines()
+                    .filter_map(|l| {
+                        let mut w = l.split_whitespace();
+                        let (name, v) = (w.next()?, w.next()?);
+                        (name.starts_with(prefix) && (prefix != "LUT4" || name == "LUT4"))
+                            .then(|| v.parse::<u64>().ok())
+                            .flatten()
+                    })
+                    .sum()
+            };
+            let e = fit::estimate(p, fam);
+            let pred = &e.component("logits").expect("a logits component").total;
+            assert!(e.component("classifier").is_none());
+            let what = format!(
+                "point {i} {fam:?} (classes {} acc_w {} cls_w {}): {pred:?}\n{text}",
+                p.classes, p.acc_w, p.widths.cls_w
+            );
+            assert!(rel(pred.lut, n(lut)) <= 0.05, "LUT4 {what}");
+            assert!(rel(pred.dff, n(ff)) <= 0.02, "FF {what}");
+            // The carries (the argmax compare, the output counter) are few; yosys shares
+            // some with the counter's compare depending on the class count.
+            assert!(pred.carry.abs_diff(n(carry)) <= 4, "carry {what}");
+        }
+    }
+}

@@ -8,7 +8,7 @@ use ccc::model::{Network, Op};
 use ccc::pack::network::apply_permutation;
 use ccc::reference::run_float;
 use ccc::testgen::{self, BlockSpec, GenSpec, StemSpec};
-use common::{ccc, stderr, stdout};
+use common::{ccc, stderr, stdout, tensor_f32};
 
 fn opts(rows: usize, cols: usize) -> CompileOptions {
     CompileOptions {
@@ -302,6 +302,16 @@ fn head_on_the_array_computes_the_head_units_logits() {
             "one array layer per linear layer"
         );
         assert!(head[0].pool && head[1..].iter().all(|l| !l.pool));
+        if !spec.head.is_empty() {
+            // The hidden layers' weights are dense in the file behind a sparse mask: the
+            // array layer holds at most the mask's nonzeros (quantization may zero more).
+            let mask = tensor_f32(&m, "head.0.mask");
+            let dense = tensor_f32(&m, "head.0.weight");
+            let ones = mask.iter().filter(|&&v| v != 0.0).count();
+            assert!(dense.iter().all(|&v| v != 0.0) && ones < dense.len());
+            let nnz = head[0].decode().iter().filter(|&&w| w != 0).count();
+            assert!(nnz <= ones && nnz * 10 >= ones * 9, "{nnz} of {ones}");
+        }
         let last = head.last().unwrap();
         assert_eq!(last.act, ccc::lower::Activation::Logits);
         assert_eq!(last.output.c, spec.classes);

@@ -16,7 +16,7 @@ use ccc::reference::{argmax, run_float};
 use ccc::testgen::random_image;
 use ccc::train::net::{Arch, Mode, ShiftNet, batch_tensor};
 use ccc::train::{TrainOptions, train};
-use common::{ccc, stderr};
+use common::{ccc, stderr, tensor_f32};
 
 fn synthetic(n: usize, seed: u64) -> Dataset {
     // Labels follow the image's brightest quadrant-ish bucket so training has signal.
@@ -759,26 +759,6 @@ fn train_retrain_and_sweep_commands_run_end_to_end() {
     assert_eq!(svg.matches("<circle").count(), 4, "2 points x 2 panels");
     let md = std::fs::read_to_string(format!("{sweep}/sweep.md")).unwrap();
     assert!(md.contains("| start |") && md.contains("| 4 | 1 |"), "{md}");
-}
-
-/// A tensor of a model file as f32 values.
-fn tensor_f32(path: &Path, name: &str) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    match t.dtype() {
-        safetensors::Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        safetensors::Dtype::I32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
-            .collect(),
-        d => panic!("{name}: unexpected dtype {d:?}"),
-    }
 }
 
 #[test]
