@@ -524,8 +524,8 @@ fn tiles_shorter_than_the_load_lead_load_the_right_weights() {
 /// The head on the array (`--head-on-array`): the pool folded into the first linear
 /// layer, hidden layers as 1-pixel layers, the classifier's accumulators the logits.
 /// Bit-exact with exact cycles (latency, interval, every layer span) on generated models:
-/// a 1x1 and a 2x2 last map, an MLP head and a classifier alone, a non-square array, a
-/// head combined at α 2.
+/// 1x1, 2x2 and 4x4 last maps, masked MLP heads and a classifier alone, non-square
+/// arrays, a head combined at α 2.
 #[test]
 fn head_on_the_array_simulates_bit_exact() {
     if !common::need("iverilog", "head_on_the_array_simulates_bit_exact") {
@@ -549,6 +549,14 @@ fn head_on_the_array_simulates_bit_exact() {
             "4",
             "4",
             "2",
+        ),
+        // A 4x4 last map over three column blocks into a 20-unit hidden layer over three
+        // row blocks, on a tall array.
+        (
+            "--input 1,8,8 --stem 8,3,1,1 --blocks 16:2:4,12:1:4 --head 20",
+            "8",
+            "4",
+            "1",
         ),
     ];
     let d = tempfile::tempdir().unwrap();
