@@ -581,36 +581,30 @@ pub fn measure_accuracy(c: &mut Compiled, d: &Dataset, dataset: &str) -> Result<
     let a = evaluate(
         &c.lowered, &c.qnet, &c.packed, &d.images, &d.labels, dataset,
     );
-    if let Some(rows) = &mut c.report.decomposition {
+    let packed_accuracy = |alt: &Compiled| {
+        evaluate(
+            &alt.lowered,
+            &alt.qnet,
+            &alt.packed,
+            &d.images,
+            &d.labels,
+            dataset,
+        )
+        .packed
+    };
+    // The other mappings (of the decomposed convs, of the head) beside this one.
+    let others = [
+        (c.report.decomposition.as_mut(), c.alternative.as_deref()),
+        (
+            c.report.head_mapping.as_mut().map(|h| &mut h.rows),
+            c.head_alternative.as_deref(),
+        ),
+    ];
+    for (rows, alt) in others {
+        let Some(rows) = rows else { continue };
         rows[0].accuracy = Some(a.packed);
-        if let Some(alt) = &c.alternative {
-            rows[1].accuracy = Some(
-                evaluate(
-                    &alt.lowered,
-                    &alt.qnet,
-                    &alt.packed,
-                    &d.images,
-                    &d.labels,
-                    dataset,
-                )
-                .packed,
-            );
-        }
-    }
-    if let Some(h) = &mut c.report.head_mapping {
-        h.rows[0].accuracy = Some(a.packed);
-        if let (Some(row), Some(alt)) = (h.rows.get_mut(1), &c.head_alternative) {
-            row.accuracy = Some(
-                evaluate(
-                    &alt.lowered,
-                    &alt.qnet,
-                    &alt.packed,
-                    &d.images,
-                    &d.labels,
-                    dataset,
-                )
-                .packed,
-            );
+        if let (Some(row), Some(alt)) = (rows.get_mut(1), alt) {
+            row.accuracy = Some(packed_accuracy(alt));
         }
     }
     c.report.accuracy = Some(a);
