@@ -202,13 +202,14 @@ pub fn pack_options(lowered: &LoweredNet, o: &CompileOptions) -> Result<PackOpti
 
 impl CompileOptions {
     /// The same options with the head on the head unit if it is on the array, and on the
-    /// array (dense: α 1) if not.
+    /// array (dense: α 1) if not; the head unit with the lanes the compiler picks.
     pub fn other_head_mapping(&self) -> CompileOptions {
         CompileOptions {
             head_on_array: match self.head_on_array {
                 Some(_) => None,
                 None => Some(1),
             },
+            head_lanes: None,
             ..self.clone()
         }
     }
@@ -283,6 +284,13 @@ fn compile_one(path: &Path, o: &CompileOptions) -> Result<Compiled> {
     let qnet = quantize(&lowered, o.act_frac)?;
     let popts = pack_options(&lowered, o)?;
     let packed = pack_network(&qnet, &popts)?;
+    if let (Some(n), Some(_)) = (o.head_lanes, o.head_on_array) {
+        bail!(
+            "{}: --head-lanes {n} with --head-on-array: the head runs on the array, there \
+             is no head unit",
+            path.display()
+        );
+    }
     if let Some(n) = o.head_lanes {
         crate::schedule::check_head_lanes(&packed, n)
             .with_context(|| format!("{}: --head-lanes {n}", path.display()))?;

@@ -107,7 +107,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub head_on_array: usize,
     /// The head on the head unit and on the array: this compile's mapping, then the
-    /// other (`Err`: why the other cannot be built).
+    /// other (or why the array cannot take the head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_mapping: Option<HeadMapping>,
     /// An MLP head's linear layers (hidden layers, then the classifier); empty for a

@@ -294,6 +294,18 @@ fn head_on_the_array_computes_the_head_units_logits() {
             },
         )
         .unwrap();
+        // No head unit, no lanes for it.
+        let err = compile::compile(
+            &m,
+            &CompileOptions {
+                head_on_array: Some(1),
+                head_lanes: Some(1),
+                ..opts(4, 4)
+            },
+        )
+        .err()
+        .expect("lanes refused");
+        assert!(format!("{err:#}").contains("no head unit"), "{err:#}");
         let convs = unit.packed.layers.len();
         let head = &array.packed.layers[convs..];
         assert_eq!(
