@@ -129,7 +129,7 @@ module ccc_loader #(
         end else begin : g_banks
             wire [BANKS*WORD_W-1:0] bank_rdata;
             reg  [BANKS*WORD_W-1:0] bank_q;
-            reg  [SEL_W-1:0]        sel_q, sel2_q;
+            reg  [SEL_W-1:0]        sel_q;
             wire [SEL_W-1:0]        rsel = addr_q[WM_AW-1:BANK_AW];
             wire [SEL_W-1:0]        wsel = wl_addr[WM_AW-1:BANK_AW];
             genvar gb;
@@ -148,12 +148,25 @@ module ccc_loader #(
                     .rdata(bank_rdata[gb*WORD_W +: WORD_W])
                 );
             end
+            // The bank select as an AND-OR over whole words with a registered one-hot
+            // select. Written as an indexed part-select (bank_q[sel*WORD_W +: WORD_W]),
+            // yosys 0.23 lowers it to a shifter over all BANKS*WORD_W bits for some word
+            // widths: 13 507 LUT4 for this module on ECP5 at 7 banks of 138-bit words.
+            reg [BANKS-1:0]  oh_q;
+            reg [WORD_W-1:0] word_mux;
+            integer b;
             always @(posedge clk) begin
                 bank_q <= bank_rdata;
                 sel_q  <= rsel;
-                sel2_q <= sel_q;
+                for (b = 0; b < BANKS; b = b + 1) oh_q[b] <= (sel_q == b[SEL_W-1:0]);
             end
-            assign ld_word = bank_q[sel2_q*WORD_W +: WORD_W];
+            always @(*) begin
+                word_mux = {WORD_W{1'b0}};
+                for (b = 0; b < BANKS; b = b + 1) begin
+                    word_mux = word_mux | (bank_q[b*WORD_W +: WORD_W] & {WORD_W{oh_q[b]}});
+                end
+            end
+            assign ld_word = word_mux;
         end
     endgenerate
 

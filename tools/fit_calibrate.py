@@ -85,6 +85,10 @@ def component_of(path):
         return "memories"
     if leaf == "ccc_classifier":
         return "classifier"
+    # the head on the array: its logits unit is modelled from the RTL (src/fit.rs
+    # `logits_unit`), not fitted here
+    if leaf == "ccc_logits":
+        return "logits"
     if leaf in ("ccc_sched", "ccc_wmap"):
         return "roms"
     # ccc_top, ccc_core and the control modules split out of it (controller, loader,
